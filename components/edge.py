@@ -1,0 +1,180 @@
+"""The edge in front of the VIP: a FortiGate (FortiOS provider) or a small Linux nftables VM.
+
+Both render one firewall model (``LabSpec.firewall_rule``): public IP:ports -> VIP, only from
+the allowed sources, nothing else forwarded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumiverse_fortios as fortios
+
+from components.storage import LabStorage
+from components.vm import LabVm, LabVmArgs
+from halab.render import render_host
+from halab.spec import LabSpec, Role, ZoneName
+
+#: FortiOS predefined services for the ports the lab forwards; others get a custom service.
+_PREDEFINED_SERVICES = {80: "HTTP", 443: "HTTPS"}
+_ANY = "0.0.0.0/0"
+
+
+@dataclass
+class FortiGateEdgeArgs:
+    """What the FortiGate edge needs."""
+
+    spec: LabSpec
+
+
+class FortiGateEdge(pulumi.ComponentResource):
+    """One port-forwarding VIP per port (same public IP), a VIP group, and the inbound policy.
+
+    FortiOS maps one external port (range) per VIP object, so 80 and 443 need two VIPs; a group
+    lets one policy name both. Port forwarding, rather than static NAT, keeps every other port
+    of the public IP closed on the VIP itself, not only in the policy.
+    """
+
+    vips: list[fortios.firewall.Vip]
+    vip_group: fortios.firewall.Vipgrp
+    policy: fortios.firewall.Policy
+
+    def __init__(
+        self, name: str, args: FortiGateEdgeArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ha-web-lab:index:FortiGateEdge", name, None, opts)
+        spec = args.spec
+        rule = spec.firewall_rule
+        lab = spec.lab_name
+        wan, dmz = spec.fortigate_wan_interface, spec.fortigate_dmz_interface
+        child = pulumi.ResourceOptions(parent=self)
+        # A VIP in use by a policy cannot be replaced in place ("entry is used", fos#123):
+        # delete first, so Pulumi takes the policy down and back up around it.
+        vip_opts = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
+        vdom = spec.fortigate_vdom
+
+        self.vips = [
+            fortios.firewall.Vip(
+                f"{name}-vip-{port}",
+                name=f"{lab}-{port}",
+                comment=f"ha-web-lab {spec.stack}: {rule.public_ip}:{port} -> {rule.target_vip}",
+                type="static-nat",
+                extintf=wan,
+                extip=str(rule.public_ip),
+                mappedips=[fortios.firewall.VipMappedipArgs(range=str(rule.target_vip))],
+                portforward="enable",
+                protocol="tcp",
+                extport=str(port),
+                mappedport=str(port),
+                arp_reply="enable",
+                vdomparam=vdom,
+                opts=vip_opts,
+            )
+            for port in rule.ports
+        ]
+        self.vip_group = fortios.firewall.Vipgrp(
+            f"{name}-vip-group",
+            name=f"{lab}-vips",
+            interface=wan,
+            members=[fortios.firewall.VipgrpMemberArgs(name=vip.name) for vip in self.vips],
+            # FortiOS returns member lists reordered; natural order avoids perpetual diffs.
+            dynamic_sort_subtable="natural",
+            vdomparam=vdom,
+            opts=vip_opts,
+        )
+        services = [self._service(name, port, vdom) for port in rule.ports]
+        sources = self._sources(name, [str(n) for n in rule.allowed_sources], vdom)
+        self.policy = fortios.firewall.Policy(
+            f"{name}-policy",
+            # Explicit id: a new policy is appended at the end of the sequence (fos#247).
+            policyid=spec.fortigate_policy_id,
+            name=f"{lab}-inbound",
+            comments=f"ha-web-lab {spec.stack}: public {rule.public_ip} to the LB VIP",
+            srcintfs=[fortios.firewall.PolicySrcintfArgs(name=wan)],
+            dstintfs=[fortios.firewall.PolicyDstintfArgs(name=dmz)],
+            srcaddrs=[fortios.firewall.PolicySrcaddrArgs(name=s) for s in sources],
+            dstaddrs=[fortios.firewall.PolicyDstaddrArgs(name=self.vip_group.name)],
+            services=[fortios.firewall.PolicyServiceArgs(name=s) for s in services],
+            action="accept",
+            schedule="always",
+            # Off by default: the LBs route replies back through the FortiGate (their default
+            # gateway), so there is no asymmetric path and the web tier sees client addresses.
+            nat="enable" if rule.source_nat else "disable",
+            logtraffic="all",
+            status="enable",
+            dynamic_sort_subtable="natural",
+            vdomparam=vdom,
+            opts=child,
+        )
+        self.register_outputs(
+            {
+                "vip_names": [v.name for v in self.vips],
+                "vip_group": self.vip_group.name,
+                "policy_id": self.policy.policyid,
+            }
+        )
+
+    def _service(self, name: str, port: int, vdom: str) -> pulumi.Input[str]:
+        if port in _PREDEFINED_SERVICES:
+            return _PREDEFINED_SERVICES[port]
+        custom = fortios.firewall.service.Custom(
+            f"{name}-service-{port}",
+            name=f"hwl-tcp-{port}",
+            tcp_portrange=str(port),
+            vdomparam=vdom,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return custom.name
+
+    def _sources(self, name: str, networks: list[str], vdom: str) -> list[pulumi.Input[str]]:
+        if _ANY in networks:
+            return ["all"]
+        out: list[pulumi.Input[str]] = []
+        for index, net in enumerate(networks):
+            address = fortios.firewall.Address(
+                f"{name}-source-{index}",
+                name=f"hwl-src-{net.replace('/', '_')}",
+                type="ipmask",
+                subnet=net,
+                vdomparam=vdom,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            out.append(address.name)
+        return out
+
+
+@dataclass
+class LinuxEdgeArgs:
+    """What the Linux edge needs."""
+
+    spec: LabSpec
+    storage: LabStorage
+    network_ids: dict[ZoneName, pulumi.Output[str]]
+
+
+class LinuxEdge(pulumi.ComponentResource):
+    """A small VM that plays the FortiGate's role with the same rule in nftables."""
+
+    vm: LabVm
+    public_ip: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: LinuxEdgeArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ha-web-lab:index:LinuxEdge", name, None, opts)
+        spec = args.spec
+        (host,) = spec.hosts_with_role(Role.EDGE)
+        self.vm = LabVm(
+            f"{name}-vm",
+            LabVmArgs(
+                spec,
+                host,
+                pulumi.Output.from_input(render_host(spec, host)),
+                args.storage,
+                args.network_ids,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.public_ip = pulumi.Output.from_input(str(spec.public_address))
+        self.register_outputs({"public_ip": self.public_ip})

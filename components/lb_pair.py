@@ -1,0 +1,48 @@
+"""The load-balancer pair: HAProxy on both, Keepalived moving one VIP between them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.storage import LabStorage
+from components.vm import LabVm, LabVmArgs
+from halab.render import VM, render_host
+from halab.spec import LabSpec, Role, ZoneName
+
+
+@dataclass
+class LoadBalancerPairArgs:
+    """What the LB pair needs. ``tls_pem`` is the shared certificate and key (a secret)."""
+
+    spec: LabSpec
+    storage: LabStorage
+    network_ids: dict[ZoneName, pulumi.Output[str]]
+    tls_pem: pulumi.Output[str]
+    #: Resources whose creation must finish first (the web tier: HAProxy's checks need it).
+    depends_on: list[pulumi.Resource] | None = None
+
+
+class LoadBalancerPair(pulumi.ComponentResource):
+    """Two LB VMs; the first lb host is the preferred VRRP master."""
+
+    vms: dict[str, LabVm]
+    vip: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: LoadBalancerPairArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ha-web-lab:index:LoadBalancerPair", name, None, opts)
+        spec = args.spec
+        self.vms = {}
+        for host in spec.hosts_with_role(Role.LB):
+            # Pure rendering inside apply: the seed carries the TLS key, so it stays secret.
+            seed = args.tls_pem.apply(lambda pem, h=host: render_host(spec, h, VM, pem))
+            self.vms[host.name] = LabVm(
+                f"{name}-{host.name}",
+                LabVmArgs(spec, host, seed, args.storage, args.network_ids),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on or []),
+            )
+        self.vip = pulumi.Output.from_input(str(spec.vip_address))
+        self.register_outputs({"vip": self.vip, "hosts": list(self.vms)})

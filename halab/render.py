@@ -1,0 +1,337 @@
+"""The one renderer: spec -> every file of every host.
+
+Config files come from the jinja2 templates in ``cloud-init/`` (``StrictUndefined``: a missing
+value is an error, never an empty string). cloud-init's user-data, network-config and meta-data are
+built as data and dumped once. The local namespace lab consumes these same files; the only
+differences between a VM and a namespace host come from :class:`Target` and are confined to
+Keepalived's ``net_namespace`` line and the HAProxy process name it tracks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from halab.spec import LabSpec, ResolvedHost, Role, ZoneName
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "cloud-init"
+TLS_PLACEHOLDER = "<secret: the lab's TLS certificate and key (PEM), filled in by Pulumi>"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where each rendered file lives on a host."""
+
+    app_dir: str = "/opt/ha-web-lab/app"
+    app_unit: str = "/etc/systemd/system/ha-web-app.service"
+    nginx_site: str = "/etc/nginx/sites-available/ha-web-lab"
+    haproxy_cfg: str = "/etc/haproxy/haproxy.cfg"
+    haproxy_503: str = "/etc/haproxy/errors/ha-web-lab-503.http"
+    haproxy_socket: str = "/run/haproxy/admin.sock"
+    tls_pem: str = "/etc/haproxy/certs/ha-web-lab.pem"
+    keepalived_conf: str = "/etc/keepalived/keepalived.conf"
+    nftables: str = "/etc/nftables.conf"
+    sysctl: str = "/etc/sysctl.d/60-ha-web-lab.conf"
+    sshd: str = "/etc/ssh/sshd_config.d/60-ha-web-lab.conf"
+    setup: str = "/usr/local/sbin/ha-web-lab-setup"
+
+
+PATHS = Paths()
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """How the web app runs: an unprivileged user, loopback, one port."""
+
+    user: str = "hwl-app"
+    dir: str = PATHS.app_dir
+    port: int = 8000
+    unit: str = "ha-web-app.service"
+
+
+APP = AppSettings()
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the files will run: a VM (``netns`` None) or a network namespace of the local lab."""
+
+    netns: str | None = None
+
+    @property
+    def is_vm(self) -> bool:
+        """True when rendering for a real VM."""
+        return self.netns is None
+
+    def haproxy_process_name(self, host: str) -> str:
+        """Name Keepalived tracks. Namespace hosts share one process list, so each LB's HAProxy
+        runs under its own name there (see the measurements note); on a VM it is plain haproxy."""
+        return "haproxy" if self.is_vm else f"hap-{host}"[:15]
+
+
+VM = Target()
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    """One file a host gets, with its path and mode."""
+
+    path: str
+    content: str
+    mode: str = "0644"
+    owner: str = "root:root"
+    secret: bool = False
+
+
+@dataclass(frozen=True)
+class RenderedHost:
+    """Everything one host is seeded with."""
+
+    host: ResolvedHost
+    files: tuple[RenderedFile, ...]
+    user_data: str
+    network_config: str
+    meta_data: str
+    instance_id: str
+    #: True when the user-data carries a secret (the TLS key): Pulumi must keep it secret.
+    has_secret: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def file(self, path: str) -> RenderedFile:
+        """The rendered file at ``path``."""
+        for f in self.files:
+            if f.path == path:
+                return f
+        raise KeyError(path)
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - config files, not HTML
+        trim_blocks=False,
+    )
+
+
+def render_template(name: str, **context: Any) -> str:
+    """Render one template from ``cloud-init/``."""
+    return _environment().get_template(name).render(**context)
+
+
+@dataclass(frozen=True)
+class _WebBackend:
+    name: str
+    leg_address: str
+
+
+def _context(spec: LabSpec, host: ResolvedHost, target: Target) -> dict[str, Any]:
+    ctx: dict[str, Any] = {
+        "spec": spec,
+        "host": host,
+        "target": target,
+        "paths": PATHS,
+        "app": APP,
+        "rule": spec.firewall_rule,
+        "dmz_cidr": spec.zones[ZoneName.DMZ].cidr,
+    }
+    if host.role is Role.WEB:
+        ctx["web_leg"] = host.leg(ZoneName.INTERNAL)
+        ctx["lb_internal"] = [
+            str(lb.leg(ZoneName.INTERNAL).address) for lb in spec.hosts_with_role(Role.LB)
+        ]
+    if host.role is Role.LB:
+        ctx["dmz_leg"] = host.leg(ZoneName.DMZ)
+        ctx["peer"] = next(p for p in spec.vrrp_peers if p.host == host.name)
+        ctx["webs"] = [
+            _WebBackend(w.name, str(w.leg(ZoneName.INTERNAL).address))
+            for w in spec.hosts_with_role(Role.WEB)
+        ]
+        ctx["advert_int"] = _seconds(spec.vrrp_advert_interval_ms)
+        ctx["instance_name"] = f"VI_{spec.vrrp_router_id}"
+        ctx["haproxy_process_name"] = target.haproxy_process_name(host.name)
+        ctx["keepalived_script_user"] = "nobody"
+    return ctx
+
+
+def _seconds(ms: int) -> str:
+    text = f"{ms / 1000:.2f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def role_files(
+    spec: LabSpec, host: ResolvedHost, target: Target = VM, tls_pem: str = TLS_PLACEHOLDER
+) -> tuple[RenderedFile, ...]:
+    """The config files a host's user-data writes (also what the local lab runs)."""
+    ctx = _context(spec, host, target)
+    files = [
+        RenderedFile(PATHS.nftables, render_template("nftables.nft.j2", **ctx), "0755"),
+        RenderedFile(PATHS.sysctl, render_template("sysctl.conf.j2", **ctx)),
+        RenderedFile(PATHS.sshd, render_template("sshd.conf.j2", **ctx)),
+        RenderedFile(PATHS.setup, render_template("setup.sh.j2", **ctx), "0755"),
+    ]
+    if host.role is Role.WEB:
+        files += [
+            RenderedFile(f"{PATHS.app_dir}/main.py", render_template("app.py.j2", **ctx)),
+            RenderedFile(PATHS.app_unit, render_template("ha-web-app.service.j2", **ctx)),
+            RenderedFile(PATHS.nginx_site, render_template("nginx-site.conf.j2", **ctx)),
+        ]
+    if host.role is Role.LB:
+        files += [
+            RenderedFile(PATHS.haproxy_cfg, render_template("haproxy.cfg.j2", **ctx)),
+            RenderedFile(PATHS.haproxy_503, render_template("haproxy-503.http.j2", **ctx)),
+            RenderedFile(PATHS.keepalived_conf, render_template("keepalived.conf.j2", **ctx)),
+            RenderedFile(PATHS.tls_pem, tls_pem, "0600", secret=True),
+        ]
+    return tuple(files)
+
+
+def network_config(host: ResolvedHost) -> dict[str, Any]:
+    """cloud-init network-config v2: each NIC matched by its pinned MAC, static address.
+
+    No DHCP anywhere: libvirt's lease-waiting is known to hang with this provider.
+    """
+    ethernets: dict[str, Any] = {}
+    for index, leg in enumerate(host.legs):
+        eth: dict[str, Any] = {
+            "match": {"macaddress": leg.mac},
+            "set-name": leg.ifname,
+            "dhcp4": False,
+            "dhcp6": False,
+            "addresses": [str(leg.interface)],
+        }
+        # One default route, in the first zone of the role (where replies to clients go).
+        if index == 0 and host.default_gateway is not None:
+            eth["routes"] = [{"to": "0.0.0.0/0", "via": str(host.default_gateway)}]
+        if host.dns_servers and host.dns_servers[0] in leg.network:
+            eth["nameservers"] = {"addresses": [str(ip) for ip in host.dns_servers]}
+        ethernets[leg.ifname] = eth
+    return {"version": 2, "ethernets": ethernets}
+
+
+def user_data(spec: LabSpec, host: ResolvedHost, files: tuple[RenderedFile, ...]) -> dict[str, Any]:
+    """cloud-config for a host, as data."""
+    packages = {
+        Role.WEB: ["nginx", "python3-fastapi", "python3-uvicorn", "nftables"],
+        Role.LB: ["haproxy", "keepalived", "nftables"],
+        Role.EDGE: ["nftables"],
+    }[host.role]
+    users: list[Any] = [
+        {
+            "name": spec.admin_user,
+            "groups": ["sudo"],
+            "shell": "/bin/bash",
+            "sudo": "ALL=(ALL) NOPASSWD:ALL",
+            "lock_passwd": True,
+            "ssh_authorized_keys": list(spec.ssh_public_keys),
+        }
+    ]
+    if host.role is Role.WEB:
+        users.append({"name": APP.user, "system": True, "shell": "/usr/sbin/nologin"})
+    doc: dict[str, Any] = {
+        "hostname": host.name,
+        "manage_etc_hosts": True,
+        # Debian cloud images lack locales: update-locale fails without this.
+        "locale": "C.UTF-8",
+        "ssh_pwauth": False,
+        "disable_root": True,
+        "users": users,
+        "package_update": spec.install_packages,
+        "packages": packages if spec.install_packages else [],
+        # Deferred: written after packages install, so no package overwrites them or asks.
+        "write_files": [
+            {
+                "path": f.path,
+                "content": f.content,
+                "permissions": f.mode,
+                "owner": f.owner,
+                "defer": True,
+            }
+            for f in files
+        ],
+        "runcmd": [[PATHS.setup]],
+    }
+    return doc
+
+
+def dump_cloud_config(doc: dict[str, Any]) -> str:
+    """``#cloud-config`` header plus one YAML dump."""
+    return "#cloud-config\n" + _dump(doc)
+
+
+class _LiteralDumper(yaml.SafeDumper):
+    """Multi-line strings as ``|`` blocks, so a rendered file reads as itself inside user-data."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_LiteralDumper.add_representer(str, _str_representer)
+
+
+def _dump(doc: Any) -> str:
+    return yaml.dump(
+        doc, Dumper=_LiteralDumper, sort_keys=False, default_flow_style=False, width=1000
+    )
+
+
+def render_host(
+    spec: LabSpec, host: ResolvedHost, target: Target = VM, tls_pem: str = TLS_PLACEHOLDER
+) -> RenderedHost:
+    """Every file for one host."""
+    files = role_files(spec, host, target, tls_pem)
+    ud = dump_cloud_config(user_data(spec, host, files))
+    nc = _dump(network_config(host))
+    # A new instance-id whenever what the VM is seeded with changes: NoCloud applies
+    # network-config only on an instance's first boot.
+    instance_id = f"{host.name}-" + hashlib.sha256((ud + nc).encode()).hexdigest()[:12]
+    md = _dump({"instance-id": instance_id, "local-hostname": host.name})
+    return RenderedHost(
+        host=host,
+        files=files,
+        user_data=ud,
+        network_config=nc,
+        meta_data=md,
+        instance_id=instance_id,
+        has_secret=host.role is Role.LB,
+    )
+
+
+def render_all(
+    spec: LabSpec, target: Target = VM, tls_pem: str = TLS_PLACEHOLDER
+) -> dict[str, RenderedHost]:
+    """Every host of the lab, by name."""
+    return {h.name: render_host(spec, h, target, tls_pem) for h in spec.resolved_hosts}
+
+
+def write_tree(rendered: dict[str, RenderedHost], out: Path) -> list[Path]:
+    """Write one folder per host: cloud-init's three files plus each file at its real path."""
+    written: list[Path] = []
+    for name, host in rendered.items():
+        base = out / name
+        for rel, text in (
+            ("user-data", host.user_data),
+            ("network-config", host.network_config),
+            ("meta-data", host.meta_data),
+        ):
+            written.append(_write(base / rel, text, 0o644))
+        for f in host.files:
+            written.append(_write(base / "files" / f.path.lstrip("/"), f.content, int(f.mode, 8)))
+    return written
+
+
+def _write(path: Path, text: str, mode: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+    return path

@@ -1,0 +1,758 @@
+"""The lab spec: a typed, validated model of one stack's config, and everything derived from it.
+
+Config keys are camelCase (``ha-web-lab:vrrpAdvertIntervalMs``), as Pulumi users write them; the
+model's fields are snake_case. Every check runs here, before any resource exists, and every failure
+becomes a :class:`halab.errors.ConfigError` that names the key and the value.
+
+Address plan (documented in the README): a host address not given in ``hosts[].addresses`` is
+derived as ``zone network + offset + k``, where ``k`` counts the hosts of that role, in list order,
+that have a leg in that zone, and the offset is :data:`DERIVED_OFFSETS`. The VIP defaults to the
+DMZ network + 100, the public IP to the public network + 10.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import ipaddress
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from functools import cached_property
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from halab import PROJECT
+from halab.errors import ConfigError, TopologyError, from_validation_error
+
+
+class ZoneName(StrEnum):
+    """The three zones of the tutorial's design; each is one libvirt network."""
+
+    PUBLIC = "public"
+    DMZ = "dmz"
+    INTERNAL = "internal"
+
+
+class NetworkMode(StrEnum):
+    """How libvirt connects a zone's bridge to the hypervisor.
+
+    ``nat``/``route``/``isolated`` make a libvirt-managed bridge (the host gets ``hostAddress``);
+    ``bridge`` attaches to an existing host bridge, e.g. one a FortiGate-VM already uses.
+    """
+
+    NAT = "nat"
+    ROUTE = "route"
+    ISOLATED = "isolated"
+    BRIDGE = "bridge"
+
+
+class Role(StrEnum):
+    """What a host does. ``edge`` is never configured directly: ``edge: linux`` adds it."""
+
+    WEB = "web"
+    LB = "lb"
+    EDGE = "edge"
+
+
+class EdgeKind(StrEnum):
+    """What sits between the public zone and the VIP."""
+
+    FORTIGATE = "fortigate"
+    LINUX = "linux"
+    NONE = "none"
+
+
+class DomainType(StrEnum):
+    """libvirt domain type: ``kvm`` on real hypervisors, ``qemu`` (TCG) where KVM is unusable."""
+
+    KVM = "kvm"
+    QEMU = "qemu"
+
+
+#: Legs (zones) each role has; the first is where its default route points.
+ROLE_LEGS: dict[Role, tuple[ZoneName, ...]] = {
+    Role.WEB: (ZoneName.INTERNAL,),
+    Role.LB: (ZoneName.DMZ, ZoneName.INTERNAL),
+    Role.EDGE: (ZoneName.PUBLIC, ZoneName.DMZ),
+}
+
+#: Host offset inside a zone for derived addresses, per (role, zone).
+DERIVED_OFFSETS: dict[tuple[Role, ZoneName], int] = {
+    (Role.LB, ZoneName.DMZ): 11,
+    (Role.LB, ZoneName.INTERNAL): 2,
+    (Role.WEB, ZoneName.INTERNAL): 10,
+}
+VIP_OFFSET = 100
+PUBLIC_IP_OFFSET = 10
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+IFNAME = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
+SSH_KEY_TYPES = (
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+)
+DEFAULT_BASE_IMAGE = (
+    "https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2"
+)
+DEFAULT_RETRY_ON = "conn-failure empty-response response-timeout 502 503 504"
+#: Keys whose values are Pulumi secrets. The spec only learns whether they are set.
+SECRET_KEYS = ("fortigateToken", "tlsCertificate", "tlsPrivateKey")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_enum_values=False,
+    )
+
+
+class Zone(_Model):
+    """One zone: a libvirt network with one IPv4 subnet."""
+
+    cidr: IPv4Network
+    mode: NetworkMode = NetworkMode.NAT
+    #: The hypervisor's address on the bridge. Unset: the first usable address (none for
+    #: ``bridge``). ``null``: a pure layer-2 segment, e.g. when a firewall owns the gateway.
+    host_address: IPv4Address | None = None
+    #: Default router for hosts whose default route points into this zone. Unset: hostAddress.
+    gateway: IPv4Address | None = None
+    #: Bridge name; required for ``mode: bridge``, else derived from the lab name.
+    bridge: str | None = None
+
+    @field_validator("cidr", mode="before")
+    @classmethod
+    def _cidr_is_a_network(cls, value: Any) -> Any:
+        # ip_network() gives a clearer message than pydantic's generic one.
+        try:
+            net = ipaddress.ip_network(str(value), strict=True)
+        except ValueError as exc:
+            raise ValueError(f"not an IPv4 network in CIDR form ({exc})") from None
+        if not isinstance(net, IPv4Network):
+            raise ValueError("only IPv4 networks are supported")
+        if net.prefixlen > 29:
+            raise ValueError("prefix longer than /29 leaves no room for a lab")
+        return net
+
+    @property
+    def host_ip(self) -> IPv4Address | None:
+        """The hypervisor's address on this zone's bridge, if it has one."""
+        if "host_address" in self.model_fields_set:
+            return self.host_address
+        if self.mode is NetworkMode.BRIDGE:
+            return None
+        return self.cidr.network_address + 1
+
+    @property
+    def gateway_ip(self) -> IPv4Address | None:
+        """The default router inside this zone."""
+        return self.gateway if self.gateway is not None else self.host_ip
+
+
+class Host(_Model):
+    """One VM (web or lb) as configured; legs follow from the role."""
+
+    name: str
+    role: Role
+    addresses: dict[ZoneName, IPv4Address] = Field(default_factory=dict)
+    vcpus: int | None = Field(default=None, ge=1, le=64)
+    memory_mib: int | None = Field(default=None, ge=256, le=262144)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_dns_label(cls, value: str) -> str:
+        if not DNS_LABEL.match(value) or len(value) > 40:
+            raise ValueError(
+                "not a valid hostname: use 1-40 lowercase letters, digits and '-', "
+                "not starting or ending with '-'"
+            )
+        return value
+
+    @field_validator("role")
+    @classmethod
+    def _configurable_role(cls, value: Role) -> Role:
+        if value is Role.EDGE:
+            raise ValueError("role 'edge' is not configured by hand: set ha-web-lab:edge instead")
+        return value
+
+
+class Leg(_Model):
+    """A host's interface in one zone: everything the VM, the network-config and the lab need."""
+
+    zone: ZoneName
+    ifname: str
+    mac: str
+    address: IPv4Address
+    network: IPv4Network
+
+    @property
+    def interface(self) -> IPv4Interface:
+        """Address with prefix, as ``ip addr`` and network-config want it."""
+        return IPv4Interface(f"{self.address}/{self.network.prefixlen}")
+
+
+class ResolvedHost(_Model):
+    """A host with every derived value filled in."""
+
+    name: str
+    role: Role
+    legs: tuple[Leg, ...]
+    vcpus: int
+    memory_mib: int
+    default_gateway: IPv4Address | None
+    dns_servers: tuple[IPv4Address, ...]
+    #: Addresses allowed to SSH in: the hypervisor's address in each of the host's zones.
+    ssh_sources: tuple[IPv4Address, ...]
+
+    def leg(self, zone: ZoneName) -> Leg:
+        """This host's leg in ``zone``."""
+        for leg in self.legs:
+            if leg.zone is zone:
+                return leg
+        raise KeyError(f"{self.name} has no leg in {zone}")
+
+    @property
+    def management_address(self) -> IPv4Address:
+        """Where the hypervisor reaches the host over SSH: its leg in a zone it has an address in."""
+        return self.legs[-1].address if self.role is not Role.EDGE else self.legs[0].address
+
+
+class FirewallRule(_Model):
+    """The edge's one inbound rule, rendered both to FortiOS objects and to nftables."""
+
+    public_ip: IPv4Address
+    ports: tuple[int, ...]
+    target_vip: IPv4Address
+    allowed_sources: tuple[IPv4Network, ...]
+    source_nat: bool
+    wan_ifname: str
+    dmz_ifname: str
+
+
+class VrrpPeer(_Model):
+    """One LB's VRRP view: its own address, its peer's, its priority and initial state."""
+
+    host: str
+    state: Literal["MASTER", "BACKUP"]
+    priority: int
+    src_ip: IPv4Address
+    peer_ip: IPv4Address
+    nopreempt: bool
+
+
+class LabSpec(_Model):
+    """Everything one stack says, validated. Construct it with :func:`load_spec`."""
+
+    stack: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+    #: Secret keys that are set in the stack (their values never enter the spec).
+    secrets_present: frozenset[str] = frozenset()
+
+    libvirt_uri: str = "qemu:///system"
+    domain_type: DomainType = DomainType.KVM
+    base_image: str = DEFAULT_BASE_IMAGE
+    kernel: str = ""
+    initrd: str = ""
+    kernel_cmdline: str = "root=/dev/vda rw console=ttyS0 net.ifnames=0"
+    storage_pool_path: str = ""
+    ssh_public_keys: tuple[str, ...] = ()
+    admin_user: str = "lab"
+    install_packages: bool = True
+    default_vcpus: int = Field(default=1, ge=1, le=64)
+    default_memory_mib: int = Field(default=1024, ge=256, le=262144)
+
+    zones: dict[ZoneName, Zone]
+    hosts: tuple[Host, ...]
+    vip: IPv4Address | None = None
+
+    vrrp_version: Literal[2, 3] = 3
+    vrrp_router_id: int = 51
+    vrrp_advert_interval_ms: int = 50
+    vrrp_priorities: tuple[int, ...] = (150, 100)
+    vrrp_preempt: bool = False
+    vrrp_realtime: bool = True
+
+    health_check_path: str = Field(default="/healthz", pattern=r"^/[A-Za-z0-9._~/-]*$")
+    health_check_interval_ms: int = Field(default=500, ge=100, le=60000)
+    health_check_fall: int = Field(default=2, ge=1, le=10)
+    health_check_rise: int = Field(default=2, ge=1, le=10)
+    haproxy_timeout_connect_ms: int = Field(default=1000, ge=100, le=60000)
+    haproxy_retries: int = Field(default=2, ge=0, le=10)
+    haproxy_redispatch: bool = True
+    haproxy_retry_on: str = DEFAULT_RETRY_ON
+    https_redirect: bool = True
+
+    edge: EdgeKind = EdgeKind.LINUX
+    public_ip: IPv4Address | None = None
+    edge_ports: tuple[int, ...] = (80, 443)
+    edge_allowed_sources: tuple[IPv4Network, ...] = (IPv4Network("0.0.0.0/0"),)
+    edge_source_nat: bool = False
+    fortigate_host: str = ""
+    fortigate_wan_interface: str = "port1"
+    fortigate_dmz_interface: str = "port2"
+    fortigate_insecure: bool = False
+    fortigate_vdom: str = "root"
+    fortigate_policy_id: int = Field(default=1000, ge=1, le=4294967294)
+
+    readiness: bool = True
+    readiness_timeout_s: int = Field(default=900, ge=30, le=7200)
+
+    # ---- field checks -------------------------------------------------------------------------
+
+    @field_validator("vip", "public_ip", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # Pulumi.yaml declares these as strings with default "": that means "derive it".
+        return None if value == "" else value
+
+    @field_validator("vrrp_router_id")
+    @classmethod
+    def _router_id_range(cls, value: int) -> int:
+        if not 1 <= value <= 255:
+            raise ValueError("a VRRP virtual router id is 1-255")
+        return value
+
+    @field_validator("vrrp_priorities")
+    @classmethod
+    def _priorities(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 1 <= p <= 254 for p in value):
+            raise ValueError("VRRP priorities are 1-254 (255 is reserved for the address owner)")
+        if len(set(value)) != len(value):
+            raise ValueError("VRRP priorities must differ, or the higher IP wins by accident")
+        return value
+
+    @field_validator("ssh_public_keys")
+    @classmethod
+    def _ssh_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for key in value:
+            if not is_ssh_public_key(key):
+                raise ValueError(
+                    f"{_short(key)!r} is not an SSH public key (expected e.g. 'ssh-ed25519 AAAA... "
+                    "comment'; never paste a private key)"
+                )
+        return value
+
+    @field_validator("edge_ports")
+    @classmethod
+    def _ports(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(not 1 <= p <= 65535 for p in value) or len(set(value)) != len(value):
+            raise ValueError("give distinct TCP ports 1-65535")
+        return value
+
+    @field_validator("admin_user")
+    @classmethod
+    def _admin_user(cls, value: str) -> str:
+        if not re.match(r"^[a-z_][a-z0-9_-]{0,31}$", value) or value == "root":
+            raise ValueError("not a valid non-root user name")
+        return value
+
+    @field_validator("haproxy_retry_on")
+    @classmethod
+    def _retry_on(cls, value: str) -> str:
+        allowed = {
+            "none", "conn-failure", "empty-response", "junk-response", "response-timeout",
+            "0rtt-rejected", "all-retryable-errors", "404", "408", "425", "500", "501", "502",
+            "503", "504",
+        }  # fmt: skip
+        bad = [w for w in value.split() if w not in allowed]
+        if bad:
+            raise ValueError(f"unknown retry-on keyword {bad[0]!r}")
+        return value
+
+    # ---- cross-field checks -------------------------------------------------------------------
+
+    @model_validator(mode="after")
+    def _topology(self) -> LabSpec:
+        missing = [z.value for z in ZoneName if z not in self.zones]
+        if missing:
+            raise TopologyError("zones", sorted(self.zones), f"zone {missing[0]!r} is missing")
+        self._check_zones()
+        self._check_hosts()
+        self._check_vrrp()
+        self._check_edge()
+        self._check_files()
+        # Touch the derived plan so address clashes surface now, not in a resource.
+        _ = self.resolved_hosts
+        return self
+
+    def _check_zones(self) -> None:
+        items = list(self.zones.items())
+        for i, (name, zone) in enumerate(items):
+            for other_name, other in items[i + 1 :]:
+                if zone.cidr.overlaps(other.cidr):
+                    raise TopologyError(
+                        f"zones.{other_name}.cidr",
+                        str(other.cidr),
+                        f"overlaps zones.{name}.cidr {zone.cidr}",
+                    )
+            for key, ip in (("hostAddress", zone.host_ip), ("gateway", zone.gateway)):
+                if ip is not None:
+                    _check_in_zone(f"zones.{name}.{key}", ip, zone.cidr)
+            first = zone.cidr.network_address + 1
+            if zone.mode is not NetworkMode.BRIDGE and zone.host_ip not in (None, first):
+                raise TopologyError(
+                    f"zones.{name}.hostAddress",
+                    str(zone.host_ip),
+                    f"libvirt gives its bridge the first address ({first}): use it or null",
+                )
+            if zone.mode is NetworkMode.BRIDGE and not zone.bridge:
+                raise TopologyError(
+                    f"zones.{name}.bridge", None, "mode 'bridge' needs the existing bridge's name"
+                )
+            if zone.bridge is not None and not IFNAME.match(zone.bridge):
+                raise TopologyError(
+                    f"zones.{name}.bridge", zone.bridge, "not a valid bridge name (max 15 chars)"
+                )
+
+    def _check_hosts(self) -> None:
+        names: set[str] = set()
+        for i, host in enumerate(self.hosts):
+            if host.name in names:
+                raise TopologyError(f"hosts[{i}].name", host.name, "used twice")
+            names.add(host.name)
+            legs = ROLE_LEGS[host.role]
+            for zone, ip in host.addresses.items():
+                key = f"hosts[{i}].addresses.{zone.value}"
+                if zone not in legs:
+                    raise TopologyError(key, str(ip), f"a {host.role} host has no leg in {zone}")
+                _check_in_zone(key, ip, self.zones[zone].cidr)
+        if "edge" in names and self.edge is EdgeKind.LINUX:
+            raise TopologyError("hosts", "edge", "the name 'edge' is taken by the linux edge VM")
+        if not self.web_hosts:
+            raise TopologyError("hosts", [h.name for h in self.hosts], "no host has role 'web'")
+        if len(self.lb_hosts) != 2:
+            raise TopologyError(
+                "hosts",
+                [h.name for h in self.lb_hosts],
+                f"exactly 2 hosts need role 'lb' (a VRRP pair), found {len(self.lb_hosts)}",
+            )
+
+    def _check_vrrp(self) -> None:
+        interval = self.vrrp_advert_interval_ms
+        key = "vrrpAdvertIntervalMs"
+        if self.vrrp_version == 2 and (interval % 1000 or not 1000 <= interval <= 255000):
+            raise TopologyError(
+                key,
+                interval,
+                "VRRPv2 adverts are whole seconds (1000-255000 ms); "
+                "set vrrpVersion 3 for sub-second adverts",
+            )
+        if self.vrrp_version == 3 and (interval % 10 or not 10 <= interval <= 40950):
+            raise TopologyError(
+                key, interval, "VRRPv3 adverts are centiseconds: 10-40950 ms in steps of 10"
+            )
+        if len(self.vrrp_priorities) != len(self.lb_hosts):
+            raise TopologyError(
+                "vrrpPriorities",
+                list(self.vrrp_priorities),
+                f"give one priority per lb host ({len(self.lb_hosts)})",
+            )
+        dmz = self.zones[ZoneName.DMZ].cidr
+        _check_in_zone("vip", self.vip_address, dmz)
+
+    def _check_edge(self) -> None:
+        public = self.zones[ZoneName.PUBLIC].cidr
+        if self.edge is not EdgeKind.NONE:
+            _check_in_zone("publicIp", self.public_address, public)
+        dmz = self.zones[ZoneName.DMZ]
+        if self.edge is EdgeKind.LINUX:
+            if dmz.gateway_ip is None:
+                raise TopologyError(
+                    "zones.dmz.gateway", None, "the linux edge needs a DMZ gateway address to own"
+                )
+            if dmz.host_ip is not None and dmz.host_ip == dmz.gateway_ip:
+                raise TopologyError(
+                    "zones.dmz.hostAddress",
+                    str(dmz.host_ip),
+                    "equals the DMZ gateway, which the linux edge VM owns: set "
+                    "zones.dmz.hostAddress to null (or another address) or set zones.dmz.gateway",
+                )
+        if self.edge is EdgeKind.FORTIGATE:
+            if not self.fortigate_host:
+                raise TopologyError(
+                    "fortigateHost",
+                    "",
+                    "edge is 'fortigate': set the FortiGate's API address with "
+                    "`pulumi config set fortigateHost 192.0.2.1`",
+                )
+            if "fortigateToken" not in self.secrets_present:
+                raise TopologyError(
+                    "fortigateToken",
+                    None,
+                    "edge is 'fortigate' but no API token is set: run "
+                    "`pulumi config set --secret fortigateToken <REST API admin token>` "
+                    "(or `pulumi config set edge linux` to use the Linux edge)",
+                )
+            for key, name in (
+                ("fortigateWanInterface", self.fortigate_wan_interface),
+                ("fortigateDmzInterface", self.fortigate_dmz_interface),
+            ):
+                if not re.match(r"^[A-Za-z0-9_.-]{1,15}$", name):
+                    raise TopologyError(key, name, "not a FortiOS interface name")
+        tls = {"tlsCertificate", "tlsPrivateKey"} & self.secrets_present
+        if len(tls) == 1:
+            (given,) = tls
+            other = ({"tlsCertificate", "tlsPrivateKey"} - tls).pop()
+            raise TopologyError(
+                other, None, f"{given} is set but {other} is not: set both or neither"
+            )
+
+    def _check_files(self) -> None:
+        for key in ("base_image", "kernel", "initrd"):
+            value: str = getattr(self, key)
+            if value and "://" not in value and not Path(value).expanduser().is_file():
+                raise TopologyError(to_camel(key), value, "no such file on this machine")
+
+    # ---- derived values -----------------------------------------------------------------------
+
+    @property
+    def lab_name(self) -> str:
+        """Prefix of every libvirt object, so two stacks on one hypervisor never clash."""
+        return f"hwl-{self.stack.lower().replace('_', '-').replace('.', '-')}"
+
+    @property
+    def web_hosts(self) -> tuple[Host, ...]:
+        """Configured hosts with role web, in config order."""
+        return tuple(h for h in self.hosts if h.role is Role.WEB)
+
+    @property
+    def lb_hosts(self) -> tuple[Host, ...]:
+        """Configured hosts with role lb, in config order (the first is the preferred master)."""
+        return tuple(h for h in self.hosts if h.role is Role.LB)
+
+    @property
+    def vip_address(self) -> IPv4Address:
+        """The VRRP virtual IP in the DMZ."""
+        return self.vip or self.zones[ZoneName.DMZ].cidr.network_address + VIP_OFFSET
+
+    @property
+    def public_address(self) -> IPv4Address:
+        """The public IP the edge maps onto the VIP."""
+        return self.public_ip or self.zones[ZoneName.PUBLIC].cidr.network_address + PUBLIC_IP_OFFSET
+
+    @property
+    def pool_path(self) -> str:
+        """Directory of the lab's libvirt storage pool."""
+        return self.storage_pool_path or f"/var/lib/libvirt/images/{self.lab_name}"
+
+    def bridge_name(self, zone: ZoneName) -> str:
+        """Linux bridge name of a zone (at most 15 characters)."""
+        configured = self.zones[zone].bridge
+        if configured:
+            return configured
+        return f"{self.lab_name[:11]}-{zone.value[:3]}"
+
+    def mac_for(self, host: str, zone: ZoneName) -> str:
+        """Pinned MAC: stable across runs, so network-config can match on it (libvirt's OUI)."""
+        digest = hashlib.sha256(f"{self.lab_name}/{host}/{zone.value}".encode()).digest()
+        return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
+
+    @cached_property
+    def resolved_hosts(self) -> tuple[ResolvedHost, ...]:
+        """Every VM of the lab (lb, web, then the linux edge) with all values derived."""
+        plan: list[tuple[str, Role, Host | None]] = [(h.name, h.role, h) for h in self.hosts]
+        if self.edge is EdgeKind.LINUX:
+            plan.append(("edge", Role.EDGE, None))
+        counters: dict[tuple[Role, ZoneName], int] = {}
+        taken: dict[IPv4Address, str] = {}
+        for zone_name, zone in self.zones.items():
+            for label, ip in (("hostAddress", zone.host_ip), ("gateway", zone.gateway_ip)):
+                if ip is not None and ip not in taken:
+                    taken[ip] = f"zones.{zone_name.value}.{label}"
+        taken.setdefault(self.vip_address, "vip")
+        resolved: list[ResolvedHost] = []
+        for index, (name, role, host) in enumerate(plan):
+            legs: list[Leg] = []
+            for zone_name in ROLE_LEGS[role]:
+                zone = self.zones[zone_name]
+                key = f"hosts[{index}].addresses.{zone_name.value}"
+                address = self._leg_address(role, zone_name, host, counters)
+                if role is Role.EDGE:
+                    key = "publicIp" if zone_name is ZoneName.PUBLIC else "zones.dmz.gateway"
+                    if zone_name is ZoneName.DMZ:
+                        taken.pop(address, None)  # the edge *is* the DMZ gateway
+                _check_in_zone(key, address, zone.cidr)
+                if address in taken and not (role is Role.EDGE and taken[address] == "publicIp"):
+                    raise TopologyError(key, str(address), f"already used by {taken[address]}")
+                taken[address] = key
+                legs.append(
+                    Leg(
+                        zone=zone_name,
+                        ifname=zone_name.value,
+                        mac=self.mac_for(name, zone_name),
+                        address=address,
+                        network=zone.cidr,
+                    )
+                )
+            gateway = self.zones[ROLE_LEGS[role][0]].gateway_ip
+            if role is Role.EDGE:
+                gateway = self.zones[ZoneName.PUBLIC].gateway_ip
+            # libvirt's dnsmasq answers on-link on its own bridges, so no route is needed for DNS.
+            dns = tuple(
+                ip
+                for z in ROLE_LEGS[role][:2]
+                if _provides_dns(self.zones[z]) and (ip := self.zones[z].host_ip) is not None
+            )[:1]
+            ssh_sources = tuple(
+                ip
+                for z in ROLE_LEGS[role]
+                if (ip := self.zones[z].host_ip) is not None
+                and not (role is Role.EDGE and z is ZoneName.DMZ)
+            )
+            resolved.append(
+                ResolvedHost(
+                    name=name,
+                    role=role,
+                    legs=tuple(legs),
+                    vcpus=(host.vcpus if host and host.vcpus else self.default_vcpus),
+                    memory_mib=(
+                        host.memory_mib if host and host.memory_mib else self.default_memory_mib
+                    ),
+                    default_gateway=gateway,
+                    dns_servers=dns,
+                    ssh_sources=ssh_sources,
+                )
+            )
+        return tuple(resolved)
+
+    def _leg_address(
+        self,
+        role: Role,
+        zone_name: ZoneName,
+        host: Host | None,
+        counters: dict[tuple[Role, ZoneName], int],
+    ) -> IPv4Address:
+        if role is Role.EDGE:
+            if zone_name is ZoneName.PUBLIC:
+                return self.public_address
+            gateway = self.zones[ZoneName.DMZ].gateway_ip
+            assert gateway is not None  # checked in _check_edge
+            return gateway
+        k = counters.get((role, zone_name), 0)
+        counters[(role, zone_name)] = k + 1
+        if host is not None and zone_name in host.addresses:
+            return host.addresses[zone_name]
+        return self.zones[zone_name].cidr.network_address + DERIVED_OFFSETS[(role, zone_name)] + k
+
+    def host(self, name: str) -> ResolvedHost:
+        """A resolved host by name."""
+        for host in self.resolved_hosts:
+            if host.name == name:
+                return host
+        raise KeyError(name)
+
+    def hosts_with_role(self, role: Role) -> tuple[ResolvedHost, ...]:
+        """Resolved hosts of one role, in config order."""
+        return tuple(h for h in self.resolved_hosts if h.role is role)
+
+    @property
+    def vrrp_peers(self) -> tuple[VrrpPeer, VrrpPeer]:
+        """The two LBs' VRRP settings; the first lb host is the preferred master."""
+        lbs = self.hosts_with_role(Role.LB)
+        a, b = lbs[0].leg(ZoneName.DMZ).address, lbs[1].leg(ZoneName.DMZ).address
+        peers = []
+        for lb, prio, src, peer in zip(lbs, self.vrrp_priorities, (a, b), (b, a), strict=True):
+            top = prio == max(self.vrrp_priorities)
+            # nopreempt only works with state BACKUP on every node (keepalived PR #346).
+            state: Literal["MASTER", "BACKUP"] = "MASTER" if top and self.vrrp_preempt else "BACKUP"
+            peers.append(
+                VrrpPeer(
+                    host=lb.name,
+                    state=state,
+                    priority=prio,
+                    src_ip=src,
+                    peer_ip=peer,
+                    nopreempt=not self.vrrp_preempt,
+                )
+            )
+        return peers[0], peers[1]
+
+    @property
+    def firewall_rule(self) -> FirewallRule:
+        """The edge's inbound rule: public IP:ports -> VIP, from the allowed sources only."""
+        return FirewallRule(
+            public_ip=self.public_address,
+            ports=self.edge_ports,
+            target_vip=self.vip_address,
+            allowed_sources=self.edge_allowed_sources,
+            source_nat=self.edge_source_nat,
+            wan_ifname=ZoneName.PUBLIC.value,
+            dmz_ifname=ZoneName.DMZ.value,
+        )
+
+    @property
+    def scheme(self) -> str:
+        """What the public URL speaks."""
+        return "https" if 443 in self.edge_ports else "http"
+
+    @property
+    def public_url(self) -> str:
+        """Where a client reaches the lab."""
+        target = self.public_address if self.edge is not EdgeKind.NONE else self.vip_address
+        return f"{self.scheme}://{target}/"
+
+
+def _provides_dns(zone: Zone) -> bool:
+    # libvirt runs dnsmasq on its own bridges; a bridged or host-less zone has no resolver we know.
+    return zone.mode is not NetworkMode.BRIDGE and zone.host_ip is not None
+
+
+def _check_in_zone(key: str, ip: IPv4Address, cidr: IPv4Network) -> None:
+    if ip not in cidr:
+        raise TopologyError(key, str(ip), f"is outside {cidr}")
+    if ip in (cidr.network_address, cidr.broadcast_address):
+        raise TopologyError(key, str(ip), f"is the network or broadcast address of {cidr}")
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def is_ssh_public_key(text: str) -> bool:
+    """True for one OpenSSH public key line whose base64 blob names the same key type."""
+    parts = text.strip().split()
+    if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
+        return False
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    if len(blob) < 4:
+        return False
+    length = int.from_bytes(blob[:4], "big")
+    return blob[4 : 4 + length] == parts[0].encode()
+
+
+def load_spec(
+    values: Mapping[str, Any], *, stack: str, secrets_present: frozenset[str] = frozenset()
+) -> LabSpec:
+    """Validate a stack's config (keys without the ``ha-web-lab:`` prefix) into a spec.
+
+    Raises :class:`ConfigError` naming the offending key and value; never anything else for
+    bad input.
+    """
+    if not isinstance(values, Mapping):
+        raise ConfigError(PROJECT, values, "the stack config must be a mapping of keys to values")
+    unknown_secret = {k for k in values if k in SECRET_KEYS}
+    data = {k: v for k, v in values.items() if k not in SECRET_KEYS}
+    present = frozenset(secrets_present | unknown_secret)
+    try:
+        return LabSpec.model_validate(
+            {**data, "stack": stack, "secretsPresent": present}, by_alias=True, by_name=False
+        )
+    except ValidationError as exc:
+        raise from_validation_error(exc, data) from None
+    except RecursionError:
+        raise ConfigError(PROJECT, "...", "config is nested too deeply") from None

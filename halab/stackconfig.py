@@ -1,0 +1,119 @@
+"""Read a stack's config the way the Pulumi CLI does, without the CLI.
+
+``Pulumi.yaml`` declares every key with its default; ``Pulumi.<stack>.yaml`` overrides them.
+Secret values (``secure: v1:...``) cannot be decrypted here: they become :data:`SECRET_PLACEHOLDER`
+and are reported in ``secrets_present`` so validation still knows they are set.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from halab import PROJECT
+from halab.errors import ConfigError
+from halab.spec import SECRET_KEYS, LabSpec, load_spec
+
+SECRET_PLACEHOLDER = "<secret: set in the stack, not decrypted by the render command>"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """A stack's merged config: plain values by key, and which secret keys are set."""
+
+    stack: str
+    values: dict[str, Any]
+    secrets_present: frozenset[str]
+
+    def spec(self) -> LabSpec:
+        """Validate into a :class:`LabSpec`."""
+        return load_spec(self.values, stack=self.stack, secrets_present=self.secrets_present)
+
+
+def project_defaults(project_dir: Path = REPO_ROOT) -> dict[str, Any]:
+    """Every key declared in ``Pulumi.yaml`` with its default (keys without one are omitted)."""
+    project = _read_yaml(project_dir / "Pulumi.yaml")
+    declared = project.get("config") or {}
+    return {
+        key.removeprefix(f"{PROJECT}:"): decl["default"]
+        for key, decl in declared.items()
+        if isinstance(decl, dict) and "default" in decl
+    }
+
+
+def read_stack(stack: str, project_dir: Path = REPO_ROOT) -> StackConfig:
+    """Merge ``Pulumi.yaml`` defaults with ``Pulumi.<stack>.yaml``."""
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+        raise ConfigError("stack", stack, f"no {path.name} in {project_dir} (stacks: {', '.join(known)})")
+    raw = (_read_yaml(path).get("config")) or {}
+    values = project_defaults(project_dir)
+    secrets: set[str] = set()
+    for full_key, value in raw.items():
+        namespace, _, key = str(full_key).partition(":")
+        if namespace != PROJECT:
+            continue  # provider settings such as libvirt:uri are not the lab's
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            secrets.add(key)
+            values[key] = SECRET_PLACEHOLDER
+        else:
+            values[key] = value
+    return StackConfig(stack=stack, values=values, secrets_present=frozenset(secrets))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), "...", f"not valid YAML: {exc}".replace("\n", " ")) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), type(data).__name__, "expected a YAML mapping")
+    return data
+
+
+def from_pulumi_getter(
+    stack: str,
+    get: Callable[[str], str | None],
+    is_secret: Callable[[str], bool] = lambda _key: True,
+) -> StackConfig:
+    """Collect the lab's keys through a Pulumi-style getter (``pulumi.Config().get``).
+
+    Pulumi hands every value over as a string (objects and numbers as JSON), with the project's
+    defaults already applied. Secrets are only checked for presence here; their values travel
+    as Pulumi secret Outputs and never enter the spec.
+    """
+    values: dict[str, Any] = {}
+    for name, field in LabSpec.model_fields.items():
+        alias = field.alias or name
+        if alias in ("stack", "secretsPresent"):
+            continue
+        raw = get(alias)
+        if raw is None:
+            continue
+        values[alias] = raw if field.annotation is str else _json_or_text(raw)
+    present = frozenset(k for k in SECRET_KEYS if get(k))
+    for key in sorted(present):
+        if not is_secret(key):
+            raise ConfigError(
+                key,
+                "(plain text)",
+                f"must be a secret: run `pulumi config rm {key}` and "
+                f"`pulumi config set --secret {key} ...`",
+            )
+    return StackConfig(stack=stack, values=values, secrets_present=present)
+
+
+def _json_or_text(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
