@@ -1,0 +1,72 @@
+"""The command line: ``render`` works anywhere; ``lab`` and ``bench`` need root (namespaces)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from halab.errors import ConfigError
+from halab.render import render_all, write_tree
+from halab.stackconfig import read_stack
+
+
+def _render(args: argparse.Namespace) -> int:
+    spec = read_stack(args.stack, Path(args.project_dir)).spec(offline=True)
+    rendered = render_all(spec)
+    written = write_tree(rendered, Path(args.out))
+    for name, host in rendered.items():
+        roles = host.host.role.value
+        print(f"{name:<10} {roles:<5} {len(host.files) + 3:>2} files -> {Path(args.out) / name}")
+    print(f"{len(written)} files written; secrets are placeholders (Pulumi fills them in).")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for every subcommand (also used by the tests and the README)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m halab",
+        description=(
+            "ha-web-lab tools. Reads Pulumi.yaml and Pulumi.<stack>.yaml exactly as Pulumi "
+            "does, without the Pulumi CLI."
+        ),
+    )
+    parser.add_argument(
+        "--project-dir",
+        default=str(Path(__file__).resolve().parent.parent),
+        help="folder with Pulumi.yaml (default: this checkout)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    render = sub.add_parser(
+        "render",
+        help="render every host's files for a stack into a folder",
+        description=(
+            "Render every host's cloud-init user-data, network-config and meta-data, and each "
+            "config file the user-data writes (under files/<real path>), one folder per host. "
+            "Secrets the Pulumi CLI would decrypt (FortiGate token, TLS key) are written as "
+            "clearly marked placeholders."
+        ),
+    )
+    render.add_argument("--stack", default="dev", help="stack name (default: dev)")
+    render.add_argument("--out", default="build/dev", help="output folder (default: build/dev)")
+    render.set_defaults(func=_render)
+
+    try:
+        from halab.lab.cli import add_lab_commands
+    except ImportError:  # the local lab is optional for the render command
+        pass
+    else:
+        add_lab_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; bad config is one line on stderr and exit code 2, never a traceback."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"error: {exc.line()}", file=sys.stderr)
+        return 2
