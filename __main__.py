@@ -43,7 +43,6 @@ except ConfigError as exc:
     raise pulumi.RunError(exc.line()) from None
 
 
-
 def _secret(key: str) -> pulumi.Output[str] | None:
     return config.get_secret(key) if key in spec.secrets_present else None
 
@@ -51,7 +50,10 @@ def _secret(key: str) -> pulumi.Output[str] | None:
 libvirt_provider = libvirt.Provider("libvirt", uri=spec.libvirt_uri)
 on_libvirt = pulumi.ResourceOptions(provider=libvirt_provider)
 
-networks = {zone: ZoneNetwork(f"zone-{zone.value}", ZoneNetworkArgs(spec, zone), on_libvirt) for zone in ZoneName}
+networks = {
+    zone: ZoneNetwork(f"zone-{zone.value}", ZoneNetworkArgs(spec, zone), on_libvirt)
+    for zone in ZoneName
+}
 network_ids = {zone: net.network_id for zone, net in networks.items()}
 storage = LabStorage("storage", LabStorageArgs(spec), on_libvirt)
 
@@ -78,7 +80,9 @@ if spec.edge is EdgeKind.FORTIGATE:
         insecure=spec.fortigate_insecure,
         vdom=spec.fortigate_vdom,
     )
-    FortiGateEdge("edge", FortiGateEdgeArgs(spec), pulumi.ResourceOptions(provider=fortigate_provider))
+    FortiGateEdge(
+        "edge", FortiGateEdgeArgs(spec), pulumi.ResourceOptions(provider=fortigate_provider)
+    )
 elif spec.edge is EdgeKind.LINUX:
     LinuxEdge("edge", LinuxEdgeArgs(spec, storage, network_ids), on_libvirt)
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import pulumi
 
 from components.storage import LabStorage
 from components.vm import LabVm, LabVmArgs
-from halab.render import VM, render_host
-from halab.spec import LabSpec, Role, ZoneName
+from halab.render import VM, RenderedHost, render_host
+from halab.spec import LabSpec, ResolvedHost, Role, ZoneName
+
+
+def _render_lb(spec: LabSpec, host: ResolvedHost, tls_pem: str) -> RenderedHost:
+    return render_host(spec, host, VM, tls_pem)
 
 
 @dataclass
@@ -38,7 +43,7 @@ class LoadBalancerPair(pulumi.ComponentResource):
         self.vms = {}
         for host in spec.hosts_with_role(Role.LB):
             # Pure rendering inside apply: the seed carries the TLS key, so it stays secret.
-            seed = args.tls_pem.apply(lambda pem, h=host: render_host(spec, h, VM, pem))
+            seed = args.tls_pem.apply(partial(_render_lb, spec, host))
             self.vms[host.name] = LabVm(
                 f"{name}-{host.name}",
                 LabVmArgs(spec, host, seed, args.storage, args.network_ids),

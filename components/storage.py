@@ -48,9 +48,7 @@ class LabStorage(pulumi.ComponentResource):
         )
         self.kernel = self._boot_file(name, "kernel", spec.kernel, spec.lab_name)
         self.initrd = self._boot_file(name, "initrd", spec.initrd, spec.lab_name)
-        self.register_outputs(
-            {"pool": self.pool.name, "base_image_id": self.base_image.id}
-        )
+        self.register_outputs({"pool": self.pool.name, "base_image_id": self.base_image.id})
 
     def _boot_file(self, name: str, kind: str, source: str, lab: str) -> libvirt.Volume | None:
         if not source:

@@ -226,7 +226,7 @@ class ResolvedHost(_Model):
 
     @property
     def management_address(self) -> IPv4Address:
-        """Where the hypervisor reaches the host over SSH: its leg in a zone it has an address in."""
+        """Where the hypervisor reaches the host over SSH (a zone where it has an address)."""
         return self.legs[-1].address if self.role is not Role.EDGE else self.legs[0].address
 
 
@@ -745,7 +745,8 @@ def load_spec(
     """
     if not isinstance(values, Mapping):
         raise ConfigError(PROJECT, values, "the stack config must be a mapping of keys to values")
-    unknown_secret = {k for k in values if k in SECRET_KEYS}
+    # A secret given in the values (e.g. by a test) counts as set; its value is dropped here.
+    unknown_secret = {k for k, v in values.items() if k in SECRET_KEYS and v}
     data = {k: v for k, v in values.items() if k not in SECRET_KEYS}
     present = frozenset(secrets_present | unknown_secret)
     try:

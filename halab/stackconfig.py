@@ -19,7 +19,7 @@ from halab import PROJECT
 from halab.errors import ConfigError
 from halab.spec import SECRET_KEYS, LabSpec, load_spec
 
-SECRET_PLACEHOLDER = "<secret: set in the stack, not decrypted by the render command>"
+SECRET_PLACEHOLDER = "<secret: set in the stack, not decrypted by the render command>"  # noqa: S105
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -56,8 +56,12 @@ def read_stack(stack: str, project_dir: Path = REPO_ROOT) -> StackConfig:
     """Merge ``Pulumi.yaml`` defaults with ``Pulumi.<stack>.yaml``."""
     path = project_dir / f"Pulumi.{stack}.yaml"
     if not path.is_file():
-        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
-        raise ConfigError("stack", stack, f"no {path.name} in {project_dir} (stacks: {', '.join(known)})")
+        known = sorted(
+            p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")
+        )
+        raise ConfigError(
+            "stack", stack, f"no {path.name} in {project_dir} (stacks: {', '.join(known)})"
+        )
     raw = (_read_yaml(path).get("config")) or {}
     values = project_defaults(project_dir)
     secrets: set[str] = set()

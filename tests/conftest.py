@@ -98,9 +98,7 @@ class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
-            raw = pulumi.runtime.rpc.deserialize_properties(
-                request.object, keep_unknowns=True
-            )
+            raw = pulumi.runtime.rpc.deserialize_properties(request.object, keep_unknowns=True)
             secret_inputs = frozenset(k for k, v in raw.items() if _has_secret(v))
             inputs = {k: _unwrap(v) for k, v in raw.items()}
             self.graph.resources.append(
@@ -153,7 +151,11 @@ def graph() -> Iterator[Graph]:
     recorded = Graph()
     mocks = LabMocks()
     pulumi.runtime.set_mocks(
-        mocks, project=PROJECT, stack="dev", preview=False, monitor=RecordingMonitor(mocks, recorded)
+        mocks,
+        project=PROJECT,
+        stack="dev",
+        preview=False,
+        monitor=RecordingMonitor(mocks, recorded),
     )
     yield recorded
     pulumi.runtime.set_all_config({})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pulumi
 import pytest
@@ -101,7 +100,8 @@ def test_lb_seed_carries_haproxy_with_every_web_node(program: Program, graph: Gr
         d for d in graph.of_type("libvirt:index/domain:Domain") if d.inputs["name"].endswith("lb-2")
     )
     files = {
-        f["path"]: f["content"] for f in yaml.safe_load(_seed_of(graph, domain).inputs["userData"])["write_files"]
+        f["path"]: f["content"]
+        for f in yaml.safe_load(_seed_of(graph, domain).inputs["userData"])["write_files"]
     }
     haproxy = files["/etc/haproxy/haproxy.cfg"]
     for address in ("172.20.10.10:80", "172.20.10.11:80", "172.20.10.12:80"):
@@ -147,7 +147,7 @@ def test_staging_has_linux_edge_and_no_fortios(program: Program, graph: Graph) -
     user = yaml.safe_load(_seed_of(graph, edge).inputs["userData"])
     nft = next(f["content"] for f in user["write_files"] if f["path"] == "/etc/nftables.conf")
     assert "dnat to 172.20.1.100" in nft
-    assert 'ip daddr 198.51.100.10 tcp dport { 80, 443 }' in nft
+    assert "ip daddr 198.51.100.10 tcp dport { 80, 443 }" in nft
 
 
 def test_children_are_parented_to_their_components(program: Program, graph: Graph) -> None:
@@ -172,7 +172,9 @@ def test_lbs_wait_for_the_web_tier(program: Program, graph: Graph) -> None:
 
 
 def test_bad_config_stops_before_any_resource(program: Program, graph: Graph) -> None:
-    with pytest.raises(pulumi.RunError, match=r"ha-web-lab:vip = '10.9.9.9': is outside 10.0.1.0/24"):
+    with pytest.raises(
+        pulumi.RunError, match=r"ha-web-lab:vip = '10.9.9.9': is outside 10.0.1.0/24"
+    ):
         program("dev", vip="10.9.9.9")
     assert graph.resources == []
 
@@ -180,6 +182,6 @@ def test_bad_config_stops_before_any_resource(program: Program, graph: Graph) ->
 def test_plain_text_token_is_refused(program: Program, graph: Graph) -> None:
     flat, _ = stack_config("dev")
     pulumi.runtime.set_all_config(flat, [])  # the token is set, but not as a secret
-    with pytest.raises(pulumi.RunError, match="fortigateToken.*must be a secret"):
+    with pytest.raises(pulumi.RunError, match=r"fortigateToken.*must be a secret"):
         build(run_program)
     assert graph.resources == []

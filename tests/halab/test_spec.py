@@ -1,0 +1,248 @@
+"""The lab spec: derived plan values, and every bad input refused with the key and the value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from halab.errors import ConfigError
+from halab.spec import EdgeKind, LabSpec, Role, ZoneName, is_ssh_public_key, load_spec
+from halab.stackconfig import read_stack
+from tests.conftest import TEST_SSH_KEY
+
+
+def base(**overrides: Any) -> dict[str, Any]:
+    """The dev stack's merged config as plain values, with overrides."""
+    values = dict(read_stack("dev").values)
+    values["sshPublicKeys"] = [TEST_SSH_KEY]
+    values.update(overrides)
+    return values
+
+
+def spec_of(**overrides: Any) -> LabSpec:
+    return load_spec(base(**overrides), stack="dev", secrets_present=frozenset({"fortigateToken"}))
+
+
+def refused(**overrides: Any) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        spec_of(**overrides)
+    err = info.value
+    # One line a person can act on, naming the key.
+    assert "\n" not in str(err)
+    assert str(err).startswith("ha-web-lab:")
+    return err
+
+
+def zones(**changes: dict[str, Any]) -> dict[str, Any]:
+    current = {k: dict(v) for k, v in base()["zones"].items()}
+    for name, change in changes.items():
+        current[name] = {**current.get(name, {}), **change}
+    return current
+
+
+def hosts(*extra: dict[str, Any], replace: dict[int, dict[str, Any]] | None = None) -> list[Any]:
+    current = [dict(h) for h in base()["hosts"]]
+    for index, change in (replace or {}).items():
+        current[index] = {**current[index], **change}
+    return current + list(extra)
+
+
+# ---- the dev plan ----------------------------------------------------------------------------
+
+
+def test_dev_plan_matches_the_readme_table() -> None:
+    spec = spec_of()
+    plan = {
+        h.name: {leg.zone.value: str(leg.address) for leg in h.legs} for h in spec.resolved_hosts
+    }
+    assert plan == {
+        "lb-1": {"dmz": "10.0.1.11", "internal": "192.168.10.2"},
+        "lb-2": {"dmz": "10.0.1.12", "internal": "192.168.10.3"},
+        "web-1": {"internal": "192.168.10.10"},
+        "web-2": {"internal": "192.168.10.11"},
+    }
+    assert str(spec.vip_address) == "10.0.1.100"
+    assert str(spec.public_address) == "203.0.113.10"
+    assert spec.public_url == "https://203.0.113.10/"
+    # LB replies to clients leave through the DMZ gateway (the FortiGate), not the NAT zone.
+    assert str(spec.host("lb-1").default_gateway) == "10.0.1.1"
+    assert str(spec.host("web-1").default_gateway) == "192.168.10.1"
+
+
+def test_derived_addresses_follow_the_documented_offsets() -> None:
+    no_addresses = [{"name": h["name"], "role": h["role"]} for h in base()["hosts"]]
+    derived = spec_of(hosts=[*no_addresses, {"name": "web-3", "role": "web"}])
+    explicit = spec_of()
+    for name in ("lb-1", "lb-2", "web-1", "web-2"):
+        assert derived.host(name).legs == explicit.host(name).legs
+    assert str(derived.host("web-3").leg(ZoneName.INTERNAL).address) == "192.168.10.12"
+
+
+def test_adding_a_web_node_changes_no_other_host() -> None:
+    before = spec_of(edge="linux", zones=zones(dmz={"hostAddress": None}))
+    after = spec_of(
+        edge="linux",
+        zones=zones(dmz={"hostAddress": None}),
+        hosts=hosts({"name": "web-9", "role": "web"}),
+    )
+    for host in before.resolved_hosts:
+        assert after.host(host.name).legs == host.legs
+
+
+def test_macs_are_stable_distinct_and_local() -> None:
+    spec = spec_of()
+    macs = [leg.mac for h in spec.resolved_hosts for leg in h.legs]
+    assert len(set(macs)) == len(macs)
+    assert all(m.startswith("52:54:00:") for m in macs)
+    assert macs == [leg.mac for h in spec_of().resolved_hosts for leg in h.legs]
+
+
+def test_vrrp_pair_first_lb_is_preferred_master() -> None:
+    first, second = spec_of().vrrp_peers
+    assert (first.host, first.priority, str(first.peer_ip)) == ("lb-1", 150, "10.0.1.12")
+    assert (second.host, second.priority, str(second.peer_ip)) == ("lb-2", 100, "10.0.1.11")
+    # nopreempt needs state BACKUP on both (keepalived PR #346).
+    assert first.state == second.state == "BACKUP" and first.nopreempt
+    preempt = spec_of(vrrpPreempt=True).vrrp_peers
+    assert [p.state for p in preempt] == ["MASTER", "BACKUP"]
+
+
+def test_linux_edge_adds_an_edge_host_that_owns_the_dmz_gateway() -> None:
+    spec = spec_of(edge="linux")
+    edge = spec.host("edge")
+    assert edge.role is Role.EDGE
+    assert {leg.zone.value: str(leg.address) for leg in edge.legs} == {
+        "public": "203.0.113.10",
+        "dmz": "10.0.1.1",
+    }
+    assert spec.firewall_rule.ports == (80, 443)
+
+
+def test_empty_string_defaults_mean_derived() -> None:
+    spec = spec_of(vip="", publicIp="")
+    assert str(spec.vip_address) == "10.0.1.100"
+    assert str(spec.public_address) == "203.0.113.10"
+
+
+# ---- bad input: each names the key and the value -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "value_text"),
+    [
+        ({"zones": zones(dmz={"cidr": "10.0.1.0/33"})}, "zones.dmz.cidr", "10.0.1.0/33"),
+        ({"zones": zones(dmz={"cidr": "10.0.1.5/24"})}, "zones.dmz.cidr", "10.0.1.5/24"),
+        ({"zones": zones(dmz={"cidr": "banana"})}, "zones.dmz.cidr", "banana"),
+        ({"zones": zones(internal={"cidr": "10.0.0.0/16"})}, "zones.internal.cidr", "10.0.0.0/16"),
+        (
+            {"hosts": hosts(replace={2: {"addresses": {"internal": "10.0.1.50"}}})},
+            "hosts[2].addresses.internal",
+            "10.0.1.50",
+        ),
+        (
+            {"hosts": hosts(replace={2: {"addresses": {"internal": "192.168.10.0"}}})},
+            "hosts[2].addresses.internal",
+            "192.168.10.0",
+        ),
+        (
+            {"hosts": hosts(replace={2: {"addresses": {"internal": "192.168.10.255"}}})},
+            "hosts[2].addresses.internal",
+            "192.168.10.255",
+        ),
+        (
+            {"hosts": hosts(replace={3: {"addresses": {"internal": "192.168.10.10"}}})},
+            "hosts[3].addresses.internal",
+            "192.168.10.10",
+        ),
+        ({"vip": "192.168.10.100"}, "vip", "192.168.10.100"),
+        ({"vip": "10.0.1.11"}, "hosts[0].addresses.dmz", "10.0.1.11"),
+        ({"vrrpRouterId": 0}, "vrrpRouterId", "0"),
+        ({"vrrpRouterId": 256}, "vrrpRouterId", "256"),
+        ({"vrrpPriorities": [100, 100]}, "vrrpPriorities", "100"),
+        ({"vrrpVersion": 2, "vrrpAdvertIntervalMs": 500}, "vrrpAdvertIntervalMs", "500"),
+        ({"vrrpAdvertIntervalMs": 55}, "vrrpAdvertIntervalMs", "55"),
+        ({"hosts": hosts(replace={2: {"role": "db"}})}, "hosts[2].role", "db"),
+        ({"hosts": hosts(replace={2: {"role": "edge"}})}, "hosts[2].role", "edge"),
+        ({"hosts": [h for h in hosts() if h["role"] != "web"]}, "hosts", "lb-1"),
+        ({"hosts": hosts(replace={2: {"name": "Web_1"}})}, "hosts[2].name", "Web_1"),
+        ({"hosts": hosts(replace={2: {"name": "-web"}})}, "hosts[2].name", "-web"),
+        ({"hosts": hosts(replace={3: {"name": "web-1"}})}, "hosts[3].name", "web-1"),
+        ({"hosts": hosts({"name": "lb-3", "role": "lb"})}, "hosts", "lb-3"),
+        ({"sshPublicKeys": ["ssh-ed25519 not-base64!"]}, "sshPublicKeys", "ssh-ed25519"),
+        ({"sshPublicKeys": ["-----BEGIN OPENSSH PRIVATE KEY-----"]}, "sshPublicKeys", "PRIVATE"),
+        ({"baseImage": "/nonexistent/debian.qcow2"}, "baseImage", "/nonexistent/debian.qcow2"),
+        ({"edge": "paloalto"}, "edge", "paloalto"),
+        ({"domainType": "xen"}, "domainType", "xen"),
+        ({"zones": {k: v for k, v in zones().items() if k != "dmz"}}, "zones", "internal"),
+        ({"edgePorts": [80, 80]}, "edgePorts", "80"),
+        ({"vrpRouterId": 5}, "vrpRouterId", "5"),
+        (
+            {"zones": zones(internal={"hostAddress": "192.168.10.7"})},
+            "zones.internal.hostAddress",
+            "192.168.10.7",
+        ),
+        ({"haproxyRetryOn": "conn-failure sometimes"}, "haproxyRetryOn", "sometimes"),
+    ],
+)
+def test_bad_input_names_key_and_value(
+    overrides: dict[str, Any], key: str, value_text: str
+) -> None:
+    err = refused(**overrides)
+    assert err.key == key, str(err)
+    assert value_text in str(err), str(err)
+
+
+def test_missing_required_key_is_named() -> None:
+    values = base()
+    del values["zones"]
+    with pytest.raises(ConfigError) as info:
+        load_spec(values, stack="dev", secrets_present=frozenset({"fortigateToken"}))
+    assert info.value.key == "zones"
+    assert "required" in str(info.value)
+
+
+def test_fortigate_without_token_says_the_command_to_run() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_spec(base(), stack="dev")
+    assert info.value.key == "fortigateToken"
+    assert "pulumi config set --secret fortigateToken" in str(info.value)
+
+
+def test_linux_edge_refuses_a_hypervisor_address_on_its_gateway() -> None:
+    err = refused(edge="linux", zones=zones(dmz={"hostAddress": "10.0.1.1", "gateway": None}))
+    assert err.key == "zones.dmz.hostAddress"
+    assert "null" in err.reason
+
+
+def test_half_a_tls_pair_is_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_spec(
+            base(), stack="dev", secrets_present=frozenset({"fortigateToken", "tlsCertificate"})
+        )
+    assert info.value.key == "tlsPrivateKey"
+
+
+def test_secret_values_never_enter_the_spec() -> None:
+    spec = load_spec({**base(), "fortigateToken": "hunter2"}, stack="dev")
+    assert "fortigateToken" in spec.secrets_present
+    assert "hunter2" not in spec.model_dump_json()
+
+
+def test_edge_none_needs_no_public_ip() -> None:
+    spec = spec_of(edge="none", publicIp="8.8.8.8")
+    assert spec.edge is EdgeKind.NONE
+    assert spec.public_url == "https://10.0.1.100/"
+
+
+@pytest.mark.parametrize(
+    ("key", "ok"),
+    [
+        (TEST_SSH_KEY, True),
+        (TEST_SSH_KEY.replace("ssh-ed25519", "ssh-rsa", 1), False),  # blob says ed25519
+        ("ssh-ed25519", False),
+        ("", False),
+    ],
+)
+def test_ssh_public_key_check(key: str, ok: bool) -> None:
+    assert is_ssh_public_key(key) is ok
