@@ -5,6 +5,8 @@ Read and validate the spec, create the providers once, build the components, exp
 
 from __future__ import annotations
 
+import os
+
 import pulumi
 import pulumi_libvirt as libvirt
 import pulumiverse_fortios as fortios
@@ -26,6 +28,7 @@ from components import (
     ZoneNetwork,
     ZoneNetworkArgs,
 )
+from components.readiness import SshAccess, TierGate, TierGateArgs
 from halab.errors import ConfigError
 from halab.outputs import stack_outputs
 from halab.spec import EdgeKind, ZoneName
@@ -47,6 +50,17 @@ def _secret(key: str) -> pulumi.Output[str] | None:
     return config.get_secret(key) if key in spec.secrets_present else None
 
 
+def _ssh_access() -> SshAccess | None:
+    agent = os.environ.get("SSH_AUTH_SOCK")
+    problem = spec.deploy_problems(ssh_agent=bool(agent))
+    if problem is not None:
+        raise pulumi.RunError(problem.line())
+    if not spec.readiness:
+        return None
+    return SshAccess(spec.admin_user, private_key=_secret("sshPrivateKey"), agent_socket=agent)
+
+
+ssh = _ssh_access()
 libvirt_provider = libvirt.Provider("libvirt", uri=spec.libvirt_uri)
 on_libvirt = pulumi.ResourceOptions(provider=libvirt_provider)
 
@@ -57,7 +71,7 @@ networks = {
 network_ids = {zone: net.network_id for zone, net in networks.items()}
 storage = LabStorage("storage", LabStorageArgs(spec), on_libvirt)
 
-web = WebTier("web", WebTierArgs(spec, storage, network_ids), on_libvirt)
+web = WebTier("web", WebTierArgs(spec, storage, network_ids, ssh), on_libvirt)
 certificate = LabCertificate(
     "tls",
     LabCertificateArgs(
@@ -68,10 +82,11 @@ certificate = LabCertificate(
 )
 lbs = LoadBalancerPair(
     "lb",
-    LoadBalancerPairArgs(spec, storage, network_ids, certificate.pem, depends_on=[web]),
+    LoadBalancerPairArgs(spec, storage, network_ids, certificate.pem, depends_on=[web], ssh=ssh),
     on_libvirt,
 )
 
+edge_vms = []
 if spec.edge is EdgeKind.FORTIGATE:
     fortigate_provider = fortios.Provider(
         "fortigate",
@@ -84,7 +99,21 @@ if spec.edge is EdgeKind.FORTIGATE:
         "edge", FortiGateEdgeArgs(spec), pulumi.ResourceOptions(provider=fortigate_provider)
     )
 elif spec.edge is EdgeKind.LINUX:
-    LinuxEdge("edge", LinuxEdgeArgs(spec, storage, network_ids), on_libvirt)
+    edge_vms = [LinuxEdge("edge", LinuxEdgeArgs(spec, storage, network_ids, ssh), on_libvirt).vm]
+
+if ssh is not None:
+    vms = [*web.vms.values(), *lbs.vms.values(), *edge_vms]
+    TierGate(
+        "gate",
+        TierGateArgs(
+            spec,
+            ssh,
+            host_gates=[vm.ready for vm in vms if vm.ready is not None],
+            fingerprint=pulumi.Output.all(*[vm.seed_disk.name for vm in vms]).apply(
+                lambda names: ",".join(sorted(names))
+            ),
+        ),
+    )
 
 for key, value in stack_outputs(spec).items():
     pulumi.export(key, value)

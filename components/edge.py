@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumiverse_fortios as fortios
 
+from components.readiness import SshAccess
 from components.storage import LabStorage
 from components.vm import LabVm, LabVmArgs
 from halab.render import render_host
@@ -151,6 +152,8 @@ class LinuxEdgeArgs:
     spec: LabSpec
     storage: LabStorage
     network_ids: dict[ZoneName, pulumi.Output[str]]
+    #: SSH access for the readiness gates; None when they are off.
+    ssh: SshAccess | None = None
 
 
 class LinuxEdge(pulumi.ComponentResource):
@@ -173,6 +176,7 @@ class LinuxEdge(pulumi.ComponentResource):
                 pulumi.Output.from_input(render_host(spec, host)),
                 args.storage,
                 args.network_ids,
+                args.ssh,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -7,6 +7,7 @@ from functools import partial
 
 import pulumi
 
+from components.readiness import SshAccess
 from components.storage import LabStorage
 from components.vm import LabVm, LabVmArgs
 from halab.render import VM, RenderedHost, render_host
@@ -27,6 +28,8 @@ class LoadBalancerPairArgs:
     tls_pem: pulumi.Output[str]
     #: Resources whose creation must finish first (the web tier: HAProxy's checks need it).
     depends_on: list[pulumi.Resource] | None = None
+    #: SSH access for the readiness gates; None when they are off.
+    ssh: SshAccess | None = None
 
 
 class LoadBalancerPair(pulumi.ComponentResource):
@@ -46,7 +49,7 @@ class LoadBalancerPair(pulumi.ComponentResource):
             seed = args.tls_pem.apply(partial(_render_lb, spec, host))
             self.vms[host.name] = LabVm(
                 f"{name}-{host.name}",
-                LabVmArgs(spec, host, seed, args.storage, args.network_ids),
+                LabVmArgs(spec, host, seed, args.storage, args.network_ids, args.ssh),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on or []),
             )
         self.vip = pulumi.Output.from_input(str(spec.vip_address))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_libvirt as libvirt
 
+from components.readiness import SshAccess, host_gate
 from components.storage import LabStorage
 from halab.render import RenderedHost
 from halab.spec import DomainType, LabSpec, ResolvedHost, ZoneName
@@ -25,6 +26,8 @@ class LabVmArgs:
     seed: pulumi.Output[RenderedHost]
     storage: LabStorage
     network_ids: dict[ZoneName, pulumi.Output[str]]
+    #: SSH access for the readiness gate; None when the gates are off.
+    ssh: SshAccess | None = None
 
 
 class LabVm(pulumi.ComponentResource):
@@ -33,6 +36,7 @@ class LabVm(pulumi.ComponentResource):
     root_disk: libvirt.Volume
     seed_disk: libvirt.CloudInitDisk
     domain: libvirt.Domain
+    ready: pulumi.Resource | None
     addresses: dict[str, str]
 
     def __init__(self, name: str, args: LabVmArgs, opts: pulumi.ResourceOptions | None = None):
@@ -93,6 +97,16 @@ class LabVm(pulumi.ComponentResource):
             autostart=True,
             opts=child,
         )
+        self.ready = None
+        if args.ssh is not None:
+            self.ready = host_gate(
+                name,
+                spec,
+                host,
+                args.seed,
+                args.ssh,
+                pulumi.ResourceOptions(parent=self, depends_on=[self.domain]),
+            )
         self.addresses = {leg.zone.value: str(leg.address) for leg in host.legs}
         self.register_outputs(
             {"domain_id": self.domain.id, "name": vm_name, "addresses": self.addresses}

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.readiness import SshAccess
 from components.storage import LabStorage
 from components.vm import LabVm, LabVmArgs
 from halab.render import render_host
@@ -19,6 +20,8 @@ class WebTierArgs:
     spec: LabSpec
     storage: LabStorage
     network_ids: dict[ZoneName, pulumi.Output[str]]
+    #: SSH access for the readiness gates; None when they are off.
+    ssh: SshAccess | None = None
 
 
 class WebTier(pulumi.ComponentResource):
@@ -37,7 +40,7 @@ class WebTier(pulumi.ComponentResource):
             seed = pulumi.Output.from_input(render_host(spec, host))
             self.vms[host.name] = LabVm(
                 f"{name}-{host.name}",
-                LabVmArgs(spec, host, seed, args.storage, args.network_ids),
+                LabVmArgs(spec, host, seed, args.storage, args.network_ids, args.ssh),
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.register_outputs({"hosts": list(self.vms)})

@@ -119,6 +119,9 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,  # noqa: S701 - config files, not HTML
         trim_blocks=False,
+        # Shell templates use ${#array[@]}; jinja's default "{#" comment marker would eat it.
+        comment_start_string="{##",
+        comment_end_string="##}",
     )
 
 
@@ -335,3 +338,24 @@ def _write(path: Path, text: str, mode: int) -> Path:
     path.write_text(text, encoding="utf-8")
     path.chmod(mode)
     return path
+
+
+def readiness_script(spec: LabSpec, host: ResolvedHost) -> str:
+    """The gate `pulumi up` runs on a VM over SSH (cloud-init done, role healthy)."""
+    ctx = _context(spec, host, VM)
+    attempts = max(10, min(120, spec.readiness_timeout_s // 10))
+    return render_template(
+        "ready.sh.j2", timeout_s=spec.readiness_timeout_s, attempts=attempts, **ctx
+    )
+
+
+def vip_check_script(spec: LabSpec, host: ResolvedHost, url: str) -> str:
+    """The tier gate: every web node answers through ``url`` (the VIP, or the public IP)."""
+    attempts = max(20, min(240, spec.readiness_timeout_s // 5))
+    return render_template(
+        "vip-check.sh.j2",
+        host=host,
+        url=url,
+        attempts=attempts,
+        web_names=[h.name for h in spec.hosts_with_role(Role.WEB)],
+    )

@@ -107,7 +107,7 @@ DEFAULT_BASE_IMAGE = (
 )
 DEFAULT_RETRY_ON = "conn-failure empty-response response-timeout 502 503 504"
 #: Keys whose values are Pulumi secrets. The spec only learns whether they are set.
-SECRET_KEYS = ("fortigateToken", "tlsCertificate", "tlsPrivateKey")
+SECRET_KEYS = ("fortigateToken", "tlsCertificate", "tlsPrivateKey", "sshPrivateKey")
 
 
 class _Model(BaseModel):
@@ -516,6 +516,29 @@ class LabSpec(_Model):
                 raise TopologyError(to_camel(key), value, "no such file on this machine")
 
     # ---- derived values -----------------------------------------------------------------------
+
+    def deploy_problems(self, *, ssh_agent: bool) -> ConfigError | None:
+        """What stops a real deployment but not rendering or the local lab: the readiness
+        gates log in over SSH, so they need a public key on the VMs and a way to use it."""
+        if not self.readiness:
+            return None
+        if not self.ssh_public_keys:
+            return ConfigError(
+                "sshPublicKeys",
+                [],
+                "the readiness gates log in over SSH: add your key with `pulumi config set "
+                "--path 'sshPublicKeys[0]' \"$(cat ~/.ssh/id_ed25519.pub)\"` "
+                "(or `pulumi config set readiness false`)",
+            )
+        if "sshPrivateKey" not in self.secrets_present and not ssh_agent:
+            return ConfigError(
+                "sshPrivateKey",
+                None,
+                "the readiness gates need SSH: run an ssh-agent with your key, or `cat "
+                "~/.ssh/id_ed25519 | pulumi config set --secret sshPrivateKey`, or `pulumi "
+                "config set readiness false`",
+            )
+        return None
 
     @property
     def lab_name(self) -> str:

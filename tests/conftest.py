@@ -19,6 +19,7 @@ import pulumi
 import pytest
 
 from halab import PROJECT
+from halab.spec import SECRET_KEYS
 from halab.stackconfig import read_stack
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,6 +34,7 @@ TEST_SSH_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHd0ZXN0LWtleS1mb3ItdGhlLWxhYi10ZXN0cy0xMjM0 test@lab"
 )
 TEST_TOKEN = "test-fortigate-token-0123456789"
+TEST_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n"
 
 
 @dataclass
@@ -165,13 +167,13 @@ def stack_config(stack: str, **overrides: Any) -> tuple[dict[str, str], list[str
     """A stack's config as the CLI hands it to the program: strings, JSON for the rest."""
     cfg = read_stack(stack)
     values: dict[str, Any] = dict(cfg.values)
-    secrets: dict[str, str] = {}
+    secrets: dict[str, str] = {"sshPrivateKey": TEST_PRIVATE_KEY}
     if stack == "dev" or values.get("edge") == "fortigate":
         secrets["fortigateToken"] = TEST_TOKEN
     values.setdefault("sshPublicKeys", [])
     values["sshPublicKeys"] = [TEST_SSH_KEY]
     for key, value in overrides.items():
-        if key in ("fortigateToken", "tlsCertificate", "tlsPrivateKey"):
+        if key in SECRET_KEYS:
             secrets[key] = value
         else:
             values[key] = value

@@ -1,0 +1,56 @@
+# ha-web-lab: the two commands a newcomer needs are `make up` (the lab) and `make test`.
+# Everything else is a step of those, or a tool for the curious.
+SHELL := /bin/bash
+STACK ?= dev
+
+.PHONY: help up test bootstrap lint unit render lab lab-down engine libvirtd-start libvirtd-stop preview destroy check e2e bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+up: bootstrap ## set up everything and `pulumi up` the lab (STACK=dev; local state, no account)
+	scripts/up.sh $(STACK)
+
+test: ## install what the tests need, then lint, type-check and run every test
+	scripts/test.sh
+
+bootstrap: ## Debian packages and the virtualenv (idempotent)
+	scripts/bootstrap.sh
+
+lint: bootstrap ## ruff and mypy only
+	venv/bin/ruff format --check . && venv/bin/ruff check . && venv/bin/mypy .
+
+render: bootstrap ## render every host's files of STACK into build/STACK
+	venv/bin/python -m halab render --stack $(STACK) --out build/$(STACK)
+
+lab: bootstrap ## the namespace lab: up, every drill with its report, down (no hypervisor needed)
+	venv/bin/python -m halab lab up --stack $(STACK) && \
+	  { venv/bin/python -m halab lab drill --stack $(STACK) all; rc=$$?; \
+	    venv/bin/python -m halab lab down --stack $(STACK); exit $$rc; }
+
+lab-down: ## remove a namespace lab left running
+	venv/bin/python -m halab lab down --stack $(STACK)
+
+engine: ## build the Pulumi CLI, language host and provider plugins from Go modules (cached)
+	scripts/build-engine.sh
+
+libvirtd-start: ## start the project's own libvirtd in a network namespace (for preview/e2e)
+	scripts/libvirtd-local.sh start
+
+libvirtd-stop: ## stop it and remove everything it made
+	scripts/libvirtd-local.sh stop
+
+preview: bootstrap ## pulumi preview of STACK with the local backend
+	scripts/pulumi.sh $(STACK) preview
+
+destroy: ## pulumi destroy of STACK: removes every VM, disk, network and FortiOS object
+	scripts/pulumi.sh $(STACK) destroy
+
+check: bootstrap ## run the failover drill against the deployed lab of STACK
+	venv/bin/python -m halab check --stack $(STACK)
+
+bench: bootstrap ## the failover benchmark in namespaces (tutorial baseline and project defaults)
+	venv/bin/python scripts/benchmark.py
+
+e2e: bootstrap ## real VMs on the local libvirtd: up, gates, drill, scale out, destroy
+	scripts/e2e.sh

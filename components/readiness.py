@@ -1,0 +1,104 @@
+"""Readiness gates: `pulumi up` ends only when the lab serves traffic.
+
+Each VM gets a remote command that waits for cloud-init and checks the role's own health; then a
+tier gate checks through the VIP (from an LB) that every web node answers, and, when an edge
+exists, a local gate checks the same through the public IP from this machine. The scripts are
+rendered (and shellchecked) like every other file; their triggers carry the seed's hash, so a
+config change re-checks the lab.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+
+from halab.render import RenderedHost, readiness_script, vip_check_script
+from halab.spec import EdgeKind, LabSpec, ResolvedHost, Role
+
+#: Seconds per SSH dial attempt; the attempt count follows from readinessTimeoutS.
+DIAL_TIMEOUT_S = 10
+
+
+@dataclass
+class SshAccess:
+    """How this machine logs in to the VMs: a private key (secret config) or an SSH agent."""
+
+    user: str
+    private_key: pulumi.Output[str] | None = None
+    agent_socket: str | None = None
+
+    def connection(self, spec: LabSpec, host: ResolvedHost) -> command.remote.ConnectionArgs:
+        """Connection args with bounded dialing: VMs may still be booting when we start."""
+        return command.remote.ConnectionArgs(
+            host=str(host.management_address),
+            user=self.user,
+            private_key=self.private_key,
+            agent_socket_path=self.agent_socket if self.private_key is None else None,
+            per_dial_timeout=DIAL_TIMEOUT_S,
+            dial_error_limit=max(3, spec.readiness_timeout_s // DIAL_TIMEOUT_S),
+        )
+
+
+def host_gate(  # noqa: PLR0917 - one call site, all required
+    name: str,
+    spec: LabSpec,
+    host: ResolvedHost,
+    seed: pulumi.Output[RenderedHost],
+    ssh: SshAccess,
+    opts: pulumi.ResourceOptions,
+) -> command.remote.Command:
+    """The per-VM gate (created by LabVm, parented to it, after its domain)."""
+    return command.remote.Command(
+        f"{name}-ready",
+        connection=ssh.connection(spec, host),
+        create=readiness_script(spec, host),
+        # A new seed means a new VM: check it again.
+        triggers=[seed.apply(lambda s: s.instance_id)],
+        opts=opts,
+    )
+
+
+@dataclass
+class TierGateArgs:
+    """What the tier gate needs: the host gates to wait for, and SSH to one LB."""
+
+    spec: LabSpec
+    ssh: SshAccess
+    host_gates: list[pulumi.Resource]
+    #: Changes whenever any host's seed changes, so the tier is re-checked too.
+    fingerprint: pulumi.Input[str]
+
+
+class TierGate(pulumi.ComponentResource):
+    """Every web node answers through the VIP, and through the public IP when there is an edge."""
+
+    through_vip: command.remote.Command
+    through_public_ip: command.local.Command | None
+
+    def __init__(
+        self, name: str, args: TierGateArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ha-web-lab:index:TierGate", name, None, opts)
+        spec = args.spec
+        lb = spec.hosts_with_role(Role.LB)[0]
+        vip_url = f"{spec.scheme}://{spec.vip_address}/"
+        self.through_vip = command.remote.Command(
+            f"{name}-through-vip",
+            connection=args.ssh.connection(spec, lb),
+            create=vip_check_script(spec, lb, vip_url),
+            triggers=[args.fingerprint],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.host_gates),
+        )
+        self.through_public_ip = None
+        if spec.edge is not EdgeKind.NONE:
+            # From this machine, the way a client comes in: through the edge's DNAT.
+            self.through_public_ip = command.local.Command(
+                f"{name}-through-public-ip",
+                create=vip_check_script(spec, lb, spec.public_url),
+                interpreter=["/bin/bash", "-c"],
+                triggers=[args.fingerprint],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.through_vip]),
+            )
+        self.register_outputs({"vip_url": vip_url})

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install everything the lab and its tests need on a Debian machine, idempotently:
+# Debian packages from scripts/apt-packages.txt (apt-get update only when something is missing),
+# then the virtualenv Pulumi uses (venv/, as Pulumi.yaml says) with requirements-dev.txt.
+# A second run with everything present takes a second or two.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'bootstrap: %s\n' "$*"; }
+
+sudo_cmd=()
+if [[ $EUID -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "bootstrap: run as root or install sudo" >&2; exit 1; }
+  sudo_cmd=(sudo)
+fi
+
+mapfile -t wanted < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' scripts/apt-packages.txt | grep -v '^$')
+missing=()
+for pkg in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  log "Debian packages present (${#wanted[@]})"
+fi
+
+python=${PYTHON:-python3}
+if [[ ! -x venv/bin/python ]]; then
+  log "creating venv/ with $($python --version)"
+  "$python" -m venv venv
+fi
+# Reinstall only when the requirements change.
+stamp=venv/.requirements.sha256
+want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+  log "installing Python packages (requirements-dev.txt)"
+  venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+  echo "$want" > "$stamp"
+else
+  log "Python packages present"
+fi

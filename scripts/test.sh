@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The one test command (README, `make test`, .ci/run): install, lint, type-check, test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/bootstrap.sh
+
+echo "== ruff"
+venv/bin/ruff format --check .
+venv/bin/ruff check .
+echo "== mypy"
+venv/bin/mypy .
+echo "== pytest"
+# Exit code 5 (no tests collected) must fail too: a test run that ran nothing proves nothing.
+venv/bin/python -m pytest "$@"

@@ -1,0 +1,81 @@
+"""Readiness gates under mocks: one per VM over SSH, then the tier through the VIP and public IP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pulumi
+import pytest
+
+from halab.render import readiness_script
+from halab.stackconfig import read_stack
+from tests.conftest import TEST_PRIVATE_KEY, Graph
+
+Program = Callable[..., Graph]
+
+
+def test_each_vm_has_a_gate_after_its_domain(program: Program) -> None:
+    graph = program("staging")
+    spec = read_stack("staging").spec(offline=True)
+    gates = {r.name: r for r in graph.of_type("command:remote:Command")}
+    for host in spec.resolved_hosts:
+        prefix = {"web": "web", "lb": "lb", "edge": "edge"}[host.role.value]
+        vm_name = f"{prefix}-{host.name}" if host.role.value != "edge" else "edge-vm"
+        gate = gates[f"{vm_name}-ready"]
+        conn = gate.inputs["connection"]
+        assert conn["host"] == str(host.management_address)
+        assert conn["user"] == "lab"
+        assert conn["privateKey"] == TEST_PRIVATE_KEY
+        assert conn["dialErrorLimit"] == 90 and conn["perDialTimeout"] == 10
+        assert gate.inputs["create"] == readiness_script(spec, host)
+        assert "cloud-init status --wait" in gate.inputs["create"]
+        # Runs after the VM exists, and again whenever the VM's seed changes.
+        assert graph.named(f"{vm_name}-domain").urn in gate.dependencies
+        seed = graph.named(f"{vm_name}-seed")
+        (instance_id,) = gate.inputs["triggers"]
+        assert instance_id.startswith(f"{host.name}-")
+        assert seed.inputs["name"].endswith(f"-seed-{instance_id[-12:]}.iso")
+        assert "connection" in gate.secret_inputs
+
+
+def test_tier_gate_checks_every_web_node_through_vip_then_public_ip(program: Program) -> None:
+    graph = program("staging")
+    through_vip = graph.named("gate-through-vip")
+    script = through_vip.inputs["create"]
+    assert "https://172.20.1.100/" in script
+    assert 'expected=("web-1" "web-2" "web-3" )' in script
+    assert through_vip.inputs["connection"]["host"] == "172.20.10.2"  # lb-1's internal leg
+    host_gates = {
+        r.urn for r in graph.of_type("command:remote:Command") if r.name.endswith("-ready")
+    }
+    assert len(host_gates) == 6
+    assert host_gates <= set(through_vip.dependencies)
+    public = graph.named("gate-through-public-ip")
+    assert public.type == "command:local:Command"
+    assert "https://198.51.100.10/" in public.inputs["create"]
+    assert through_vip.urn in public.dependencies
+
+
+def test_gates_are_off_with_readiness_false(program: Program) -> None:
+    graph = program("staging", readiness=False)
+    assert not graph.of_type("command:remote:Command")
+    assert not [r for r in graph.resources if r.name.startswith("gate")]
+
+
+def test_no_key_and_no_agent_is_a_clear_error(
+    program: Program, monkeypatch: pytest.MonkeyPatch, graph: Graph
+) -> None:
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    with pytest.raises(
+        pulumi.RunError, match=r"sshPrivateKey = \(not set\): the readiness gates need SSH"
+    ):
+        program("staging", sshPrivateKey="")
+    assert graph.resources == []
+
+
+def test_agent_is_used_without_a_key(program: Program, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSH_AUTH_SOCK", "/run/user/1000/agent.sock")
+    graph = program("staging", sshPrivateKey="")
+    conn = graph.named("web-web-1-ready").inputs["connection"]
+    assert conn["agentSocketPath"] == "/run/user/1000/agent.sock"
+    assert "privateKey" not in conn
