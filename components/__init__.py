@@ -1,6 +1,7 @@
 """Pulumi components of the lab. Each consumes the spec and the renderer; none builds a provider."""
 
 from components.edge import FortiGateEdge, FortiGateEdgeArgs, LinuxEdge, LinuxEdgeArgs
+from components.lab import HaWebLab, HaWebLabArgs
 from components.lb_pair import LoadBalancerPair, LoadBalancerPairArgs
 from components.network import ZoneNetwork, ZoneNetworkArgs
 from components.storage import LabStorage, LabStorageArgs
@@ -11,6 +12,8 @@ from components.web_tier import WebTier, WebTierArgs
 __all__ = [
     "FortiGateEdge",
     "FortiGateEdgeArgs",
+    "HaWebLab",
+    "HaWebLabArgs",
     "LabCertificate",
     "LabCertificateArgs",
     "LabStorage",

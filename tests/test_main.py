@@ -143,7 +143,7 @@ def test_dev_fortigate_objects(program: Program, graph: Graph) -> None:
 def test_staging_has_linux_edge_and_no_fortios(program: Program, graph: Graph) -> None:
     program("staging")
     assert not [r for r in graph.resources if r.type.startswith("fortios:")]
-    edge = graph.named("edge-vm-domain")
+    edge = graph.named("lab-edge-vm-domain")
     user = yaml.safe_load(_seed_of(graph, edge).inputs["userData"])
     nft = next(f["content"] for f in user["write_files"] if f["path"] == "/etc/nftables.conf")
     assert "dnat to 172.20.1.100" in nft
@@ -152,9 +152,9 @@ def test_staging_has_linux_edge_and_no_fortios(program: Program, graph: Graph) -
 
 def test_children_are_parented_to_their_components(program: Program, graph: Graph) -> None:
     program("dev")
-    domain = graph.named("web-web-1-domain")
+    domain = graph.named("lab-web-web-1-domain")
     vm = graph.by_urn(domain.parent)
-    assert vm.type == "ha-web-lab:index:LabVm" and vm.name == "web-web-1"
+    assert vm.type == "ha-web-lab:index:LabVm" and vm.name == "lab-web-web-1"
     assert graph.by_urn(vm.parent).type == "ha-web-lab:index:WebTier"
     for r in graph.resources:
         if r.type.startswith("ha-web-lab:index:") or r.type.startswith("pulumi:providers:"):
@@ -166,8 +166,8 @@ def test_children_are_parented_to_their_components(program: Program, graph: Grap
 def test_lbs_wait_for_the_web_tier(program: Program, graph: Graph) -> None:
     program("dev")
     # Depending on a component means depending on every resource inside it.
-    web_domains = {graph.named(f"web-web-{i}-domain").urn for i in (1, 2)}
-    for name in ("lb-lb-1", "lb-lb-2"):
+    web_domains = {graph.named(f"lab-web-web-{i}-domain").urn for i in (1, 2)}
+    for name in ("lab-lb-lb-1", "lab-lb-lb-2"):
         assert web_domains <= set(graph.named(name).dependencies)
 
 

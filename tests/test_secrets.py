@@ -20,7 +20,7 @@ def test_fortios_token_is_secret_in_the_provider(program: Program) -> None:
 
 def test_lb_seed_with_the_tls_key_is_secret(program: Program) -> None:
     graph = program("dev")
-    for lb in ("lb-lb-1", "lb-lb-2"):
+    for lb in ("lab-lb-lb-1", "lab-lb-lb-2"):
         seed = graph.named(f"{lb}-seed")
         assert {"userData", "name"} <= seed.secret_inputs
         files = {f["path"]: f for f in yaml.safe_load(seed.inputs["userData"])["write_files"]}
@@ -30,7 +30,7 @@ def test_lb_seed_with_the_tls_key_is_secret(program: Program) -> None:
 
 def test_web_seeds_carry_no_secret(program: Program) -> None:
     graph = program("dev")
-    seed = graph.named("web-web-1-seed")
+    seed = graph.named("lab-web-web-1-seed")
     assert not seed.secret_inputs
     assert "PRIVATE KEY" not in seed.inputs["userData"]
 
@@ -38,7 +38,7 @@ def test_web_seeds_carry_no_secret(program: Program) -> None:
 def test_generated_certificate_is_a_secret_output(program: Program) -> None:
     graph = program("dev")
     (cmd,) = graph.of_type("command:local:Command")[:1]
-    assert cmd.name == "tls-self-signed"
+    assert cmd.name == "lab-tls-self-signed"
     assert "openssl req -x509" in cmd.inputs["create"]
     assert "subjectAltName=IP:203.0.113.10,IP:10.0.1.100" in cmd.inputs["create"]
     # Its stdout (certificate and key) is marked secret, and nothing is logged.
@@ -51,9 +51,11 @@ def test_configured_certificate_replaces_the_generated_one(program: Program) -> 
         tlsCertificate="-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----",
         tlsPrivateKey="-----BEGIN PRIVATE KEY-----\nB\n-----END PRIVATE KEY-----",
     )
-    assert graph.named("tls").type == "ha-web-lab:index:LabCertificate"
-    assert not [r for r in graph.of_type("command:local:Command") if r.name == "tls-self-signed"]
-    user = yaml.safe_load(graph.named("lb-lb-1-seed").inputs["userData"])
+    assert graph.named("lab-tls").type == "ha-web-lab:index:LabCertificate"
+    assert not [
+        r for r in graph.of_type("command:local:Command") if r.name == "lab-tls-self-signed"
+    ]
+    user = yaml.safe_load(graph.named("lab-lb-lb-1-seed").inputs["userData"])
     pem = next(f["content"] for f in user["write_files"] if f["path"].endswith(".pem"))
     assert pem.startswith("-----BEGIN CERTIFICATE-----\nA\n") and "PRIVATE KEY-----\nB\n" in pem
     assert FAKE_PEM not in pem

@@ -19,8 +19,8 @@ def test_each_vm_has_a_gate_after_its_domain(program: Program) -> None:
     spec = read_stack("staging").spec(offline=True)
     gates = {r.name: r for r in graph.of_type("command:remote:Command")}
     for host in spec.resolved_hosts:
-        prefix = {"web": "web", "lb": "lb", "edge": "edge"}[host.role.value]
-        vm_name = f"{prefix}-{host.name}" if host.role.value != "edge" else "edge-vm"
+        role = host.role.value
+        vm_name = f"lab-{role}-{host.name}" if role != "edge" else "lab-edge-vm"
         gate = gates[f"{vm_name}-ready"]
         conn = gate.inputs["connection"]
         assert conn["host"] == str(host.management_address)
@@ -40,7 +40,7 @@ def test_each_vm_has_a_gate_after_its_domain(program: Program) -> None:
 
 def test_tier_gate_checks_every_web_node_through_vip_then_public_ip(program: Program) -> None:
     graph = program("staging")
-    through_vip = graph.named("gate-through-vip")
+    through_vip = graph.named("lab-gate-through-vip")
     script = through_vip.inputs["create"]
     assert "https://172.20.1.100/" in script
     assert 'expected=("web-1" "web-2" "web-3" )' in script
@@ -50,7 +50,7 @@ def test_tier_gate_checks_every_web_node_through_vip_then_public_ip(program: Pro
     }
     assert len(host_gates) == 6
     assert host_gates <= set(through_vip.dependencies)
-    public = graph.named("gate-through-public-ip")
+    public = graph.named("lab-gate-through-public-ip")
     assert public.type == "command:local:Command"
     assert "https://198.51.100.10/" in public.inputs["create"]
     assert through_vip.urn in public.dependencies
@@ -59,7 +59,7 @@ def test_tier_gate_checks_every_web_node_through_vip_then_public_ip(program: Pro
 def test_gates_are_off_with_readiness_false(program: Program) -> None:
     graph = program("staging", readiness=False)
     assert not graph.of_type("command:remote:Command")
-    assert not [r for r in graph.resources if r.name.startswith("gate")]
+    assert not [r for r in graph.resources if r.name.startswith("lab-gate")]
 
 
 def test_no_key_and_no_agent_is_a_clear_error(
@@ -76,6 +76,6 @@ def test_no_key_and_no_agent_is_a_clear_error(
 def test_agent_is_used_without_a_key(program: Program, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SSH_AUTH_SOCK", "/run/user/1000/agent.sock")
     graph = program("staging", sshPrivateKey="")
-    conn = graph.named("web-web-1-ready").inputs["connection"]
+    conn = graph.named("lab-web-web-1-ready").inputs["connection"]
     assert conn["agentSocketPath"] == "/run/user/1000/agent.sock"
     assert "privateKey" not in conn
