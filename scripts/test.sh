@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/bootstrap.sh
+# The real Pulumi CLI for tests/engine (about 5 minutes from empty caches, seconds after).
+scripts/build-engine.sh
 
 echo "== ruff"
 venv/bin/ruff format --check .
