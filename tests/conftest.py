@@ -98,7 +98,7 @@ class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
         self.graph = graph
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             raw = pulumi.runtime.rpc.deserialize_properties(request.object, keep_unknowns=True)
             secret_inputs = frozenset(k for k, v in raw.items() if _has_secret(v))
@@ -203,7 +203,7 @@ def build(build_fn: Callable[[], Any]) -> None:
     registered asynchronously.
     """
 
-    @pulumi.runtime.test
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def _inside_pulumi() -> None:
         build_fn()
 

@@ -17,7 +17,9 @@ INTERNAL = {"stack", "secretsPresent"}
 
 
 def _spec_keys() -> dict[str, Any]:
-    return {f.alias: f for name, f in LabSpec.model_fields.items() if f.alias not in INTERNAL}
+    return {
+        f.alias or name: f for name, f in LabSpec.model_fields.items() if f.alias not in INTERNAL
+    }
 
 
 def test_runtime_uses_the_pip_virtualenv() -> None:
