@@ -1,0 +1,70 @@
+"""The renderer: per-host files as data, and the readiness scripts `pulumi up` runs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from halab.render import PATHS, readiness_script, render_all, vip_check_script
+from halab.spec import LabSpec, Role
+from halab.stackconfig import read_stack
+
+STACKS = sorted(
+    p.name[len("Pulumi.") : -len(".yaml")]
+    for p in Path(__file__).resolve().parents[2].glob("Pulumi.*.yaml")
+)
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def spec(request: pytest.FixtureRequest) -> LabSpec:
+    return read_stack(request.param).spec(offline=True)
+
+
+def _shellcheck(script: str, tmp_path: Path, name: str) -> None:
+    if shutil.which("shellcheck") is None:
+        pytest.fail("shellcheck is missing: apt-get install shellcheck")
+    path = tmp_path / name
+    path.write_text(script)
+    done = subprocess.run(
+        ["shellcheck", "-S", "style", str(path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout
+
+
+def test_gate_scripts_pass_shellcheck(spec: LabSpec, tmp_path: Path) -> None:
+    for host in spec.resolved_hosts:
+        _shellcheck(readiness_script(spec, host), tmp_path, f"ready-{host.name}.sh")
+    lb = spec.hosts_with_role(Role.LB)[0]
+    _shellcheck(vip_check_script(spec, lb, spec.public_url), tmp_path, "vip-check.sh")
+
+
+def test_every_web_node_is_an_haproxy_backend(spec: LabSpec) -> None:
+    rendered = render_all(spec)
+    webs = spec.hosts_with_role(Role.WEB)
+    for lb in spec.hosts_with_role(Role.LB):
+        cfg = rendered[lb.name].file(PATHS.haproxy_cfg).content
+        servers = [
+            line.split()[1:3] for line in cfg.splitlines() if line.strip().startswith("server ")
+        ]
+        assert servers == [[w.name, f"{w.legs[0].address}:80"] for w in webs]
+
+
+def test_user_data_is_one_yaml_document_with_the_files(spec: LabSpec) -> None:
+    for name, host in render_all(spec).items():
+        doc = yaml.safe_load(host.user_data)
+        assert doc["hostname"] == name
+        assert [f["path"] for f in doc["write_files"]] == [f.path for f in host.files]
+        assert all(f["defer"] is True for f in doc["write_files"])
+
+
+def test_instance_id_follows_content(spec: LabSpec) -> None:
+    first = render_all(spec)
+    again = render_all(spec)
+    assert {n: h.instance_id for n, h in first.items()} == {
+        n: h.instance_id for n, h in again.items()
+    }
+    assert len({h.instance_id for h in first.values()}) == len(first)
