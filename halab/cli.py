@@ -20,6 +20,14 @@ def _render(args: argparse.Namespace) -> int:
         roles = host.host.role.value
         print(f"{name:<10} {roles:<5} {len(host.files) + 3:>2} files -> {Path(args.out) / name}")
     print(f"{len(written)} files written; secrets are placeholders (Pulumi fills them in).")
+    if args.check:
+        from halab.validate import validate_tree
+
+        problems = validate_tree(Path(args.out), hosts=rendered)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(problems)} problems" if problems else "every file passed its validator")
+        return 1 if problems else 0
     return 0
 
 
@@ -51,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     render.add_argument("--stack", default="dev", help="stack name (default: dev)")
     render.add_argument("--out", default="build/dev", help="output folder (default: build/dev)")
+    render.add_argument(
+        "--check",
+        action="store_true",
+        help="then prove every file with the tool that reads it (packages: scripts/apt-packages.txt)",
+    )
     render.set_defaults(func=_render)
 
     try:

@@ -234,9 +234,10 @@ def user_data(spec: LabSpec, host: ResolvedHost, files: tuple[RenderedFile, ...]
             "shell": "/bin/bash",
             "sudo": "ALL=(ALL) NOPASSWD:ALL",
             "lock_passwd": True,
-            "ssh_authorized_keys": list(spec.ssh_public_keys),
         }
     ]
+    if spec.ssh_public_keys:  # cloud-init's schema: when given, at least one key (minItems 1)
+        users[0]["ssh_authorized_keys"] = list(spec.ssh_public_keys)
     if host.role is Role.WEB:
         users.append({"name": APP.user, "system": True, "shell": "/usr/sbin/nologin"})
     doc: dict[str, Any] = {
