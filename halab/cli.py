@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument(
         "--check",
         action="store_true",
-        help="then prove every file with the tool that reads it (packages: scripts/apt-packages.txt)",
+        help="then prove every file with the tool that reads it (scripts/apt-packages.txt)",
     )
     render.set_defaults(func=_render)
 

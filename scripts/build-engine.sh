@@ -2,7 +2,14 @@
 # Build the Pulumi engine binaries this lab needs from the Go module proxy.
 #
 # Every binary has a small wrapper module under engine/<name>/ (go.mod + go.sum
-# pin the exact versions). Binaries go to a cache folder keyed by name and
+# pin the exact versions).
+#
+# pulumi-resource-libvirt and pulumi-resource-command are NOT the registry's
+# plugins: the Go module proxy refuses pulumi-libvirt, pulumi-command and the
+# Terraform provider they wrap (403), so engine/provider-libvirt and
+# engine/provider-command are small stand-ins of our own that implement just the
+# resource API the lab program uses (see engine/README.md). Machines that can
+# download the registry plugins should use those instead. Binaries go to a cache folder keyed by name and
 # version, and bin/ in that cache holds symlinks to the current ones, so
 #   export PATH="$(scripts/build-engine.sh --print-bin-dir):$PATH"
 # (or `. scripts/engine-env.sh`) is all a caller needs. Go's module and build
@@ -24,12 +31,14 @@ bin_dir="$engine_cache/bin"
 
 # Components, in build order. Per component: the binary it makes, the Go
 # package to build (relative to its wrapper module), the module whose version
-# names the build, the variable that gets that version, and build tags.
-components=(pulumi language-python)
+# names the build (or a fixed version), the variable that gets that version,
+# and build tags.
+components=(pulumi language-python provider-libvirt provider-command)
 
 component_info() {
-  # Sets: binary pkg version_module version_var tags
+  # Sets: binary pkg version_module version_var tags fixed_version
   tags=""
+  fixed_version=""
   case "$1" in
     pulumi)
       binary=pulumi
@@ -45,6 +54,16 @@ component_info() {
       pkg=.
       version_module=github.com/pulumi/pulumi/sdk/v3
       version_var=github.com/pulumi/pulumi/sdk/v3/go/common/version.Version
+      ;;
+    provider-libvirt | provider-command)
+      # Our own stand-ins for the registry plugins the proxy refuses. They carry
+      # the version of the registry release whose API they mirror (the version
+      # the Python SDKs in the venv ask for), set as a constant in main.go.
+      binary=pulumi-resource-${1#provider-}
+      pkg=.
+      version_module=""
+      version_var=""
+      if [[ $1 == provider-libvirt ]]; then fixed_version=v0.5.4; else fixed_version=v1.2.1; fi
       ;;
     *)
       return 1
@@ -154,22 +173,26 @@ stamp_of() {
   {
     echo "go=$go_version tags=$tags var=$version_var pkg=$pkg"
     cat "$mod_dir"/go.mod "$mod_dir"/go.sum
-    find "$mod_dir" -maxdepth 1 -name '*.go' -print0 | sort -z | xargs -0 -r cat
+    find "$mod_dir" -maxdepth 1 -name '*.go' ! -name '*_test.go' -print0 | sort -z | xargs -0 -r cat
   } | sha256sum | cut -d' ' -f1
 }
 
 build_component() {
   local name=$1 mod_dir="$engine_src/$1"
-  local binary pkg version_module version_var tags version out stamp t0 t1
+  local binary pkg version_module version_var tags fixed_version version out stamp t0 t1
   component_info "$name"
   [[ -f "$mod_dir/go.mod" && -f "$mod_dir/go.sum" ]] || die "missing $mod_dir/go.mod or go.sum"
 
   current_step="$name: resolve version"
   t0=$(now)
-  # Reads go.mod/go.sum only; downloads at most the .mod files on a cold cache.
-  version=$(cd "$mod_dir" && go list -m -f '{{.Version}}' "$version_module") ||
-    die "cannot resolve $version_module in $mod_dir/go.mod"
-  [[ -n "$version" ]] || die "empty version for $version_module in $mod_dir"
+  if [[ -n "$fixed_version" ]]; then
+    version=$fixed_version
+  else
+    # Reads go.mod/go.sum only; downloads at most the .mod files on a cold cache.
+    version=$(cd "$mod_dir" && go list -m -f '{{.Version}}' "$version_module") ||
+      die "cannot resolve $version_module in $mod_dir/go.mod"
+    [[ -n "$version" ]] || die "empty version for $version_module in $mod_dir"
+  fi
   out="$engine_cache/$name-$version"
   stamp=$(stamp_of "$mod_dir")
 
@@ -184,7 +207,7 @@ build_component() {
     (
       cd "$mod_dir"
       go build -trimpath ${tags:+-tags "$tags"} \
-        -ldflags "-s -w -X $version_var=$version" \
+        -ldflags "-s -w${version_var:+ -X $version_var=$version}" \
         -o "$out/$binary.tmp" "$pkg"
     ) || die "go build of $pkg failed (component $name, $version)"
     mv -f "$out/$binary.tmp" "$out/$binary"
