@@ -49,13 +49,18 @@ def host_gate(  # noqa: PLR0917 - one call site, all required
     ssh: SshAccess,
     opts: pulumi.ResourceOptions,
 ) -> command.remote.Command:
-    """The per-VM gate (created by LabVm, parented to it, after its domain)."""
+    """The per-VM gate (created by LabVm, parented to it, after its domain).
+
+    It also converges the VM's role files, so a config change (a new web node in HAProxy's
+    backends, another advert interval) reaches running VMs by a reload, not a new VM. The script
+    carries the files, so for an LB it is secret like the seed.
+    """
     return command.remote.Command(
         f"{name}-ready",
         connection=ssh.connection(spec, host),
-        create=readiness_script(spec, host),
-        # A new seed means a new VM: check it again.
-        triggers=[seed.apply(lambda s: s.instance_id)],
+        create=seed.apply(lambda s: readiness_script(spec, s)),
+        # Rerun whenever what the VM should hold changes.
+        triggers=[seed.apply(lambda s: s.config_hash)],
         opts=opts,
     )
 

@@ -55,6 +55,14 @@ class LabVm(pulumi.ComponentResource):
         )
         # The seed's name carries its content hash: a changed seed is a new ISO (tpl#1150) and,
         # through the domain's cloudinit input, a new domain, since a running VM never re-reads it.
+        # With the readiness gates on, the gate converges role files over SSH instead, so only a
+        # new network-config (addresses, MACs) replaces the seed and the VM; user-data changes
+        # are ignored here and applied by the gate, without a new VM.
+        seed_opts = child
+        if args.ssh is not None:
+            seed_opts = pulumi.ResourceOptions(
+                parent=self, ignore_changes=["userData", "metaData", "name"]
+            )
         self.seed_disk = libvirt.CloudInitDisk(
             f"{name}-seed",
             name=args.seed.apply(lambda s: f"{vm_name}-seed-{s.instance_id[-12:]}.iso"),
@@ -62,7 +70,7 @@ class LabVm(pulumi.ComponentResource):
             user_data=args.seed.apply(lambda s: s.user_data),
             network_config=args.seed.apply(lambda s: s.network_config),
             meta_data=args.seed.apply(lambda s: s.meta_data),
-            opts=child,
+            opts=seed_opts,
         )
         direct_boot = storage.kernel is not None
         self.domain = libvirt.Domain(

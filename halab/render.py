@@ -9,6 +9,7 @@ Keepalived's ``net_namespace`` line and the HAProxy process name it tracks.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass, field
 from functools import cache
@@ -103,6 +104,14 @@ class RenderedHost:
     has_secret: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def config_hash(self) -> str:
+        """Changes whenever any role file or the network config changes."""
+        digest = hashlib.sha256(self.network_config.encode())
+        for f in self.files:
+            digest.update(f"{f.path}\0{f.mode}\0{f.content}\0".encode())
+        return digest.hexdigest()[:16]
+
     def file(self, path: str) -> RenderedFile:
         """The rendered file at ``path``."""
         for f in self.files:
@@ -113,7 +122,7 @@ class RenderedHost:
 
 @cache
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -123,6 +132,9 @@ def _environment() -> jinja2.Environment:
         comment_start_string="{##",
         comment_end_string="##}",
     )
+    # File contents travel inside shell scripts base64-encoded: no quoting can break them.
+    env.filters["b64"] = lambda text: base64.b64encode(text.encode()).decode()
+    return env
 
 
 def render_template(name: str, **context: Any) -> str:
@@ -341,12 +353,17 @@ def _write(path: Path, text: str, mode: int) -> Path:
     return path
 
 
-def readiness_script(spec: LabSpec, host: ResolvedHost) -> str:
-    """The gate `pulumi up` runs on a VM over SSH (cloud-init done, role healthy)."""
-    ctx = _context(spec, host, VM)
+def readiness_script(spec: LabSpec, rendered: RenderedHost) -> str:
+    """The gate `pulumi up` runs on a VM over SSH: cloud-init done, the role's files converged
+    to ``rendered`` (so a config change needs no new VM), the role healthy."""
+    ctx = _context(spec, rendered.host, VM)
     attempts = max(10, min(120, spec.readiness_timeout_s // 10))
     return render_template(
-        "ready.sh.j2", timeout_s=spec.readiness_timeout_s, attempts=attempts, **ctx
+        "ready.sh.j2",
+        timeout_s=spec.readiness_timeout_s,
+        attempts=attempts,
+        files=rendered.files,
+        **ctx,
     )
 
 

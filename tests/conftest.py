@@ -51,6 +51,7 @@ class Registered:
     custom: bool
     #: Top-level input names whose value is (or contains) a Pulumi secret.
     secret_inputs: frozenset[str] = frozenset()
+    ignore_changes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -114,6 +115,7 @@ class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
                     provider=request.provider,
                     custom=request.custom,
                     secret_inputs=secret_inputs,
+                    ignore_changes=tuple(request.ignoreChanges),
                 )
             )
         return response

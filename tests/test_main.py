@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 
 import pulumi
@@ -185,3 +186,49 @@ def test_plain_text_token_is_refused(program: Program, graph: Graph) -> None:
     with pytest.raises(pulumi.RunError, match=r"fortigateToken.*must be a secret"):
         build(run_program)
     assert graph.resources == []
+
+
+def _pushed_files(script: str) -> dict[str, str]:
+    """The files a gate script converges: `converge PATH MODE 'BASE64'` lines."""
+    out = {}
+    for line in script.splitlines():
+        if line.startswith("converge /"):
+            _, path, _mode, b64 = line.split(" ", 3)
+            out[path] = base64.b64decode(b64.strip("'")).decode()
+    return out
+
+
+def test_one_more_web_node_replaces_no_other_vm(program: Program, graph: Graph) -> None:
+    """What a second `pulumi up` would plan: new web VM; other VMs keep their domain inputs and
+    seeds (user-data changes are ignored there and converged by the gates); LB gates rerun."""
+    before = program("staging")
+    snapshot = {r.name: r for r in before.resources}
+    graph.resources.clear()
+    hosts = [*read_stack("staging").values["hosts"], {"name": "web-4", "role": "web"}]
+    after = {r.name: r for r in program("staging", hosts=hosts).resources}
+    assert set(after) - set(snapshot) == {
+        "lab-web-web-4", "lab-web-web-4-root", "lab-web-web-4-seed",
+        "lab-web-web-4-domain", "lab-web-web-4-ready",
+    }  # fmt: skip
+    for name, old in snapshot.items():
+        new = after[name]
+        if new.type == "libvirt:index/domain:Domain":
+            assert new.inputs == old.inputs, name
+        if new.type == "libvirt:index/cloudInitDisk:CloudInitDisk":
+            assert new.inputs["networkConfig"] == old.inputs["networkConfig"], name
+            assert set(new.ignore_changes) == {"userData", "metaData", "name"}
+    # HAProxy's backends change on the LBs: their gates rerun and converge it; the webs' do not.
+    for lb in ("lb-1", "lb-2"):
+        gate = f"lab-lb-{lb}-ready"
+        assert after[gate].inputs["triggers"] != snapshot[gate].inputs["triggers"]
+        pushed = _pushed_files(after[gate].inputs["create"])
+        assert " web-4 172.20.10.13:80 check" in pushed["/etc/haproxy/haproxy.cfg"]
+    for web in ("web-1", "web-2", "web-3"):
+        gate = f"lab-web-{web}-ready"
+        assert after[gate].inputs["triggers"] == snapshot[gate].inputs["triggers"]
+
+
+def test_without_gates_a_changed_seed_means_a_new_vm(program: Program) -> None:
+    graph = program("staging", readiness=False)
+    seed = graph.named("lab-lb-lb-1-seed")
+    assert seed.ignore_changes == ()

@@ -7,16 +7,20 @@ from collections.abc import Callable
 import pulumi
 import pytest
 
-from halab.render import readiness_script
+from halab.render import VM, readiness_script, render_host
+from halab.spec import load_spec
 from halab.stackconfig import read_stack
-from tests.conftest import TEST_PRIVATE_KEY, Graph
+from tests.conftest import FAKE_PEM, TEST_PRIVATE_KEY, TEST_SSH_KEY, Graph
 
 Program = Callable[..., Graph]
 
 
 def test_each_vm_has_a_gate_after_its_domain(program: Program) -> None:
     graph = program("staging")
-    spec = read_stack("staging").spec(offline=True)
+    # The spec the program saw: the stack plus the test key conftest sets.
+    spec = load_spec(
+        {**read_stack("staging").values, "sshPublicKeys": [TEST_SSH_KEY]}, stack="staging"
+    )
     gates = {r.name: r for r in graph.of_type("command:remote:Command")}
     for host in spec.resolved_hosts:
         role = host.role.value
@@ -27,14 +31,18 @@ def test_each_vm_has_a_gate_after_its_domain(program: Program) -> None:
         assert conn["user"] == "lab"
         assert conn["privateKey"] == TEST_PRIVATE_KEY
         assert conn["dialErrorLimit"] == 90 and conn["perDialTimeout"] == 10
-        assert gate.inputs["create"] == readiness_script(spec, host)
+        rendered = (
+            render_host(spec, host, VM, FAKE_PEM + "\n")
+            if host.role.value == "lb"
+            else render_host(spec, host)
+        )
+        assert gate.inputs["create"] == readiness_script(spec, rendered)
         assert "cloud-init status --wait" in gate.inputs["create"]
         # Runs after the VM exists, and again whenever the VM's seed changes.
         assert graph.named(f"{vm_name}-domain").urn in gate.dependencies
         seed = graph.named(f"{vm_name}-seed")
-        (instance_id,) = gate.inputs["triggers"]
-        assert instance_id.startswith(f"{host.name}-")
-        assert seed.inputs["name"].endswith(f"-seed-{instance_id[-12:]}.iso")
+        assert gate.inputs["triggers"] == [rendered.config_hash]
+        assert seed.inputs["name"].endswith(f"-seed-{rendered.instance_id[-12:]}.iso")
         assert "connection" in gate.secret_inputs
 
 

@@ -36,8 +36,8 @@ def _shellcheck(script: str, tmp_path: Path, name: str) -> None:
 
 
 def test_gate_scripts_pass_shellcheck(spec: LabSpec, tmp_path: Path) -> None:
-    for host in spec.resolved_hosts:
-        _shellcheck(readiness_script(spec, host), tmp_path, f"ready-{host.name}.sh")
+    for name, rendered in render_all(spec).items():
+        _shellcheck(readiness_script(spec, rendered), tmp_path, f"ready-{name}.sh")
     lb = spec.hosts_with_role(Role.LB)[0]
     _shellcheck(vip_check_script(spec, lb, spec.public_url), tmp_path, "vip-check.sh")
 
