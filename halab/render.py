@@ -260,8 +260,6 @@ def user_data(spec: LabSpec, host: ResolvedHost, files: tuple[RenderedFile, ...]
         "ssh_pwauth": False,
         "disable_root": True,
         "users": users,
-        "package_update": spec.install_packages,
-        "packages": packages if spec.install_packages else [],
         # Deferred: written after packages install, so no package overwrites them or asks.
         "write_files": [
             {
@@ -275,6 +273,10 @@ def user_data(spec: LabSpec, host: ResolvedHost, files: tuple[RenderedFile, ...]
         ],
         "runcmd": [[PATHS.setup]],
     }
+    if spec.install_packages:
+        # Images that already have everything (scripts/build-image.sh) skip apt entirely.
+        doc["package_update"] = True
+        doc["packages"] = packages
     return doc
 
 
