@@ -1,10 +1,11 @@
-"""The real Pulumi CLI (built by scripts/build-engine.sh) runs our program.
+"""The real Pulumi CLI (built by scripts/build-engine.sh) previews our program.
 
-The provider plugins cannot be built here (the module proxy refuses their modules; see the
-README), so a preview stops where the engine loads the libvirt plugin. Up to that point this is
-the real thing: the CLI validates Pulumi.yaml's declarations against each stack file, our
-language host runs __main__.py, bad config surfaces as one line, and the program registers its
-providers and computes its outputs.
+The registry's provider plugins cannot be built here (the module proxy refuses their modules;
+see engine/README.md): the libvirt and command plugins on PATH are our stand-ins, there is no
+FortiOS plugin. So staging (Linux edge) previews cleanly against the project's own libvirtd, and
+dev (FortiGate) stops where the engine needs the FortiOS plugin. Everything else is the real
+thing: the CLI validates Pulumi.yaml's declarations against each stack file, our language host
+runs __main__.py, bad config surfaces as one line, the plan matches the mock tests' graph.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from halab.stackconfig import read_stack
-from tests.conftest import TEST_SSH_KEY
+from tests.conftest import TEST_SSH_KEY, Graph
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(
@@ -118,18 +120,74 @@ def test_bad_config_is_one_line_through_the_real_engine(
     assert "Traceback" not in done.stdout
 
 
-def test_preview_runs_the_program_up_to_the_missing_provider_plugin(
-    workspace: tuple[Path, dict[str, str]],
+@pytest.fixture(scope="module")
+def libvirt_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A libvirtd of this test's own (scripts/libvirtd-local.sh with its own state and netns)."""
+    state = tmp_path_factory.mktemp("libvirtd")
+    env = {
+        **os.environ,
+        "HA_WEB_LAB_STATE": str(state),
+        "HA_WEB_LAB_LIBVIRT_NETNS": f"hwl-preview-{os.getpid()}",
+    }
+    script = str(REPO / "scripts" / "libvirtd-local.sh")
+    started = subprocess.run(
+        [script, "start"], env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+    try:
+        assert started.returncode == 0, started.stderr + started.stdout
+        yield started.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run([script, "stop"], env=env, capture_output=True, timeout=120, check=False)
+
+
+def _set(ws: tuple[Path, dict[str, str]], name: str, *settings: tuple[str, ...]) -> None:
+    stack(ws, name)
+    for args in settings:
+        done = pulumi(ws, "config", *args, "--stack", name)
+        assert done.returncode == 0, done.stderr
+
+
+def test_staging_previews_cleanly_and_plans_the_mock_graph(
+    workspace: tuple[Path, dict[str, str]], libvirt_uri: str, program: Callable[..., Graph]
 ) -> None:
-    stack(workspace, "staging")
-    for args in (
-        ("config", "set", "--path", "sshPublicKeys[0]", TEST_SSH_KEY),
-        ("config", "set", "--secret", "sshPrivateKey", "not-a-real-key"),
-    ):
-        assert pulumi(workspace, *args, "--stack", "staging").returncode == 0
-    done = pulumi(workspace, "preview", "--stack", "staging")
-    # The program ran in the real engine: its outputs are computed and shown...
-    assert '"172.20.1.100"' in done.stdout or "172.20.1.100" in done.stdout
-    assert 'publicUrl: "https://198.51.100.10/"' in done.stdout
-    # ...and the engine then needs the libvirt plugin, which cannot be built here.
-    assert "no resource plugin 'pulumi-resource-libvirt' found" in done.stdout
+    image = workspace[0] / "base.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "64M"], check=True)
+    _set(
+        workspace,
+        "staging",
+        ("set", "--path", "sshPublicKeys[0]", TEST_SSH_KEY),
+        ("set", "--secret", "sshPrivateKey", "not-a-real-key"),
+        ("set", "libvirtUri", libvirt_uri),
+        ("set", "baseImage", str(image)),
+    )
+    done = pulumi(workspace, "preview", "--stack", "staging", "--json", timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    plan = json.loads(done.stdout)
+    diagnostics = [
+        d for d in plan.get("diagnostics", []) if d.get("severity") in ("error", "warning")
+    ]
+    # The engine's own notes about plugins found on PATH are expected; nothing from our program.
+    assert [d for d in diagnostics if "from $PATH" not in d.get("message", "")] == []
+    planned = Counter(step["newState"]["type"] for step in plan["steps"] if step["op"] == "create")
+    planned.pop("pulumi:pulumi:Stack", None)
+    # The same program under mocks (tests/test_main.py) registers the same resources.
+    mocked = Counter(r.type for r in program("staging").resources)
+    assert planned == mocked
+    assert planned["libvirt:index/domain:Domain"] == 6
+    assert planned["command:remote:Command"] == 7
+
+
+def test_dev_preview_needs_the_fortios_plugin_we_cannot_build(
+    workspace: tuple[Path, dict[str, str]], libvirt_uri: str
+) -> None:
+    _set(
+        workspace,
+        "dev",
+        ("set", "--path", "sshPublicKeys[0]", TEST_SSH_KEY),
+        ("set", "--secret", "sshPrivateKey", "not-a-real-key"),
+        ("set", "--secret", "fortigateToken", "not-a-real-token"),
+        ("set", "libvirtUri", libvirt_uri),
+    )
+    done = pulumi(workspace, "preview", "--stack", "dev", timeout=300)
+    assert done.returncode != 0
+    assert "no resource plugin 'pulumi-resource-fortios' found" in done.stdout
