@@ -1,0 +1,300 @@
+"""The benchmark: drills N times per stack, medians in a table, plus the advert-interval sweep.
+
+Per run and stack: bring the lab up (timed), run round robin, app crash, HAProxy death, hard
+failure of the master LB and its return, measure requests/s through the public IP and straight
+to one web node (same lab, same minute), tear down. The table shows medians over the runs.
+
+The sweep (``--sweep``) brings the lab up with other ``vrrpAdvertIntervalMs`` values, with and
+without ``vrrpRealtime`` (overrides of the stack's values, in process: no stack files), runs the
+request loop with a CPU hog on every core for ``--hog-seconds`` and counts VIP moves and failed
+requests, then measures one hard failure of the master under the same hog.
+
+Every figure printed is measured in this run; the JSON keeps every run's figures and the
+reports' folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from halab.lab import drill, report
+from halab.lab.lab import Lab, signals_raise
+from halab.lab.probe import ProbeConfig
+from halab.lab.state import LabState
+from halab.stackconfig import REPO_ROOT
+
+DRILLS = ("round-robin", "app-crash", "haproxy-death", "lb-hard-failure", "master-returns")
+
+#: Table rows: (label, drill name or "", figure key). Units are in the label.
+ROWS: tuple[tuple[str, str, str], ...] = (
+    ("lab bring-up (s)", "", "bring_up_s"),
+    ("LB hard failure: outage (ms)", "lb-hard-failure", "outage_ms"),
+    ("LB hard failure: failed requests", "lb-hard-failure", "failed"),
+    ("LB hard failure: VIP move (ms)", "lb-hard-failure", "vip_move_ms"),
+    ("HAProxy death: VIP move (ms)", "haproxy-death", "vip_move_ms"),
+    ("HAProxy death: outage (ms)", "haproxy-death", "outage_ms"),
+    ("HAProxy death: failed requests", "haproxy-death", "failed"),
+    ("app crash: failed requests", "app-crash", "failed"),
+    ("app crash: outage (ms)", "app-crash", "outage_ms"),
+    ("master returns: failed requests", "master-returns", "failed"),
+    ("round robin: alternation", "round-robin", "alternation"),
+    ("req/s through the public IP", "", "vip_rps"),
+    ("req/s straight to one web node", "", "direct_rps"),
+    ("ratio public IP / one web node", "", "ratio"),
+    ("keepalived VRRP child killed (count)", "", "vrrp_child_kills"),
+)
+
+
+@dataclass
+class RunFigures:
+    """One run of one stack."""
+
+    stack: str
+    run: int
+    figures: dict[str, float | None] = field(default_factory=dict)
+    passed: dict[str, bool] = field(default_factory=dict)
+    reports: str = ""
+
+
+def _ms(value: Any) -> float | None:
+    return None if value is None else round(1000 * float(value), 1)
+
+
+def _flatten(results: Sequence[drill.DrillResult]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for r in results:
+        f = r.figures
+        out[f"{r.name}.failed"] = float(f.get("failed", 0))
+        out[f"{r.name}.outage_ms"] = _ms(f.get("outage_s"))
+        if "vip_move_s" in f:
+            out[f"{r.name}.vip_move_ms"] = _ms(f["vip_move_s"])
+        if "alternation" in f:
+            out[f"{r.name}.alternation"] = float(f["alternation"])
+    return out
+
+
+def one_run(
+    stack: str,
+    run: int,
+    out: Path,
+    project_dir: Path,
+    *,
+    overrides: dict[str, Any] | None = None,
+    load_seconds: float = 5.0,
+    load_tool: str = "auto",
+    progress: Callable[[str], None] = print,
+) -> RunFigures:
+    """Bring a lab up, run the drills and the throughput pair, tear it down."""
+    lab = Lab.create(stack, project_dir, overrides)
+    fig = RunFigures(stack, run)
+    folder = out / f"{stack}-run{run}"
+    fig.reports = str(folder)
+    try:
+        bring_up = lab.up(lambda _m: None)
+        fig.figures["bring_up_s"] = round(bring_up, 3)
+        results = drill.run_drills(lab, stack, DRILLS, seed=run)
+        for r in results:
+            report.write(r, folder)
+            fig.passed[r.name] = r.passed
+        fig.figures.update(_flatten(results))
+        tp = lab.throughput(duration=load_seconds, tool=load_tool)
+        fig.figures["vip_rps"] = float(tp["vip"]["rps"])
+        fig.figures["direct_rps"] = float(tp["direct"]["rps"])
+        fig.figures["ratio"] = float(tp["ratio"])
+        fig.figures["vrrp_child_kills"] = float(lab.vrrp_child_kills())
+    finally:
+        lab.down(lambda _m: None)
+    progress(
+        f"  {stack} run {run}: bring-up {fig.figures.get('bring_up_s')}s, "
+        f"LB outage {fig.figures.get('lb-hard-failure.outage_ms')} ms, "
+        f"app crash failed {fig.figures.get('app-crash.failed')}, "
+        f"ratio {fig.figures.get('ratio')}"
+    )
+    return fig
+
+
+def sweep_one(
+    stack: str,
+    advert_ms: int,
+    realtime: bool,
+    out: Path,
+    *,
+    project_dir: Path,
+    hog_seconds: float,
+    rng: random.Random,
+) -> dict[str, Any]:
+    """One advert interval, realtime on or off: load + hog stability, then a hard failure."""
+    overrides = {"vrrpVersion": 3, "vrrpAdvertIntervalMs": advert_ms, "vrrpRealtime": realtime}
+    lab = Lab.create(stack, project_dir, overrides)
+    folder = out / f"sweep-{advert_ms}ms-{'rt' if realtime else 'nort'}"
+    row: dict[str, Any] = {"advert_ms": advert_ms, "realtime": realtime}
+    try:
+        row["bring_up_s"] = round(lab.up(lambda _m: None), 3)
+        load = drill.load_run(lab, stack, drill.Bounds(), _probe(lab), hog_seconds)
+        report.write(load, folder)
+        row["vip_moves_under_load"] = load.figures["vip_moves"]
+        row["failed_under_load"] = load.figures["failed"]
+        row["requests_under_load"] = load.figures["requests"]
+        # The same hog during a hard failure: does the short timer still hold its promise?
+        with lab.cpu_hog(20.0):
+            hard = drill.lb_hard_failure(lab, stack, drill.Bounds(), _probe(lab), rng)
+        report.write(hard, folder)
+        row["hard_failure_outage_ms"] = _ms(hard.figures.get("outage_s"))
+        row["hard_failure_failed"] = hard.figures.get("failed")
+        row["hard_failure_vip_move_ms"] = _ms(hard.figures.get("vip_move_s"))
+        row["vrrp_child_kills"] = lab.vrrp_child_kills()
+        row["stable"] = row["vip_moves_under_load"] == 0 and row["failed_under_load"] == 0
+    finally:
+        lab.down(lambda _m: None)
+    row["reports"] = str(folder)
+    return row
+
+
+def _probe(lab: Lab) -> ProbeConfig:
+    return ProbeConfig(url=lab.public_url)
+
+
+def median_table(runs: Sequence[RunFigures], stacks: Sequence[str]) -> str:
+    """A markdown table of medians, one column per stack."""
+    head = "| figure (median of runs) | " + " | ".join(stacks) + " |"
+    lines = [head, "|---|" + "---|" * len(stacks)]
+    for label, name, key in ROWS:
+        full = f"{name}.{key}" if name else key
+        cells = []
+        for stack in stacks:
+            values = [
+                v for r in runs if r.stack == stack and (v := r.figures.get(full)) is not None
+            ]
+            cells.append(f"{statistics.median(values):g}" if values else "-")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    counts = {s: sum(1 for r in runs if r.stack == s) for s in stacks}
+    lines.append("| runs | " + " | ".join(str(counts[s]) for s in stacks) + " |")
+    return "\n".join(lines)
+
+
+def sweep_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A markdown table of the advert-interval sweep."""
+    lines = [
+        "| advert (ms) | realtime | VIP moves under load | failed under load | "
+        "hard-failure outage (ms) | VIP move (ms) | VRRP child killed | stable |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['advert_ms']} | {'on' if r['realtime'] else 'off'} | "
+            f"{r.get('vip_moves_under_load')} | {r.get('failed_under_load')}/"
+            f"{r.get('requests_under_load')} | {r.get('hard_failure_outage_ms')} | "
+            f"{r.get('hard_failure_vip_move_ms')} | {r.get('vrrp_child_kills')} | "
+            f"{'yes' if r.get('stable') else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The benchmark's options (shared by ``lab bench`` and scripts/benchmark.py)."""
+    parser.add_argument(
+        "--stack",
+        action="append",
+        default=None,
+        help="stack to measure (repeatable; default: dev and tutorial)",
+    )
+    parser.add_argument("--runs", type=int, default=3, help="runs per stack (default 3)")
+    parser.add_argument("--out", default=None, help="folder for the JSON and the drill reports")
+    parser.add_argument("--load-seconds", type=float, default=5.0, help="per throughput side")
+    parser.add_argument("--load-tool", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument(
+        "--sweep", action="store_true", help="also the advert-interval sweep under a CPU hog"
+    )
+    parser.add_argument(
+        "--sweep-stack", default="dev", help="stack whose values the sweep overrides"
+    )
+    parser.add_argument(
+        "--intervals",
+        default="10,20,50,100",
+        help="advert intervals for the sweep, ms, comma-separated",
+    )
+    parser.add_argument("--hog-seconds", type=float, default=60.0)
+    parser.add_argument("--no-drills", action="store_true", help="only the sweep")
+
+
+def main_from_args(args: argparse.Namespace) -> int:
+    """Run what the options say; print the tables; write JSON."""
+    project_dir = Path(getattr(args, "project_dir", REPO_ROOT))
+    stacks: list[str] = args.stack or ["dev", "tutorial"]
+    out = Path(args.out or REPO_ROOT / "reports" / "bench" / time.strftime("%Y%m%d-%H%M%S"))
+    out.mkdir(parents=True, exist_ok=True)
+    for stack in {*stacks, args.sweep_stack}:
+        if LabState.load(stack) is not None:
+            raise SystemExit(f"error: a lab for stack {stack!r} is up: run `lab down` first")
+    runs: list[RunFigures] = []
+    sweep: list[dict[str, Any]] = []
+    started = time.time()
+    try:
+        with signals_raise():
+            if not args.no_drills:
+                for run in range(1, max(1, args.runs) + 1):
+                    for stack in stacks:
+                        runs.append(
+                            one_run(
+                                stack,
+                                run,
+                                out,
+                                project_dir,
+                                load_seconds=args.load_seconds,
+                                load_tool=args.load_tool,
+                            )
+                        )
+            if args.sweep:
+                rng = random.Random(7)  # noqa: S311 - a kill-phase jitter, not a secret
+                for advert in [int(x) for x in args.intervals.split(",") if x]:
+                    for realtime in (True, False):
+                        row = sweep_one(
+                            args.sweep_stack,
+                            advert,
+                            realtime,
+                            out,
+                            project_dir=project_dir,
+                            hog_seconds=args.hog_seconds,
+                            rng=rng,
+                        )
+                        print(
+                            f"  sweep {advert} ms realtime {'on' if realtime else 'off'}: "
+                            f"{row.get('vip_moves_under_load')} VIP moves, "
+                            f"{row.get('failed_under_load')} failed, hard-failure outage "
+                            f"{row.get('hard_failure_outage_ms')} ms",
+                            flush=True,
+                        )
+                        sweep.append(row)
+    finally:
+        data = {
+            "started": started,
+            "finished": time.time(),
+            "stacks": stacks,
+            "runs": [r.__dict__ for r in runs],
+            "sweep": sweep,
+        }
+        (out / "benchmark.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
+    if runs:
+        print()
+        print(median_table(runs, stacks))
+    if sweep:
+        print()
+        print(sweep_table(sweep))
+    print(f"\nJSON: {out / 'benchmark.json'}; drill reports under {out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of scripts/benchmark.py."""
+    parser = argparse.ArgumentParser(prog="scripts/benchmark.py", description=__doc__)
+    parser.add_argument("--project-dir", default=str(REPO_ROOT))
+    add_arguments(parser)
+    return main_from_args(parser.parse_args(argv))

@@ -1,0 +1,1048 @@
+"""The namespace lab: bring a stack up with the rendered files, inject faults, tear it down.
+
+Each host runs the files :func:`halab.render.render_host` renders for ``Target(netns=...)``,
+unedited. They are written into a per-host tree (``/run/ha-web-lab/<stack>/hosts/<host>/root``)
+that :mod:`halab.lab.nsexec` bind-mounts over the real paths in a private mount namespace, so
+HAProxy reads ``/etc/haproxy/haproxy.cfg``, nginx ``/etc/nginx/sites-available/ha-web-lab`` and
+uvicorn runs in ``/opt/ha-web-lab/app`` exactly as on a VM. What only a VM has is supplied around
+the files: nginx's main ``nginx.conf`` (Debian's, cut down, including the rendered site), the
+``sites-enabled`` link the setup script makes, a per-host process name for HAProxy (a symlink,
+because namespaces share one process list), and Keepalived's per-host pid files.
+
+Keepalived is started in the root network namespace and moves itself into the host's namespace
+(the rendered ``net_namespace`` line): ``vrrp_track_process`` needs the root namespace's
+process-event channel. The root namespace itself is never changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyroute2 import IPRoute
+
+from halab.lab import netns, procs, topology
+from halab.lab.probe import ProbeConfig, Sample, read_samples
+from halab.lab.procs import ProcRecord
+from halab.lab.state import LabState, locked, run_dir
+from halab.render import APP, PATHS, RenderedHost, Target, render_host
+from halab.spec import EdgeKind, LabSpec, ResolvedHost, Role, ZoneName, load_spec
+from halab.stackconfig import REPO_ROOT, read_stack
+
+#: Binaries the lab runs, with the Debian package that brings each (named when one is missing).
+REQUIRED: dict[str, str] = {
+    "/usr/sbin/haproxy": "haproxy",
+    "/usr/sbin/keepalived": "keepalived",
+    "/usr/sbin/nginx": "nginx-light (or nginx)",
+    "/usr/sbin/nft": "nftables",
+    "/usr/sbin/sysctl": "procps",
+    "/usr/bin/openssl": "openssl",
+    "/usr/bin/python3": "python3",
+    "/usr/lib/python3/dist-packages/uvicorn": "python3-uvicorn",
+    "/usr/lib/python3/dist-packages/fastapi": "python3-fastapi",
+}
+
+#: Private main config for nginx: Debian's nginx.conf cut to what the rendered site needs. A VM
+#: gets Debian's own file from the package; the rendered site is the part we own.
+NGINX_MAIN = """\
+# ha-web-lab local lab: nginx's main config (a VM has Debian's); includes the rendered site.
+user www-data;
+worker_processes 1;
+pid /run/nginx.pid;
+error_log /var/log/nginx/error.log warn;
+
+events {
+    worker_connections 1024;
+}
+
+http {
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 65;
+    access_log off;
+    include /etc/nginx/sites-enabled/*;
+}
+"""
+
+READY_TIMEOUT_S = 30.0
+POLL_S = 0.02
+
+
+class LabError(RuntimeError):
+    """The lab cannot do what was asked; the message says why and what to do."""
+
+
+def missing_packages() -> list[str]:
+    """Debian packages whose binaries the lab needs but this machine lacks."""
+    return [pkg for path, pkg in REQUIRED.items() if not Path(path).exists()]
+
+
+def require_packages() -> None:
+    """Fail with the package names (apt-get install line) when a daemon binary is missing."""
+    missing = missing_packages()
+    if missing:
+        names = " ".join(p.split(" ")[0] for p in missing)
+        raise LabError(
+            f"missing Debian packages for the local lab: {', '.join(missing)} "
+            f"(run: apt-get install -y {names})"
+        )
+
+
+def lab_values(stack: str, project_dir: Path = REPO_ROOT) -> tuple[dict[str, Any], frozenset[str]]:
+    """A stack's config values and secret keys, as :func:`lab_spec` takes them."""
+    cfg = read_stack(stack, project_dir)
+    return dict(cfg.values), cfg.secrets_present
+
+
+def lab_spec(
+    stack: str,
+    values: dict[str, Any],
+    secrets_present: Iterable[str] = (),
+    overrides: dict[str, Any] | None = None,
+) -> LabSpec:
+    """The spec the lab runs: the stack's, with the Linux edge playing a FortiGate's role.
+
+    A stack with ``edge: fortigate`` (dev) gets ``edge: linux`` here: the edge namespace then runs
+    the nftables DNAT ruleset the renderer makes from the same :class:`FirewallRule` the FortiOS
+    resources come from. LB and web files do not depend on the edge kind.
+    """
+    merged = {**values, **(overrides or {})}
+    if merged.get("edge") != EdgeKind.LINUX.value:
+        merged["edge"] = EdgeKind.LINUX.value
+    present = frozenset(secrets_present) | {"fortigateToken"}
+    return load_spec(merged, stack=stack, secrets_present=present)
+
+
+def self_signed_pem(common_name: str, timeout: float = 20.0) -> str:
+    """A throwaway certificate + key (PEM) for HAProxy's ``crt``; the lab's TLS is not a secret."""
+    done = subprocess.run(
+        [
+            "/usr/bin/openssl", "req", "-x509", "-newkey", "ec",
+            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+            "-subj", f"/CN={common_name}", "-keyout", "/dev/stdout", "-out", "/dev/stdout",
+        ],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    if done.returncode != 0 or "PRIVATE KEY" not in done.stdout:
+        raise LabError(f"openssl could not make the lab's certificate: {done.stderr.strip()}")
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """How one daemon of a host is started (argv through nsexec, its log)."""
+
+    host: str
+    name: str
+    argv: tuple[str, ...]
+    log: str
+    #: Files to delete before a start (stale pid files block Keepalived).
+    stale: tuple[str, ...] = ()
+
+
+def parse_unit(text: str) -> dict[str, list[str]]:
+    """The ``[Service]`` keys of a systemd unit (repeated keys keep every value)."""
+    section = ""
+    out: dict[str, list[str]] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        if section == "Service" and "=" in line:
+            key, _, value = line.partition("=")
+            out.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+class Lab:
+    """One stack's namespace lab. Use :meth:`create` + :meth:`up`, or :meth:`attach`."""
+
+    def __init__(self, spec: LabSpec, state: LabState) -> None:
+        self.spec = spec
+        self.state = state
+        self.topo = topology.plan(spec)
+        self.root = Path(state.run_dir)
+        self.log: Callable[[str], None] = lambda _msg: None
+        #: True during ``up``: a daemon that exits then is a start-up failure (later, in a
+        #: drill, daemons are killed on purpose).
+        self.starting = False
+
+    # ---- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        stack: str,
+        project_dir: Path = REPO_ROOT,
+        overrides: dict[str, Any] | None = None,
+    ) -> Lab:
+        """A lab for a stack that is not up yet (nothing is created until :meth:`up`)."""
+        values, secrets = lab_values(stack, project_dir)
+        values = {**values, **(overrides or {})}
+        spec = lab_spec(stack, values, secrets)
+        state = LabState(
+            stack=stack,
+            lab_name=spec.lab_name,
+            values=values,
+            secrets_present=sorted(secrets),
+            run_dir=str(run_dir(stack)),
+        )
+        return cls(spec, state)
+
+    @classmethod
+    def attach(cls, stack: str) -> Lab:
+        """The lab of a stack that ``up`` started (from its state file)."""
+        state = LabState.load(stack)
+        if state is None:
+            raise LabError(
+                f"no lab is up for stack {stack!r}: run `python -m halab lab up --stack {stack}`"
+            )
+        spec = lab_spec(stack, state.values, state.secrets_present)
+        return cls(spec, state)
+
+    # ---- naming ----------------------------------------------------------------------------
+
+    def ns(self, host: str) -> str:
+        """Namespace name of a host (or ``client``)."""
+        return self.topo.node(host).netns
+
+    def tree(self, host: str) -> Path:
+        """A host's file tree; bind-mounted over the real paths."""
+        return self.root / "hosts" / host / "root"
+
+    def logdir(self, host: str) -> Path:
+        """Where a host's daemons write their output."""
+        return self.root / "hosts" / host / "log"
+
+    @property
+    def lbs(self) -> tuple[ResolvedHost, ...]:
+        """The two LB hosts, preferred master first."""
+        return self.spec.hosts_with_role(Role.LB)
+
+    @property
+    def webs(self) -> tuple[ResolvedHost, ...]:
+        """The web hosts."""
+        return self.spec.hosts_with_role(Role.WEB)
+
+    def target(self, host: str) -> Target:
+        """The render target of a host: its namespace."""
+        return Target(netns=self.ns(host))
+
+    # ---- files -----------------------------------------------------------------------------
+
+    def render(self, tls_pem: str) -> dict[str, RenderedHost]:
+        """Render every host for its namespace target (the one renderer, unedited files)."""
+        return {
+            h.name: render_host(self.spec, h, self.target(h.name), tls_pem)
+            for h in self.spec.resolved_hosts
+        }
+
+    def _write_tree(self, rendered: RenderedHost) -> None:
+        host = rendered.host
+        tree = self.tree(host.name)
+        for f in rendered.files:
+            path = tree / f.path.lstrip("/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f.content, encoding="utf-8")
+            path.chmod(int(f.mode, 8))
+        (self.logdir(host.name)).mkdir(parents=True, exist_ok=True)
+        if host.role is Role.WEB:
+            nginx = tree / "etc/nginx"
+            (nginx / "nginx.conf").write_text(NGINX_MAIN, encoding="utf-8")
+            enabled = nginx / "sites-enabled"
+            enabled.mkdir(parents=True, exist_ok=True)
+            # What the setup script does: link the rendered site, no default site.
+            (enabled / "ha-web-lab").symlink_to(PATHS.nginx_site)
+            for sub in ("run", "var/log/nginx", "var/lib/nginx"):
+                (tree / sub).mkdir(parents=True, exist_ok=True)
+        if host.role is Role.LB:
+            for sub in ("run/haproxy", "var/lib/haproxy/dev", "bin"):
+                (tree / sub).mkdir(parents=True, exist_ok=True)
+            link = tree / "bin" / self.target(host.name).haproxy_process_name(host.name)
+            link.symlink_to("/usr/sbin/haproxy")
+        for path in [tree, *tree.rglob("*")]:
+            if path.is_dir() and not path.is_symlink():
+                path.chmod(0o755)
+
+    def binds(self, host: ResolvedHost) -> list[tuple[str, str]]:
+        """Bind mounts that put a host's tree at the real paths (directories only)."""
+        tree = self.tree(host.name)
+        if host.role is Role.WEB:
+            dirs = ["/etc/nginx", "/opt", "/run", "/var/log/nginx", "/var/lib/nginx"]
+        elif host.role is Role.LB:
+            dirs = ["/etc/haproxy", "/etc/keepalived", "/var/lib/haproxy", "/run/haproxy"]
+        else:
+            dirs = []
+        # A bind over a folder that holds the tree itself (/run) must come last, or it would hide
+        # the sources of the binds after it.
+        dirs.sort(key=lambda d: str(tree).startswith(d.rstrip("/") + "/"))
+        return [(str(tree / d.lstrip("/")), d) for d in dirs]
+
+    # ---- daemons ---------------------------------------------------------------------------
+
+    def daemons(self, host: ResolvedHost) -> list[Daemon]:
+        """The daemons of a host in start order, with their argv."""
+        logs = self.logdir(host.name)
+        tree = self.tree(host.name)
+        ns = self.ns(host.name)
+        binds = self.binds(host)
+        out: list[Daemon] = []
+        if host.role is Role.WEB:
+            unit_path = tree / PATHS.app_unit.lstrip("/")
+            unit = parse_unit(unit_path.read_text(encoding="utf-8"))
+            env: dict[str, str] = {}
+            for item in unit.get("Environment", []):
+                for pair in shlex.split(item):
+                    key, _, value = pair.partition("=")
+                    env[key] = value
+            user = unit.get("User", [APP.user])[-1]
+            if not _user_exists(user):
+                # The VM creates this system user in cloud-init; the lab does not add users here.
+                user = "nobody"
+            exec_start = shlex.split(unit["ExecStart"][-1])
+            workdir = unit.get("WorkingDirectory", [APP.dir])[-1]
+            app = procs.nsexec_argv(
+                exec_start, net=ns, binds=binds, chdir=workdir, user=user, env=env
+            )
+            out.append(Daemon(host.name, "uvicorn", tuple(app), str(logs / "uvicorn.log")))
+            nginx = procs.nsexec_argv(
+                ["/usr/sbin/nginx", "-c", "/etc/nginx/nginx.conf", "-g", "daemon off;"],
+                net=ns,
+                binds=binds,
+            )
+            out.append(Daemon(host.name, "nginx", tuple(nginx), str(logs / "nginx.log")))
+        elif host.role is Role.LB:
+            # rsyslog's socket inside HAProxy's chroot on a VM; here a tiny receiver.
+            devlog = tree / "var/lib/haproxy/dev/log"
+            out.append(
+                Daemon(
+                    host.name,
+                    "devlog",
+                    (
+                        sys.executable,
+                        "-I",
+                        "-S",
+                        str(Path(__file__).with_name("devlog.py")),
+                        str(devlog),
+                        str(logs / "haproxy-requests.log"),
+                    ),
+                    str(logs / "devlog.log"),
+                )
+            )
+            name = self.target(host.name).haproxy_process_name(host.name)
+            hap = procs.nsexec_argv(
+                [str(tree / "bin" / name), "-db", "-f", PATHS.haproxy_cfg], net=ns, binds=binds
+            )
+            out.append(Daemon(host.name, "haproxy", tuple(hap), str(logs / "haproxy.log")))
+            pids = [str(tree / "run" / f"keepalived{s}.pid") for s in ("", "-vrrp", "-checkers")]
+            kad = procs.nsexec_argv(
+                [
+                    "/usr/sbin/keepalived", "--dont-fork", "--log-console", "--log-detail",
+                    "-f", PATHS.keepalived_conf, "-p", pids[0], "-r", pids[1], "-c", pids[2],
+                ],
+                # No --net: Keepalived starts in the root namespace and moves itself (see above).
+                binds=binds,
+            )  # fmt: skip
+            out.append(
+                Daemon(
+                    host.name, "keepalived", tuple(kad), str(logs / "keepalived.log"), tuple(pids)
+                )
+            )
+        return out
+
+    def start(self, daemon: Daemon) -> ProcRecord:
+        """Start one daemon (refusing a second copy) and record it at once."""
+        running = self.procs(daemon.host, daemon.name)
+        if running:
+            raise LabError(f"{daemon.name} on {daemon.host} runs already (PID {running[0].pid})")
+        for path in daemon.stale:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        pid = procs.spawn(daemon.argv, Path(daemon.log))
+        record = ProcRecord(
+            pid=pid,
+            starttime=procs.starttime(pid),
+            host=daemon.host,
+            name=daemon.name,
+            argv=list(daemon.argv),
+            log=daemon.log,
+        )
+        self.state.processes.append(record)
+        self.state.save()
+        return record
+
+    def daemon(self, host: str, name: str) -> Daemon:
+        """The start recipe of one daemon."""
+        for d in self.daemons(self.spec.host(host)):
+            if d.name == name:
+                return d
+        raise KeyError(f"{host} has no daemon {name}")
+
+    def procs(self, host: str | None = None, name: str | None = None) -> list[ProcRecord]:
+        """Recorded processes that still run, optionally of one host / daemon."""
+        return [
+            p
+            for p in self.state.processes
+            if (host is None or p.host == host)
+            and (name is None or p.name == name)
+            and procs.alive(p.pid, p.starttime)
+        ]
+
+    def record_children(self) -> None:
+        """Add the daemons' own children (workers, VRRP child) to the record."""
+        known = {p.pid for p in self.state.processes}
+        for parent in self.procs():
+            for pid, start in procs.children_of([parent.pid]).items():
+                if pid not in known:
+                    self.state.processes.append(
+                        ProcRecord(pid, start, parent.host, f"{parent.name}-child", [], parent.log)
+                    )
+                    known.add(pid)
+        self.state.save()
+
+    # ---- bring-up --------------------------------------------------------------------------
+
+    def up(
+        self, progress: Callable[[str], None] = print, timeout: float = READY_TIMEOUT_S
+    ) -> float:
+        """Create everything and wait until the lab serves; returns the bring-up time (s).
+
+        Any failure (or Ctrl-C) removes whatever was created before it is re-raised.
+        """
+        require_packages()
+        self.log = progress
+        with locked(self.spec.stack):
+            if LabState.load(self.spec.stack) is not None:
+                raise LabError(
+                    f"a lab for stack {self.spec.stack!r} is recorded as up: "
+                    f"run `python -m halab lab down --stack {self.spec.stack}` first"
+                )
+            for name in self.topo.namespaces:
+                if netns.exists(name):
+                    raise LabError(f"network namespace {name} exists: run `lab down` first")
+            t0 = time.monotonic()
+            self.state.created = time.time()
+            try:
+                self.starting = True
+                self._up(progress, t0, timeout)
+                self.starting = False
+            except BaseException:
+                progress("bring-up failed: removing everything it created")
+                self._down(progress=lambda _m: None)
+                raise
+            took = time.monotonic() - t0
+            self.state.ready = time.time()
+            self.state.notes.append(f"bring-up {took:.2f}s")
+            self.state.save()
+            progress(f"lab {self.spec.lab_name} ready in {took:.2f}s: {self.spec.public_url}")
+            return took
+
+    def _up(self, progress: Callable[[str], None], t0: float, timeout: float) -> None:
+        def step(msg: str) -> None:
+            progress(f"[{time.monotonic() - t0:5.2f}s] {msg}")
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.state.dirs.append(str(self.root))
+        self.state.save()
+        step("rendering files (throwaway self-signed TLS certificate)")
+        pem = self_signed_pem(str(self.spec.vip_address))
+        rendered = self.render(pem)
+        for files in rendered.values():
+            self._write_tree(files)
+        step(f"namespaces: {', '.join(self.topo.namespaces)}")
+        for name in self.topo.namespaces:
+            # Recorded before creation: a failure in between still gets it removed.
+            self.state.namespaces.append(name)
+            self.state.save()
+            topology.create_namespace(name)
+        topology.build_switch(self.topo)
+        for node in self.topo.nodes:
+            topology.wire_node(self.topo, node)
+        step("kernel settings and host firewalls (rendered sysctl.d and nftables.conf)")
+        commands: list[list[str]] = []
+        for resolved in self.spec.resolved_hosts:
+            tree = self.tree(resolved.name)
+            ns = self.ns(resolved.name)
+            sysctl = str(tree / PATHS.sysctl.lstrip("/"))
+            nft = str(tree / PATHS.nftables.lstrip("/"))
+            commands.append(procs.nsexec_argv(["/usr/sbin/sysctl", "-q", "-p", sysctl], net=ns))
+            commands.append(procs.nsexec_argv(["/usr/sbin/nft", "-f", nft], net=ns))
+        procs.run_all(commands)
+        step("web nodes: uvicorn + nginx; LBs: haproxy")
+        for host in (*self.webs, *self.lbs):
+            for d in self.daemons(host):
+                if d.name != "keepalived":
+                    self.start(d)
+        # Keepalived makes /run/keepalived/<netns>/ in the machine's /run: record it for `down`.
+        kdir = Path("/run/keepalived")
+        self.state.empty_dirs += [str(kdir / self.ns(lb.name)) for lb in self.lbs]
+        if not kdir.exists():
+            self.state.empty_dirs.append(str(kdir))
+        self.state.save()
+        first, second = self.lbs
+        step(f"keepalived on {first.name}; waiting for it to take the VIP")
+        self.start(self.daemon(first.name, "keepalived"))
+        # The preferred master starts alone, so it (not a race) ends up holding the VIP.
+        self._wait(
+            lambda: self.vip_holders() == [first.name], timeout, "VIP on " + first.name, first.name
+        )
+        step(f"keepalived on {second.name}")
+        self.start(self.daemon(second.name, "keepalived"))
+        step("waiting for readiness: every backend UP in both HAProxies, client gets 200")
+        self.wait_ready(timeout)
+        self.record_children()
+
+    def _wait(
+        self, check: Callable[[], bool], timeout: float, what: str, host: str | None = None
+    ) -> float:
+        """Poll ``check`` every 20 ms up to ``timeout``; returns the time it took."""
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        last_error = ""
+        while time.monotonic() < deadline:
+            try:
+                if check():
+                    return time.monotonic() - t0
+            except (OSError, ValueError) as exc:
+                last_error = f" (last error: {exc})"
+            if self.starting:
+                self._check_daemons()
+            time.sleep(POLL_S)
+        raise LabError(
+            f"timed out after {timeout:.0f}s waiting for {what}{last_error}{self._tails(host)}"
+        )
+
+    def _check_daemons(self) -> None:
+        """Fail fast, with the daemon's log, when one exits while the lab starts."""
+        daemons = {"devlog", "haproxy", "keepalived", "nginx", "uvicorn"}
+        latest: dict[tuple[str, str], ProcRecord] = {}
+        for p in self.state.processes:
+            if p.name in daemons:
+                latest[(p.host, p.name)] = p
+        gone = [p for p in latest.values() if not procs.alive(p.pid, p.starttime)]
+        if gone:
+            p = gone[0]
+            raise LabError(
+                f"{p.name} on {p.host} exited during start-up{self._tails(p.host, p.name)}"
+            )
+
+    def _tails(self, host: str | None, name: str | None = None, lines: int = 12) -> str:
+        if host is None:
+            return ""
+        out = []
+        for log in sorted(self.logdir(host).glob("*.log")):
+            if name and log.stem != name:
+                continue
+            text = log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+            out.append(f"\n--- {log} ---\n" + "\n".join(text))
+        return "".join(out)
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> float:
+        """Wait until the lab serves through the public IP with every backend UP."""
+        self._wait(lambda: len(self.vip_holders()) == 1, timeout, "exactly one VIP holder")
+        self.wait_backends(timeout)
+        return self._wait(
+            lambda: self.client_get()[0] == 200, timeout, "a 200 through the public IP"
+        )
+
+    def wait_backends(
+        self, timeout: float = READY_TIMEOUT_S, up: Sequence[str] | None = None
+    ) -> float:
+        """Wait until every LB's HAProxy reports the ``up`` web nodes UP (default: all)."""
+        want = set(up if up is not None else [w.name for w in self.webs])
+
+        def check() -> bool:
+            return all(
+                {s for s, st in self.backend_states(lb.name).items() if st == "UP"} >= want
+                for lb in self.lbs
+                if self.procs(lb.name, "haproxy")
+            )
+
+        return self._wait(check, timeout, f"HAProxy to see {sorted(want)} UP")
+
+    # ---- observation -----------------------------------------------------------------------
+
+    def vip_holders(self) -> list[str]:
+        """LB hosts whose DMZ leg carries the VIP right now (netlink address dump)."""
+        vip = self.spec.vip_address
+        return [
+            lb.name
+            for lb in self.lbs
+            if any(a.ip == vip for a in topology.addresses(self.ns(lb.name)))
+        ]
+
+    def haproxy_command(self, host: str, command: str, timeout: float = 2.0) -> str:
+        """Ask a host's HAProxy on its admin socket (a unix socket in the host's tree)."""
+        path = self.tree(host) / PATHS.haproxy_socket.lstrip("/")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(path))
+            sock.sendall(command.encode() + b"\n")
+            chunks = []
+            for _ in range(1000):  # bounded: the stats of a few servers are a few KiB
+                data = sock.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+        return b"".join(chunks).decode(errors="replace")
+
+    def backend_states(self, host: str) -> dict[str, str]:
+        """{web node: UP/DOWN/...} as a host's HAProxy sees it."""
+        lines = self.haproxy_command(host, "show stat").splitlines()
+        if not lines or not lines[0].startswith("# "):
+            return {}
+        header = lines[0][2:].split(",")
+        col = {name: i for i, name in enumerate(header)}
+        out = {}
+        for line in lines[1:]:
+            row = line.split(",")
+            if (
+                len(row) > col["status"]
+                and row[0] == "web_nodes"
+                and row[1] not in ("BACKEND", "FRONTEND")
+            ):
+                out[row[1]] = row[col["status"]].split(" ")[0]
+        return out
+
+    def client_get(self, path: str = "/", timeout: float = 1.0) -> tuple[int, str]:
+        """One HTTPS request from the client namespace to the public URL (status, body)."""
+        scheme = self.spec.scheme
+        port = 443 if scheme == "https" else 80
+        return http_get(
+            self.ns("client"),
+            str(self.spec.public_address),
+            port,
+            path,
+            tls=scheme == "https",
+            timeout=timeout,
+        )
+
+    def status(self) -> dict[str, Any]:
+        """What runs, per host, and who holds the VIP."""
+        hosts: dict[str, Any] = {}
+        for host in self.spec.resolved_hosts:
+            entry: dict[str, Any] = {
+                "namespace": self.ns(host.name),
+                "namespace_exists": netns.exists(self.ns(host.name)),
+                "processes": {p.name: p.pid for p in self.procs(host.name)},
+            }
+            if host.role is Role.LB and self.procs(host.name, "haproxy"):
+                with contextlib.suppress(OSError):
+                    entry["backends"] = self.backend_states(host.name)
+            hosts[host.name] = entry
+        holders: list[str] = []
+        with contextlib.suppress(OSError, FileNotFoundError):
+            holders = self.vip_holders()
+        return {
+            "stack": self.spec.stack,
+            "lab": self.spec.lab_name,
+            "public_url": self.spec.public_url,
+            "vip": str(self.spec.vip_address),
+            "vip_holders": holders,
+            "hosts": hosts,
+            "run_dir": str(self.root),
+        }
+
+    # ---- faults ----------------------------------------------------------------------------
+
+    def crash_host(self, host: str) -> float:
+        """Hard failure: freeze every process of the host, then kill them. Returns the moment."""
+        targets = [(p.pid, p.starttime) for p in self.procs(host)]
+        t = time.time()
+        left = procs.kill_tree(targets)
+        if left:
+            raise LabError(f"processes of {host} survived SIGKILL: {left}")
+        return t
+
+    def kill_daemon(self, host: str, name: str) -> float:
+        """SIGKILL one daemon (and its children, frozen first). Returns the moment."""
+        targets = [(p.pid, p.starttime) for p in self.procs(host, name)]
+        targets += [(p.pid, p.starttime) for p in self.procs(host, f"{name}-child")]
+        if not targets:
+            raise LabError(f"{name} does not run on {host}")
+        t = time.time()
+        left = procs.kill_tree(targets)
+        if left:
+            raise LabError(f"{name} on {host} survived SIGKILL: {left}")
+        return t
+
+    def restore_host(self, host: str) -> float:
+        """Start every daemon of a host that is not running. Returns the moment."""
+        t = time.time()
+        for d in self.daemons(self.spec.host(host)):
+            if not self.procs(host, d.name):
+                self.start(d)
+        return t
+
+    def start_daemon(self, host: str, name: str) -> float:
+        """Start one daemon again. Returns the moment."""
+        t = time.time()
+        self.start(self.daemon(host, name))
+        return t
+
+    def set_vrrp_partition(self, cut: bool) -> float:
+        """Drop (or pass again) VRRP between the LBs at the switch: both may claim the VIP."""
+        script = (
+            "delete table bridge hwl_drill\n"
+            if not cut
+            else (
+                "table bridge hwl_drill {\n"
+                "  chain forward {\n"
+                "    type filter hook forward priority filter; policy accept;\n"
+                "    ether type ip ip protocol vrrp drop\n"
+                "  }\n"
+                "}\n"
+            )
+        )
+        t = time.time()
+        subprocess.run(
+            procs.nsexec_argv(["/usr/sbin/nft", "-f", "-"], net=self.topo.switch),
+            input=script, text=True, capture_output=True, timeout=10, check=True,
+        )  # fmt: skip
+        return t
+
+    def set_links(self, host: str, up: bool) -> float:
+        """Pull (or plug back) every cable of a host at the switch."""
+        t = time.time()
+        topology.set_port_state(self.topo, self.topo.node(host), up)
+        return t
+
+    # ---- helpers started by drills ----------------------------------------------------------
+
+    def spawn_helper(
+        self, name: str, cmd: Sequence[str], host: str = "client", log: Path | None = None
+    ) -> ProcRecord:
+        """Start a probe/load/hog process (in ``host``'s namespace; ``machine``: the root one)."""
+        net = None if host == "machine" else self.ns(host)
+        argv = (
+            procs.nsexec_argv(cmd, net=net, env={"PYTHONPATH": str(REPO_ROOT)})
+            if net
+            else list(cmd)
+        )
+        log = log or self.root / "helpers" / f"{name}.log"
+        pid = procs.spawn(argv, log)
+        record = ProcRecord(pid, procs.starttime(pid), host, name, list(argv), str(log))
+        self.state.processes.append(record)
+        self.state.save()
+        return record
+
+    # ---- the drill protocol (halab.lab.drill.DrillTarget) ------------------------------------
+
+    @property
+    def lb_names(self) -> list[str]:
+        """The two LBs, preferred master first."""
+        return [h.name for h in self.lbs]
+
+    @property
+    def web_names(self) -> list[str]:
+        """The web nodes."""
+        return [h.name for h in self.webs]
+
+    @property
+    def public_url(self) -> str:
+        """What the client requests."""
+        return self.spec.public_url
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The spec values that decide the drills' figures."""
+        s = self.spec
+        return {
+            "stack": s.stack,
+            "vrrp_version": s.vrrp_version,
+            "vrrp_advert_interval_ms": s.vrrp_advert_interval_ms,
+            "vrrp_preempt": s.vrrp_preempt,
+            "vrrp_realtime": s.vrrp_realtime,
+            "vrrp_priorities": list(s.vrrp_priorities),
+            "health_check_interval_ms": s.health_check_interval_ms,
+            "health_check_fall": s.health_check_fall,
+            "health_check_rise": s.health_check_rise,
+            "haproxy_retries": s.haproxy_retries,
+            "haproxy_redispatch": s.haproxy_redispatch,
+            "haproxy_retry_on": s.haproxy_retry_on,
+            "haproxy_timeout_connect_ms": s.haproxy_timeout_connect_ms,
+            "web_nodes": len(self.webs),
+        }
+
+    def start_probe(self, cfg: ProbeConfig, duration: float) -> NamespaceProbe:
+        """Start :mod:`halab.lab.probe` in the client namespace; returns once it sends."""
+        out = self.root / "helpers" / f"probe-{time.time_ns()}.jsonl"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable, "-m", "halab.lab.probe", "--url", cfg.url,
+            "--interval", str(cfg.interval), "--connect-timeout", str(cfg.connect_timeout),
+            "--total-timeout", str(cfg.total_timeout), "--duration", str(duration),
+            "--out", str(out),
+        ]  # fmt: skip
+        log = out.with_suffix(".log")
+        record = self.spawn_helper("probe", cmd, "client", log)
+        probe = NamespaceProbe(record, out, log, duration)
+        probe.wait_started()
+        return probe
+
+    @contextlib.contextmanager
+    def vip_reader(self) -> Iterator[Callable[[], list[str]]]:
+        """Persistent netlink sockets in both LB namespaces (about 1 ms per read of both)."""
+        vip = str(self.spec.vip_address)
+        sockets = [(lb.name, IPRoute(netns=self.ns(lb.name))) for lb in self.lbs]
+        try:
+
+            def read() -> list[str]:
+                return [
+                    name
+                    for name, ipr in sockets
+                    if any(m.get_attr("IFA_ADDRESS") == vip for m in ipr.get_addr(family=2))
+                ]
+
+            yield read
+        finally:
+            for _, ipr in sockets:
+                ipr.close()
+
+    @contextlib.contextmanager
+    def cpu_hog(self, seconds: float) -> Iterator[None]:
+        """One busy loop per core (bounded by ``seconds``), stopped by PID after the block."""
+        code = (
+            "import time\n"
+            f"end = time.monotonic() + {float(seconds) + 1.0}\n"
+            "while time.monotonic() < end:\n"
+            "    pass\n"
+        )
+        hogs = [
+            self.spawn_helper(f"hog-{i}", [sys.executable, "-I", "-S", "-c", code], "machine")
+            for i in range(os.cpu_count() or 1)
+        ]
+        try:
+            yield
+        finally:
+            procs.kill_tree([(h.pid, h.starttime) for h in hogs])
+
+    def measure_load(
+        self, host: str, url: str, connections: int = 16, duration: float = 5.0, tool: str = "auto"
+    ) -> dict[str, Any]:
+        """Requests/s against ``url`` from a host's namespace.
+
+        ``wrk`` (Debian package ``wrk``) when installed and ``tool`` is ``auto`` or ``wrk``;
+        else the Python loop :mod:`halab.lab.load`, which saturates a core itself.
+        """
+        use_wrk = tool == "wrk" or (tool == "auto" and Path("/usr/bin/wrk").exists())
+        out = self.root / "helpers" / f"load-{time.time_ns()}.log"
+        if use_wrk:
+            cmd = ["/usr/bin/wrk", "-t2", f"-c{connections}", f"-d{duration:.0f}s", url]
+        else:
+            cmd = [
+                sys.executable, "-m", "halab.lab.load", "--url", url,
+                "--connections", str(connections), "--duration", str(duration),
+            ]  # fmt: skip
+        record = self.spawn_helper("load", cmd, host, out)
+        left = procs.wait_gone([(record.pid, record.starttime)], duration + 30.0)
+        if left:
+            procs.kill_tree([(record.pid, record.starttime)])
+            raise LabError(f"the load run in {host} did not finish in time")
+        text = out.read_text(encoding="utf-8", errors="replace")
+        out.unlink(missing_ok=True)
+        if use_wrk:
+            return _parse_wrk(text, url, connections)
+        try:
+            result: dict[str, Any] = json.loads(text.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            raise LabError(f"the load run in {host} failed: {text[-400:]}") from None
+        result["tool"] = "python"
+        return result
+
+    def throughput(
+        self, connections: int = 16, duration: float = 5.0, tool: str = "auto"
+    ) -> dict[str, Any]:
+        """Requests/s through the public IP (from the client) vs straight to one web node (from
+        the backup LB: the web firewall lets HTTP in only from the LBs), in the same lab."""
+        holders = self.vip_holders()
+        backup = next(lb.name for lb in self.lbs if lb.name not in holders)
+        web = self.webs[0]
+        direct_url = f"http://{web.leg(ZoneName.INTERNAL).address}/"
+        vip = self.measure_load("client", self.spec.public_url, connections, duration, tool)
+        direct = self.measure_load(backup, direct_url, connections, duration, tool)
+        ratio = vip["rps"] / direct["rps"] if direct["rps"] else 0.0
+        return {"vip": vip, "direct": direct, "ratio": round(ratio, 3), "direct_from": backup}
+
+    def vrrp_child_kills(self) -> int:
+        """How often a Keepalived VRRP child was SIGKILLed by the kernel (RLIMIT_RTTIME)."""
+        count = 0
+        for lb in self.lbs:
+            log = self.logdir(lb.name) / "keepalived.log"
+            if log.exists():
+                text = log.read_text(encoding="utf-8", errors="replace")
+                count += text.count("rlimit_rttime been exceeded")
+        return count
+
+    # ---- teardown --------------------------------------------------------------------------
+
+    def down(self, progress: Callable[[str], None] = print) -> list[str]:
+        """Remove everything the state file lists; returns problems (empty: all gone)."""
+        with locked(self.spec.stack):
+            return self._down(progress)
+
+    def _down(self, progress: Callable[[str], None]) -> list[str]:
+        problems: list[str] = []
+        targets = [(p.pid, p.starttime) for p in self.state.processes]
+        live = [t for t in targets if procs.alive(*t)]
+        progress(f"stopping {len(live)} processes by PID")
+        left = procs.kill_tree(live)
+        if left:
+            problems.append(f"still running: {left}")
+        progress(f"removing {len(self.state.namespaces)} namespaces")
+        for name in reversed(self.state.namespaces):
+            try:
+                topology.remove_namespace(name)
+            except OSError as exc:
+                problems.append(f"namespace {name}: {exc}")
+        for d in self.state.dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        for d in self.state.empty_dirs:
+            with contextlib.suppress(OSError):
+                os.rmdir(d)  # only while empty: files someone else put there stay
+        self.state.path.unlink(missing_ok=True)
+        if problems:
+            progress("left behind: " + "; ".join(problems))
+        return problems
+
+
+class NamespaceProbe:
+    """A probe process in the client namespace (see :meth:`Lab.start_probe`)."""
+
+    def __init__(self, record: ProcRecord, out: Path, log: Path, duration: float) -> None:
+        self.record = record
+        self.out = out
+        self.log = log
+        self.duration = duration
+
+    def wait_started(self, timeout: float = 10.0) -> None:
+        """Until the probe prints ``started`` (its first request goes out right after)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log.exists() and "started" in self.log.read_text(errors="replace"):
+                return
+            if not procs.alive(self.record.pid, self.record.starttime):
+                break
+            time.sleep(0.01)
+        raise LabError(f"the probe did not start: {self.log.read_text(errors='replace')[-800:]}")
+
+    def stop(self) -> list[Sample]:
+        """SIGTERM (it finishes the requests in flight), wait, read the samples."""
+        procs.signal_pid(self.record.pid, self.record.starttime, signal.SIGTERM)
+        left = procs.wait_gone([(self.record.pid, self.record.starttime)], 5.0)
+        if left:
+            procs.kill_tree([(self.record.pid, self.record.starttime)])
+        if not self.out.exists():
+            raise LabError(
+                f"the probe wrote no samples: {self.log.read_text(errors='replace')[-800:]}"
+            )
+        samples = read_samples(self.out)
+        self.out.unlink(missing_ok=True)
+        self.log.unlink(missing_ok=True)
+        return samples
+
+
+def _parse_wrk(text: str, url: str, connections: int) -> dict[str, Any]:
+    """The figures of a wrk run (its text output)."""
+    rps = errors = 0.0
+    total = 0
+    for line in text.splitlines():
+        words = line.split()
+        if line.startswith("Requests/sec:"):
+            rps = float(words[1])
+        elif "requests in" in line:
+            total = int(words[0])
+        elif line.strip().startswith(("Non-2xx", "Socket errors")):
+            errors += sum(int(w.strip(",")) for w in words if w.strip(",").isdigit())
+    if not rps:
+        raise LabError(f"wrk printed no rate: {text[-400:]}")
+    return {
+        "url": url,
+        "connections": connections,
+        "requests": total,
+        "errors": int(errors),
+        "rps": rps,
+        "tool": "wrk",
+    }
+
+
+def _user_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def http_get(
+    ns: str | None, ip: str, port: int, path: str, *, tls: bool, timeout: float
+) -> tuple[int, str]:
+    """One HTTP(S)/1.1 request with ``Connection: close`` from a namespace; (status, body)."""
+    sock = netns.socket_in(ns)
+    sock.settimeout(timeout)
+    try:
+        sock.connect((ip, port))
+        conn: socket.socket = sock
+        if tls:
+            ctx = ssl.create_default_context()
+            # The lab's certificate is self-signed, like the tutorial's `curl -k`.
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            conn = ctx.wrap_socket(sock, server_hostname=ip)
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: {ip}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        sock.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    parts = head.split(b" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise ValueError(f"no HTTP response from {ip}:{port}")
+    return int(parts[1]), body.decode(errors="replace")
+
+
+@contextlib.contextmanager
+def signals_raise() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP into KeyboardInterrupt for the block, so cleanup code runs."""
+
+    owner = os.getpid()
+
+    def handler(signum: int, _frame: Any) -> None:
+        if os.getpid() != owner:
+            # A forked helper (pyroute2 forks to open sockets in a namespace and stops the
+            # child with SIGTERM) inherits this handler: it must just exit, never run our cleanup.
+            os._exit(128 + signum)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+__all__ = ["Lab", "LabError", "ZoneName", "http_get", "lab_spec", "missing_packages"]

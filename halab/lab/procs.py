@@ -1,0 +1,218 @@
+"""Processes the lab starts: spawn through :mod:`halab.lab.nsexec`, find, signal, wait — by PID.
+
+A PID alone can be reused after the process dies, so every record keeps the process's start time
+(``/proc/PID/stat`` field 22) and a signal is only ever sent when both still match. Nothing is
+ever looked up or killed by name. Zombies count as gone: PID 1 in some sandboxes reaps orphans
+late, and a zombie runs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+NSEXEC = Path(__file__).resolve().parent / "nsexec.py"
+
+
+@dataclass
+class ProcRecord:
+    """One process the lab started (or a child of one, found by parentage)."""
+
+    pid: int
+    starttime: int
+    host: str
+    name: str
+    argv: list[str] = field(default_factory=list)
+    log: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for the state file."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProcRecord:
+        """Inverse of :meth:`to_json`."""
+        return cls(**dict(data))
+
+
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, ppid, starttime) of a PID, or None when there is no such process."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # comm may contain spaces and parentheses: split after the last ')'.
+    rest = raw[raw.rfind(")") + 2 :].split()
+    return rest[0], int(rest[1]), int(rest[19])
+
+
+def starttime(pid: int) -> int:
+    """Start time of a live PID in clock ticks since boot (0 when it is gone)."""
+    st = _stat(pid)
+    return st[2] if st else 0
+
+
+def alive(pid: int, start: int) -> bool:
+    """True while the PID still runs the process that started at ``start`` (zombies: gone)."""
+    st = _stat(pid)
+    return st is not None and st[2] == start and st[0] not in ("Z", "X")
+
+
+def children_of(pids: Iterable[int]) -> dict[int, int]:
+    """Every live descendant of ``pids``: {pid: starttime} (one pass over /proc, to a fixpoint)."""
+    parents: dict[int, tuple[int, int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = _stat(int(entry))
+            if st is not None and st[0] not in ("Z", "X"):
+                parents[int(entry)] = (st[1], st[2])
+    wanted = set(pids)
+    found: dict[int, int] = {}
+    for _ in range(64):  # bounded: process trees here are two or three levels deep
+        added = False
+        for pid, (ppid, start) in parents.items():
+            if ppid in wanted and pid not in wanted:
+                wanted.add(pid)
+                found[pid] = start
+                added = True
+        if not added:
+            break
+    return found
+
+
+def signal_pid(pid: int, start: int, sig: int) -> bool:
+    """Send ``sig`` if the PID is still the recorded process; True when sent."""
+    if not alive(pid, start):
+        return False
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def reap(pid: int) -> None:
+    """Collect our own child's exit status if it has one (no effect on others' children)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def wait_gone(targets: Sequence[tuple[int, int]], timeout: float) -> list[int]:
+    """Wait until every (pid, starttime) is gone; returns the PIDs still alive at the deadline."""
+    deadline = time.monotonic() + timeout
+    left = list(targets)
+    while left:
+        for pid, _ in left:
+            reap(pid)
+        left = [(p, s) for p, s in left if alive(p, s)]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.005)
+    return [p for p, _ in left]
+
+
+def kill_tree(targets: Sequence[tuple[int, int]], timeout: float = 5.0) -> list[int]:
+    """Hard stop: SIGSTOP every process and its descendants, then SIGKILL them all.
+
+    Freezing first means no process of the set gets to react (a keepalived child that sees its
+    parent die would otherwise send a priority-0 advert, which is a graceful stop, not a crash).
+    Returns the PIDs still alive after ``timeout`` (empty on success).
+    """
+    everything = dict(targets)
+    everything.update(children_of(everything))
+    for pid, start in everything.items():
+        signal_pid(pid, start, signal.SIGSTOP)
+    # Children forked between the scan and the freeze: one more scan while all are frozen.
+    everything.update(children_of(everything))
+    for pid, start in everything.items():
+        signal_pid(pid, start, signal.SIGSTOP)
+    for pid, start in everything.items():
+        signal_pid(pid, start, signal.SIGKILL)
+    return wait_gone(list(everything.items()), timeout)
+
+
+def nsexec_argv(
+    cmd: Sequence[str],
+    *,
+    net: str | None = None,
+    binds: Sequence[tuple[str, str]] = (),
+    chdir: str | None = None,
+    user: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The launcher command line that runs ``cmd`` inside a host's namespaces."""
+    argv = [sys.executable, "-I", "-S", str(NSEXEC)]
+    if net:
+        argv += ["--net", f"/run/netns/{net}"]
+    for src, dst in binds:
+        argv += ["--bind", f"{src}:{dst}"]
+    if chdir:
+        argv += ["--chdir", chdir]
+    if user:
+        argv += ["--user", user]
+    for key, value in (env or {}).items():
+        argv += ["--env", f"{key}={value}"]
+    return [*argv, "--", *cmd]
+
+
+def spawn(argv: Sequence[str], log: Path, *, env: Mapping[str, str] | None = None) -> int:
+    """Start a process with output appended to ``log``; returns its PID at once.
+
+    ``start_new_session``: a Ctrl-C in the terminal reaches the lab command, which then cleans
+    up by PID, instead of hitting every daemon at once.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=dict(env) if env is not None else None,
+            close_fds=True,
+        )
+    return proc.pid
+
+
+def run(argv: Sequence[str], timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
+    """Run a short command to completion (nft, sysctl, openssl), raising with its output."""
+    done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        output = (done.stderr or done.stdout).strip()
+        raise RuntimeError(f"{' '.join(argv[-4:])} failed ({done.returncode}): {output}")
+    return done
+
+
+def run_all(commands: Sequence[Sequence[str]], timeout: float = 20.0) -> None:
+    """Run short commands side by side (one per host), raising if any fails."""
+    started = [
+        (
+            cmd,
+            subprocess.Popen(
+                list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            ),
+        )
+        for cmd in commands
+    ]
+    errors = []
+    for cmd, proc in started:
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+            errors.append(f"{' '.join(cmd[-4:])}: timed out")
+            continue
+        if proc.returncode != 0:
+            errors.append(f"{' '.join(cmd[-4:])} failed ({proc.returncode}): {output.strip()}")
+    if errors:
+        raise RuntimeError("; ".join(errors))

@@ -1,0 +1,131 @@
+"""The dev stack in network namespaces, with real daemons: drills 1, 2, 4, 5, 6 and the edge rules.
+
+Needs root and the Debian packages of the daemons; a missing binary fails the run with the
+package to install (it never skips). Every drill's report is written under
+``reports/test-lab/<time>/``; a failing drill names its report.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from halab.lab import drill, netns, procs, report
+from halab.lab.lab import Lab, LabError, http_get, missing_packages
+from halab.lab.probe import ProbeConfig
+from halab.lab.state import LabState
+from halab.spec import Role, ZoneName
+from halab.stackconfig import REPO_ROOT
+
+pytestmark = pytest.mark.lab
+
+STACK = "dev"
+REPORTS = REPO_ROOT / "reports" / "test-lab" / time.strftime("%Y%m%d-%H%M%S")
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    """The dev lab, up for the module; torn down (and checked gone) whatever happens."""
+    if os.geteuid() != 0:
+        pytest.fail("the namespace lab tests need root (network namespaces)")
+    missing = missing_packages()
+    if missing:
+        pytest.fail(f"missing Debian packages for the lab: {', '.join(missing)} (apt-get install)")
+    if LabState.load(STACK) is not None:
+        Lab.attach(STACK).down(lambda _m: None)  # a previous run's leftovers
+    created = Lab.create(STACK)
+    started: list[tuple[int, int]] = []
+    try:
+        took = created.up(lambda _m: None)
+        print(f"lab up in {took:.2f}s")
+        yield created
+    finally:
+        started = [(p.pid, p.starttime) for p in created.state.processes]
+        problems = created.down(lambda _m: None)
+        assert not problems, problems
+        ours = [n for n in os.listdir(netns.NETNS_DIR) if n.startswith(created.spec.lab_name + "-")]
+        assert ours == [], f"namespaces left behind: {ours}"
+        alive = [pid for pid, start in started if procs.alive(pid, start)]
+        assert alive == [], f"processes left running: {alive}"
+        assert not Path(created.state.run_dir).exists()
+
+
+def _run(lab: Lab, name: str) -> drill.DrillResult:
+    (result,) = drill.run_drills(lab, STACK, [name], probe=ProbeConfig(url=lab.public_url))
+    paths = report.write(result, REPORTS)
+    print(report.summary(result))
+    assert result.passed, f"{name} failed; report: {paths['png']} / {paths['txt']}\n" + (
+        report.summary(result)
+    )
+    return result
+
+
+def test_lab_serves_through_the_public_ip(lab: Lab) -> None:
+    status, body = lab.client_get()
+    assert status == 200 and "Hello from web-" in body
+    assert lab.vip_holders() == [lab.lb_names[0]]
+
+
+def test_drill_round_robin(lab: Lab) -> None:
+    _run(lab, "round-robin")
+
+
+def test_drill_app_crash(lab: Lab) -> None:
+    _run(lab, "app-crash")
+
+
+def test_drill_all_webs_down_gives_a_quick_503(lab: Lab) -> None:
+    _run(lab, "all-webs-down")
+
+
+def test_drill_lb_hard_failure_and_return(lab: Lab) -> None:
+    results = drill.run_drills(
+        lab, STACK, ["lb-hard-failure", "master-returns"], probe=ProbeConfig(url=lab.public_url)
+    )
+    for result in results:
+        paths = report.write(result, REPORTS)
+        print(report.summary(result))
+        assert result.passed, f"{result.name} failed; report: {paths['png']}"
+    assert lab.vip_holders() and len(lab.vip_holders()) == 1
+
+
+def _fails(ns: str, ip: str, port: int, tls: bool) -> bool:
+    try:
+        http_get(ns, ip, port, "/", tls=tls, timeout=0.5)
+    except (OSError, ValueError):
+        return True
+    return False
+
+
+def test_edge_rules_only_the_public_ip_reaches_the_lab(lab: Lab) -> None:
+    """From the client: the public IP answers; a web node, an LB's own address and the VIP
+    itself do not (the client routes them all to the edge, whose forward chain drops them)."""
+    client = lab.ns("client")
+    assert lab.client_get()[0] == 200
+    web = lab.spec.hosts_with_role(Role.WEB)[0].leg(ZoneName.INTERNAL).address
+    assert _fails(client, str(web), 80, False), "client reached a web node directly"
+    for lb in lab.spec.hosts_with_role(Role.LB):
+        own = lb.leg(ZoneName.DMZ).address
+        assert _fails(client, str(own), 443, True), f"client reached {lb.name} directly"
+    assert _fails(client, str(lab.spec.vip_address), 443, True), "client reached the VIP directly"
+    # The public IP on a port the edge does not forward.
+    assert _fails(client, str(lab.spec.public_address), 8000, False)
+
+
+def test_web_nodes_accept_http_only_from_the_lbs(lab: Lab) -> None:
+    web = lab.spec.hosts_with_role(Role.WEB)[0]
+    ip = str(web.leg(ZoneName.INTERNAL).address)
+    lb = lab.lb_names[-1]
+    status, _ = http_get(lab.ns(lb), ip, 80, "/healthz", tls=False, timeout=1.0)
+    assert status == 200
+    other = lab.spec.hosts_with_role(Role.WEB)[1].name
+    assert _fails(lab.ns(other), ip, 80, False), "a web node reached another web node"
+
+
+def test_second_up_is_refused(lab: Lab) -> None:
+    with pytest.raises(LabError, match="down"):
+        Lab.create(STACK).up(lambda _m: None)

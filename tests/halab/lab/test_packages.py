@@ -1,0 +1,26 @@
+"""A missing daemon binary is an error naming the Debian package, never a skip."""
+
+from __future__ import annotations
+
+import pytest
+
+from halab.lab import lab as lab_module
+
+
+def test_missing_binary_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = {**lab_module.REQUIRED, "/nonexistent/sbin/keepalived-test": "keepalived"}
+    monkeypatch.setattr(lab_module, "REQUIRED", fake)
+    assert "keepalived" in lab_module.missing_packages()
+    with pytest.raises(lab_module.LabError, match=r"apt-get install -y .*keepalived"):
+        lab_module.require_packages()
+
+
+def test_parse_unit_keeps_repeated_keys() -> None:
+    unit = (
+        "[Unit]\nDescription=x\n[Service]\nUser=hwl-app\nEnvironment=A=1\n"
+        "Environment=B=2\nExecStart=/usr/bin/python3 -m uvicorn main:app\n"
+    )
+    parsed = lab_module.parse_unit(unit)
+    assert parsed["Environment"] == ["A=1", "B=2"]
+    assert parsed["User"] == ["hwl-app"]
+    assert "Description" not in parsed

@@ -1,0 +1,59 @@
+"""The probe against tiny servers on loopback: every outcome is recorded, nothing raises."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from halab.lab.probe import ProbeConfig, parse_response, request_once, run_probe
+
+
+def test_parse_response() -> None:
+    raw = b'HTTP/1.1 200 OK\r\ncontent-length: 30\r\n\r\n{"message":"Hello from web-2"}'
+    assert parse_response(raw) == (200, "web-2", None)
+    raw = b'HTTP/1.1 503 Service Unavailable\r\n\r\n{"error": "x", "lb": "lb-1"}'
+    assert parse_response(raw) == (503, None, "lb-1")
+
+
+async def _serve(handler: object) -> tuple[asyncio.base_events.Server, int]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)  # type: ignore[arg-type]
+    port = server.sockets[0].getsockname()[1]
+    return server, port
+
+
+def test_ok_refused_and_timeout() -> None:
+    async def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = b'{"message":"Hello from web-1"}'
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(1.0)
+        writer.close()
+
+    async def body() -> None:
+        ok_server, ok_port = await _serve(hello)
+        hang_server, hang_port = await _serve(silent)
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            closed_port = free.getsockname()[1]
+        try:
+            ok = await request_once(ProbeConfig(f"http://127.0.0.1:{ok_port}/"), 0)
+            assert ok.ok and ok.backend == "web-1"
+            refused = await request_once(ProbeConfig(f"http://127.0.0.1:{closed_port}/"), 1)
+            assert refused.outcome == "refused"
+            hung = await request_once(
+                ProbeConfig(f"http://127.0.0.1:{hang_port}/", total_timeout=0.1), 2
+            )
+            assert hung.outcome == "timeout" and hung.latency < 0.5
+            samples = await run_probe(
+                ProbeConfig(f"http://127.0.0.1:{ok_port}/", interval=0.01), 0.2
+            )
+            assert 15 <= len(samples) <= 22 and all(s.ok for s in samples)
+        finally:
+            ok_server.close()
+            hang_server.close()
+
+    asyncio.run(body())
