@@ -25,7 +25,7 @@ render: bootstrap ## render every host's files of STACK into build/STACK
 
 lab: bootstrap ## the namespace lab: up, every drill with its report, down (no hypervisor needed)
 	venv/bin/python -m halab lab up --stack $(STACK) && \
-	  { venv/bin/python -m halab lab drill --stack $(STACK) all; rc=$$?; \
+	  { venv/bin/python -m halab lab drill --stack $(STACK); rc=$$?; \
 	    venv/bin/python -m halab lab down --stack $(STACK); exit $$rc; }
 
 lab-down: ## remove a namespace lab left running
