@@ -279,7 +279,7 @@ class LabSpec(_Model):
 
     vrrp_version: Literal[2, 3] = 3
     vrrp_router_id: int = 51
-    vrrp_advert_interval_ms: int = 50
+    vrrp_advert_interval_ms: int = 40
     vrrp_priorities: tuple[int, ...] = (150, 100)
     vrrp_preempt: bool = False
     vrrp_realtime: bool = True
