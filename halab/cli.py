@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_lab_commands(sub)
+    from halab.e2e.cli import add_check_command
+
+    add_check_command(sub)
     return parser
 
 

@@ -19,6 +19,7 @@ from halab import PROJECT
 from halab.errors import ConfigError
 from halab.spec import SECRET_KEYS, LabSpec, load_spec
 
+_FIELD_BY_ALIAS = {f.alias: name for name, f in LabSpec.model_fields.items() if f.alias}
 SECRET_PLACEHOLDER = "<secret: set in the stack, not decrypted by the render command>"  # noqa: S105
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,7 +74,7 @@ def read_stack(stack: str, project_dir: Path = REPO_ROOT) -> StackConfig:
             secrets.add(key)
             values[key] = SECRET_PLACEHOLDER
         else:
-            values[key] = value
+            values[key] = _typed(key, value)
     return StackConfig(stack=stack, values=values, secrets_present=frozenset(secrets))
 
 
@@ -119,6 +120,15 @@ def from_pulumi_getter(
                 f"`pulumi config set --secret {key} ...`",
             )
     return StackConfig(stack=stack, values=values, secrets_present=present)
+
+
+def _typed(key: str, value: Any) -> Any:
+    # `pulumi config set` writes every value as a string ("3", "false"); the CLI hands them to
+    # the program the same way, so decode them as from_pulumi_getter does.
+    field = LabSpec.model_fields.get(_FIELD_BY_ALIAS.get(key, ""))
+    if isinstance(value, str) and field is not None and field.annotation is not str:
+        return _json_or_text(value)
+    return value
 
 
 def _json_or_text(raw: str) -> Any:

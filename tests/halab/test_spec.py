@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,8 @@ from halab.errors import ConfigError
 from halab.spec import EdgeKind, LabSpec, Role, ZoneName, is_ssh_public_key, load_spec
 from halab.stackconfig import read_stack
 from tests.conftest import TEST_SSH_KEY
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def base(**overrides: Any) -> dict[str, Any]:
@@ -246,3 +249,13 @@ def test_edge_none_needs_no_public_ip() -> None:
 )
 def test_ssh_public_key_check(key: str, ok: bool) -> None:
     assert is_ssh_public_key(key) is ok
+
+
+def test_stack_files_written_by_pulumi_config_set_read_back_typed(tmp_path: Path) -> None:
+    # `pulumi config set` quotes every value; the CLI hands them to the program as strings.
+    for name in ("Pulumi.yaml", "Pulumi.staging.yaml"):
+        (tmp_path / name).write_text((REPO / name).read_text())
+    with (tmp_path / "Pulumi.staging.yaml").open("a") as f:
+        f.write('  ha-web-lab:vrrpVersion: "3"\n  ha-web-lab:installPackages: "false"\n')
+    spec = read_stack("staging", tmp_path).spec()
+    assert spec.vrrp_version == 3 and spec.install_packages is False

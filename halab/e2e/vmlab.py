@@ -1,0 +1,412 @@
+"""A deployed lab of VMs as a drill target: the drills of :mod:`halab.lab.drill`, unchanged.
+
+Everything that must reach the VMs (SSH, the probe) runs in the network namespace where the
+lab's bridges live (the project's own libvirtd, ``scripts/libvirtd-local.sh``), or directly when
+there is none (a real hypervisor whose lab networks this machine routes to). libvirt itself is
+reached through its URI from anywhere.
+
+- probe: ``python -m halab.lab.probe`` as a process in that namespace, against the public URL;
+- VIP holders: one long-lived SSH session per LB prints ``ip -o -4 addr show dev dmz`` every
+  0.2 s; a read is a look at the last answer of each (a silent LB, e.g. a destroyed one, stops
+  counting after :data:`STALE_S`);
+- faults: ``virsh destroy`` / ``virsh start`` of a domain, ``systemctl kill -s KILL`` of a unit;
+- HAProxy's view: ``show servers state`` on its admin socket, through ``python3`` on the LB.
+
+Every SSH command goes through one ControlMaster connection per host, so a command costs a
+channel, not a handshake; :meth:`VmLab.close` ends the masters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from halab.e2e.parse import holds, servers_state
+from halab.lab.probe import ProbeConfig, Sample, read_samples
+from halab.spec import LabSpec, ResolvedHost, Role
+
+#: A VIP report older than this no longer counts (the LB is gone or frozen).
+STALE_S = 3.0
+#: systemd units behind the daemon names the drills use.
+UNITS = {
+    "haproxy": "haproxy.service",
+    "keepalived": "keepalived.service",
+    "nginx": "nginx.service",
+    "uvicorn": "ha-web-app.service",
+    "app": "ha-web-app.service",
+}
+#: What must be active on a healthy host of each role.
+HEALTHY_UNITS = {
+    Role.LB: ("haproxy.service", "keepalived.service"),
+    Role.WEB: ("nginx.service", "ha-web-app.service"),
+}
+_SERVERS_STATE = (
+    "import socket; s = socket.socket(socket.AF_UNIX); s.settimeout(3); "
+    "s.connect('/run/haproxy/admin.sock'); s.sendall(b'show servers state\\n'); "
+    "d = b''\n"
+    "while True:\n"
+    "    c = s.recv(65536)\n"
+    "    if not c: break\n"
+    "    d += c\n"
+    "print(d.decode())"
+)
+_REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+class E2eError(RuntimeError):
+    """A step of the e2e run failed; the message says which and why."""
+
+
+def in_netns(name: str) -> bool:
+    """True when this process already runs in the named network namespace."""
+    try:
+        return os.stat("/proc/self/ns/net").st_ino == os.stat(f"/run/netns/{name}").st_ino
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class SshConfig:
+    """How to log in to the VMs."""
+
+    user: str
+    key: Path | None
+    control_dir: Path
+
+    def args(self, address: str) -> list[str]:
+        """``ssh`` with a shared master connection per host and bounded waits."""
+        args = [
+            "ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+            "-o", "ConnectTimeout=5", "-o", "ServerAliveInterval=2",
+            "-o", "ServerAliveCountMax=2", "-o", "ControlMaster=auto",
+            "-o", f"ControlPath={self.control_dir}/%h", "-o", "ControlPersist=120",
+        ]  # fmt: skip
+        if self.key is not None:
+            args += ["-i", str(self.key), "-o", "IdentitiesOnly=yes"]
+        return [*args, f"{self.user}@{address}"]
+
+
+class VmProbe:
+    """A probe process (see :meth:`VmLab.start_probe`)."""
+
+    def __init__(self, proc: subprocess.Popen[str], out: Path, duration: float) -> None:
+        self.proc = proc
+        self.out = out
+        self.duration = duration
+
+    def stop(self) -> list[Sample]:
+        """SIGTERM (it finishes the requests in flight), wait, read the samples."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            self.proc.wait(15.0)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5.0)
+        if not self.out.exists():
+            raise E2eError(f"the probe wrote no samples (exit {self.proc.returncode})")
+        samples = read_samples(self.out)
+        self.out.unlink(missing_ok=True)
+        return samples
+
+
+class _VipStream:
+    """One LB's VIP reports, from a long-lived SSH session, read by a thread."""
+
+    def __init__(self, lab: VmLab, host: ResolvedHost, vip: str) -> None:
+        self.name = host.name
+        self.vip = vip
+        self.seen_at = 0.0
+        self.holding = False
+        script = "while :; do ip -o -4 addr show dev dmz; echo .; sleep 0.2; done"
+        self.proc = subprocess.Popen(
+            lab.ssh_argv(host, script),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.thread = threading.Thread(target=self._run, name=f"vip-{host.name}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        assert self.proc.stdout is not None
+        block: list[str] = []
+        for line in self.proc.stdout:
+            if line.strip() == ".":
+                self.holding = holds("\n".join(block), self.vip)
+                self.seen_at = time.monotonic()
+                block = []
+            else:
+                block.append(line)
+
+    def current(self) -> bool:
+        """Holds the VIP, by a report younger than :data:`STALE_S`."""
+        return self.holding and time.monotonic() - self.seen_at < STALE_S
+
+    def close(self) -> None:
+        """End the session (our own child process)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5.0)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5.0)
+        self.thread.join(2.0)
+
+
+class VmLab:
+    """The :class:`halab.lab.drill.DrillTarget` of a deployed lab of VMs."""
+
+    def __init__(
+        self,
+        spec: LabSpec,
+        *,
+        ssh_key: Path | None,
+        workdir: Path,
+        netns: str | None = None,
+        libvirt_uri: str | None = None,
+        python: str = sys.executable,
+    ) -> None:
+        self.spec = spec
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        control = workdir / "ssh"
+        control.mkdir(mode=0o700, exist_ok=True)
+        self.ssh = SshConfig(spec.admin_user, ssh_key, control)
+        self.netns = netns if netns and not in_netns(netns) else None
+        self.uri = libvirt_uri or spec.libvirt_uri
+        self.python = python
+        self.lbs = list(spec.hosts_with_role(Role.LB))
+        self.webs = list(spec.hosts_with_role(Role.WEB))
+        prio = dict(zip((h.name for h in self.lbs), spec.vrrp_priorities, strict=True))
+        self._lb_order = sorted(prio, key=lambda n: -prio[n])
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _ns(self, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.netns, *argv] if self.netns else argv
+
+    def host(self, name: str) -> ResolvedHost:
+        """A host of the spec by name."""
+        return self.spec.host(name)
+
+    def domain(self, name: str) -> str:
+        """The libvirt domain of a host (components/vm.py names it so)."""
+        return f"{self.spec.lab_name}-{name}"
+
+    def ssh_argv(self, host: ResolvedHost, command: str) -> list[str]:
+        """The full command line running ``command`` on ``host``."""
+        return self._ns([*self.ssh.args(str(host.management_address)), command])
+
+    def run(self, name: str, command: str, timeout: float = 30.0) -> str:
+        """Run a shell command on a host; its stdout, or :class:`E2eError` with its stderr."""
+        try:
+            done = subprocess.run(
+                self.ssh_argv(self.host(name), command),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise E2eError(f"{name}: `{command}` did not finish in {timeout:.0f}s") from exc
+        if done.returncode != 0:
+            raise E2eError(f"{name}: `{command}` exit {done.returncode}: {done.stderr.strip()}")
+        return done.stdout
+
+    def virsh(self, *args: str, timeout: float = 60.0) -> str:
+        """``virsh -c URI ARGS``; its stdout, or :class:`E2eError`."""
+        done = subprocess.run(
+            ["virsh", "-q", "-c", self.uri, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        if done.returncode != 0:
+            raise E2eError(f"virsh {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    def drop_master(self, name: str) -> None:
+        """End the SSH master connection to a host (after its VM was destroyed)."""
+        argv = self._ns([*self.ssh.args(str(self.host(name).management_address))[:-1]])
+        target = f"{self.ssh.user}@{self.host(name).management_address}"
+        subprocess.run(
+            [*argv, "-O", "exit", target],
+            capture_output=True,
+            timeout=10,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def close(self) -> None:
+        """End every SSH master connection."""
+        for h in (*self.lbs, *self.webs):
+            self.drop_master(h.name)
+
+    # --- DrillTarget -------------------------------------------------------------------------
+
+    @property
+    def lb_names(self) -> list[str]:
+        """The two LBs, preferred master (highest VRRP priority) first."""
+        return list(self._lb_order)
+
+    @property
+    def web_names(self) -> list[str]:
+        """The web nodes."""
+        return [h.name for h in self.webs]
+
+    @property
+    def public_url(self) -> str:
+        """The URL clients use: through the edge when there is one."""
+        return self.spec.public_url
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The spec values that decide the drills' figures."""
+        s = self.spec
+        return {
+            "stack": s.stack,
+            "target": "vms",
+            "domain_type": s.domain_type.value,
+            "vrrp_version": s.vrrp_version,
+            "vrrp_advert_interval_ms": s.vrrp_advert_interval_ms,
+            "vrrp_preempt": s.vrrp_preempt,
+            "vrrp_realtime": s.vrrp_realtime,
+            "vrrp_priorities": list(s.vrrp_priorities),
+            "health_check_interval_ms": s.health_check_interval_ms,
+            "health_check_fall": s.health_check_fall,
+            "health_check_rise": s.health_check_rise,
+            "haproxy_retries": s.haproxy_retries,
+            "haproxy_redispatch": s.haproxy_redispatch,
+            "haproxy_retry_on": s.haproxy_retry_on,
+            "haproxy_timeout_connect_ms": s.haproxy_timeout_connect_ms,
+            "web_nodes": len(self.webs),
+        }
+
+    def start_probe(self, cfg: ProbeConfig, duration: float) -> VmProbe:
+        """Start :mod:`halab.lab.probe` where the lab is reachable; returns once it sends."""
+        out = self.workdir / f"probe-{time.time_ns()}.jsonl"
+        argv = self._ns([
+            self.python, "-m", "halab.lab.probe", "--url", cfg.url,
+            "--interval", str(cfg.interval), "--connect-timeout", str(cfg.connect_timeout),
+            "--total-timeout", str(cfg.total_timeout), "--duration", str(duration),
+            "--out", str(out),
+        ])  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(_REPO_ROOT)}
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, env=env
+        )
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        if "started" not in first:
+            proc.kill()
+            proc.wait(5.0)
+            raise E2eError(f"the probe did not start: {first!r}")
+        return VmProbe(proc, out, duration)
+
+    @contextlib.contextmanager
+    def vip_reader(self) -> Iterator[Callable[[], list[str]]]:
+        """A reader of the VIP holders; waits (10 s at most) until every LB reported once."""
+        vip = str(self.spec.vip_address)
+        streams = [_VipStream(self, lb, vip) for lb in self.lbs]
+        try:
+            deadline = time.monotonic() + 10.0
+            while time.monotonic() < deadline and not all(s.seen_at for s in streams):
+                time.sleep(0.02)
+
+            def read() -> list[str]:
+                return [s.name for s in streams if s.current()]
+
+            yield read
+        finally:
+            for s in streams:
+                s.close()
+
+    def crash_host(self, host: str) -> float:
+        """``virsh destroy``: the VM stops at once, like a power cut."""
+        t = time.time()
+        self.virsh("destroy", self.domain(host))
+        self.drop_master(host)
+        return t
+
+    def restore_host(self, host: str, timeout: float = 300.0) -> float:
+        """``virsh start``, then wait for SSH and the role's daemons; returns the start time."""
+        t = time.time()
+        self.drop_master(host)
+        self.virsh("start", self.domain(host))
+        self.wait_healthy(host, timeout)
+        return t
+
+    def wait_healthy(self, host: str, timeout: float = 300.0) -> float:
+        """Until the host answers SSH and its role's units are active; the time it did."""
+        units = " ".join(HEALTHY_UNITS.get(self.host(host).role, ()))
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                self.run(host, f"systemctl is-active --quiet {units}", timeout=20.0)
+                return time.time()
+            except E2eError as exc:
+                last = str(exc)
+                time.sleep(2.0)
+        raise E2eError(f"{host} not healthy within {timeout:.0f}s: {last}")
+
+    def kill_daemon(self, host: str, name: str) -> float:
+        """SIGKILL a daemon's unit."""
+        t = time.time()
+        self.run(host, f"sudo systemctl kill -s KILL {shlex.quote(UNITS.get(name, name))}")
+        return t
+
+    def start_daemon(self, host: str, name: str) -> float:
+        """Start a daemon's unit again."""
+        t = time.time()
+        unit = shlex.quote(UNITS.get(name, name))
+        self.run(host, f"sudo systemctl reset-failed {unit}; sudo systemctl start {unit}")
+        return t
+
+    def backends(self, lb: str) -> dict[str, str]:
+        """HAProxy's view of its servers on one LB."""
+        return servers_state(self.run(lb, f"sudo python3 -c {shlex.quote(_SERVERS_STATE)}"))
+
+    def wait_backends(self, timeout: float = 30.0, up: Sequence[str] | None = None) -> float:
+        """Until every LB that answers sees ``up`` (default: every web node) RUNNING."""
+        want = set(up if up is not None else self.web_names)
+        deadline = time.monotonic() + timeout
+        last: dict[str, dict[str, str]] = {}
+        while time.monotonic() < deadline:
+            for lb in self.lb_names:
+                try:
+                    last[lb] = self.backends(lb)
+                except E2eError:
+                    last.pop(lb, None)
+            if last and all(
+                all(states.get(w) == "RUNNING" for w in want) for states in last.values()
+            ):
+                return time.time()
+            time.sleep(0.5)
+        raise E2eError(f"backends {sorted(want)} not all UP within {timeout:.0f}s: {last}")
+
+    def set_vrrp_partition(self, cut: bool) -> float:
+        """Not on VMs (the DMZ is a libvirt bridge; the namespace lab drills this)."""
+        raise NotImplementedError("the VRRP partition drill runs in the namespace lab only")
+
+    @contextlib.contextmanager
+    def cpu_hog(self, seconds: float) -> Iterator[None]:
+        """Not on VMs: TCG guests are CPU-starved already."""
+        raise NotImplementedError("the load drill runs in the namespace lab only")
+        yield  # pragma: no cover

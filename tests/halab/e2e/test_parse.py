@@ -1,0 +1,93 @@
+"""The pure parts of the e2e package: VIP and HAProxy output parsing, the preview plan check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from halab.e2e.parse import check_plan, holds, ipv4_addresses, servers_state
+
+IP_MASTER = (
+    "2: dmz    inet 172.22.1.11/24 brd 172.22.1.255 scope global dmz\\"
+    "       valid_lft forever preferred_lft forever\n"
+    "2: dmz    inet 172.22.1.100/24 scope global secondary dmz\\"
+    "       valid_lft forever preferred_lft forever\n"
+)
+IP_BACKUP = (
+    "2: dmz    inet 172.22.1.12/24 brd 172.22.1.255 scope global dmz\\"
+    "       valid_lft forever preferred_lft forever\n"
+)
+
+SERVERS = """1
+# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight
+3 web_nodes 1 web-1 172.22.10.10 2 0 1 1 63 15 3 4 6 0 0 0 - 80 - 0 0 - - 0
+3 web_nodes 2 web-2 172.22.10.11 0 0 1 1 3 1 0 0 14 0 0 0 - 80 - 0 0 - - 0
+"""
+
+
+def test_ipv4_addresses_and_holds() -> None:
+    assert ipv4_addresses(IP_MASTER) == ["172.22.1.11", "172.22.1.100"]
+    assert holds(IP_MASTER, "172.22.1.100")
+    assert not holds(IP_BACKUP, "172.22.1.100")
+    # A prefix of the VIP is not the VIP.
+    assert not holds(IP_MASTER, "172.22.1.10")
+    assert ipv4_addresses("") == []
+
+
+def test_servers_state() -> None:
+    assert servers_state(SERVERS) == {"web-1": "RUNNING", "web-2": "STOPPED"}
+    assert servers_state("") == {}
+    assert servers_state("No such backend.\n") == {}
+
+
+def _step(op: str, kind: str, name: str) -> dict[str, Any]:
+    urn = f"urn:pulumi:e2e::ha-web-lab::ha-web-lab:index:HaWebLab$x${kind}::{name}"
+    return {"op": op, "urn": urn, "newState": {"type": kind}}
+
+
+DOMAIN = "libvirt:index/domain:Domain"
+VOLUME = "libvirt:index/volume:Volume"
+REMOTE = "command:remote:Command"
+
+
+def test_plan_scale_out_is_accepted() -> None:
+    preview = {
+        "steps": [
+            _step("same", DOMAIN, "lab-lbs-lb-1-domain"),
+            _step("same", DOMAIN, "lab-web-web-1-domain"),
+            _step("create", VOLUME, "lab-web-web-2-root"),
+            _step("create", DOMAIN, "lab-web-web-2-domain"),
+            _step("create", REMOTE, "lab-web-web-2-ready"),
+            _step("replace", REMOTE, "lab-lbs-lb-1-ready"),
+            _step("create-replacement", REMOTE, "lab-lbs-lb-2-ready"),
+        ]
+    }
+    check = check_plan(preview, "web-2")
+    assert check.ok, check.problems
+    assert "lab-web-web-2-domain" in check.created
+    assert check.replaced == ["lab-lbs-lb-1-ready", "lab-lbs-lb-2-ready"]
+    assert check.ops[DOMAIN] == {"same": 2, "create": 1}
+    assert check.to_json()["ok"] is True
+
+
+def test_plan_replacing_a_domain_is_refused() -> None:
+    preview = {
+        "steps": [
+            _step("create", DOMAIN, "lab-web-web-2-domain"),
+            _step("replace", DOMAIN, "lab-lbs-lb-1-domain"),
+            _step("delete", VOLUME, "lab-web-web-1-root"),
+            _step("create", VOLUME, "lab-web-web-1-root"),
+        ]
+    }
+    check = check_plan(preview, "web-2")
+    assert not check.ok
+    assert any("replace" in p and "lb-1" in p for p in check.problems)
+    assert any("delete" in p and "web-1" in p for p in check.problems)
+    assert any("not web-2's" in p for p in check.problems)
+
+
+def test_plan_without_the_new_host_is_refused() -> None:
+    check = check_plan({"steps": [_step("same", DOMAIN, "lab-web-web-1-domain")]}, "web-2")
+    assert check.problems == ["nothing is created for web-2"]
+    # web-20 is not web-2.
+    check = check_plan({"steps": [_step("create", DOMAIN, "lab-web-web-20-domain")]}, "web-2")
+    assert not check.ok
