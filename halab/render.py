@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -100,9 +100,6 @@ class RenderedHost:
     network_config: str
     meta_data: str
     instance_id: str
-    #: True when the user-data carries a secret (the TLS key): Pulumi must keep it secret.
-    has_secret: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def config_hash(self) -> str:
@@ -321,7 +318,6 @@ def render_host(
         network_config=nc,
         meta_data=md,
         instance_id=instance_id,
-        has_secret=host.role is Role.LB,
     )
 
 
