@@ -28,11 +28,12 @@
 set -euo pipefail
 
 # Bump when anything this script puts into the image changes: it is part of the cache key.
-SCRIPT_VERSION=2
+# net-tools: cloud-init's ENI renderer turns network-config routes into `route add ...`.
+SCRIPT_VERSION=3
 SUITE=bookworm
 PACKAGES=(
     linux-image-amd64 initramfs-tools udev dbus kmod systemd-sysv procps e2fsprogs
-    cloud-init ifupdown iproute2 netbase nftables iputils-ping
+    cloud-init ifupdown iproute2 net-tools netbase nftables iputils-ping
     openssh-server openssh-sftp-server sudo curl ca-certificates
     nginx-light haproxy keepalived python3-fastapi python3-uvicorn
 )
