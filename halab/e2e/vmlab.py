@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from halab.e2e.parse import holds, servers_state
+from halab.lab.drill import drill_settings
 from halab.lab.probe import ProbeConfig, Sample, read_samples
 from halab.spec import LabSpec, ResolvedHost, Role
 
@@ -277,25 +278,11 @@ class VmLab:
 
     @property
     def settings(self) -> dict[str, Any]:
-        """The spec values that decide the drills' figures."""
-        s = self.spec
+        """The spec values that decide the drills' figures, and that these are VMs."""
         return {
-            "stack": s.stack,
+            **drill_settings(self.spec),
             "target": "vms",
-            "domain_type": s.domain_type.value,
-            "vrrp_version": s.vrrp_version,
-            "vrrp_advert_interval_ms": s.vrrp_advert_interval_ms,
-            "vrrp_preempt": s.vrrp_preempt,
-            "vrrp_realtime": s.vrrp_realtime,
-            "vrrp_priorities": list(s.vrrp_priorities),
-            "health_check_interval_ms": s.health_check_interval_ms,
-            "health_check_fall": s.health_check_fall,
-            "health_check_rise": s.health_check_rise,
-            "haproxy_retries": s.haproxy_retries,
-            "haproxy_redispatch": s.haproxy_redispatch,
-            "haproxy_retry_on": s.haproxy_retry_on,
-            "haproxy_timeout_connect_ms": s.haproxy_timeout_connect_ms,
-            "web_nodes": len(self.webs),
+            "domain_type": self.spec.domain_type.value,
         }
 
     def start_probe(self, cfg: ProbeConfig, duration: float) -> VmProbe:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from halab.lab import analysis
 from halab.lab.analysis import Event
 from halab.lab.probe import ProbeConfig, Sample
+from halab.spec import LabSpec
 
 
 class ProbeRun(Protocol):
@@ -91,6 +92,26 @@ class DrillTarget(Protocol):
     def cpu_hog(self, seconds: float) -> AbstractContextManager[None]:
         """Keep every core busy for the block (bounded by ``seconds``)."""
         ...
+
+
+def drill_settings(spec: LabSpec) -> dict[str, Any]:
+    """The spec values that decide the drills' figures (kept in every report)."""
+    return {
+        "stack": spec.stack,
+        "vrrp_version": spec.vrrp_version,
+        "vrrp_advert_interval_ms": spec.vrrp_advert_interval_ms,
+        "vrrp_preempt": spec.vrrp_preempt,
+        "vrrp_realtime": spec.vrrp_realtime,
+        "vrrp_priorities": list(spec.vrrp_priorities),
+        "health_check_interval_ms": spec.health_check_interval_ms,
+        "health_check_fall": spec.health_check_fall,
+        "health_check_rise": spec.health_check_rise,
+        "haproxy_retries": spec.haproxy_retries,
+        "haproxy_redispatch": spec.haproxy_redispatch,
+        "haproxy_retry_on": spec.haproxy_retry_on,
+        "haproxy_timeout_connect_ms": spec.haproxy_timeout_connect_ms,
+        "web_nodes": len(spec.web_hosts),
+    }
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from typing import Any
 from pyroute2 import IPRoute
 
 from halab.lab import netns, procs, topology
+from halab.lab.drill import drill_settings
 from halab.lab.probe import ProbeConfig, Sample, read_samples
 from halab.lab.procs import ProcRecord
 from halab.lab.state import LabState, locked, run_dir
@@ -762,23 +763,7 @@ class Lab:
     @property
     def settings(self) -> dict[str, Any]:
         """The spec values that decide the drills' figures."""
-        s = self.spec
-        return {
-            "stack": s.stack,
-            "vrrp_version": s.vrrp_version,
-            "vrrp_advert_interval_ms": s.vrrp_advert_interval_ms,
-            "vrrp_preempt": s.vrrp_preempt,
-            "vrrp_realtime": s.vrrp_realtime,
-            "vrrp_priorities": list(s.vrrp_priorities),
-            "health_check_interval_ms": s.health_check_interval_ms,
-            "health_check_fall": s.health_check_fall,
-            "health_check_rise": s.health_check_rise,
-            "haproxy_retries": s.haproxy_retries,
-            "haproxy_redispatch": s.haproxy_redispatch,
-            "haproxy_retry_on": s.haproxy_retry_on,
-            "haproxy_timeout_connect_ms": s.haproxy_timeout_connect_ms,
-            "web_nodes": len(self.webs),
-        }
+        return drill_settings(self.spec)
 
     def start_probe(self, cfg: ProbeConfig, duration: float) -> NamespaceProbe:
         """Start :mod:`halab.lab.probe` in the client namespace; returns once it sends."""
