@@ -22,9 +22,17 @@ from enum import StrEnum
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from halab import PROJECT
@@ -110,6 +118,18 @@ DEFAULT_RETRY_ON = "conn-failure empty-response response-timeout 502 503 504"
 SECRET_KEYS = ("fortigateToken", "tlsCertificate", "tlsPrivateKey", "sshPrivateKey")
 
 
+def _dotted_quad(value: Any) -> Any:
+    # pydantic would read 167837796 (or True) as an address; in a config file that is a typo.
+    if isinstance(value, bool | int | float):
+        raise ValueError("give the address as text, like 10.0.1.100")
+    return value
+
+
+#: An IPv4 address, and a network, written as text.
+Address = Annotated[IPv4Address, BeforeValidator(_dotted_quad)]
+Network = Annotated[IPv4Network, BeforeValidator(_dotted_quad)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -127,9 +147,9 @@ class Zone(_Model):
     mode: NetworkMode = NetworkMode.NAT
     #: The hypervisor's address on the bridge. Unset: the first usable address (none for
     #: ``bridge``). ``null``: a pure layer-2 segment, e.g. when a firewall owns the gateway.
-    host_address: IPv4Address | None = None
+    host_address: Address | None = None
     #: Default router for hosts whose default route points into this zone. Unset: hostAddress.
-    gateway: IPv4Address | None = None
+    gateway: Address | None = None
     #: Bridge name; required for ``mode: bridge``, else derived from the lab name.
     bridge: str | None = None
 
@@ -167,7 +187,7 @@ class Host(_Model):
 
     name: str
     role: Role
-    addresses: dict[ZoneName, IPv4Address] = Field(default_factory=dict)
+    addresses: dict[ZoneName, Address] = Field(default_factory=dict)
     vcpus: int | None = Field(default=None, ge=1, le=64)
     memory_mib: int | None = Field(default=None, ge=256, le=262144)
 
@@ -275,7 +295,7 @@ class LabSpec(_Model):
 
     zones: dict[ZoneName, Zone]
     hosts: tuple[Host, ...]
-    vip: IPv4Address | None = None
+    vip: Address | None = None
 
     vrrp_version: Literal[2, 3] = 3
     vrrp_router_id: int = 51
@@ -295,9 +315,9 @@ class LabSpec(_Model):
     https_redirect: bool = True
 
     edge: EdgeKind = EdgeKind.LINUX
-    public_ip: IPv4Address | None = None
+    public_ip: Address | None = None
     edge_ports: tuple[int, ...] = (80, 443)
-    edge_allowed_sources: tuple[IPv4Network, ...] = (IPv4Network("0.0.0.0/0"),)
+    edge_allowed_sources: tuple[Network, ...] = (IPv4Network("0.0.0.0/0"),)
     edge_source_nat: bool = False
     fortigate_host: str = ""
     fortigate_wan_interface: str = "port1"
