@@ -315,6 +315,12 @@ def round_robin(target: DrillTarget, stack: str, bounds: Bounds, probe: ProbeCon
     return _finish(result, rec, samples)
 
 
+def _master_and_other(target: DrillTarget, holders: Sequence[str]) -> tuple[str, str]:
+    """The LB holding the VIP now (the preferred master if none is seen yet), and its peer."""
+    master = holders[0] if holders else target.lb_names[0]
+    return master, next(n for n in target.lb_names if n != master)
+
+
 def lb_hard_failure(
     target: DrillTarget, stack: str, bounds: Bounds, probe: ProbeConfig, rng: random.Random
 ) -> DrillResult:
@@ -322,8 +328,7 @@ def lb_hard_failure(
     result = _result("lb-hard-failure", "Hard failure of the master LB", target, stack)
     rec = Recorder(target, probe)
     with rec.observing(15.0) as (watcher, samples):
-        master = watcher.holders[0] if watcher.holders else target.lb_names[0]
-        other = next(n for n in target.lb_names if n != master)
+        master, other = _master_and_other(target, watcher.holders)
         # The kill lands at a random phase of the advert cycle, as a real crash would.
         time.sleep(0.8 + rng.uniform(0, _advert_s(target)))
         t0 = target.crash_host(master)
@@ -391,8 +396,7 @@ def haproxy_death(
     result = _result("haproxy-death", "HAProxy dies on the master", target, stack)
     rec = Recorder(target, probe)
     with rec.observing(15.0) as (watcher, samples):
-        master = watcher.holders[0] if watcher.holders else target.lb_names[0]
-        other = next(n for n in target.lb_names if n != master)
+        master, other = _master_and_other(target, watcher.holders)
         time.sleep(0.8)
         t0 = target.kill_daemon(master, "haproxy")
         rec.mark("inject", f"{master}: SIGKILL haproxy", master, t0)
