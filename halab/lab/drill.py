@@ -507,11 +507,17 @@ def all_webs_down(
 def partition(
     target: DrillTarget, stack: str, bounds: Bounds, probe: ProbeConfig, cut_s: float = 3.0
 ) -> DrillResult:
-    """Issue 6: VRRP between the LBs is cut (both may claim the VIP), then healed."""
+    """Issue 6: VRRP between the LBs is cut (both may claim the VIP), then healed.
+
+    The LBs settle on one owner within a few adverts; what can lag is the edge's ARP entry for the
+    VIP, which the second master's gratuitous ARPs pointed at itself during the cut. So the client
+    is watched past ``bounds.max_heal_s``: a stale entry shows as timeouts until it ages out.
+    """
     result = _result("partition", "VRRP partition between the LBs, then healed", target, stack)
     rec = Recorder(target, probe)
-    with rec.observing(30.0) as (watcher, samples):
+    with rec.observing(cut_s + bounds.max_heal_s + 15.0) as (watcher, samples):
         time.sleep(0.8)
+        holder_before = list(watcher.holders)
         t0 = target.set_vrrp_partition(True)
         rec.mark("inject", "VRRP between the LBs dropped at the switch", None, t0)
         split = watcher.wait_for(lambda h: len(h) == 2, cut_s)
@@ -521,19 +527,31 @@ def partition(
         t1 = target.set_vrrp_partition(False)
         rec.mark("restore", "VRRP passes again", None, t1)
         single = watcher.wait_for(lambda h: len(h) == 1, 10.0)
-        time.sleep(1.0)
+        time.sleep(max(0.0, t1 + bounds.max_heal_s + 1.0 - time.time()))
+        owner_after = list(watcher.holders)
     heal = round(single - t1, 4) if single else None
     m = analysis.metrics(analysis.window(samples, t0))
-    tail = analysis.window(samples, (single or t1) + 0.2)
+    after_heal = analysis.window(samples, t1)
+    failed_after_heal = [s for s in after_heal if not s.ok]
+    # Requests started once the bound has passed must all succeed.
+    late = analysis.window(samples, t1 + bounds.max_heal_s)
     result.figures = {
         **m.to_json(),
+        "holder_before": holder_before,
         "both_claimed_vip": split is not None,
         "single_owner_after_heal_s": heal,
+        "owner_after_heal": owner_after,
+        "failed_after_heal": len(failed_after_heal),
+        "last_failure_after_heal_s": (
+            round(max(s.t for s in failed_after_heal) - t1, 4) if failed_after_heal else None
+        ),
     }
     result.checks = {
         f"exactly one VIP owner within {bounds.max_heal_s}s of healing": heal is not None
-        and heal <= bounds.max_heal_s,
-        "client recovered": bool(tail) and all(s.ok for s in tail),
+        and heal <= bounds.max_heal_s
+        and len(owner_after) == 1,
+        f"client served again within {bounds.max_heal_s}s of healing": bool(late)
+        and all(s.ok for s in late),
     }
     _healthy_before(result, samples, t0)
     return _finish(result, rec, samples)

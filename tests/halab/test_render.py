@@ -53,6 +53,15 @@ def test_every_web_node_is_an_haproxy_backend(spec: LabSpec) -> None:
         assert servers == [[w.name, f"{w.legs[0].address}:80"] for w in webs]
 
 
+def test_both_lbs_re_announce_the_vip_after_a_partition(spec: LabSpec) -> None:
+    """The loser of a healed split answers the winner's advert before it steps down, so the
+    winner re-sends gratuitous ARPs (the partition drill in tests/halab/lab proves the effect)."""
+    rendered = render_all(spec)
+    for lb in spec.hosts_with_role(Role.LB):
+        lines = rendered[lb.name].file(PATHS.keepalived_conf).content.splitlines()
+        assert "    vrrp_higher_prio_send_advert" in lines
+
+
 def test_user_data_is_one_yaml_document_with_the_files(spec: LabSpec) -> None:
     for name, host in render_all(spec).items():
         doc = yaml.safe_load(host.user_data)

@@ -1,4 +1,4 @@
-"""The dev stack in network namespaces, with real daemons: drills 1, 2, 4, 5, 6 and the edge rules.
+"""The dev stack in network namespaces, with real daemons: drills, the partition and the edge rules.
 
 Needs root and the Debian packages of the daemons; a missing binary fails the run with the
 package to install (it never skips). Every drill's report is written under
@@ -80,6 +80,15 @@ def test_drill_app_crash(lab: Lab) -> None:
 
 def test_drill_all_webs_down_gives_a_quick_503(lab: Lab) -> None:
     _run(lab, "all-webs-down")
+
+
+def test_drill_partition_heals_to_one_owner_and_the_edge_follows(lab: Lab) -> None:
+    """The VIP holder has the higher priority here (lb-1, before any failover): the case where
+    the backup's gratuitous ARPs during the cut leave the edge pointing at the loser."""
+    assert lab.vip_holders() == [lab.lb_names[0]]
+    result = _run(lab, "partition")
+    assert result.figures["both_claimed_vip"], "the cut did not split the pair: nothing was tested"
+    assert result.figures["owner_after_heal"] == [lab.lb_names[0]]
 
 
 def test_drill_lb_hard_failure_and_return(lab: Lab) -> None:
