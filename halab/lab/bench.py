@@ -1,8 +1,10 @@
 """The benchmark: drills N times per stack, medians in a table, plus the advert-interval sweep.
 
-Per run and stack: bring the lab up (timed), run round robin, app crash, HAProxy death, hard
-failure of the master LB and its return, measure requests/s through the public IP and straight
-to one web node (same lab, same minute), tear down. The table shows medians over the runs.
+Per run and stack: bring the lab up (timed), run round robin, app crash, the VRRP partition,
+HAProxy death, hard failure of the master LB and its return, measure requests/s through the
+public IP and straight to one web node (same lab, same minute), tear down. In the first run of
+each stack, also the load run (``--load-run-seconds`` of requests with a CPU hog on every core:
+VIP moves and failed requests). The table shows medians over the runs.
 
 The sweep (``--sweep``) brings the lab up with other ``vrrpAdvertIntervalMs`` values, with and
 without ``vrrpRealtime`` (overrides of the stack's values, in process: no stack files), runs the
@@ -31,7 +33,17 @@ from halab.lab.probe import ProbeConfig
 from halab.lab.state import LabState
 from halab.stackconfig import REPO_ROOT
 
-DRILLS = ("round-robin", "app-crash", "haproxy-death", "lb-hard-failure", "master-returns")
+#: Partition runs while the higher-priority LB still holds the VIP (haproxy-death and the hard
+#: failure move it to the peer, where nopreempt keeps it): the case where a stale ARP entry at
+#: the edge would hurt the client.
+DRILLS = (
+    "round-robin",
+    "app-crash",
+    "partition",
+    "haproxy-death",
+    "lb-hard-failure",
+    "master-returns",
+)
 
 #: Table rows: (label, drill name or "", figure key). Units are in the label.
 ROWS: tuple[tuple[str, str, str], ...] = (
@@ -45,6 +57,12 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("app crash: failed requests", "app-crash", "failed"),
     ("app crash: outage (ms)", "app-crash", "outage_ms"),
     ("master returns: failed requests", "master-returns", "failed"),
+    ("partition: one VIP owner after healing (ms)", "partition", "single_owner_after_heal_ms"),
+    ("partition: failed requests", "partition", "failed"),
+    ("partition: failed after healing", "partition", "failed_after_heal"),
+    ("load run, every core busy: VIP moves (run 1)", "load-run", "vip_moves"),
+    ("load run, every core busy: failed requests (run 1)", "load-run", "failed"),
+    ("load run: requests (run 1)", "load-run", "requests"),
     ("round robin: alternation", "round-robin", "alternation"),
     ("req/s through the public IP", "", "vip_rps"),
     ("req/s straight to one web node", "", "direct_rps"),
@@ -78,6 +96,11 @@ def _flatten(results: Sequence[drill.DrillResult]) -> dict[str, float | None]:
             out[f"{r.name}.vip_move_ms"] = _ms(f["vip_move_s"])
         if "alternation" in f:
             out[f"{r.name}.alternation"] = float(f["alternation"])
+        if "single_owner_after_heal_s" in f:
+            out[f"{r.name}.single_owner_after_heal_ms"] = _ms(f["single_owner_after_heal_s"])
+        for key in ("failed_after_heal", "vip_moves", "requests"):
+            if key in f:
+                out[f"{r.name}.{key}"] = float(f[key])
     return out
 
 
@@ -90,9 +113,11 @@ def one_run(
     overrides: dict[str, Any] | None = None,
     load_seconds: float = 5.0,
     load_tool: str = "auto",
+    load_run_seconds: float = 0.0,
     progress: Callable[[str], None] = print,
 ) -> RunFigures:
-    """Bring a lab up, run the drills and the throughput pair, tear it down."""
+    """Bring a lab up, run the drills (and the load run when ``load_run_seconds``), measure the
+    throughput pair, tear it down."""
     lab = Lab.create(stack, project_dir, overrides)
     fig = RunFigures(stack, run)
     folder = out / f"{stack}-run{run}"
@@ -100,7 +125,8 @@ def one_run(
     try:
         bring_up = lab.up(lambda _m: None)
         fig.figures["bring_up_s"] = round(bring_up, 3)
-        results = drill.run_drills(lab, stack, DRILLS, seed=run)
+        names = DRILLS + (("load-run",) if load_run_seconds > 0 else ())
+        results = drill.run_drills(lab, stack, names, seed=run, load_seconds=load_run_seconds)
         for r in results:
             report.write(r, folder)
             fig.passed[r.name] = r.passed
@@ -222,6 +248,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="advert intervals for the sweep, ms, comma-separated",
     )
     parser.add_argument("--hog-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--load-run-seconds",
+        type=float,
+        default=60.0,
+        help="the load run (requests + a CPU hog on every core), once per stack; 0 skips it",
+    )
     parser.add_argument("--no-drills", action="store_true", help="only the sweep")
 
 
@@ -250,6 +282,8 @@ def main_from_args(args: argparse.Namespace) -> int:
                                 project_dir,
                                 load_seconds=args.load_seconds,
                                 load_tool=args.load_tool,
+                                # Once per stack: a minute of hog per run adds little.
+                                load_run_seconds=args.load_run_seconds if run == 1 else 0.0,
                             )
                         )
             if args.sweep:

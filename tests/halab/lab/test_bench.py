@@ -1,0 +1,57 @@
+"""The benchmark's bookkeeping: drill figures become table rows (no lab needed)."""
+
+from __future__ import annotations
+
+import argparse
+
+from halab.lab import bench
+from halab.lab.drill import DrillResult
+
+
+def _result(name: str, **figures: object) -> DrillResult:
+    return DrillResult(name, name, "dev", {}, 0.0, figures=dict(figures))
+
+
+def test_partition_and_load_run_figures_reach_the_table() -> None:
+    flat = bench._flatten(
+        [
+            _result(
+                "partition",
+                failed=1,
+                outage_s=0.02,
+                single_owner_after_heal_s=0.0573,
+                failed_after_heal=0,
+                requests=204,
+            ),
+            _result("load-run", failed=0, outage_s=0.0, vip_moves=0, requests=2950),
+        ]
+    )
+    assert flat["partition.single_owner_after_heal_ms"] == 57.3
+    assert flat["partition.failed_after_heal"] == 0.0
+    assert flat["load-run.vip_moves"] == 0.0
+    assert flat["load-run.requests"] == 2950.0
+    runs = [
+        bench.RunFigures("dev", 1, flat),
+        bench.RunFigures("dev", 2, {**flat, "partition.single_owner_after_heal_ms": 80.0}),
+    ]
+    table = bench.median_table(runs, ["dev"])
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines()}
+    # The median of 57.3 and 80.0; the load run only in the run that had it.
+    assert rows["partition: one VIP owner after healing (ms)"].endswith("| 68.65 |")
+    assert rows["load run, every core busy: VIP moves (run 1)"].endswith("| 0 |")
+    assert rows["runs"].endswith("| 2 |")
+
+
+def test_every_drill_of_the_benchmark_has_a_row() -> None:
+    in_rows = {name for _label, name, _key in bench.ROWS if name}
+    assert set(bench.DRILLS) <= in_rows
+    assert "load-run" in in_rows
+    # Partition must see the higher-priority LB holding the VIP: before anything moves it.
+    assert bench.DRILLS.index("partition") < bench.DRILLS.index("haproxy-death")
+
+
+def test_load_run_defaults_to_the_issues_sixty_seconds() -> None:
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    assert parser.parse_args([]).load_run_seconds == 60.0
+    assert parser.parse_args(["--load-run-seconds", "0"]).load_run_seconds == 0.0
