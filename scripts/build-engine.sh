@@ -8,8 +8,10 @@
 # plugins: the Go module proxy refuses pulumi-libvirt, pulumi-command and the
 # Terraform provider they wrap (403), so engine/provider-libvirt and
 # engine/provider-command are small stand-ins of our own that implement just the
-# resource API the lab program uses (see engine/README.md). Machines that can
-# download the registry plugins should use those instead. Binaries go to a cache folder keyed by name and
+# resource API the lab program uses (see engine/README.md); the code they share
+# is the local module engine/providerkit (a `replace` line in their go.mod),
+# which their build stamps cover too. Machines that can download the registry
+# plugins should use those instead. Binaries go to a cache folder keyed by name and
 # version, and bin/ in that cache holds symlinks to the current ones, so
 #   export PATH="$(scripts/build-engine.sh --print-bin-dir):$PATH"
 # (or `. scripts/engine-env.sh`) is all a caller needs. Go's module and build
@@ -166,14 +168,43 @@ link_bin() {
   mv -Tf "$bin_dir/$1.tmp" "$bin_dir/$1"
 }
 
+# What a build reads from a module folder: go.mod, go.sum (when there is one)
+# and the .go files other than tests, in subfolders too.
+module_sources() {
+  cat "$1"/go.mod
+  [[ ! -f "$1"/go.sum ]] || cat "$1"/go.sum
+  find "$1" -name '*.go' ! -name '*_test.go' -print0 | sort -z | xargs -0 -r cat
+}
+
+# The local modules a wrapper's go.mod points a requirement at
+# (`replace M => ../dir`), one path a line as written there: Go wants such a
+# path to start with ./, ../ or /, which no module path does. Only the
+# wrapper's own replace lines count (Go ignores a dependency's).
+local_replaces() {
+  (cd "$1" && go mod edit -json) |
+    sed -n 's/^[[:space:]]*"Path": "\(\.\{0,2\}\/[^"]*\)",\{0,1\}$/\1/p'
+}
+
 # Stamp: what the binary was built from. A changed wrapper, Go version or
-# flag set rebuilds even when the version (the folder name) stays the same.
+# flag set rebuilds even when the version (the folder name) stays the same;
+# so does a change in a local module the wrapper replaces a requirement with
+# (engine/providerkit, shared by the stand-in providers), stamped under the
+# path its go.mod names, so the stamp is the same in any clone.
 stamp_of() {
-  local mod_dir=$1
+  local mod_dir=$1 replaces rel
+  local -a rels=()
+  replaces=$(local_replaces "$mod_dir") || die "cannot read the replace lines of $mod_dir/go.mod"
+  [[ -z "$replaces" ]] || mapfile -t rels <<<"$replaces"
+  for rel in "${rels[@]}"; do
+    (cd "$mod_dir" && [[ -f "$rel/go.mod" ]]) || die "$mod_dir/go.mod replaces a module with $rel, which has no go.mod"
+  done
   {
     echo "go=$go_version tags=$tags var=$version_var pkg=$pkg"
-    cat "$mod_dir"/go.mod "$mod_dir"/go.sum
-    find "$mod_dir" -maxdepth 1 -name '*.go' ! -name '*_test.go' -print0 | sort -z | xargs -0 -r cat
+    module_sources "$mod_dir"
+    for rel in "${rels[@]}"; do
+      echo "replace=$rel"
+      (cd "$mod_dir" && module_sources "$rel")
+    done
   } | sha256sum | cut -d' ' -f1
 }
 

@@ -6,6 +6,7 @@ require (
 	github.com/pulumi/pulumi/sdk/v3 v3.274.0
 	golang.org/x/crypto v0.58.0
 	google.golang.org/protobuf v1.36.11
+	ha-web-lab/engine/providerkit v0.0.0
 )
 
 require (
@@ -122,3 +123,5 @@ require (
 replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e
 
 replace golang.org/x/text => golang.org/x/text v0.41.0
+
+replace ha-web-lab/engine/providerkit => ../providerkit

@@ -12,15 +12,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
-	"github.com/pulumi/pulumi/sdk/v3/go/common/util/cmdutil"
-	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/provider"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"google.golang.org/protobuf/types/known/emptypb"
+
+	"ha-web-lab/engine/providerkit"
 )
 
 const (
@@ -47,28 +46,14 @@ var inputs = map[string][]string{
 var outputSources = []resource.PropertyKey{"create", "stdin", "environment"}
 
 func main() {
-	if err := provider.Main(pluginName, func(*provider.HostClient) (pulumirpc.ResourceProviderServer, error) {
-		return &server{}, nil
-	}); err != nil {
-		cmdutil.ExitError(err.Error())
-	}
+	base := providerkit.Base{Name: pluginName, Version: pluginVersion, Inputs: inputs, Compare: diff}
+	providerkit.Main(pluginName, func() pulumirpc.ResourceProviderServer { return &server{Base: base} })
 }
 
+// server adds what is particular to commands to the calls providerkit.Base
+// answers (plugin info, schema, CheckConfig, Check, Diff, Cancel).
 type server struct {
-	pulumirpc.UnimplementedResourceProviderServer
-}
-
-func (s *server) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.PluginInfo, error) {
-	return &pulumirpc.PluginInfo{Version: pluginVersion}, nil
-}
-
-func (s *server) GetSchema(context.Context, *pulumirpc.GetSchemaRequest) (*pulumirpc.GetSchemaResponse, error) {
-	schema, _ := json.Marshal(map[string]string{"name": pluginName, "version": pluginVersion})
-	return &pulumirpc.GetSchemaResponse{Schema: string(schema)}, nil
-}
-
-func (s *server) CheckConfig(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
-	return &pulumirpc.CheckResponse{Inputs: req.GetNews()}, nil
+	providerkit.Base
 }
 
 func (s *server) DiffConfig(context.Context, *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
@@ -79,50 +64,15 @@ func (s *server) Configure(context.Context, *pulumirpc.ConfigureRequest) (*pulum
 	return &pulumirpc.ConfigureResponse{AcceptSecrets: true, SupportsPreview: true}, nil
 }
 
-func (s *server) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
-	allowed, ok := inputs[req.GetType()]
-	if !ok {
-		return nil, fmt.Errorf("%s is not implemented by ha-web-lab's stand-in command provider", req.GetType())
-	}
-	news, err := unmarshal(req.GetNews())
-	if err != nil {
-		return nil, err
-	}
-	var failures []*pulumirpc.CheckFailure
-	for _, key := range unsupported(news, allowed) {
-		failures = append(failures, &pulumirpc.CheckFailure{Property: key, Reason: describe([]string{key})})
-	}
-	return &pulumirpc.CheckResponse{Inputs: req.GetNews(), Failures: failures}, nil
-}
-
-// Diff: any change replaces, which re-runs `create`: the registry provider
-// re-runs it too (as an update) when no `update` command is set.
-func (s *server) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	oldStruct := req.GetOldInputs()
-	if oldStruct == nil {
-		oldStruct = req.GetOlds()
-	}
-	olds, err := unmarshal(oldStruct)
-	if err != nil {
-		return nil, err
-	}
-	news, err := unmarshal(req.GetNews())
-	if err != nil {
-		return nil, err
-	}
-	return diff(req.GetType(), olds, news), nil
-}
-
+// diff (Diff's answer): any change replaces, which re-runs `create`: the
+// registry provider re-runs it too (as an update) when no `update` command is
+// set.
 func diff(token string, olds, news resource.PropertyMap) *pulumirpc.DiffResponse {
-	changed := changedKeys(olds, news, inputs[token])
-	if len(changed) == 0 {
-		return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE}
-	}
-	return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_SOME, Diffs: changed, Replaces: changed}
+	return providerkit.Replace(providerkit.ChangedKeys(olds, news, inputs[token]), false)
 }
 
 func (s *server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulumirpc.CreateResponse, error) {
-	news, err := unmarshal(req.GetProperties())
+	news, err := providerkit.Unmarshal(req.GetProperties())
 	if err != nil {
 		return nil, err
 	}
@@ -131,20 +81,20 @@ func (s *server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pul
 		out := news.Copy()
 		out["stdout"] = resource.MakeComputed(resource.NewProperty(""))
 		out["stderr"] = resource.MakeComputed(resource.NewProperty(""))
-		props, err := marshal(out)
+		props, err := providerkit.Marshal(out)
 		return &pulumirpc.CreateResponse{Properties: props}, err
 	}
 	var res result
 	switch req.GetType() {
 	case tokLocal:
 		var a localArgs
-		if err := decode(news, &a); err != nil {
+		if err := providerkit.Decode(news, &a); err != nil {
 			return nil, err
 		}
 		res, err = runLocal(ctx, a)
 	case tokRemote:
 		var a remoteArgs
-		if err := decode(news, &a); err != nil {
+		if err := providerkit.Decode(news, &a); err != nil {
 			return nil, err
 		}
 		res, err = runRemote(ctx, a)
@@ -154,7 +104,7 @@ func (s *server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pul
 	if err != nil {
 		return nil, err
 	}
-	props, err := marshal(outputs(news, res))
+	props, err := providerkit.Marshal(outputs(news, res))
 	if err != nil {
 		return nil, err
 	}
@@ -188,10 +138,6 @@ func (s *server) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc
 
 // Delete runs nothing: Check rejects a `delete` command.
 func (s *server) Delete(context.Context, *pulumirpc.DeleteRequest) (*emptypb.Empty, error) {
-	return &emptypb.Empty{}, nil
-}
-
-func (s *server) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
 	return &emptypb.Empty{}, nil
 }
 

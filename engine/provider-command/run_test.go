@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+
+	"ha-web-lab/engine/providerkit"
 )
 
 func TestRunLocalCapturesAndTrims(t *testing.T) {
@@ -131,7 +133,7 @@ func TestOutputsSecretWhenCommandIsSecret(t *testing.T) {
 
 func TestCheckNamesUnsupportedInputs(t *testing.T) {
 	m := resource.NewPropertyMapFromMap(map[string]any{"create": "x", "delete": "y", "update": "z"})
-	got := unsupported(m, inputs[tokLocal])
+	got := providerkit.Unsupported(m, inputs[tokLocal])
 	if strings.Join(got, ",") != "delete,update" {
 		t.Errorf("unsupported = %v", got)
 	}

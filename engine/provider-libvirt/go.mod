@@ -7,6 +7,7 @@ require (
 	github.com/google/uuid v1.6.0
 	github.com/pulumi/pulumi/sdk/v3 v3.274.0
 	google.golang.org/protobuf v1.36.11
+	ha-web-lab/engine/providerkit v0.0.0
 	libvirt.org/go/libvirtxml v1.12008.0
 )
 
@@ -124,3 +125,5 @@ require (
 replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e
 
 replace golang.org/x/text => golang.org/x/text v0.41.0
+
+replace ha-web-lab/engine/providerkit => ../providerkit

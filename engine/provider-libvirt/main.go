@@ -12,15 +12,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
-	"github.com/pulumi/pulumi/sdk/v3/go/common/util/cmdutil"
-	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/provider"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"google.golang.org/protobuf/types/known/emptypb"
+
+	"ha-web-lab/engine/providerkit"
 )
 
 const (
@@ -50,42 +49,27 @@ var inputs = map[string][]string{
 }
 
 func main() {
-	if err := provider.Main(pluginName, func(*provider.HostClient) (pulumirpc.ResourceProviderServer, error) {
-		return &server{}, nil
-	}); err != nil {
-		cmdutil.ExitError(err.Error())
-	}
+	base := providerkit.Base{Name: pluginName, Version: pluginVersion, Inputs: inputs, Compare: diff}
+	providerkit.Main(pluginName, func() pulumirpc.ResourceProviderServer { return &server{Base: base} })
 }
 
+// server adds libvirt's connection and calls to the ones providerkit.Base
+// answers (plugin info, schema, CheckConfig, Check, Diff, Cancel).
 type server struct {
-	pulumirpc.UnimplementedResourceProviderServer
+	providerkit.Base
 	conn *conn
 }
 
-func (s *server) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.PluginInfo, error) {
-	return &pulumirpc.PluginInfo{Version: pluginVersion}, nil
-}
-
-// GetSchema: a name and version are enough; the SDK is generated elsewhere.
-func (s *server) GetSchema(context.Context, *pulumirpc.GetSchemaRequest) (*pulumirpc.GetSchemaResponse, error) {
-	schema, _ := json.Marshal(map[string]string{"name": pluginName, "version": pluginVersion})
-	return &pulumirpc.GetSchemaResponse{Schema: string(schema)}, nil
-}
-
-func (s *server) CheckConfig(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
-	return &pulumirpc.CheckResponse{Inputs: req.GetNews()}, nil
-}
-
 func (s *server) DiffConfig(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	olds, err := unmarshal(req.GetOldInputs())
+	olds, err := providerkit.Unmarshal(req.GetOldInputs())
 	if err != nil {
 		return nil, err
 	}
-	news, err := unmarshal(req.GetNews())
+	news, err := providerkit.Unmarshal(req.GetNews())
 	if err != nil {
 		return nil, err
 	}
-	if changed := changedKeys(olds, news, []string{"uri"}); len(changed) > 0 {
+	if changed := providerkit.ChangedKeys(olds, news, []string{"uri"}); len(changed) > 0 {
 		return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_SOME, Diffs: changed}, nil
 	}
 	return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE}, nil
@@ -94,8 +78,8 @@ func (s *server) DiffConfig(_ context.Context, req *pulumirpc.DiffRequest) (*pul
 func (s *server) Configure(_ context.Context, req *pulumirpc.ConfigureRequest) (*pulumirpc.ConfigureResponse, error) {
 	uri := req.GetVariables()["libvirt:config:uri"]
 	if args := req.GetArgs(); args != nil {
-		if m, err := unmarshal(args); err == nil && str(m, "uri") != "" {
-			uri = str(m, "uri")
+		if m, err := providerkit.Unmarshal(args); err == nil && providerkit.Str(m, "uri") != "" {
+			uri = providerkit.Str(m, "uri")
 		}
 	}
 	if s.conn != nil {
@@ -103,37 +87,6 @@ func (s *server) Configure(_ context.Context, req *pulumirpc.ConfigureRequest) (
 	}
 	s.conn = &conn{uri: uri}
 	return &pulumirpc.ConfigureResponse{AcceptSecrets: true, SupportsPreview: true}, nil
-}
-
-func (s *server) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
-	allowed, ok := inputs[req.GetType()]
-	if !ok {
-		return nil, fmt.Errorf("%s is not implemented by ha-web-lab's stand-in libvirt provider", req.GetType())
-	}
-	news, err := unmarshal(req.GetNews())
-	if err != nil {
-		return nil, err
-	}
-	var failures []*pulumirpc.CheckFailure
-	for _, key := range unsupported(news, allowed) {
-		failures = append(failures, &pulumirpc.CheckFailure{Property: key, Reason: describe([]string{key})})
-	}
-	return &pulumirpc.CheckResponse{Inputs: req.GetNews(), Failures: failures}, nil
-}
-
-// Diff: every difference replaces. libvirt keeps some inputs unique per
-// host (names, a network's bridge, a pool's folder): while one of those stays
-// the same, the old object must go first, hence delete-before-replace.
-func (s *server) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	olds, err := oldInputs(req)
-	if err != nil {
-		return nil, err
-	}
-	news, err := unmarshal(req.GetNews())
-	if err != nil {
-		return nil, err
-	}
-	return diff(req.GetType(), olds, news), nil
 }
 
 // uniqueInputs per resource type: inputs libvirt refuses to share between
@@ -146,32 +99,21 @@ var uniqueInputs = map[string][]string{
 	tokDomain:    {"name"},
 }
 
-func oldInputs(req *pulumirpc.DiffRequest) (resource.PropertyMap, error) {
-	if req.GetOldInputs() != nil {
-		return unmarshal(req.GetOldInputs())
-	}
-	return unmarshal(req.GetOlds())
-}
-
+// diff (Diff's answer): every difference replaces. libvirt keeps some inputs
+// unique per host (names, a network's bridge, a pool's folder): while one of
+// those stays the same, the old object must go first, hence
+// delete-before-replace.
 func diff(token string, olds, news resource.PropertyMap) *pulumirpc.DiffResponse {
-	changed := changedKeys(olds, news, inputs[token])
-	if len(changed) == 0 {
-		return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE}
-	}
+	changed := providerkit.ChangedKeys(olds, news, inputs[token])
 	kept := false
 	for _, k := range uniqueInputs[token] {
-		kept = kept || (str(news, k) != "" && !slices.Contains(changed, k))
+		kept = kept || (providerkit.Str(news, k) != "" && !slices.Contains(changed, k))
 	}
-	return &pulumirpc.DiffResponse{
-		Changes:             pulumirpc.DiffResponse_DIFF_SOME,
-		Diffs:               changed,
-		Replaces:            changed,
-		DeleteBeforeReplace: kept,
-	}
+	return providerkit.Replace(changed, kept)
 }
 
 func (s *server) Create(_ context.Context, req *pulumirpc.CreateRequest) (*pulumirpc.CreateResponse, error) {
-	news, err := unmarshal(req.GetProperties())
+	news, err := providerkit.Unmarshal(req.GetProperties())
 	if err != nil {
 		return nil, err
 	}
@@ -186,27 +128,27 @@ func (s *server) Create(_ context.Context, req *pulumirpc.CreateRequest) (*pulum
 	switch req.GetType() {
 	case tokNetwork:
 		var a networkArgs
-		if err = decode(news, &a); err == nil {
+		if err = providerkit.Decode(news, &a); err == nil {
 			id, err = createNetwork(l, a)
 		}
 	case tokPool:
 		var a poolArgs
-		if err = decode(news, &a); err == nil {
+		if err = providerkit.Decode(news, &a); err == nil {
 			id, err = createPool(l, a)
 		}
 	case tokVolume:
 		var a volumeArgs
-		if err = decode(news, &a); err == nil {
+		if err = providerkit.Decode(news, &a); err == nil {
 			id, err = createVolume(l, a)
 		}
 	case tokCloudInit:
 		var a cloudInitArgs
-		if err = decode(news, &a); err == nil {
+		if err = providerkit.Decode(news, &a); err == nil {
 			id, err = createCloudInit(l, a)
 		}
 	case tokDomain:
 		var a domainArgs
-		if err = decode(news, &a); err == nil {
+		if err = providerkit.Decode(news, &a); err == nil {
 			id, err = createDomain(l, a)
 		}
 	default:
@@ -256,9 +198,5 @@ func (s *server) Delete(_ context.Context, req *pulumirpc.DeleteRequest) (*empty
 	if err != nil {
 		return nil, err
 	}
-	return &emptypb.Empty{}, nil
-}
-
-func (s *server) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
 	return &emptypb.Empty{}, nil
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"libvirt.org/go/libvirtxml"
+
+	"ha-web-lab/engine/providerkit"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -223,7 +225,7 @@ func TestDiffSecretAndUnknown(t *testing.T) {
 
 func TestUnsupportedInputsAreNamed(t *testing.T) {
 	m := resource.NewPropertyMapFromMap(map[string]any{"name": "n", "graphics": map[string]any{"type": "spice"}, "__defaults": []any{}})
-	if got := unsupported(m, inputs[tokDomain]); len(got) != 1 || got[0] != "graphics" {
+	if got := providerkit.Unsupported(m, inputs[tokDomain]); len(got) != 1 || got[0] != "graphics" {
 		t.Errorf("unsupported = %v", got)
 	}
 }

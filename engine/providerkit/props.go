@@ -1,4 +1,10 @@
-package main
+// Package providerkit holds the code that ha-web-lab's two stand-in Pulumi
+// resource plugins (engine/provider-libvirt and engine/provider-command) share:
+// property marshalling and the gRPC provider methods both answer the same way.
+// It lives once here so that a fix to how inputs are decoded, compared or
+// checked reaches both plugins; each plugin's go.mod points at this folder
+// with a `replace` line, and scripts/build-engine.sh stamps it with them.
+package providerkit
 
 import (
 	"encoding/json"
@@ -12,12 +18,20 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// Wire options: keep secret and unknown markers intact so that what came in as
-// a secret goes back to the engine as a secret, and previews see unknowns.
+// wireOpts keep secret and unknown markers intact so that what came in as a
+// secret goes back to the engine as a secret, and previews see unknowns.
 var wireOpts = plugin.MarshalOptions{KeepUnknowns: true, KeepSecrets: true, SkipNulls: true}
 
-func unmarshal(s *structpb.Struct) (resource.PropertyMap, error) {
+// Unmarshal reads properties from the engine, keeping secret and unknown
+// markers (so that a plugin can hand them back unchanged).
+func Unmarshal(s *structpb.Struct) (resource.PropertyMap, error) {
 	return plugin.UnmarshalProperties(s, wireOpts)
+}
+
+// Marshal writes properties for the engine with the same options as
+// Unmarshal, so that secrets stay secret and unknowns stay unknown.
+func Marshal(m resource.PropertyMap) (*structpb.Struct, error) {
+	return plugin.MarshalProperties(m, wireOpts)
 }
 
 // plain turns a property value into plain Go data (secrets unwrapped, unknowns
@@ -57,8 +71,9 @@ func plainMap(m resource.PropertyMap) map[string]any {
 	return out
 }
 
-// decode fills a typed struct (json tags = the SDK's wire names) from inputs.
-func decode(m resource.PropertyMap, into any) error {
+// Decode fills a typed struct (json tags = the SDK's wire names) from inputs,
+// secrets unwrapped and unknowns left at their zero value.
+func Decode(m resource.PropertyMap, into any) error {
 	raw, err := json.Marshal(plainMap(m))
 	if err != nil {
 		return err
@@ -66,9 +81,10 @@ func decode(m resource.PropertyMap, into any) error {
 	return json.Unmarshal(raw, into)
 }
 
-// unsupported lists input keys this stand-in does not implement, so that a
+// Unsupported lists input keys this stand-in does not implement, so that a
 // program using them fails at check time instead of being silently ignored.
-func unsupported(m resource.PropertyMap, allowed []string) []string {
+// Engine-internal keys ("__defaults" and the like) and null inputs pass.
+func Unsupported(m resource.PropertyMap, allowed []string) []string {
 	var bad []string
 	for k, v := range m {
 		key := string(k)
@@ -81,9 +97,10 @@ func unsupported(m resource.PropertyMap, allowed []string) []string {
 	return bad
 }
 
-// changedKeys compares old and new inputs on the allowed keys. An unknown new
-// value counts as changed: the engine cannot know until apply time.
-func changedKeys(olds, news resource.PropertyMap, allowed []string) []string {
+// ChangedKeys compares old and new inputs on the allowed keys, by value (a
+// value only made secret is no change). An unknown new value counts as
+// changed: the engine cannot know until apply time.
+func ChangedKeys(olds, news resource.PropertyMap, allowed []string) []string {
 	var changed []string
 	for _, key := range allowed {
 		o, n := olds[resource.PropertyKey(key)], news[resource.PropertyKey(key)]
@@ -94,8 +111,8 @@ func changedKeys(olds, news resource.PropertyMap, allowed []string) []string {
 	return changed
 }
 
-// str reads an optional string input ("" when absent or unknown).
-func str(m resource.PropertyMap, key string) string {
+// Str reads an optional string input ("" when absent or unknown).
+func Str(m resource.PropertyMap, key string) string {
 	if s, ok := plain(m[resource.PropertyKey(key)]).(string); ok {
 		return s
 	}
