@@ -22,6 +22,10 @@ Keepalived 2.2.7, systemd 252) that shaped the checks:
   exist: both run in a network namespace that has the host's interfaces and addresses (veth
   links named as in the network-config; this kernel has no ``dummy`` links).
 * ``systemd-analyze verify`` works without systemd as PID 1.
+* ``sshd -T`` needs only a config and a host key (no /run/sshd, no root): the drop-ins are read
+  through a main config that includes them first, as Debian's does, and for sshd the first value
+  of a keyword wins. ``scripts/bootstrap.sh`` unpacks sshd from Debian's openssh-server package
+  into the cache rather than installing it, so checking a config never starts an SSH server.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ TOOL_PACKAGES: dict[str, str] = {
     "mount": "mount",
     "ip": "iproute2",
     "openssl": "openssl",
+    "sshd": "openssh-server",
+    "ssh-keygen": "openssh-client",
 }
 
 #: Where Debian's cloud-init package ships its cloud-config JSON schema.
@@ -74,6 +80,22 @@ UNIT_SUFFIXES = (".service", ".socket", ".timer", ".path", ".mount", ".target")
 TIMEOUT_S = 60
 #: Extra places for tools: a non-root PATH often lacks the sbin folders that hold most of them.
 _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+#: Debian's sshd_config reads these first; the lab's SSH settings live there.
+SSHD_DROP_IN_DIR = "/etc/ssh/sshd_config.d/"
+
+
+def cache_root() -> Path:
+    """The project's cache folder, computed as the scripts do."""
+    explicit = os.environ.get("HA_WEB_LAB_CACHE")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "ha-web-lab"
+
+
+def unpacked_tool_dirs() -> tuple[str, ...]:
+    """Where scripts/bootstrap.sh unpacks tools it must not install (sshd: no server starts)."""
+    return (str(cache_root() / "tools" / "openssh-server" / "usr" / "sbin"),)
 
 
 @dataclass(frozen=True)
@@ -96,8 +118,12 @@ class ToolMissingError(Exception):
     def __init__(self, tool: str) -> None:
         self.tool = tool
         self.package = TOOL_PACKAGES.get(tool, tool)
+        if tool == "sshd":
+            how = "run scripts/bootstrap.sh (it unpacks sshd into the cache; no server starts)"
+        else:
+            how = f"run `apt-get install {self.package}`"
         super().__init__(
-            f"{tool!r} is not installed: run `apt-get install {self.package}` "
+            f"{tool!r} is not installed: {how} "
             f"(Debian package {self.package}; scripts/apt-packages.txt lists them all)"
         )
 
@@ -197,6 +223,11 @@ def select_nftables(files: Mapping[str, str]) -> list[str]:
     return [p for p in files if p.endswith(("/nftables.conf", ".nft"))]
 
 
+def select_sshd(files: Mapping[str, str]) -> list[str]:
+    """sshd drop-ins."""
+    return [p for p in files if p.startswith(SSHD_DROP_IN_DIR) and p.endswith(".conf")]
+
+
 def select_app(files: Mapping[str, str]) -> list[str]:
     """FastAPI apps (a ``main.py`` that builds a ``FastAPI`` object)."""
     return [p for p, c in files.items() if p.endswith("/main.py") and "FastAPI(" in c]
@@ -207,7 +238,7 @@ def select_app(files: Mapping[str, str]) -> list[str]:
 
 def which(tool: str) -> str:
     """Absolute path of ``tool``; raises :class:`ToolMissingError` naming its package."""
-    search = os.pathsep.join([os.environ.get("PATH", ""), *_SBIN])
+    search = os.pathsep.join([os.environ.get("PATH", ""), *_SBIN, *unpacked_tool_dirs()])
     found = shutil.which(tool, path=search)
     if found is None:
         raise ToolMissingError(tool)
@@ -617,6 +648,34 @@ def _testclient() -> Any:
     return TestClient
 
 
+def sshd_effective_config(tree: HostTree) -> tuple[Run, dict[str, str]]:
+    """``sshd -T`` with the host's drop-ins: the run, and the settings sshd would use (lower-case
+    keyword -> value; empty when sshd refused the config)."""
+    includes = [f"Include {tree.path_of(p).resolve()}" for p in sorted(select_sshd(tree.files()))]
+    with tempfile.TemporaryDirectory(prefix="hwl-sshd-") as tmp:
+        host_key = Path(tmp) / "ssh_host_ed25519_key"
+        keygen = run([which("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)])
+        if keygen.failed():
+            return keygen, {}
+        main = Path(tmp) / "sshd_config"
+        main.write_text("\n".join([*includes, f"HostKey {host_key}", ""]), encoding="utf-8")
+        result = run([which("sshd"), "-T", "-f", str(main)])
+    if result.failed():
+        return result, {}
+    pairs = (line.split(" ", 1) for line in result.output.splitlines() if " " in line)
+    return result, {key: value for key, value in pairs}
+
+
+def check_sshd(tree: HostTree) -> list[Problem]:
+    """``sshd -T``: sshd accepts the drop-ins (an unknown or misspelt keyword is fatal to sshd)."""
+    if not select_sshd(tree.files()):
+        return []
+    result, settings = sshd_effective_config(tree)
+    if not settings:
+        return [Problem(tree.name, "sshd -T", SSHD_DROP_IN_DIR, result.output)]
+    return []
+
+
 def check_app(tree: HostTree) -> list[Problem]:
     """FastAPI's TestClient: ``/``, ``/test``, the LBs' health path and every other GET route
     answer 200 with a body that names the host (``HWL_HOST_NAME``, as the unit sets it)."""
@@ -684,6 +743,7 @@ CHECKS: tuple[Check, ...] = (
     Check("systemd-analyze", select_units, check_units),
     Check("shellcheck", select_shell, check_shell),
     Check("nftables", select_nftables, check_nftables),
+    Check("sshd", select_sshd, check_sshd),
     Check("fastapi", select_app, check_app),
 )
 CHECKS_BY_NAME: dict[str, Check] = {c.name: c for c in CHECKS}

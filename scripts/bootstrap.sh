@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the lab and its tests need on a Debian machine, idempotently:
 # Debian packages from scripts/apt-packages.txt (apt-get update only when something is missing),
-# then the virtualenv Pulumi uses (venv/, as Pulumi.yaml says) with requirements-dev.txt.
+# sshd unpacked (not installed) for checking the rendered SSH config, then the virtualenv Pulumi uses (venv/, as Pulumi.yaml says) with requirements-dev.txt.
 # A second run with everything present takes a second or two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,24 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
   log "Debian packages present (${#wanted[@]})"
+fi
+
+# sshd only checks the rendered sshd drop-in (`sshd -T`, halab/validate.py). Installing
+# openssh-server would start an SSH server on this machine, so its sshd is unpacked into the cache
+# instead (its libraries come from scripts/apt-packages.txt).
+tools=${HA_WEB_LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ha-web-lab}/tools
+if [[ ! -x /usr/sbin/sshd && ! -x $tools/openssh-server/usr/sbin/sshd ]]; then
+  log "unpacking sshd from Debian's openssh-server into $tools (not installed: no server starts)"
+  scratch=$(mktemp -d)
+  trap 'rm -rf "$scratch"' EXIT
+  # apt-get download needs package lists; a machine that had every package may have none yet.
+  (cd "$scratch" && apt-get download -q openssh-server 2>/dev/null) || {
+    "${sudo_cmd[@]}" apt-get update -q
+    (cd "$scratch" && apt-get download -q openssh-server)
+  }
+  mkdir -p "$tools/openssh-server"
+  dpkg-deb -x "$scratch"/openssh-server_*.deb "$tools/openssh-server"
+  "$tools/openssh-server/usr/sbin/sshd" -V 2>&1 | head -n1
 fi
 
 python=${PYTHON:-python3}

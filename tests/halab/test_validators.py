@@ -36,6 +36,7 @@ from halab.validate import (
     load_app,
     run_check,
     run_checks,
+    sshd_effective_config,
     validate_tree,
     which,
 )
@@ -282,6 +283,10 @@ TEMPLATE_BREAKS = [
         "Double quote to prevent globbing and word splitting. [SC2086]", id="shellcheck",
     ),
     pytest.param(
+        "sshd", "web-1", "sshd.conf.j2", "PermitRootLogin no", "PermitRootLogn no",
+        "Bad configuration option: PermitRootLogn", id="sshd",
+    ),
+    pytest.param(
         "fastapi", "web-1", "app.py.j2", '@app.get("{{ spec.health_check_path }}")',
         '@app.post("{{ spec.health_check_path }}")', "GET /healthz -> 405", id="fastapi",
     ),
@@ -310,6 +315,22 @@ def test_broken_template_fails_with_the_validators_message(
     with pytest.raises(AssertionError) as failure:
         assert_no_problems(problems)
     assert said in str(failure.value), problems_text(problems)
+
+
+def test_sshd_would_run_key_only_without_root_on_every_host(
+    dev_with_key: LabSpec, tmp_path: Path
+) -> None:
+    """What sshd itself makes of the rendered drop-in (``sshd -T``), not what the file says."""
+    for name, tree in render_to_tree(dev_with_key, tmp_path).items():
+        run, settings = sshd_effective_config(tree)
+        assert settings, f"{name}: {run.output}"
+        wanted = {
+            "permitrootlogin": "no",
+            "passwordauthentication": "no",
+            "kbdinteractiveauthentication": "no",
+            "pubkeyauthentication": "yes",
+        }
+        assert {k: settings[k] for k in wanted} == wanted, name
 
 
 #: (check, how the renderer is broken, what the validator says)
