@@ -19,13 +19,17 @@ def test_fortios_token_is_secret_in_the_provider(program: Program) -> None:
 
 
 def test_lb_seed_with_the_tls_key_is_secret(program: Program) -> None:
+    """Both LBs carry the key (secret) and the very same certificate, so a failover keeps it."""
     graph = program("dev")
+    pems = []
     for lb in ("lab-lb-lb-1", "lab-lb-lb-2"):
         seed = graph.named(f"{lb}-seed")
         assert {"userData", "name"} <= seed.secret_inputs
         files = {f["path"]: f for f in yaml.safe_load(seed.inputs["userData"])["write_files"]}
         pem = files["/etc/haproxy/certs/ha-web-lab.pem"]
         assert "PRIVATE KEY" in pem["content"] and pem["permissions"] == "0600"
+        pems.append(pem["content"])
+    assert pems[0] == pems[1]
 
 
 def test_web_seeds_carry_no_secret(program: Program) -> None:

@@ -8,6 +8,8 @@ package to install (it never skips). Every drill's report is written under
 from __future__ import annotations
 
 import os
+import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +72,42 @@ def test_lab_serves_through_the_public_ip(lab: Lab) -> None:
     assert lab.vip_holders() == [lab.lb_names[0]]
 
 
+def _curl(lab: Lab, host: str, *args: str) -> str:
+    """The real curl, run in one of the lab's namespaces (bounded)."""
+    argv = ["curl", "--silent", "--show-error", "--max-time", "3", *args]
+    done = subprocess.run(
+        procs.nsexec_argv(argv, net=lab.ns(host)),
+        capture_output=True, text=True, timeout=10, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{' '.join(argv)} in {host}: {done.stderr.strip()}"
+    return done.stdout
+
+
+def test_the_tutorials_curl_k_works_and_port_80_redirects(lab: Lab) -> None:
+    """`curl -k https://<VIP>` from the DMZ (the edge sits there) and through the public IP from
+    the client; plain HTTP gets a 301 to the same URL on HTTPS."""
+    vip, public = lab.spec.vip_address, lab.spec.public_address
+    assert "Hello from web-" in _curl(lab, "edge", "-k", f"https://{vip}/")
+    assert "Hello from web-" in _curl(lab, "client", "-k", f"https://{public}/")
+    redirect = _curl(lab, "client", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
+                     f"http://{public}/")  # fmt: skip
+    assert redirect == f"301 https://{public}/"
+
+
+def _vip_certificate(lab: Lab) -> bytes:
+    """The DER certificate the VIP presents, seen from the DMZ."""
+    sock = netns.socket_in(lab.ns("edge"))
+    sock.settimeout(2.0)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with ctx.wrap_socket(sock) as tls:
+        tls.connect((str(lab.spec.vip_address), 443))
+        der = tls.getpeercert(binary_form=True)
+    assert der
+    return der
+
+
 def test_drill_round_robin(lab: Lab) -> None:
     _run(lab, "round-robin")
 
@@ -92,6 +130,9 @@ def test_drill_partition_heals_to_one_owner_and_the_edge_follows(lab: Lab) -> No
 
 
 def test_drill_lb_hard_failure_and_return(lab: Lab) -> None:
+    """The peer takes over and keeps the VIP when the old master returns (nopreempt), and it
+    presents the same certificate: clients pinning it see no change on failover."""
+    holder, certificate = lab.vip_holders(), _vip_certificate(lab)
     results = drill.run_drills(
         lab, STACK, ["lb-hard-failure", "master-returns"], probe=ProbeConfig(url=lab.public_url)
     )
@@ -99,7 +140,8 @@ def test_drill_lb_hard_failure_and_return(lab: Lab) -> None:
         paths = report.write(result, REPORTS)
         print(report.summary(result))
         assert result.passed, f"{result.name} failed; report: {paths['png']}"
-    assert lab.vip_holders() and len(lab.vip_holders()) == 1
+    assert len(lab.vip_holders()) == 1 and lab.vip_holders() != holder
+    assert _vip_certificate(lab) == certificate
 
 
 def _fails(ns: str, ip: str, port: int, tls: bool) -> bool:
