@@ -60,10 +60,10 @@ def entered(name: str) -> Iterator[None]:
 
 
 def socket_in(
-    name: str | None, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM
+    name: str | None, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM, proto: int = 0
 ) -> socket.socket:
     """A socket that lives in namespace ``name`` (the caller's own when ``name`` is None)."""
     if name is None:
-        return socket.socket(family, kind)
+        return socket.socket(family, kind, proto)
     with entered(name):
-        return socket.socket(family, kind)
+        return socket.socket(family, kind, proto)

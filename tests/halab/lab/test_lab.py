@@ -8,6 +8,7 @@ package to install (it never skips). Every drill's report is written under
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import subprocess
 import time
@@ -20,8 +21,10 @@ from halab.lab import drill, netns, procs, report
 from halab.lab.lab import Lab, LabError, http_get, missing_packages
 from halab.lab.probe import ProbeConfig
 from halab.lab.state import LabState
+from halab.render import APP
 from halab.spec import Role, ZoneName
 from halab.stackconfig import REPO_ROOT
+from tests.halab.lab import vrrp_packets
 
 pytestmark = pytest.mark.lab
 
@@ -175,6 +178,82 @@ def test_web_nodes_accept_http_only_from_the_lbs(lab: Lab) -> None:
     assert status == 200
     other = lab.spec.hosts_with_role(Role.WEB)[1].name
     assert _fails(lab.ns(other), ip, 80, False), "a web node reached another web node"
+
+
+def _in(lab: Lab, host: str, *argv: str) -> str:
+    """A command in a host's namespace (bounded); its output."""
+    done = subprocess.run(
+        procs.nsexec_argv(list(argv), net=lab.ns(host)),
+        capture_output=True, text=True, timeout=10, check=True,
+    )  # fmt: skip
+    return done.stdout
+
+
+def _listening(lab: Lab, host: str) -> set[str]:
+    """Every listening TCP and UDP socket of a host, as "tcp 10.0.1.100:443"."""
+    lines = _in(lab, host, "ss", "--no-header", "--listening", "--tcp", "--udp", "--numeric")
+    return {f"{cols[0]} {cols[4]}" for cols in (line.split() for line in lines.splitlines())}
+
+
+def test_only_the_designed_services_listen(lab: Lab) -> None:
+    """LBs: the service on the VIP and nothing else (no stats port; the admin socket is a unix
+    socket). Web nodes: nginx on the internal address, the app on loopback only."""
+    vip = lab.spec.vip_address
+    for lb in lab.lb_names:
+        assert _listening(lab, lb) == {f"tcp {vip}:{port}" for port in lab.spec.edge_ports}, lb
+    for web in lab.spec.hosts_with_role(Role.WEB):
+        own = web.leg(ZoneName.INTERNAL).address
+        assert _listening(lab, web.name) == {f"tcp {own}:80", f"tcp 127.0.0.1:{APP.port}"}
+
+
+def _rogue_adverts(lab: Lab, target: str, priority: int, count: int) -> str:
+    """VRRP adverts from the edge's DMZ address to ``target``, one per advert interval, claiming
+    the VIP; returns what the target's Keepalived logged meanwhile."""
+    rogue = lab.spec.zones[ZoneName.DMZ].gateway_ip
+    assert rogue is not None
+    dst = lab.spec.host(target).leg(ZoneName.DMZ).address
+    packet = vrrp_packets.advert(
+        rogue, dst, lab.spec.vrrp_router_id, priority, [lab.spec.vip_address],
+        lab.spec.vrrp_advert_interval_ms // 10,
+    )  # fmt: skip
+    log = lab.logdir(target) / "keepalived.log"
+    offset = log.stat().st_size
+    raw = netns.socket_in(lab.ns("edge"), socket.AF_INET, socket.SOCK_RAW, vrrp_packets.VRRP_PROTO)
+    with vrrp_packets.raw_sender(raw) as sock:
+        for _ in range(count):
+            sock.sendto(packet, (str(dst), 0))
+            time.sleep(lab.spec.vrrp_advert_interval_ms / 1000)
+    time.sleep(0.5)
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode(errors="replace")
+
+
+def test_vrrp_from_anyone_but_the_peer_is_dropped_then_ignored(lab: Lab) -> None:
+    """A rogue router on the DMZ claims the VIP with priority 255, at the advert rate for 20
+    intervals: the master's host firewall drops it all, nothing reaches Keepalived, the VIP stays.
+
+    Then one rogue advert through a hole punched for this test: Keepalived refuses it itself
+    (``check_unicast_src``). Only one, because Keepalived restarts the master's advert timer on
+    every packet it reads, refused or not: a stream of them would silence the master and hand the
+    VIP to the backup. That is why the firewall rule, not Keepalived, is the lock that matters."""
+    (master,) = lab.vip_holders()
+    rogue = str(lab.spec.zones[ZoneName.DMZ].gateway_ip)
+    assert rogue not in _rogue_adverts(lab, master, 255, count=20)
+    assert lab.vip_holders() == [master]
+
+    hole = f"ip saddr {rogue} ip protocol vrrp accept"
+    added = _in(lab, master, "nft", "--echo", "--handle", "insert", "rule", "inet", "hwl_filter",
+                "input", *hole.split())  # fmt: skip
+    handle = added.rsplit("# handle", 1)[1].split()[0]
+    try:
+        seen = _rogue_adverts(lab, master, 255, count=1)
+    finally:
+        _in(lab, master, "nft", "delete", "rule", "inet", "hwl_filter", "input", "handle", handle)
+    # The log line proves the forged adverts are well formed and reached Keepalived.
+    assert f"unicast source address {rogue} not a unicast peer" in seen
+    assert "higher priority" not in seen
+    assert lab.vip_holders() == [master]
 
 
 def test_second_up_is_refused(lab: Lab) -> None:
