@@ -57,6 +57,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("app crash: failed requests", "app-crash", "failed"),
     ("app crash: outage (ms)", "app-crash", "outage_ms"),
     ("master returns: failed requests", "master-returns", "failed"),
+    ("partition: both LBs claimed the VIP (1 = yes)", "partition", "both_claimed_vip"),
     ("partition: one VIP owner after healing (ms)", "partition", "single_owner_after_heal_ms"),
     ("partition: failed requests", "partition", "failed"),
     ("partition: failed after healing", "partition", "failed_after_heal"),
@@ -98,7 +99,7 @@ def _flatten(results: Sequence[drill.DrillResult]) -> dict[str, float | None]:
             out[f"{r.name}.alternation"] = float(f["alternation"])
         if "single_owner_after_heal_s" in f:
             out[f"{r.name}.single_owner_after_heal_ms"] = _ms(f["single_owner_after_heal_s"])
-        for key in ("failed_after_heal", "vip_moves", "requests"):
+        for key in ("both_claimed_vip", "failed_after_heal", "vip_moves", "requests"):
             if key in f:
                 out[f"{r.name}.{key}"] = float(f[key])
     return out

@@ -505,7 +505,11 @@ def all_webs_down(
 
 
 def partition(
-    target: DrillTarget, stack: str, bounds: Bounds, probe: ProbeConfig, cut_s: float = 3.0
+    target: DrillTarget,
+    stack: str,
+    bounds: Bounds,
+    probe: ProbeConfig,
+    cut_s: float | None = None,
 ) -> DrillResult:
     """Issue 6: VRRP between the LBs is cut (both may claim the VIP), then healed.
 
@@ -514,6 +518,9 @@ def partition(
     is watched past ``bounds.max_heal_s``: a stale entry shows as timeouts until it ages out.
     """
     result = _result("partition", "VRRP partition between the LBs, then healed", target, stack)
+    # Long enough for the backup's master-down timer (at most 4 adverts) to expire: the cut must
+    # really split the pair, also with the tutorial's 1 s adverts.
+    cut_s = cut_s if cut_s is not None else max(3.0, 4 * _advert_s(target) + 1.0)
     rec = Recorder(target, probe)
     with rec.observing(cut_s + bounds.max_heal_s + 15.0) as (watcher, samples):
         time.sleep(0.8)

@@ -21,6 +21,7 @@ def test_partition_and_load_run_figures_reach_the_table() -> None:
                 outage_s=0.02,
                 single_owner_after_heal_s=0.0573,
                 failed_after_heal=0,
+                both_claimed_vip=True,
                 requests=204,
             ),
             _result("load-run", failed=0, outage_s=0.0, vip_moves=0, requests=2950),
@@ -28,6 +29,7 @@ def test_partition_and_load_run_figures_reach_the_table() -> None:
     )
     assert flat["partition.single_owner_after_heal_ms"] == 57.3
     assert flat["partition.failed_after_heal"] == 0.0
+    assert flat["partition.both_claimed_vip"] == 1.0
     assert flat["load-run.vip_moves"] == 0.0
     assert flat["load-run.requests"] == 2950.0
     runs = [
