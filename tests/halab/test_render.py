@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -60,6 +61,20 @@ def test_both_lbs_re_announce_the_vip_after_a_partition(spec: LabSpec) -> None:
     for lb in spec.hosts_with_role(Role.LB):
         lines = rendered[lb.name].file(PATHS.keepalived_conf).content.splitlines()
         assert "    vrrp_higher_prio_send_advert" in lines
+
+
+@pytest.mark.parametrize(("redirect", "expected"), [(None, True), (True, True), (False, False)])
+def test_port_80_redirects_to_https_unless_the_stack_says_otherwise(
+    redirect: bool | None, expected: bool
+) -> None:
+    config = read_stack("dev")
+    values = dict(config.values)
+    if redirect is not None:
+        values["httpsRedirect"] = redirect
+    spec = dataclasses.replace(config, values=values).spec(offline=True)
+    lb = spec.hosts_with_role(Role.LB)[0]
+    cfg = render_all(spec)[lb.name].file(PATHS.haproxy_cfg).content
+    assert ("http-request redirect scheme https code 301" in cfg) is expected
 
 
 def test_user_data_is_one_yaml_document_with_the_files(spec: LabSpec) -> None:
