@@ -75,15 +75,19 @@ def test_lab_serves_through_the_public_ip(lab: Lab) -> None:
     assert lab.vip_holders() == [lab.lb_names[0]]
 
 
-def _curl(lab: Lab, host: str, *args: str) -> str:
-    """The real curl, run in one of the lab's namespaces (bounded)."""
-    argv = ["curl", "--silent", "--show-error", "--max-time", "3", *args]
+def _in(lab: Lab, host: str, *argv: str) -> str:
+    """A command in a host's namespace (bounded); its output. Fails the test on a non-zero exit."""
     done = subprocess.run(
-        procs.nsexec_argv(argv, net=lab.ns(host)),
+        procs.nsexec_argv(list(argv), net=lab.ns(host)),
         capture_output=True, text=True, timeout=10, check=False,
     )  # fmt: skip
     assert done.returncode == 0, f"{' '.join(argv)} in {host}: {done.stderr.strip()}"
     return done.stdout
+
+
+def _curl(lab: Lab, host: str, *args: str) -> str:
+    """The real curl in one of the lab's namespaces."""
+    return _in(lab, host, "curl", "--silent", "--show-error", "--max-time", "3", *args)
 
 
 def test_the_tutorials_curl_k_works_and_port_80_redirects(lab: Lab) -> None:
@@ -178,15 +182,6 @@ def test_web_nodes_accept_http_only_from_the_lbs(lab: Lab) -> None:
     assert status == 200
     other = lab.spec.hosts_with_role(Role.WEB)[1].name
     assert _fails(lab.ns(other), ip, 80, False), "a web node reached another web node"
-
-
-def _in(lab: Lab, host: str, *argv: str) -> str:
-    """A command in a host's namespace (bounded); its output."""
-    done = subprocess.run(
-        procs.nsexec_argv(list(argv), net=lab.ns(host)),
-        capture_output=True, text=True, timeout=10, check=True,
-    )  # fmt: skip
-    return done.stdout
 
 
 def _listening(lab: Lab, host: str) -> set[str]:
