@@ -18,8 +18,9 @@
 # /etc/network/interfaces sources interfaces.d), ssh enabled without host keys (cloud-init makes
 # them per VM), nginx/haproxy/keepalived disabled (the first-boot setup script enables them),
 # C.UTF-8 as the locale, apt timers and e2scrub off, ed25519/ECDSA host keys only (RSA keygen
-# takes seconds under TCG), no grub-dpkg. Kernel modules for graphics, media, sound, wireless,
-# physical NICs and InfiniBand are left out: the image is for virtio guests only.
+# takes seconds under TCG), no grub-dpkg, sshd without password logins from its first start.
+# Kernel modules for graphics, media, sound, wireless, physical NICs and InfiniBand are left out,
+# nested KVM and the PC speaker are not loaded: the image is for virtio guests only.
 #
 # Needs (Debian packages): mmdebstrap, e2fsprogs, qemu-utils, coreutils, util-linux (flock),
 # and a Debian mirror: the one this machine's apt uses for bookworm and bookworm-security, or
@@ -29,7 +30,9 @@ set -euo pipefail
 
 # Bump when anything this script puts into the image changes: it is part of the cache key.
 # net-tools: cloud-init's ENI renderer turns network-config routes into `route add ...`.
-SCRIPT_VERSION=3
+# 4: PasswordAuthentication no from the start (no sshd restart by cloud-init), no nested KVM
+# or PC speaker modules.
+SCRIPT_VERSION=4
 SUITE=bookworm
 PACKAGES=(
     linux-image-amd64 initramfs-tools udev dbus kmod systemd-sysv procps e2fsprogs
@@ -203,6 +206,22 @@ system_info:
     renderers: [ eni ]
 EOF
 echo 'LANG=C.UTF-8' >"$root/etc/default/locale"
+# Keys only from the first sshd start. The file is the one cloud-init's set-passwords module
+# edits for `ssh_pwauth: false`: finding the setting already there, it does not restart sshd
+# (a restart took ~2 s of an emulated guest's first boot, mid-way through the readiness gate's
+# SSH session). The role's sshd drop-in (60-ha-web-lab.conf) says the same later.
+printf '%s\n' 'PasswordAuthentication no' >"$root/etc/ssh/sshd_config.d/50-cloud-init.conf"
+chmod 600 "$root/etc/ssh/sshd_config.d/50-cloud-init.conf"
+# Modules for hardware a lab guest has no use for, which udev would load at every boot while
+# cloud-init starts: nested KVM (QEMU's default CPU model advertises SVM), the PC speaker.
+cat >"$root/etc/modprobe.d/ha-web-lab.conf" <<'EOF'
+# ha-web-lab image: not loaded at boot (no nested VMs, no speaker in a lab guest).
+blacklist kvm_amd
+blacklist kvm_intel
+blacklist kvm
+blacklist ccp
+blacklist pcspkr
+EOF
 # Per-VM identities: made on first boot.
 rm -f "$root"/etc/ssh/ssh_host_*
 : >"$root/etc/machine-id"

@@ -37,7 +37,7 @@ def test_each_vm_has_a_gate_after_its_domain(program: Program) -> None:
             else render_host(spec, host)
         )
         assert gate.inputs["create"] == readiness_script(spec, rendered)
-        assert "cloud-init status --wait" in gate.inputs["create"]
+        assert "/run/cloud-init/result.json" in gate.inputs["create"]
         # Runs after the VM exists, and again whenever the VM's seed changes.
         assert graph.named(f"{vm_name}-domain").urn in gate.dependencies
         seed = graph.named(f"{vm_name}-seed")
