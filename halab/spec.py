@@ -572,7 +572,7 @@ class LabSpec(_Model):
 
     @property
     def lb_hosts(self) -> tuple[Host, ...]:
-        """Configured hosts with role lb, in config order (the first is the preferred master)."""
+        """Configured hosts with role lb, in config order (``vrrpPriorities`` follows it)."""
         return tuple(h for h in self.hosts if h.role is Role.LB)
 
     @property
@@ -701,8 +701,14 @@ class LabSpec(_Model):
         return tuple(h for h in self.resolved_hosts if h.role is role)
 
     @property
+    def lbs_by_priority(self) -> tuple[ResolvedHost, ...]:
+        """The two LB hosts, the preferred master (highest VRRP priority) first."""
+        priority = {p.host: p.priority for p in self.vrrp_peers}
+        return tuple(sorted(self.hosts_with_role(Role.LB), key=lambda h: -priority[h.name]))
+
+    @property
     def vrrp_peers(self) -> tuple[VrrpPeer, VrrpPeer]:
-        """The two LBs' VRRP settings; the first lb host is the preferred master."""
+        """The two LBs' VRRP settings, in config order."""
         lbs = self.hosts_with_role(Role.LB)
         a, b = lbs[0].leg(ZoneName.DMZ).address, lbs[1].leg(ZoneName.DMZ).address
         peers = []

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from halab.e2e.parse import holds, servers_state
-from halab.lab.drill import drill_settings
+from halab.lab.drill import SpecDrillTarget
 from halab.lab.probe import ProbeConfig, Sample, read_samples
 from halab.spec import LabSpec, ResolvedHost, Role
 
@@ -167,7 +167,7 @@ class _VipStream:
         self.thread.join(2.0)
 
 
-class VmLab:
+class VmLab(SpecDrillTarget):
     """The :class:`halab.lab.drill.DrillTarget` of a deployed lab of VMs."""
 
     def __init__(
@@ -189,10 +189,8 @@ class VmLab:
         self.netns = netns if netns and not in_netns(netns) else None
         self.uri = libvirt_uri or spec.libvirt_uri
         self.python = python
-        self.lbs = list(spec.hosts_with_role(Role.LB))
+        self.lbs = list(spec.lbs_by_priority)
         self.webs = list(spec.hosts_with_role(Role.WEB))
-        prio = dict(zip((h.name for h in self.lbs), spec.vrrp_priorities, strict=True))
-        self._lb_order = sorted(prio, key=lambda n: -prio[n])
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -259,28 +257,13 @@ class VmLab:
         for h in (*self.lbs, *self.webs):
             self.drop_master(h.name)
 
-    # --- DrillTarget -------------------------------------------------------------------------
-
-    @property
-    def lb_names(self) -> list[str]:
-        """The two LBs, preferred master (highest VRRP priority) first."""
-        return list(self._lb_order)
-
-    @property
-    def web_names(self) -> list[str]:
-        """The web nodes."""
-        return [h.name for h in self.webs]
-
-    @property
-    def public_url(self) -> str:
-        """The URL clients use: through the edge when there is one."""
-        return self.spec.public_url
+    # --- DrillTarget (names: SpecDrillTarget) -------------------------------------------------
 
     @property
     def settings(self) -> dict[str, Any]:
         """The spec values that decide the drills' figures, and that these are VMs."""
         return {
-            **drill_settings(self.spec),
+            **super().settings,
             "target": "vms",
             "domain_type": self.spec.domain_type.value,
         }

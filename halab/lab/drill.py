@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from halab.lab import analysis
 from halab.lab.analysis import Event
 from halab.lab.probe import ProbeConfig, Sample
-from halab.spec import LabSpec
+from halab.spec import LabSpec, Role
 
 
 class ProbeRun(Protocol):
@@ -92,6 +92,32 @@ class DrillTarget(Protocol):
     def cpu_hog(self, seconds: float) -> AbstractContextManager[None]:
         """Keep every core busy for the block (bounded by ``seconds``)."""
         ...
+
+
+class SpecDrillTarget:
+    """The parts of :class:`DrillTarget` that every target (namespaces, VMs) reads off its spec."""
+
+    spec: LabSpec
+
+    @property
+    def lb_names(self) -> list[str]:
+        """The two LBs, preferred master (highest VRRP priority) first."""
+        return [h.name for h in self.spec.lbs_by_priority]
+
+    @property
+    def web_names(self) -> list[str]:
+        """The web nodes."""
+        return [h.name for h in self.spec.hosts_with_role(Role.WEB)]
+
+    @property
+    def public_url(self) -> str:
+        """The URL clients use: through the edge when there is one."""
+        return self.spec.public_url
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The spec values that decide the drills' figures."""
+        return drill_settings(self.spec)
 
 
 def drill_settings(spec: LabSpec) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from typing import Any
 from pyroute2 import IPRoute
 
 from halab.lab import netns, procs, topology
-from halab.lab.drill import drill_settings
+from halab.lab.drill import SpecDrillTarget
 from halab.lab.probe import ProbeConfig, Sample, read_samples
 from halab.lab.procs import ProcRecord
 from halab.lab.state import LabState, locked, run_dir
@@ -171,7 +171,7 @@ def parse_unit(text: str) -> dict[str, list[str]]:
     return out
 
 
-class Lab:
+class Lab(SpecDrillTarget):
     """One stack's namespace lab. Use :meth:`create` + :meth:`up`, or :meth:`attach`."""
 
     def __init__(self, spec: LabSpec, state: LabState) -> None:
@@ -234,7 +234,7 @@ class Lab:
     @property
     def lbs(self) -> tuple[ResolvedHost, ...]:
         """The two LB hosts, preferred master first."""
-        return self.spec.hosts_with_role(Role.LB)
+        return self.spec.lbs_by_priority
 
     @property
     def webs(self) -> tuple[ResolvedHost, ...]:
@@ -743,27 +743,7 @@ class Lab:
         self.state.save()
         return record
 
-    # ---- the drill protocol (halab.lab.drill.DrillTarget) ------------------------------------
-
-    @property
-    def lb_names(self) -> list[str]:
-        """The two LBs, preferred master first."""
-        return [h.name for h in self.lbs]
-
-    @property
-    def web_names(self) -> list[str]:
-        """The web nodes."""
-        return [h.name for h in self.webs]
-
-    @property
-    def public_url(self) -> str:
-        """What the client requests."""
-        return self.spec.public_url
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        """The spec values that decide the drills' figures."""
-        return drill_settings(self.spec)
+    # ---- the drill protocol (halab.lab.drill.DrillTarget; names and settings: SpecDrillTarget)
 
     def start_probe(self, cfg: ProbeConfig, duration: float) -> NamespaceProbe:
         """Start :mod:`halab.lab.probe` in the client namespace; returns once it sends."""

@@ -111,6 +111,13 @@ def test_vrrp_pair_first_lb_is_preferred_master() -> None:
     assert [p.state for p in preempt] == ["MASTER", "BACKUP"]
 
 
+def test_the_preferred_master_is_the_lb_with_the_highest_priority() -> None:
+    assert [h.name for h in spec_of().lbs_by_priority] == ["lb-1", "lb-2"]
+    reversed_ = spec_of(vrrpPriorities=[100, 150])
+    assert [h.name for h in reversed_.lbs_by_priority] == ["lb-2", "lb-1"]
+    assert [p.host for p in reversed_.vrrp_peers] == ["lb-1", "lb-2"]  # config order
+
+
 def test_linux_edge_adds_an_edge_host_that_owns_the_dmz_gateway() -> None:
     spec = spec_of(edge="linux")
     edge = spec.host("edge")
