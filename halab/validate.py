@@ -52,6 +52,8 @@ from typing import Any
 
 import yaml
 
+from halab import cache_root
+
 #: Which Debian package brings each tool, for the "install it" message.
 TOOL_PACKAGES: dict[str, str] = {
     "cloud-init": "cloud-init",
@@ -82,15 +84,6 @@ TIMEOUT_S = 60
 _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 #: Debian's sshd_config reads these first; the lab's SSH settings live there.
 SSHD_DROP_IN_DIR = "/etc/ssh/sshd_config.d/"
-
-
-def cache_root() -> Path:
-    """The project's cache folder, computed as the scripts do."""
-    explicit = os.environ.get("HA_WEB_LAB_CACHE")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "ha-web-lab"
 
 
 def unpacked_tool_dirs() -> tuple[str, ...]:

@@ -20,15 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from halab import cache_root
 from halab.stackconfig import read_stack
 from tests.conftest import TEST_SSH_KEY, Graph
 
 REPO = Path(__file__).resolve().parents[2]
-CACHE = Path(
-    os.environ.get("HA_WEB_LAB_CACHE")
-    or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ha-web-lab"
-)
-BIN = CACHE / "engine" / "bin"
+BIN = cache_root() / "engine" / "bin"
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "halab", "components", "cloud-init")
 
 pytestmark = pytest.mark.engine
