@@ -45,6 +45,9 @@ if spec.edge is EdgeKind.FORTIGATE:
         hostname=spec.fortigate_host,
         token=config.require_secret("fortigateToken"),
         insecure=spec.fortigate_insecure,
+        # The CA that signed the FortiGate's certificate, so verification can stay on.
+        cabundlefile=spec.fortigate_ca_bundle_file or None,
+        cabundlecontent=spec.fortigate_ca_bundle or None,
         vdom=spec.fortigate_vdom,
     )
 

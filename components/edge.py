@@ -47,7 +47,7 @@ class FortiGateEdge(pulumi.ComponentResource):
         super().__init__("ha-web-lab:index:FortiGateEdge", name, None, opts)
         spec = args.spec
         rule = spec.firewall_rule
-        lab = spec.lab_name
+        prefix = spec.fortigate_prefix
         wan, dmz = spec.fortigate_wan_interface, spec.fortigate_dmz_interface
         child = pulumi.ResourceOptions(parent=self)
         # A VIP in use by a policy cannot be replaced in place ("entry is used", fos#123):
@@ -58,7 +58,7 @@ class FortiGateEdge(pulumi.ComponentResource):
         self.vips = [
             fortios.firewall.Vip(
                 f"{name}-vip-{port}",
-                name=f"{lab}-{port}",
+                name=spec.fortigate_vip_name(port),
                 comment=f"ha-web-lab {spec.stack}: {rule.public_ip}:{port} -> {rule.target_vip}",
                 type="static-nat",
                 extintf=wan,
@@ -76,7 +76,7 @@ class FortiGateEdge(pulumi.ComponentResource):
         ]
         self.vip_group = fortios.firewall.Vipgrp(
             f"{name}-vip-group",
-            name=f"{lab}-vips",
+            name=f"{prefix}-vips",
             interface=wan,
             members=[fortios.firewall.VipgrpMemberArgs(name=vip.name) for vip in self.vips],
             # FortiOS returns member lists reordered; natural order avoids perpetual diffs.
@@ -90,7 +90,7 @@ class FortiGateEdge(pulumi.ComponentResource):
             f"{name}-policy",
             # Explicit id: a new policy is appended at the end of the sequence (fos#247).
             policyid=spec.fortigate_policy_id,
-            name=f"{lab}-inbound",
+            name=f"{prefix}-inbound",
             comments=f"ha-web-lab {spec.stack}: public {rule.public_ip} to the LB VIP",
             srcintfs=[fortios.firewall.PolicySrcintfArgs(name=wan)],
             dstintfs=[fortios.firewall.PolicyDstintfArgs(name=dmz)],

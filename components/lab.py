@@ -91,10 +91,10 @@ class HaWebLab(pulumi.ComponentResource):
                     spec,
                     ssh,
                     host_gates=[vm.ready for vm in self.vms if vm.ready is not None],
-                    # Any VM's new seed re-checks the tier.
-                    fingerprint=pulumi.Output.all(*[vm.seed_disk.name for vm in self.vms]).apply(
-                        lambda names: ",".join(sorted(names))
-                    ),
+                    # Any VM's new files or a new VM re-checks the tier.
+                    fingerprint=pulumi.Output.all(
+                        *[vm.fingerprint for vm in self.vms], *[vm.domain.id for vm in self.vms]
+                    ).apply(lambda parts: ",".join(sorted(parts))),
                 ),
                 pulumi.ResourceOptions(parent=self),
             )

@@ -41,12 +41,14 @@ class SshAccess:
         )
 
 
-def host_gate(  # noqa: PLR0917 - one call site, all required
+def host_gate(
     name: str,
     spec: LabSpec,
     host: ResolvedHost,
     seed: pulumi.Output[RenderedHost],
     ssh: SshAccess,
+    *,
+    triggers: list[pulumi.Input[str]],
     opts: pulumi.ResourceOptions,
 ) -> command.remote.Command:
     """The per-VM gate (created by LabVm, parented to it, after its domain).
@@ -59,8 +61,9 @@ def host_gate(  # noqa: PLR0917 - one call site, all required
         f"{name}-ready",
         connection=ssh.connection(spec, host),
         create=seed.apply(lambda s: readiness_script(spec, s)),
-        # Rerun whenever what the VM should hold changes.
-        triggers=[seed.apply(lambda s: s.config_hash)],
+        # Rerun whenever what the VM should hold changes, or the VM is new. Plain values: a
+        # secret trigger unknown at preview is "malformed" to pulumi-command.
+        triggers=triggers,
         opts=opts,
     )
 

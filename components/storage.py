@@ -36,7 +36,12 @@ class LabStorage(pulumi.ComponentResource):
         spec = args.spec
         child = pulumi.ResourceOptions(parent=self)
         self.pool = libvirt.Pool(
-            f"{name}-pool", name=spec.lab_name, type="dir", path=spec.pool_path, opts=child
+            f"{name}-pool",
+            name=spec.lab_name,
+            type="dir",
+            # `target.path`, not the deprecated top-level `path` (a warning on every preview).
+            target=libvirt.PoolTargetArgs(path=spec.pool_path),
+            opts=child,
         )
         self.base_image = libvirt.Volume(
             f"{name}-base-image",

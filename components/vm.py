@@ -38,6 +38,10 @@ class LabVm(pulumi.ComponentResource):
     domain: libvirt.Domain
     ready: pulumi.Resource | None
     addresses: dict[str, str]
+    #: Names this machine's seed; changes only when the VM must be made anew.
+    instance_id: pulumi.Output[str]
+    #: Changes whenever anything the VM should hold changes (the gates re-run then).
+    fingerprint: pulumi.Output[str]
 
     def __init__(self, name: str, args: LabVmArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ha-web-lab:index:LabVm", name, None, opts)
@@ -45,32 +49,37 @@ class LabVm(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         vm_name = f"{spec.lab_name}-{host.name}"
 
+        # What the machine is seeded with, as a hash that is not secret (an LB's seed carries the
+        # TLS key, but a digest of it reveals nothing): triggers and names must be plain values,
+        # since pulumi-command refuses a secret trigger whose value is unknown at preview.
+        self.instance_id = pulumi.Output.unsecret(args.seed.apply(lambda s: s.instance_id))
+        self.fingerprint = pulumi.Output.unsecret(args.seed.apply(lambda s: s.config_hash))
+
+        # A new instance is a new machine: its root disk is named after the instance id too, so
+        # it starts from the base image (a memory change keeps the disk and only reboots).
         self.root_disk = libvirt.Volume(
             f"{name}-root",
-            name=f"{vm_name}-root.qcow2",
+            name=self.instance_id.apply(lambda iid: f"{vm_name}-root-{iid[-12:]}.qcow2"),
             pool=storage.pool.name,
             base_volume_id=storage.base_image.id,
             format="qcow2",
             opts=child,
         )
-        # The seed's name carries its content hash: a changed seed is a new ISO (tpl#1150) and,
-        # through the domain's cloudinit input, a new domain, since a running VM never re-reads it.
-        # With the readiness gates on, the gate converges role files over SSH instead, so only a
-        # new network-config (addresses, MACs) replaces the seed and the VM; user-data changes
-        # are ignored here and applied by the gate, without a new VM.
-        seed_opts = child
-        if args.ssh is not None:
-            seed_opts = pulumi.ResourceOptions(
-                parent=self, ignore_changes=["userData", "metaData", "name"]
-            )
+        # The seed's name carries the instance id: a changed seed is a new ISO (tpl#1150) and,
+        # through the domain's cloudinit input, a new domain, since a running VM never re-reads
+        # it. With the readiness gates on, the gate converges role files over SSH instead, so
+        # only a new network-config (addresses, MACs) makes a new instance id, seed and VM;
+        # user-data changes are left out of the seed's diff and applied by the gate.
         self.seed_disk = libvirt.CloudInitDisk(
             f"{name}-seed",
-            name=args.seed.apply(lambda s: f"{vm_name}-seed-{s.instance_id[-12:]}.iso"),
+            name=self.instance_id.apply(lambda iid: f"{vm_name}-seed-{iid[-12:]}.iso"),
             pool=storage.pool.name,
             user_data=args.seed.apply(lambda s: s.user_data),
             network_config=args.seed.apply(lambda s: s.network_config),
             meta_data=args.seed.apply(lambda s: s.meta_data),
-            opts=seed_opts,
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=["userData"] if args.ssh is not None else None
+            ),
         )
         direct_boot = storage.kernel is not None
         self.domain = libvirt.Domain(
@@ -87,7 +96,7 @@ class LabVm(pulumi.ComponentResource):
             ),
             kernel=storage.kernel.id if storage.kernel is not None else None,
             initrd=storage.initrd.id if storage.initrd is not None else None,
-            cmdlines=_cmdline(spec.kernel_cmdline) if direct_boot else None,
+            cmdlines=canonical_cmdlines(spec.kernel_cmdline) if direct_boot else None,
             disks=[libvirt.DomainDiskArgs(volume_id=self.root_disk.id)],
             cloudinit=self.seed_disk.id,
             network_interfaces=[
@@ -102,8 +111,21 @@ class LabVm(pulumi.ComponentResource):
             consoles=[
                 libvirt.DomainConsoleArgs(type="pty", target_port="0", target_type="serial"),
             ],
+            # The provider's default display is SPICE, which QEMU builds without SPICE (RHEL 9
+            # and its rebuilds) cannot define. VNC with no network listener opens no port; the
+            # console stays reachable through libvirt (`virsh domdisplay`, virt-viewer) and the
+            # serial console.
+            graphics=libvirt.DomainGraphicsArgs(type="vnc", listen_type="none"),
             autostart=True,
-            opts=child,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # The provider updates both in place, and neither works: a new seed is swapped
+                # into the CD-ROM of a running domain whose old ISO is already deleted ("Cannot
+                # access storage file"), and new NICs only edit DHCP entries. A new domain is
+                # what a changed seed or NIC means; its name is fixed, so the old one goes first.
+                replace_on_changes=["cloudinit", "networkInterfaces"],
+                delete_before_replace=True,
+            ),
         )
         self.ready = None
         if args.ssh is not None:
@@ -113,7 +135,9 @@ class LabVm(pulumi.ComponentResource):
                 host,
                 args.seed,
                 args.ssh,
-                pulumi.ResourceOptions(parent=self, depends_on=[self.domain]),
+                # A new domain (a replaced VM) must pass its gate again.
+                triggers=[self.fingerprint, self.domain.id],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.domain]),
             )
         self.addresses = {leg.zone.value: str(leg.address) for leg in host.legs}
         self.register_outputs(
@@ -121,11 +145,28 @@ class LabVm(pulumi.ComponentResource):
         )
 
 
-def _cmdline(text: str) -> list[dict[str, str]]:
-    # The provider takes the command line as maps, "_" for a bare word like "rw"; one map per
-    # word keeps the order (a Go map would not).
-    words = []
-    for word in text.split():
+def canonical_cmdlines(text: str) -> list[dict[str, str]]:
+    """The kernel command line in the shape the libvirt provider reads back, so it never diffs.
+
+    The provider joins every ``key=value`` and bare word of ``cmdlines`` in sorted order on
+    create, and reads the line back as maps of distinct keys (a repeated key starts a new map)
+    followed by one ``{"_": "bare words"}``. ``cmdlines`` forces a new domain when it differs,
+    so any other shape (one map per word, say) replaces every VM on every `pulumi up`.
+    """
+    maps: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    bare: list[str] = []
+    for word in sorted(text.split()):
         key, sep, value = word.partition("=")
-        words.append({key: value} if sep else {"_": word})
-    return words
+        if not sep:
+            bare.append(word)
+            continue
+        if key in current:
+            maps.append(current)
+            current = {}
+        current[key] = value
+    if current:
+        maps.append(current)
+    if bare:
+        maps.append({"_": " ".join(bare)})
+    return maps

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,11 +44,18 @@ def _show(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
 def _path(loc: Sequence[int | str]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not _PLAIN_KEY.match(str(part)):
+            # A key with spaces, quotes or a line break (a typo in YAML) is shown quoted, so the
+            # message stays one line and shows exactly what was typed.
+            out += f"[{str(part)!r}]"
         else:
             out += f".{part}" if out else str(part)
     return out

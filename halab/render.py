@@ -307,9 +307,11 @@ def render_host(
     files = role_files(spec, host, target, tls_pem)
     ud = dump_cloud_config(user_data(spec, host, files))
     nc = _dump(network_config(host))
-    # A new instance-id whenever what the VM is seeded with changes: NoCloud applies
-    # network-config only on an instance's first boot.
-    instance_id = f"{host.name}-" + hashlib.sha256((ud + nc).encode()).hexdigest()[:12]
+    # A new instance-id, so a new VM, whenever what it must be built from changes: NoCloud
+    # applies network-config only on an instance's first boot. With the readiness gates on, the
+    # gate converges the role files of a running VM over SSH, so user-data is not part of it.
+    seeded = nc if spec.readiness else ud + nc
+    instance_id = f"{host.name}-" + hashlib.sha256(seeded.encode()).hexdigest()[:12]
     md = _dump({"instance-id": instance_id, "local-hostname": host.name})
     return RenderedHost(
         host=host,

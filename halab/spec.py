@@ -115,6 +115,11 @@ DEFAULT_BASE_IMAGE = (
 )
 DEFAULT_RETRY_ON = "conn-failure empty-response response-timeout 502 503 504"
 #: Keys whose values are Pulumi secrets. The spec only learns whether they are set.
+#: FortiOS limits the provider enforces (terraform-provider-fortios 1.20.0, the one pulumiverse
+#: fortios 0.0.6 wraps): name lengths per object kind, and the largest policy id.
+FORTIOS_NAME_LIMITS = {"vip": 79, "vip group": 79, "policy": 35}
+FORTIOS_MAX_POLICY_ID = 2147482999
+
 SECRET_KEYS = ("fortigateToken", "tlsCertificate", "tlsPrivateKey", "sshPrivateKey")
 
 
@@ -323,8 +328,11 @@ class LabSpec(_Model):
     fortigate_wan_interface: str = "port1"
     fortigate_dmz_interface: str = "port2"
     fortigate_insecure: bool = False
+    fortigate_ca_bundle_file: str = ""
+    fortigate_ca_bundle: str = ""
     fortigate_vdom: str = "root"
-    fortigate_policy_id: int = Field(default=1000, ge=1, le=4294967294)
+    fortigate_policy_id: int = Field(default=1000, ge=1, le=FORTIOS_MAX_POLICY_ID)
+    fortigate_name_prefix: str = ""
 
     readiness: bool = True
     readiness_timeout_s: int = Field(default=900, ge=30, le=7200)
@@ -521,6 +529,8 @@ class LabSpec(_Model):
             ):
                 if not re.match(r"^[A-Za-z0-9_.-]{1,15}$", name):
                     raise TopologyError(key, name, "not a FortiOS interface name")
+            self._check_fortigate_tls()
+            self._check_fortigate_names()
         tls = {"tlsCertificate", "tlsPrivateKey"} & self.secrets_present
         if len(tls) == 1:
             (given,) = tls
@@ -528,6 +538,64 @@ class LabSpec(_Model):
             raise TopologyError(
                 other, None, f"{given} is set but {other} is not: set both or neither"
             )
+
+    def _check_fortigate_tls(self) -> None:
+        # The provider refuses to start when it must verify the FortiGate's certificate and has
+        # no CA to verify it with ("CA Bundle should be set when insecure is false").
+        file, pem = self.fortigate_ca_bundle_file, self.fortigate_ca_bundle
+        if file and pem:
+            raise TopologyError(
+                "fortigateCaBundle", "(a PEM)", "fortigateCaBundleFile is set too: set one of them"
+            )
+        if file and not Path(file).expanduser().is_file():
+            raise TopologyError("fortigateCaBundleFile", file, "no such file on this machine")
+        if pem and "-----BEGIN CERTIFICATE-----" not in pem:
+            raise TopologyError(
+                "fortigateCaBundle", pem[:40], "not a PEM certificate (-----BEGIN CERTIFICATE-----)"
+            )
+        if not (self.fortigate_insecure or file or pem):
+            raise TopologyError(
+                "fortigateInsecure",
+                False,
+                "the FortiOS provider verifies the FortiGate's certificate and needs the CA that "
+                "signed it: `pulumi config set fortigateCaBundleFile /path/to/ca.pem` (or "
+                "fortigateCaBundle with the PEM), or `pulumi config set fortigateInsecure true` "
+                "for a lab FortiGate with its factory self-signed certificate",
+            )
+
+    def _check_fortigate_names(self) -> None:
+        # FortiOS limits its object names; the provider checks them only at preview, after this
+        # spec said yes, so each is checked here with the key that fixes it.
+        for kind, name in self.fortigate_object_names:
+            limit = FORTIOS_NAME_LIMITS[kind]
+            if len(name) > limit:
+                prefix = self.fortigate_prefix
+                room = limit - (len(name) - len(prefix))
+                raise TopologyError(
+                    "fortigateNamePrefix",
+                    prefix,
+                    f"makes the FortiOS {kind} name {name!r} {len(name)} characters, over "
+                    f"FortiOS's {limit}: set fortigateNamePrefix to at most {room} characters",
+                )
+
+    @property
+    def fortigate_prefix(self) -> str:
+        """What every FortiOS object of this lab is named after (default: the lab name)."""
+        return self.fortigate_name_prefix or self.lab_name
+
+    def fortigate_vip_name(self, port: int) -> str:
+        """The FortiOS VIP that forwards one port of the public IP."""
+        return f"{self.fortigate_prefix}-{port}"
+
+    @property
+    def fortigate_object_names(self) -> list[tuple[str, str]]:
+        """(FortiOS object kind, name) of every named object the FortiGate edge creates."""
+        prefix = self.fortigate_prefix
+        return [
+            *(("vip", self.fortigate_vip_name(port)) for port in self.edge_ports),
+            ("vip group", f"{prefix}-vips"),
+            ("policy", f"{prefix}-inbound"),
+        ]
 
     def _check_files(self) -> None:
         for key in ("base_image", "kernel", "initrd"):

@@ -22,10 +22,12 @@ Keepalived 2.2.7, systemd 252) that shaped the checks:
   exist: both run in a network namespace that has the host's interfaces and addresses (veth
   links named as in the network-config; this kernel has no ``dummy`` links).
 * ``systemd-analyze verify`` works without systemd as PID 1.
-* ``sshd -T`` needs only a config and a host key (no /run/sshd, no root): the drop-ins are read
-  through a main config that includes them first, as Debian's does, and for sshd the first value
-  of a keyword wins. ``scripts/bootstrap.sh`` unpacks sshd from Debian's openssh-server package
-  into the cache rather than installing it, so checking a config never starts an SSH server.
+* ``sshd -T`` needs only a config, a host key and its privilege-separation user and folder:
+  the drop-ins are read through a main config that includes them first, as Debian's does, and for
+  sshd the first value of a keyword wins. The user comes from a copy of /etc/passwd and the
+  folder from a /run bind-mounted in a throwaway namespace, so the check passes on a machine that
+  never had openssh-server. ``scripts/bootstrap.sh`` unpacks sshd from Debian's openssh-server
+  package into the cache rather than installing it, so checking a config never starts a server.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ TIMEOUT_S = 60
 _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 #: Debian's sshd_config reads these first; the lab's SSH settings live there.
 SSHD_DROP_IN_DIR = "/etc/ssh/sshd_config.d/"
+#: The user sshd drops privileges to; it must exist for ``sshd -T`` to run at all.
+SSHD_PRIVSEP_USER = "sshd"
 
 
 def unpacked_tool_dirs() -> tuple[str, ...]:
@@ -652,11 +656,34 @@ def sshd_effective_config(tree: HostTree) -> tuple[Run, dict[str, str]]:
             return keygen, {}
         main = Path(tmp) / "sshd_config"
         main.write_text("\n".join([*includes, f"HostKey {host_key}", ""]), encoding="utf-8")
-        result = run([which("sshd"), "-T", "-f", str(main)])
+        # sshd refuses to start without its privilege-separation user and folder, which only an
+        # installed openssh-server creates. The machine is never changed for that: the namespace
+        # sees a copy of /etc/passwd that has the user, and a /run of its own with the folder.
+        passwd = Path(tmp) / "passwd"
+        passwd.write_text(_passwd_with_privsep_user(), encoding="utf-8")
+        run_dir = Path(tmp) / "run"
+        (run_dir / "sshd").mkdir(parents=True)
+        result = run(
+            in_namespaces(
+                [which("sshd"), "-T", "-f", str(main)],
+                binds=[(passwd, "/etc/passwd"), (run_dir, "/run")],
+            )
+        )
     if result.failed():
         return result, {}
     pairs = (line.split(" ", 1) for line in result.output.splitlines() if " " in line)
     return result, {key: value for key, value in pairs}
+
+
+def _passwd_with_privsep_user() -> str:
+    """This machine's /etc/passwd, plus sshd's privilege-separation user when it has none."""
+    text = Path("/etc/passwd").read_text(encoding="utf-8")
+    if not text.endswith("\n"):
+        text += "\n"
+    if any(line.split(":", 1)[0] == SSHD_PRIVSEP_USER for line in text.splitlines()):
+        return text
+    # Debian's openssh-server makes it as a system user with this home and no login shell.
+    return text + f"{SSHD_PRIVSEP_USER}:x:65534:65534::/run/sshd:/usr/sbin/nologin\n"
 
 
 def check_sshd(tree: HostTree) -> list[Problem]:

@@ -19,3 +19,8 @@ if ! command -v pulumi >/dev/null 2>&1; then
   # shellcheck source=scripts/engine-env.sh
   source "$(dirname "${BASH_SOURCE[0]}")/engine-env.sh"
 fi
+# The registry's plugins from the local plugin mirror, if there is one (a no-op when they are
+# already in the plugin cache, or when there is no mirror and the CLI downloads them itself).
+if command -v pulumi >/dev/null 2>&1; then
+  "$(dirname "${BASH_SOURCE[0]}")/install-plugins.sh"
+fi

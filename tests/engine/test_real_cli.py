@@ -1,11 +1,13 @@
-"""The real Pulumi CLI (built by scripts/build-engine.sh) previews our program.
+"""The real Pulumi CLI and the registry's real plugins preview every stack of ours.
 
-The registry's provider plugins cannot be built here (the module proxy refuses their modules;
-see engine/README.md): the libvirt and command plugins on PATH are our stand-ins, there is no
-FortiOS plugin. So staging (Linux edge) previews cleanly against the project's own libvirtd, and
-dev (FortiGate) stops where the engine needs the FortiOS plugin. Everything else is the real
-thing: the CLI validates Pulumi.yaml's declarations against each stack file, our language host
-runs __main__.py, bad config surfaces as one line, the plan matches the mock tests' graph.
+The CLI is the one scripts/build-engine.sh builds; the plugins are the registry's (libvirt 0.5.4,
+command 1.2.1, fortios 0.0.6 and the upstream Python language host), installed from the local
+plugin mirror into a plugin cache of this test's own by scripts/install-plugins.sh, with plugin
+downloads off, so the CLI checks their versions as it does for a user. Each stack previews from a
+fresh stack against a libvirtd of the test's own: no error, no warning, and the plan creates
+exactly the resources the mock tests see. The FortiGate stack previews without a reachable
+FortiGate both ways a user can run it: verification off (the dev stack as committed) and on,
+with a CA bundle.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from halab import cache_root
+from halab.spec import load_spec
 from halab.stackconfig import read_stack
 from tests.conftest import TEST_SSH_KEY, Graph
+from tests.engine.fake_fortigate import FakeFortiGate, fake_fortigate
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = cache_root() / "engine" / "bin"
@@ -34,7 +39,7 @@ pytestmark = pytest.mark.engine
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
     """A copy of the project (so `pulumi config set` never edits the checkout) and its env."""
-    if not (BIN / "pulumi").exists() or not (BIN / "pulumi-language-python").exists():
+    if not (BIN / "pulumi").exists():
         pytest.fail(f"no Pulumi CLI in {BIN}: build it with scripts/build-engine.sh (make engine)")
     root = tmp_path_factory.mktemp("project")
     for name in PROJECT_FILES:
@@ -57,7 +62,33 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
     }
     env.pop("SSH_AUTH_SOCK", None)
+    installed = subprocess.run(
+        [str(REPO / "scripts" / "install-plugins.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stderr
     yield root, env
+
+
+def test_the_registry_plugins_are_in_the_plugin_cache_and_nothing_shadows_them(
+    workspace: tuple[Path, dict[str, str]],
+) -> None:
+    done = pulumi(workspace, "plugin", "ls", "--json")
+    assert done.returncode == 0, done.stderr
+    cached = {(p["kind"], p["name"], p["version"]) for p in json.loads(done.stdout)}
+    assert {
+        ("resource", "libvirt", "0.5.4"),
+        ("resource", "command", "1.2.1"),
+        ("resource", "fortios", "0.0.6"),
+    } <= cached
+    # Only the CLI is on PATH from us: no plugin there that the engine would take instead.
+    assert [p.name for p in BIN.iterdir()] == ["pulumi"]
+    for folder in workspace[1]["PATH"].split(os.pathsep):
+        assert not list(Path(folder).glob("pulumi-resource-*")), folder
 
 
 def pulumi(
@@ -144,47 +175,116 @@ def _set(ws: tuple[Path, dict[str, str]], name: str, *settings: tuple[str, ...])
         assert done.returncode == 0, done.stderr
 
 
-def test_staging_previews_cleanly_and_plans_the_mock_graph(
-    workspace: tuple[Path, dict[str, str]], libvirt_uri: str, program: Callable[..., Graph]
-) -> None:
-    image = workspace[0] / "base.qcow2"
+@pytest.fixture(scope="module")
+def machine_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Stand-ins for the files a stack names on this machine (an image, a kernel, an initrd):
+    previews read none of their contents."""
+    folder = tmp_path_factory.mktemp("machine")
+    image = folder / "base.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "64M"], check=True)
-    _set(
-        workspace,
-        "staging",
+    for name in ("vmlinuz", "initrd.img"):
+        (folder / name).write_bytes(b"\0")
+    return {
+        "image": str(image),
+        "kernel": str(folder / "vmlinuz"),
+        "initrd": str(folder / "initrd.img"),
+    }
+
+
+@pytest.fixture(scope="module")
+def fortigate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeFortiGate]:
+    """The FortiGate every FortiGate preview talks to: on loopback, never the stack's own host."""
+    with fake_fortigate(tmp_path_factory.mktemp("fortigate")) as api:
+        yield api
+
+
+#: (stack file, variant): every stack of ours, and the FortiGate stack once more with
+#: certificate verification on.
+PREVIEWS = [
+    ("dev", "insecure"),
+    ("dev", "ca-bundle"),
+    ("staging", ""),
+    ("tutorial", ""),
+    ("e2e", ""),
+]
+
+
+def _overrides(
+    name: str, variant: str, files: dict[str, str], fortigate: FakeFortiGate
+) -> dict[str, Any]:
+    """What a user of that stack sets on their machine (and the mock run gets the same)."""
+    values: dict[str, Any] = {"baseImage": files["image"]}
+    if name == "e2e":
+        values |= {"kernel": files["kernel"], "initrd": files["initrd"]}
+    if name == "dev":
+        # Never the stack file's FortiGate address: the provider may log in at preview.
+        values["fortigateHost"] = fortigate.host
+    if variant == "ca-bundle":
+        values |= {"fortigateInsecure": False, "fortigateCaBundleFile": str(fortigate.ca_file)}
+    return values
+
+
+@pytest.mark.parametrize(
+    ("name", "variant"), PREVIEWS, ids=[f"{n}-{v}".strip("-") for n, v in PREVIEWS]
+)
+def test_every_stack_previews_fresh_on_the_real_plugins_and_plans_the_mock_graph(
+    workspace: tuple[Path, dict[str, str]],
+    libvirt_uri: str,
+    machine_files: dict[str, str],
+    fortigate: FakeFortiGate,
+    program: Callable[..., Graph],
+    name: str,
+    variant: str,
+) -> None:
+    # A stack of its own per case, so each preview is a new user's first one.
+    stack_name = f"{name}-{variant}" if variant else name
+    root = workspace[0]
+    (root / f"Pulumi.{stack_name}.yaml").write_text((root / f"Pulumi.{name}.yaml").read_text())
+    overrides = _overrides(name, variant, machine_files, fortigate)
+    fortigate.requests.clear()
+    settings: list[tuple[str, ...]] = [
         ("set", "--path", "sshPublicKeys[0]", TEST_SSH_KEY),
         ("set", "--secret", "sshPrivateKey", "not-a-real-key"),
         ("set", "libvirtUri", libvirt_uri),
-        ("set", "baseImage", str(image)),
-    )
-    done = pulumi(workspace, "preview", "--stack", "staging", "--json", timeout=300)
+        *(("set", key, str(value).lower() if isinstance(value, bool) else str(value))
+          for key, value in overrides.items()),
+    ]  # fmt: skip
+    if name == "dev":
+        settings.append(("set", "--secret", "fortigateToken", "not-a-real-token"))
+    _set(workspace, stack_name, *settings)
+    done = pulumi(workspace, "preview", "--stack", stack_name, "--json", timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     plan = json.loads(done.stdout)
     diagnostics = [
         d for d in plan.get("diagnostics", []) if d.get("severity") in ("error", "warning")
     ]
-    # The engine's own notes about plugins found on PATH are expected; nothing from our program.
-    assert [d for d in diagnostics if "from $PATH" not in d.get("message", "")] == []
+    # Not one warning: the provider's deprecation of the pool's top-level path is gone too.
+    assert diagnostics == []
     planned = Counter(step["newState"]["type"] for step in plan["steps"] if step["op"] == "create")
     planned.pop("pulumi:pulumi:Stack", None)
-    # The same program under mocks (tests/test_main.py) registers the same resources.
-    mocked = Counter(r.type for r in program("staging").resources)
+    # The same program under mocks registers exactly the same resources.
+    mocked = Counter(r.type for r in program(name, **overrides).resources)
     assert planned == mocked
-    assert planned["libvirt:index/domain:Domain"] == 6
-    assert planned["command:remote:Command"] == 7
-
-
-def test_dev_preview_needs_the_fortios_plugin_we_cannot_build(
-    workspace: tuple[Path, dict[str, str]], libvirt_uri: str
-) -> None:
-    _set(
-        workspace,
-        "dev",
-        ("set", "--path", "sshPublicKeys[0]", TEST_SSH_KEY),
-        ("set", "--secret", "sshPrivateKey", "not-a-real-key"),
-        ("set", "--secret", "fortigateToken", "not-a-real-token"),
-        ("set", "libvirtUri", libvirt_uri),
+    spec = load_spec(
+        {**read_stack(name).values, **overrides, "sshPublicKeys": [TEST_SSH_KEY]},
+        stack=stack_name,
+        secrets_present=frozenset({"fortigateToken", "sshPrivateKey"}),
     )
-    done = pulumi(workspace, "preview", "--stack", "dev", timeout=300)
-    assert done.returncode != 0
-    assert "no resource plugin 'pulumi-resource-fortios' found" in done.stdout
+    assert planned["libvirt:index/domain:Domain"] == len(spec.resolved_hosts)
+    if name == "dev":
+        provider = next(
+            step["newState"]["inputs"]
+            for step in plan["steps"]
+            if step["newState"]["type"] == "pulumi:providers:fortios"
+        )
+        if variant == "ca-bundle":
+            assert provider["insecure"] == "false"
+            assert provider["cabundlefile"] == str(fortigate.ca_file)
+            # It verified the chain against the CA it was given, then asked the API: a failed
+            # verification would have ended the preview before any request.
+            paths = [path.split("?")[0] for _, path, _ in fortigate.requests]
+            assert "/api/v2/monitor/system/status" in paths, fortigate.requests
+        else:
+            assert provider["insecure"] == "true"
+        assert planned["fortios:firewall/policy:Policy"] == 1
+        assert planned["fortios:firewall/vip:Vip"] == 2

@@ -219,6 +219,60 @@ def test_fortigate_without_token_says_the_command_to_run() -> None:
     assert "pulumi config set --secret fortigateToken" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "key", "value_text"),
+    [
+        # The provider would not even start: it must verify and has no CA.
+        ({"fortigateInsecure": False}, "fortigateInsecure", "False"),
+        (
+            {"fortigateInsecure": False, "fortigateCaBundleFile": "/nonexistent/ca.pem"},
+            "fortigateCaBundleFile",
+            "/nonexistent/ca.pem",
+        ),
+        ({"fortigateInsecure": False, "fortigateCaBundle": "hello"}, "fortigateCaBundle", "hello"),
+        # FortiOS limits that the provider checks only at preview.
+        ({"fortigatePolicyId": 2147483000}, "fortigatePolicyId", "2147483000"),
+        ({"fortigatePolicyId": 0}, "fortigatePolicyId", "0"),
+        ({"fortigateNamePrefix": "p" * 28}, "fortigateNamePrefix", "at most 27 characters"),
+    ],
+)
+def test_fortigate_settings_the_provider_would_refuse(
+    overrides: dict[str, Any], key: str, value_text: str
+) -> None:
+    err = refused(**overrides)
+    assert err.key == key, str(err)
+    assert value_text in str(err), str(err)
+
+
+def test_a_long_stack_name_needs_a_shorter_fortios_prefix() -> None:
+    # 'hwl-devlongstacknamefortigate30chx-inbound' is 42 characters; FortiOS allows 35.
+    with pytest.raises(ConfigError) as info:
+        load_spec(
+            base(),
+            stack="devlongstacknamefortigate30chx",
+            secrets_present=frozenset({"fortigateToken"}),
+        )
+    assert info.value.key == "fortigateNamePrefix"
+    assert "hwl-devlongstacknamefortigate30chx-inbound" in str(info.value)
+    spec = load_spec(
+        base(fortigateNamePrefix="hwl-long"),
+        stack="devlongstacknamefortigate30chx",
+        secrets_present=frozenset({"fortigateToken"}),
+    )
+    assert ("policy", "hwl-long-inbound") in spec.fortigate_object_names
+
+
+def test_a_ca_bundle_keeps_verification_on(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    spec = spec_of(fortigateInsecure=False, fortigateCaBundleFile=str(ca))
+    assert not spec.fortigate_insecure and spec.fortigate_ca_bundle_file == str(ca)
+    err = refused(
+        fortigateInsecure=False, fortigateCaBundleFile=str(ca), fortigateCaBundle=ca.read_text()
+    )
+    assert err.key == "fortigateCaBundle"
+
+
 def test_linux_edge_refuses_a_hypervisor_address_on_its_gateway() -> None:
     err = refused(edge="linux", zones=zones(dmz={"hostAddress": "10.0.1.1", "gateway": None}))
     assert err.key == "zones.dmz.hostAddress"

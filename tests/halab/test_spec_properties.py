@@ -187,6 +187,7 @@ def topologies(draw: st.DrawFn) -> Topology:
     secrets: frozenset[str] = frozenset()
     if edge == "fortigate":
         values["fortigateHost"] = "192.0.2.1"
+        values["fortigateInsecure"] = True
         secrets = frozenset({"fortigateToken"})
     return Topology(values, secrets, explicit)
 
