@@ -13,7 +13,7 @@ import pulumiverse_fortios as fortios
 from pulumi.runtime.config import is_config_secret
 
 from components.lab import HaWebLab, HaWebLabArgs
-from components.readiness import SshAccess
+from components.readiness import SshAccess, agent_answers
 from halab.errors import ConfigError
 from halab.outputs import stack_outputs
 from halab.spec import EdgeKind
@@ -24,8 +24,8 @@ try:
     spec = from_pulumi_getter(
         pulumi.get_stack(), config.get, is_secret=lambda key: is_config_secret(config.full_key(key))
     ).spec()
-    agent = os.environ.get("SSH_AUTH_SOCK")
-    problem = spec.deploy_problems(ssh_agent=bool(agent))
+    agent = os.environ.get("SSH_AUTH_SOCK") or None
+    problem = spec.deploy_problems(agent_socket=agent, agent_answers=agent_answers(agent))
     if problem is not None:
         raise problem
 except ConfigError as exc:

@@ -15,10 +15,8 @@ from components.readiness import SshAccess
 from components.storage import LabStorage
 from components.vm import LabVm, LabVmArgs
 from halab.render import render_host
-from halab.spec import LabSpec, Role, ZoneName
+from halab.spec import FORTIOS_PREDEFINED_SERVICES, LabSpec, Role, ZoneName
 
-#: FortiOS predefined services for the ports the lab forwards; others get a custom service.
-_PREDEFINED_SERVICES = {80: "HTTP", 443: "HTTPS"}
 _ANY = "0.0.0.0/0"
 
 
@@ -39,13 +37,14 @@ class FortiGateEdge(pulumi.ComponentResource):
 
     vips: list[fortios.firewall.Vip]
     vip_group: fortios.firewall.Vipgrp
+    _spec: LabSpec
     policy: fortios.firewall.Policy
 
     def __init__(
         self, name: str, args: FortiGateEdgeArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("ha-web-lab:index:FortiGateEdge", name, None, opts)
-        spec = args.spec
+        spec = self._spec = args.spec
         rule = spec.firewall_rule
         prefix = spec.fortigate_prefix
         wan, dmz = spec.fortigate_wan_interface, spec.fortigate_dmz_interface
@@ -117,11 +116,11 @@ class FortiGateEdge(pulumi.ComponentResource):
         )
 
     def _service(self, name: str, port: int, vdom: str) -> pulumi.Input[str]:
-        if port in _PREDEFINED_SERVICES:
-            return _PREDEFINED_SERVICES[port]
+        if port in FORTIOS_PREDEFINED_SERVICES:
+            return FORTIOS_PREDEFINED_SERVICES[port]
         custom = fortios.firewall.service.Custom(
             f"{name}-service-{port}",
-            name=f"hwl-tcp-{port}",
+            name=self._spec.fortigate_service_name(port),
             tcp_portrange=str(port),
             vdomparam=vdom,
             opts=pulumi.ResourceOptions(parent=self),
@@ -135,7 +134,7 @@ class FortiGateEdge(pulumi.ComponentResource):
         for index, net in enumerate(networks):
             address = fortios.firewall.Address(
                 f"{name}-source-{index}",
-                name=f"hwl-src-{net.replace('/', '_')}",
+                name=self._spec.fortigate_address_name(net),
                 type="ipmask",
                 subnet=net,
                 vdomparam=vdom,

@@ -9,6 +9,7 @@ config change re-checks the lab.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
 import pulumi
@@ -21,9 +22,27 @@ from halab.spec import EdgeKind, LabSpec, ResolvedHost, Role
 DIAL_TIMEOUT_S = 10
 
 
+def agent_answers(socket_path: str | None) -> bool:
+    """Whether an SSH agent accepts connections at ``socket_path`` (``SSH_AUTH_SOCK``)."""
+    if not socket_path:
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1.0)
+            sock.connect(socket_path)
+    except OSError:
+        return False
+    return True
+
+
 @dataclass
 class SshAccess:
-    """How this machine logs in to the VMs: a private key (secret config) or an SSH agent."""
+    """How this machine logs in to the VMs: a private key (secret config) or an SSH agent.
+
+    With a key, the gates log in with it alone: no agent socket is handed to pulumi-command
+    (which still dials ``SSH_AUTH_SOCK`` from its environment when one is set, so the program
+    checks first that an agent answers there). Without one, the agent at ``agent_socket``.
+    """
 
     user: str
     private_key: pulumi.Output[str] | None = None

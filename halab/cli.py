@@ -73,8 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         add_lab_commands(sub)
     from halab.e2e.cli import add_check_command
+    from halab.e2e.reclaim import add_reclaim_command
 
     add_check_command(sub)
+    add_reclaim_command(sub)
     return parser
 
 

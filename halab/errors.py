@@ -22,7 +22,8 @@ class ConfigError(Exception):
 
     def line(self) -> str:
         """The one-line message shown to the user."""
-        bare = self.key.startswith((PROJECT, "/", ".")) or self.key in ("stack",)
+        # Not config keys: the stack's name and the environment the Pulumi run has.
+        bare = self.key.startswith((PROJECT, "/", ".")) or self.key in ("stack", "SSH_AUTH_SOCK")
         key = self.key if bare else f"{PROJECT}:{self.key}"
         return f"{key} = {_show(self.value)}: {self.reason}"
 

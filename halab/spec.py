@@ -117,8 +117,10 @@ DEFAULT_RETRY_ON = "conn-failure empty-response response-timeout 502 503 504"
 #: Keys whose values are Pulumi secrets. The spec only learns whether they are set.
 #: FortiOS limits the provider enforces (terraform-provider-fortios 1.20.0, the one pulumiverse
 #: fortios 0.0.6 wraps): name lengths per object kind, and the largest policy id.
-FORTIOS_NAME_LIMITS = {"vip": 79, "vip group": 79, "policy": 35}
+FORTIOS_NAME_LIMITS = {"vip": 79, "vip group": 79, "policy": 35, "service": 79, "address": 79}
 FORTIOS_MAX_POLICY_ID = 2147482999
+#: FortiOS predefined services for the ports the lab forwards; others get a custom service.
+FORTIOS_PREDEFINED_SERVICES = {80: "HTTP", 443: "HTTPS"}
 
 SECRET_KEYS = ("fortigateToken", "tlsCertificate", "tlsPrivateKey", "sshPrivateKey")
 
@@ -583,18 +585,34 @@ class LabSpec(_Model):
         """What every FortiOS object of this lab is named after (default: the lab name)."""
         return self.fortigate_name_prefix or self.lab_name
 
+    # Every FortiOS object is named after the lab, so two labs can share one FortiGate.
     def fortigate_vip_name(self, port: int) -> str:
         """The FortiOS VIP that forwards one port of the public IP."""
         return f"{self.fortigate_prefix}-{port}"
+
+    def fortigate_service_name(self, port: int) -> str:
+        """The custom FortiOS service of a port that has no predefined one."""
+        return f"{self.fortigate_prefix}-tcp-{port}"
+
+    def fortigate_address_name(self, network: str) -> str:
+        """The FortiOS address object of one allowed source network."""
+        return f"{self.fortigate_prefix}-src-{network.replace('/', '_')}"
 
     @property
     def fortigate_object_names(self) -> list[tuple[str, str]]:
         """(FortiOS object kind, name) of every named object the FortiGate edge creates."""
         prefix = self.fortigate_prefix
+        sources = [str(n) for n in self.edge_allowed_sources if str(n) != "0.0.0.0/0"]
         return [
             *(("vip", self.fortigate_vip_name(port)) for port in self.edge_ports),
             ("vip group", f"{prefix}-vips"),
             ("policy", f"{prefix}-inbound"),
+            *(
+                ("service", self.fortigate_service_name(p))
+                for p in self.edge_ports
+                if p not in FORTIOS_PREDEFINED_SERVICES
+            ),
+            *(("address", self.fortigate_address_name(n)) for n in sources),
         ]
 
     def _check_files(self) -> None:
@@ -605,9 +623,16 @@ class LabSpec(_Model):
 
     # ---- derived values -----------------------------------------------------------------------
 
-    def deploy_problems(self, *, ssh_agent: bool) -> ConfigError | None:
+    def deploy_problems(
+        self, *, agent_socket: str | None = None, agent_answers: bool = False
+    ) -> ConfigError | None:
         """What stops a real deployment but not rendering or the local lab: the readiness
-        gates log in over SSH, so they need a public key on the VMs and a way to use it."""
+        gates log in over SSH, so they need a public key on the VMs and a way to use it.
+
+        ``agent_socket`` is ``SSH_AUTH_SOCK`` of the Pulumi run, ``agent_answers`` whether an
+        agent accepts connections there. pulumi-command dials that socket before any login,
+        even when a private key is given, so a stale one breaks the key too.
+        """
         if not self.readiness:
             return None
         if not self.ssh_public_keys:
@@ -618,7 +643,14 @@ class LabSpec(_Model):
                 "--path 'sshPublicKeys[0]' \"$(cat ~/.ssh/id_ed25519.pub)\"` "
                 "(or `pulumi config set readiness false`)",
             )
-        if "sshPrivateKey" not in self.secrets_present and not ssh_agent:
+        if agent_socket and not agent_answers:
+            return ConfigError(
+                "SSH_AUTH_SOCK",
+                agent_socket,
+                "no SSH agent answers there, and pulumi-command dials it before it logs in, "
+                "with sshPrivateKey too: start the agent, or unset SSH_AUTH_SOCK",
+            )
+        if "sshPrivateKey" not in self.secrets_present and not agent_socket:
             return ConfigError(
                 "sshPrivateKey",
                 None,

@@ -1,7 +1,7 @@
 """``python -m halab check --stack STACK``: the failover drill against a deployed lab of VMs.
 
-Also ``python -m halab.e2e check|plan-check`` (the same check, and the preview plan check that
-``scripts/e2e.sh`` runs before its second ``pulumi up``).
+Also ``python -m halab.e2e check|plan-check|run`` (the same check, the plan check of a saved
+``pulumi preview --json``, and the whole e2e run of :mod:`halab.e2e.run`).
 """
 
 from __future__ import annotations
@@ -244,11 +244,14 @@ def add_check_command(subparsers: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """``python -m halab.e2e``: check and plan-check."""
+    """``python -m halab.e2e``: check, plan-check and run."""
     parser = argparse.ArgumentParser(prog="python -m halab.e2e")
     parser.add_argument("--project-dir", default=str(Path(__file__).resolve().parent.parent.parent))
     sub = parser.add_subparsers(dest="command", required=True)
     add_check_command(sub)
+    from halab.e2e.run import add_run_command  # the Automation API only where it is used
+
+    add_run_command(sub)
     plan = sub.add_parser("plan-check", help="judge a `pulumi preview --json` of a scale-out")
     plan.add_argument("preview", help="the JSON file")
     plan.add_argument("--new-host", required=True)

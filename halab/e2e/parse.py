@@ -58,9 +58,15 @@ def servers_state(text: str) -> dict[str, str]:
 
 @dataclass
 class PlanCheck:
-    """What a ``pulumi preview --json`` plans, judged for a scale-out by one host."""
+    """What a preview plans, judged against the change it is for.
 
-    new_host: str
+    ``new_hosts`` may get libvirt resources created; ``replaced_hosts`` may have theirs replaced
+    (and must have their domain replaced). Commands (the readiness gates) may do anything: they
+    re-run whenever what a VM should hold changes.
+    """
+
+    new_hosts: tuple[str, ...] = ()
+    replaced_hosts: tuple[str, ...] = ()
     ops: dict[str, dict[str, int]] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
@@ -68,13 +74,14 @@ class PlanCheck:
 
     @property
     def ok(self) -> bool:
-        """True when nothing but the new host's resources and re-run commands changes."""
+        """True when nothing but the expected hosts' resources and re-run commands changes."""
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
         """Plain data."""
         return {
-            "new_host": self.new_host,
+            "new_hosts": list(self.new_hosts),
+            "replaced_hosts": list(self.replaced_hosts),
             "ok": self.ok,
             "ops": self.ops,
             "created": self.created,
@@ -98,32 +105,55 @@ def _names_host(urn: str, host: str) -> bool:
     return f"-{host}-" in f"-{name}-" or name.endswith(f"-{host}")
 
 
-def check_plan(preview: Mapping[str, Any], new_host: str) -> PlanCheck:
-    """Judge the steps of ``pulumi preview --json`` for adding ``new_host``.
+#: Steps of a replacement (delete-before-replace shows ``replace``; the pair of create and
+#: delete steps show the other two).
+REPLACE_OPS = frozenset({"replace", "create-replacement", "delete-replaced"})
+DOMAIN_TYPE = "libvirt:index/domain:Domain"
 
-    Allowed: anything created for the new host, ``same`` steps, and commands (the readiness
-    gates, which re-run when what a VM should hold changes: the LBs' HAProxy backends).
-    Refused: any replace, update or delete of a libvirt resource (domain, volume, seed disk,
-    network, pool), and creating a libvirt resource for any other host.
-    """
-    check = PlanCheck(new_host)
-    steps: Iterable[Mapping[str, Any]] = preview.get("steps") or []
-    for step in steps:
-        op = str(step.get("op", "?"))
-        urn = str(step.get("urn", ""))
-        kind = _step_type(step)
+
+def check_steps(
+    steps: Iterable[tuple[str, str, str]],
+    *,
+    new_hosts: Iterable[str] = (),
+    replaced_hosts: Iterable[str] = (),
+) -> PlanCheck:
+    """Judge preview steps, each ``(op, urn, type)``, for a change that adds ``new_hosts`` and
+    must replace the VMs of ``replaced_hosts`` (nothing else of libvirt's may change)."""
+    check = PlanCheck(tuple(new_hosts), tuple(replaced_hosts))
+    replaced_domains: set[str] = set()
+    for op, urn, kind in steps:
         check.ops.setdefault(kind, {})
         check.ops[kind][op] = check.ops[kind].get(op, 0) + 1
         short = urn.rsplit("::", 1)[-1]
+        libvirt = kind.startswith(LIBVIRT_PREFIX)
         if op == "create":
             check.created.append(short)
-            if kind.startswith(LIBVIRT_PREFIX) and not _names_host(urn, new_host):
-                check.problems.append(f"creates {kind} {short}, which is not {new_host}'s")
+            if libvirt and not any(_names_host(urn, h) for h in check.new_hosts):
+                check.problems.append(f"creates {kind} {short}, which is no new host's")
         elif op in DESTRUCTIVE_OPS:
-            if op in {"replace", "create-replacement"}:
-                check.replaced.append(short)
-            if kind.startswith(LIBVIRT_PREFIX):
+            ours = [h for h in check.replaced_hosts if _names_host(urn, h)]
+            if op in REPLACE_OPS:
+                if short not in check.replaced:
+                    check.replaced.append(short)
+                if kind == DOMAIN_TYPE:
+                    replaced_domains.update(ours)
+            if libvirt and not (ours and op in REPLACE_OPS):
                 check.problems.append(f"{op} of {kind} {short}")
-    if not any(_names_host(c, new_host) for c in check.created):
-        check.problems.append(f"nothing is created for {new_host}")
+    for host in check.new_hosts:
+        if not any(_names_host(c, host) for c in check.created):
+            check.problems.append(f"nothing is created for {host}")
+    for host in check.replaced_hosts:
+        if host not in replaced_domains:
+            check.problems.append(f"{host}'s domain is not replaced")
     return check
+
+
+def check_plan(preview: Mapping[str, Any], new_host: str) -> PlanCheck:
+    """Judge the steps of ``pulumi preview --json`` for adding ``new_host`` (see
+    :func:`check_steps`): no libvirt resource of any other host is created, replaced, updated
+    or deleted."""
+    steps: Iterable[Mapping[str, Any]] = preview.get("steps") or []
+    return check_steps(
+        ((str(s.get("op", "?")), str(s.get("urn", "")), _step_type(s)) for s in steps),
+        new_hosts=(new_host,),
+    )

@@ -20,16 +20,16 @@ def test_other_ports_get_custom_services_and_sources_get_address_objects(graph: 
     vips = {r.inputs["extport"]: r.inputs for r in graph.of_type("fortios:firewall/vip:Vip")}
     assert set(vips) == {"8080", "443"}
     (service,) = graph.of_type("fortios:firewall/service/custom:Custom")
-    assert service.inputs["tcpPortrange"] == "8080" and service.inputs["name"] == "hwl-tcp-8080"
+    assert service.inputs["tcpPortrange"] == "8080" and service.inputs["name"] == "hwl-dev-tcp-8080"
     addresses = sorted(
         r.inputs["subnet"] for r in graph.of_type("fortios:firewall/address:Address")
     )
     assert addresses == ["192.0.2.7/32", "198.51.100.0/24"]
     (policy,) = graph.of_type("fortios:firewall/policy:Policy")
-    assert sorted(s["name"] for s in policy.inputs["services"]) == ["HTTPS", "hwl-tcp-8080"]
+    assert sorted(s["name"] for s in policy.inputs["services"]) == ["HTTPS", "hwl-dev-tcp-8080"]
     assert sorted(s["name"] for s in policy.inputs["srcaddrs"]) == [
-        "hwl-src-192.0.2.7_32",
-        "hwl-src-198.51.100.0_24",
+        "hwl-dev-src-192.0.2.7_32",
+        "hwl-dev-src-198.51.100.0_24",
     ]
     assert policy.inputs["nat"] == "enable"
     assert service.urn in policy.dependencies

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pulumi
 import pytest
@@ -84,9 +86,43 @@ def test_no_key_and_no_agent_is_a_clear_error(
     assert graph.resources == []
 
 
-def test_agent_is_used_without_a_key(program: Program, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SSH_AUTH_SOCK", "/run/user/1000/agent.sock")
+@pytest.fixture
+def live_agent(tmp_path: Path) -> Iterator[str]:
+    """A unix socket that accepts connections, where SSH_AUTH_SOCK would point."""
+    path = str(tmp_path / "agent.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen(4)
+        yield path
+
+
+def test_agent_is_used_without_a_key(
+    program: Program, monkeypatch: pytest.MonkeyPatch, live_agent: str
+) -> None:
+    monkeypatch.setenv("SSH_AUTH_SOCK", live_agent)
     graph = program("staging", sshPrivateKey="")
     conn = graph.named("lab-web-web-1-ready").inputs["connection"]
-    assert conn["agentSocketPath"] == "/run/user/1000/agent.sock"
+    assert conn["agentSocketPath"] == live_agent
     assert "privateKey" not in conn
+
+
+def test_a_key_is_used_alone_even_with_an_agent(
+    program: Program, monkeypatch: pytest.MonkeyPatch, live_agent: str
+) -> None:
+    monkeypatch.setenv("SSH_AUTH_SOCK", live_agent)
+    conn = program("staging").named("lab-web-web-1-ready").inputs["connection"]
+    assert conn["privateKey"] == TEST_PRIVATE_KEY
+    assert "agentSocketPath" not in conn
+
+
+@pytest.mark.parametrize("key", ["", None])
+def test_a_stale_agent_socket_is_refused_before_anything_exists(
+    program: Program, monkeypatch: pytest.MonkeyPatch, graph: Graph, tmp_path: Path, key: str | None
+) -> None:
+    # pulumi-command dials SSH_AUTH_SOCK before it logs in, with a key too: a dead socket
+    # would fail every gate after the VMs were made.
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(tmp_path / "gone.sock"))
+    overrides = {} if key is None else {"sshPrivateKey": key}
+    with pytest.raises(pulumi.RunError, match=r"^SSH_AUTH_SOCK = '.*gone.sock': no SSH agent"):
+        program("staging", **overrides)
+    assert graph.resources == []

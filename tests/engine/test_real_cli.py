@@ -5,9 +5,10 @@ command 1.2.1, fortios 0.0.6 and the upstream Python language host), installed f
 plugin mirror into a plugin cache of this test's own by scripts/install-plugins.sh, with plugin
 downloads off, so the CLI checks their versions as it does for a user. Each stack previews from a
 fresh stack against a libvirtd of the test's own: no error, no warning, and the plan creates
-exactly the resources the mock tests see. The FortiGate stack previews without a reachable
-FortiGate both ways a user can run it: verification off (the dev stack as committed) and on,
-with a CA bundle.
+exactly the resources the mock tests see. The FortiOS provider logs in to its FortiGate while it
+starts, preview included, so the FortiGate stack previews against a stand-in API on loopback
+(tests/engine/fake_fortigate.py; never the stack's own address), both ways a user can run it:
+verification off (the dev stack as committed) and on, with a CA bundle.
 """
 
 from __future__ import annotations
@@ -280,11 +281,13 @@ def test_every_stack_previews_fresh_on_the_real_plugins_and_plans_the_mock_graph
         if variant == "ca-bundle":
             assert provider["insecure"] == "false"
             assert provider["cabundlefile"] == str(fortigate.ca_file)
-            # It verified the chain against the CA it was given, then asked the API: a failed
-            # verification would have ended the preview before any request.
-            paths = [path.split("?")[0] for _, path, _ in fortigate.requests]
-            assert "/api/v2/monitor/system/status" in paths, fortigate.requests
+            # It verified the chain against the CA it was given: a failed verification would
+            # have ended the preview before any request (below).
         else:
             assert provider["insecure"] == "true"
+        # Either way the provider logs in while it starts, at preview too: a FortiGate stack
+        # needs its FortiGate's API reachable even to preview.
+        paths = [path.split("?")[0] for _, path, _ in fortigate.requests]
+        assert "/api/v2/monitor/system/status" in paths, fortigate.requests
         assert planned["fortios:firewall/policy:Policy"] == 1
         assert planned["fortios:firewall/vip:Vip"] == 2

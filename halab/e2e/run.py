@@ -1,0 +1,661 @@
+"""``make e2e``: the whole product on real VMs, through Pulumi's Automation API, then nothing left.
+
+``scripts/e2e.sh`` builds (or reuses) the engine and the image, starts the project's libvirtd and
+runs ``python -m halab.e2e run`` inside its network namespace, where the VMs are reachable. This
+module is everything after that, on the registry's real plugins:
+
+1. ``up`` of the e2e stack (lb-1, lb-2, web-1 and the Linux edge) until every gate passes, with
+   each VM's time from its domain's creation to its gate passing (from the engine's events);
+2. ``preview --expect-no-changes``, ``refresh``, and the same preview again: no perpetual diff;
+3. the drill through the public IP (round robin, ``virsh destroy`` of the VIP holder, its return);
+4. a scale-out by web-2: the preview's plan checked (only web-2 is created), ``up``, round robin;
+5. a change that must replace one VM (web-1's memory) and one that gives it a new network
+   config (its address): each plan checked (only web-1's VM is replaced), each ``up`` with the
+   probe running through the public IP, which reports every failed request;
+6. drift: web-1's domain destroyed and undefined behind Pulumi's back; ``refresh`` + ``up``
+   bring it back and the gates pass;
+7. an interrupted ``up`` (web-3): the CLI gets SIGINT while creating the domain, then SIGKILL;
+   the next ``up`` converges after the lock, the pending creates and the leftovers are dealt
+   with the way a user would (``cancel``, ``refresh --clear-pending-creates``,
+   :mod:`halab.e2e.reclaim`);
+8. ``destroy``, then a check that no domain, network, pool, volume or bridge of the lab is left.
+
+The checkout is never touched: the run works in a temporary copy of the project with a local
+file backend, a throwaway passphrase and a throwaway SSH key. Every step's time and result go to
+``timings.json``/``timings.txt`` in the report folder; a failure still destroys the stack (or
+removes the lab's objects by name) before the exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pulumi import automation as auto
+
+from halab import PROJECT
+from halab.e2e import cli as check_cli
+from halab.e2e.parse import PlanCheck, check_steps
+from halab.e2e.reclaim import Virsh, reclaim
+from halab.e2e.vmlab import E2eError, VmLab
+from halab.lab import analysis
+from halab.lab.probe import ProbeConfig, Sample
+from halab.spec import LabSpec
+from halab.stackconfig import project_defaults
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STACK = "e2e"
+#: What a copy of the project needs to run the program.
+PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "halab", "components", "cloud-init")
+DOMAIN = "libvirt:index/domain:Domain"
+GATE = "command:remote:Command"
+#: Longest any one Pulumi operation may take before the run gives up on it.
+OPERATION_TIMEOUT_S = 1800
+
+
+class StepFailedError(RuntimeError):
+    """A step's check did not hold; the message says which."""
+
+
+@dataclass
+class Step:
+    """One row of the timing table."""
+
+    name: str
+    seconds: float
+    result: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Timings:
+    """Every step in order, written as a table and as JSON."""
+
+    steps: list[Step] = field(default_factory=list)
+    t0: float = field(default_factory=time.monotonic)
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[Step]:
+        """Time a block; its row says ``ok`` or ``FAILED: ...``; figures go into the row."""
+        row = Step(name, 0.0, "ok")
+        start = time.monotonic()
+        print(f"e2e: {name} ...", flush=True)
+        try:
+            yield row
+        except BaseException as exc:
+            row.result = f"FAILED: {exc}".splitlines()[0][:300]
+            raise
+        finally:
+            row.seconds = round(time.monotonic() - start, 1)
+            self.steps.append(row)
+            print(f"e2e: {name}: {row.result} ({row.seconds} s)", flush=True)
+
+    def info(self, name: str, seconds: float, **figures: Any) -> None:
+        """A row that is a measurement inside another step."""
+        self.steps.append(Step(name, round(seconds, 1), "info", figures))
+
+    def table(self) -> str:
+        """The rows as text, with the total."""
+        lines = [f"{'step':<62} {'seconds':>8}  result"]
+        for row in self.steps:
+            lines.append(f"{row.name:<62} {row.seconds:>8}  {row.result}")
+        lines.append(f"{'total':<62} {round(time.monotonic() - self.t0):>8}")
+        return "\n".join(lines)
+
+    def write(self, folder: Path, passed: bool) -> None:
+        """``timings.txt`` and ``timings.json`` in ``folder``."""
+        (folder / "timings.txt").write_text(self.table() + "\n", encoding="utf-8")
+        data = {
+            "stack": STACK,
+            "passed": passed,
+            "total_s": round(time.monotonic() - self.t0),
+            "steps": [asdict(s) for s in self.steps],
+        }
+        (folder / "timings.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
+
+
+@dataclass
+class EventLog:
+    """What the engine reported during one operation: steps (op, urn, type) and their times."""
+
+    steps: list[tuple[str, str, str]] = field(default_factory=list)
+    started: dict[str, float] = field(default_factory=dict)
+    finished: dict[str, float] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+
+    def __call__(self, event: auto.EngineEvent) -> None:
+        """The ``on_event`` callback (times are when the event reached us, in seconds)."""
+        now = time.monotonic()
+        if event.resource_pre_event is not None:
+            meta = event.resource_pre_event.metadata
+            op = meta.op.value if hasattr(meta.op, "value") else str(meta.op)
+            self.steps.append((op, meta.urn, meta.type))
+            if op != "same":
+                self.started.setdefault(meta.urn, now)
+        elif event.res_outputs_event is not None:
+            self.finished[event.res_outputs_event.metadata.urn] = now
+        elif event.res_op_failed_event is not None:
+            self.failed.append(event.res_op_failed_event.metadata.urn)
+
+    def vm_times(self) -> dict[str, float]:
+        """Per VM whose domain was made in this operation: seconds from the domain's create (or
+        replacement) to its gate passing."""
+        out: dict[str, float] = {}
+        for urn, t0 in self.started.items():
+            # urn:pulumi:STACK::PROJECT::PARENT$...$TYPE::NAME; the gate is the domain's sibling.
+            if not urn.endswith("-domain") or f"${DOMAIN}::" not in urn:
+                continue
+            gate = urn.replace(f"${DOMAIN}::", f"${GATE}::").removesuffix("-domain") + "-ready"
+            if gate in self.finished:
+                out[urn.rsplit("::", 1)[-1].removesuffix("-domain")] = self.finished[gate] - t0
+        return out
+
+
+def probe_figures(samples: Sequence[Sample]) -> dict[str, Any]:
+    """What the client saw during a change: requests, failed ones, the outage, who answered."""
+    seen = analysis.metrics(samples)
+    return {
+        "requests": seen.requests,
+        "failed": seen.failed,
+        "outage_s": round(seen.outage_s, 3),
+        "backends": dict(seen.backends),
+    }
+
+
+class E2eRun:
+    """The run's state: the project copy, the stack, the libvirt URI, what to clean up."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.uri: str = args.uri
+        self.reports = Path(args.reports)
+        self.keep: bool = args.keep
+        self.timings = Timings()
+        self.work = Path(tempfile.mkdtemp(prefix="hwl-e2e-"))
+        self.project = self.work / "project"
+        self.state = self.work / "state"
+        self.key = self.work / "id_ed25519"
+        self.image = {"baseImage": args.image, "kernel": args.kernel, "initrd": args.initrd}
+        self.virsh = Virsh(self.uri)
+        self.stack: auto.Stack | None = None
+        self.env: dict[str, str] = {}
+        self.lab_name = f"hwl-{STACK}"
+
+    # --- set-up ----------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """A copy of the project, a local backend, a key, the stack with this machine's config."""
+        self.project.mkdir(parents=True)
+        self.state.mkdir()
+        for name in PROJECT_FILES:
+            src = REPO_ROOT / name
+            if src.is_dir():
+                shutil.copytree(
+                    src, self.project / name, ignore=shutil.ignore_patterns("__pycache__")
+                )
+            else:
+                shutil.copy(src, self.project / name)
+        shutil.copy(REPO_ROOT / f"Pulumi.{STACK}.yaml", self.project / f"Pulumi.{STACK}.yaml")
+        (self.project / "venv").symlink_to(REPO_ROOT / "venv")
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ha-web-lab-e2e", "-f",
+             str(self.key)],
+            check=True,
+        )  # fmt: skip
+        self.env = {
+            "PULUMI_BACKEND_URL": f"file://{self.state}",
+            "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(24),
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+        }
+        # The gates must use the stack's key, never an agent of whoever runs this.
+        os.environ.pop("SSH_AUTH_SOCK", None)
+        os.environ.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
+        self.stack = auto.create_stack(
+            STACK,
+            work_dir=str(self.project),
+            opts=auto.LocalWorkspaceOptions(env_vars=self.env),
+        )
+        config = {
+            "libvirtUri": auto.ConfigValue(self.uri),
+            "storagePoolPath": auto.ConfigValue(str(self.work / "pool")),
+            **{key: auto.ConfigValue(value) for key, value in self.image.items()},
+            "sshPrivateKey": auto.ConfigValue(self.key.read_text(), secret=True),
+        }
+        self.stack.set_all_config({f"{PROJECT}:{k}": v for k, v in config.items()})
+        self.set("sshPublicKeys[0]", (self.key.with_suffix(".pub")).read_text().strip())
+
+    def set(self, path: str, value: str) -> None:
+        """``pulumi config set --path``."""
+        assert self.stack is not None
+        self.stack.set_config(f"{PROJECT}:{path}", auto.ConfigValue(value), path=True)
+
+    # --- Pulumi operations -------------------------------------------------------------------
+
+    def up(self) -> EventLog:
+        """``pulumi up`` (no separate preview); the engine's events."""
+        assert self.stack is not None
+        log = EventLog()
+        self.stack.up(on_event=log, on_output=_quiet, color="never")
+        return log
+
+    def preview(self, *, expect_no_changes: bool = False) -> EventLog:
+        """``pulumi preview``; the planned steps."""
+        assert self.stack is not None
+        log = EventLog()
+        self.stack.preview(
+            on_event=log, on_output=_quiet, color="never", expect_no_changes=expect_no_changes
+        )
+        return log
+
+    def spec(self) -> LabSpec:
+        """The stack's spec as the program gets it (``pulumi config``, defaults from Pulumi.yaml);
+        secret values never enter it."""
+        assert self.stack is not None
+        config = {
+            key: {"secret": True} if value.secret else {"value": value.value}
+            for key, value in self.stack.get_all_config().items()
+        }
+        return check_cli.spec_from_pulumi_json(STACK, config, project_defaults(self.project))
+
+    def lab(self) -> VmLab:
+        """The drill target for the lab as deployed now."""
+        return VmLab(
+            self.spec(), ssh_key=self.key, workdir=self.work / "drill", libvirt_uri=self.uri
+        )
+
+    def check(self, steps: str, tag: str = "") -> None:
+        """The drill of ``python -m halab check`` with these steps; reports beside the timings."""
+        config = self.work / "config.json"
+        assert self.stack is not None
+        config.write_text(
+            json.dumps({
+                key: {"secret": True} if value.secret else {"value": value.value}
+                for key, value in self.stack.get_all_config().items()
+            }),
+            encoding="utf-8",
+        )  # fmt: skip
+        argv = ["--project-dir", str(self.project), "check", "--stack", STACK,
+                "--pulumi-config", str(config), "--ssh-key", str(self.key), "--netns", "",
+                "--out", str(self.reports), "--steps", steps, "--seed", "8"]  # fmt: skip
+        if tag:
+            argv += ["--tag", tag]
+        if check_cli.main(argv) != 0:
+            raise StepFailedError(f"the drill ({steps}) failed; see {self.reports}")
+
+    @contextlib.contextmanager
+    def serving(self, row: Step, max_s: float = OPERATION_TIMEOUT_S) -> Iterator[None]:
+        """The probe through the public IP while the block runs; its figures go into ``row``."""
+        lab = self.lab()
+        cfg = ProbeConfig(url=lab.public_url, interval=0.1, connect_timeout=1.0, total_timeout=2.0)
+        probe = lab.start_probe(cfg, duration=max_s)
+        try:
+            yield
+        finally:
+            samples = probe.stop()
+            row.figures["probe"] = probe_figures(samples)
+            lab.close()
+
+    # --- the steps ---------------------------------------------------------------------------
+
+    def judge(self, row: Step, log: EventLog, **expect: Iterable[str]) -> PlanCheck:
+        """Check a preview's steps; the verdict goes into the row and the reports."""
+        check = check_steps(log.steps, **expect)
+        row.figures["plan"] = {"created": check.created, "replaced": check.replaced}
+        (self.reports / f"plan-{row.name.split()[0]}.json").write_text(
+            json.dumps(check.to_json(), indent=1), encoding="utf-8"
+        )
+        if not check.ok:
+            raise StepFailedError("; ".join(check.problems))
+        return check
+
+    def first_up(self) -> None:
+        """Step 1: the lab from nothing to every gate passed."""
+        with self.timings.step("pulumi up (4 VMs, every gate passed)") as row:
+            log = self.up()
+            row.figures["vm_create_to_gate_s"] = {k: round(v, 1) for k, v in log.vm_times().items()}
+        for vm, seconds in sorted(log.vm_times().items()):
+            self.timings.info(f"  {vm}: domain created -> gate passed", seconds)
+
+    def no_perpetual_diff(self) -> None:
+        """Step 2: nothing to change, before and after a refresh."""
+        assert self.stack is not None
+        with self.timings.step("preview --expect-no-changes"):
+            self.preview(expect_no_changes=True)
+        with self.timings.step("refresh, then preview --expect-no-changes"):
+            self.stack.refresh(on_output=_quiet, color="never")
+            self.preview(expect_no_changes=True)
+
+    def add_web_host(self, host: str) -> None:
+        """One more web node at the end of ``hosts`` (no other host's address changes)."""
+        index = len(self.spec().hosts)
+        self.set(f"hosts[{index}].name", host)
+        self.set(f"hosts[{index}].role", "web")
+
+    def scale_out(self, host: str) -> None:
+        """Step 4: one more web node; nothing else's VM changes."""
+        with self.timings.step(f"scale-out: preview +{host}, plan checked") as row:
+            self.add_web_host(host)
+            self.judge(row, self.preview(), new_hosts=[host])
+        with self.timings.step(f"scale-out: pulumi up (+{host})"):
+            self.up()
+        with self.timings.step(f"round robin across the web nodes (+{host})"):
+            self.check("round-robin", tag="scaled")
+
+    def replace_one_vm(self, label: str, host: str, changes: dict[str, str]) -> None:
+        """Step 5: a change that must replace ``host``'s VM, served throughout by the others."""
+        with self.timings.step(f"{label}: preview, plan checked") as row:
+            for path, value in changes.items():
+                self.set(path, value)
+            self.judge(row, self.preview(), replaced_hosts=[host])
+        with self.timings.step(f"{label}: pulumi up, probe running") as row, self.serving(row):
+            log = self.up()
+            row.figures["vm_create_to_gate_s"] = {k: round(v, 1) for k, v in log.vm_times().items()}
+        failed = row.figures["probe"]["failed"]
+        print(f"e2e: {label}: {failed} of {row.figures['probe']['requests']} requests failed")
+
+    def advert_sweep(self, intervals_ms: Sequence[int], observe_s: float) -> None:
+        """The benchmark: per VRRP advert interval, VIP moves with nothing wrong (spurious ones)
+        while the probe runs for ``observe_s``, then the outage of a hard failure of the master.
+        The stack's own interval is set back afterwards."""
+        from halab.lab.drill import VipWatcher
+
+        original = str(self.spec().vrrp_advert_interval_ms)
+        rows: list[dict[str, Any]] = []
+        for ms in intervals_ms:
+            with self.timings.step(
+                f"advert {ms} ms: converge, observe {observe_s:.0f} s, crash"
+            ) as row:
+                self.set("vrrpAdvertIntervalMs", str(ms))
+                self.up()
+                lab = self.lab()
+                try:
+                    with (
+                        VipWatcher(lab, interval=0.05, max_s=observe_s + 60) as watcher,
+                        self.serving(row),
+                    ):
+                        time.sleep(observe_s)
+                    moves = len([e for e in watcher.events if e.kind == "vip"])
+                finally:
+                    lab.close()
+                self.check("lb-hard-failure,restore", tag=f"advert-{ms}")
+                crash = json.loads((self.reports / f"check-advert-{ms}.json").read_text())
+                hard = next(s for s in crash["steps"] if s["step"].startswith("lb-hard-failure"))
+                figures = {
+                    "advert_ms": ms,
+                    "spurious_vip_changes": moves,
+                    "failed_while_quiet": row.figures["probe"]["failed"],
+                    "hard_failure_outage_s": hard["figures"].get("outage_s"),
+                    "vip_move_s": hard["figures"].get("vip_move_s"),
+                }
+                row.figures.update(figures)
+                rows.append(figures)
+        with self.timings.step(f"advert back to {original} ms"):
+            self.set("vrrpAdvertIntervalMs", original)
+            self.up()
+        table = [f"{'advert':>8} {'VIP changes, quiet':>19} {'failed, quiet':>14} "
+                 f"{'hard-failure outage':>20} {'VIP move':>9}"]  # fmt: skip
+        for r in rows:
+            table.append(
+                f"{r['advert_ms']:>6}ms {r['spurious_vip_changes']:>19} "
+                f"{r['failed_while_quiet']:>14} "
+                f"{r['hard_failure_outage_s']!s:>19}s {r['vip_move_s']!s:>8}s"
+            )
+        print("\n".join(table), flush=True)
+        (self.reports / "advert-sweep.txt").write_text("\n".join(table) + "\n", encoding="utf-8")
+        (self.reports / "advert-sweep.json").write_text(
+            json.dumps(rows, indent=1), encoding="utf-8"
+        )
+
+    def drift(self, host: str) -> None:
+        """Step 6: a VM removed behind Pulumi's back comes back with refresh + up."""
+        assert self.stack is not None
+        domain = f"{self.lab_name}-{host}"
+        with self.timings.step(f"drift: virsh destroy + undefine {domain}, refresh, up") as row:
+            self.virsh("destroy", domain)
+            self.virsh("undefine", domain)
+            self.stack.refresh(on_output=_quiet, color="never")
+            log = self.up()
+            row.figures["vm_create_to_gate_s"] = {k: round(v, 1) for k, v in log.vm_times().items()}
+            if domain not in self.virsh.names("list", "--name"):
+                raise StepFailedError(f"{domain} is not running after up")
+
+    def interrupted_up(self, host: str) -> None:
+        """Step 7: the CLI killed while it creates a domain; the next ``up`` converges."""
+        self.add_web_host(host)
+        with self.timings.step(f"interrupted up (+{host}): SIGINT, then SIGKILL") as row:
+            row.figures.update(self.kill_up_while_creating(f"{self.lab_name}-{host}"))
+        with self.timings.step("recover: cancel, refresh --clear-pending-creates, reclaim") as row:
+            row.figures.update(self.recover())
+        with self.timings.step(f"pulumi up after the interruption (+{host})"):
+            self.up()
+        with self.timings.step(f"round robin across the web nodes (+{host})"):
+            self.check("round-robin", tag="recovered")
+
+    def kill_up_while_creating(self, domain: str, timeout: float = 900.0) -> dict[str, Any]:
+        """Run ``pulumi up`` as our own child; once libvirt has domain ``domain`` defined (the
+        provider is creating it), SIGINT the CLI, and SIGKILL its process group 5 s later if
+        it has not ended."""
+        log = self.reports / "interrupted-up.log"
+        with log.open("w", encoding="utf-8") as out:
+            cli = subprocess.Popen(
+                ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", STACK],
+                cwd=self.project,
+                env={**os.environ, **self.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        figures: dict[str, Any] = {}
+        try:
+            figures["domain_defined_after_s"] = round(
+                self._wait_for_domain(domain, cli, timeout), 1
+            )
+            os.kill(cli.pid, signal.SIGINT)
+            try:
+                cli.wait(5.0)
+                figures["ended_by"] = "SIGINT"
+            except subprocess.TimeoutExpired:
+                os.killpg(cli.pid, signal.SIGKILL)
+                cli.wait(10.0)
+                figures["ended_by"] = "SIGKILL"
+        finally:
+            if cli.poll() is None:
+                os.killpg(cli.pid, signal.SIGKILL)
+                cli.wait(10.0)
+        figures["domains_defined"] = sorted(
+            n for n in self.virsh.names("list", "--all", "--name") if n.startswith(self.lab_name)
+        )
+        return figures
+
+    def _wait_for_domain(self, domain: str, cli: subprocess.Popen[bytes], timeout: float) -> float:
+        """Seconds until libvirt lists ``domain`` (polled every 0.2 s, for ``timeout`` at most)."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if cli.poll() is not None:
+                raise StepFailedError(
+                    f"pulumi up ended (exit {cli.returncode}) before {domain} was defined; "
+                    f"see {self.reports / 'interrupted-up.log'}"
+                )
+            if domain in self.virsh.names("list", "--all", "--name"):
+                return time.monotonic() - t0
+            time.sleep(0.2)
+        raise StepFailedError(f"{domain} was not defined within {timeout:.0f}s")
+
+    def recover(self) -> dict[str, Any]:
+        """What a user does after a killed ``up``, each step only when it is needed."""
+        assert self.stack is not None
+        figures: dict[str, Any] = {}
+        locks = list((self.state / ".pulumi" / "locks").rglob("*.json"))
+        if locks:
+            # A file backend keeps the killed update's lock; `pulumi cancel` is for backends
+            # that run updates themselves. The lock is ours (this run's own backend).
+            try:
+                self.stack.cancel()
+                figures["lock"] = "pulumi cancel"
+            except auto.CommandError as exc:
+                for lock in locks:
+                    lock.unlink()
+                figures["lock"] = f"removed {len(locks)} stale lock file(s) ({_first_line(exc)})"
+        deployment = self.stack.export_stack().deployment or {}
+        pending = [
+            str((op.get("resource") or {}).get("urn", ""))
+            for op in deployment.get("pending_operations") or []
+        ]
+        figures["pending_operations"] = [p.rsplit("::", 1)[-1] for p in pending]
+        self.stack.refresh(on_output=_quiet, color="never", clear_pending_creates=True)
+        figures["reclaimed"] = reclaim(
+            self.uri, self.lab_name, self.stack.export_stack().deployment or {}
+        )
+        return figures
+
+    def destroy_and_check(self) -> None:
+        """Step 8: destroy, and prove nothing of the lab is left."""
+        assert self.stack is not None
+        with self.timings.step("pulumi destroy"):
+            self.stack.destroy(on_output=_quiet, color="never")
+        with self.timings.step("nothing left (virsh, pool folder, bridges)") as row:
+            left = self.left_behind()
+            row.figures["left"] = left
+            if left:
+                raise StepFailedError(f"left behind: {left}")
+        self.stack = None
+
+    def left_behind(self) -> list[str]:
+        """Every object, volume file or bridge of the lab that still exists."""
+        names = [
+            *self.virsh.names("list", "--all", "--name"),
+            *self.virsh.names("net-list", "--all", "--name"),
+            *self.virsh.names("pool-list", "--all", "--name"),
+        ]
+        left = [n for n in names if n == self.lab_name or n.startswith(f"{self.lab_name}-")]
+        pool = self.work / "pool"
+        left += [str(p) for p in pool.glob("*")] if pool.exists() else []
+        links = subprocess.run(
+            ["ip", "-o", "link", "show"], capture_output=True, text=True, check=False
+        ).stdout
+        for line in links.splitlines():
+            name = line.split(": ", 2)[1].split("@")[0] if ": " in line else ""
+            if name.startswith(self.lab_name[:11]) or name.startswith("vnet"):
+                left.append(f"link {name}")
+        return left
+
+    # --- clean-up ----------------------------------------------------------------------------
+
+    def cleanup(self) -> None:
+        """On any exit: destroy what is still deployed, else remove the lab's objects by name."""
+        if self.stack is not None:
+            print("e2e: cleanup: pulumi destroy of the e2e stack", flush=True)
+            for lock in (self.state / ".pulumi" / "locks").rglob("*.json"):
+                lock.unlink()
+            try:
+                self.stack.refresh(on_output=_quiet, color="never", clear_pending_creates=True)
+                self.stack.destroy(on_output=_quiet, color="never")
+            except auto.CommandError as exc:
+                print(f"e2e: cleanup: destroy failed ({_first_line(exc)}): removing by name")
+        for line in reclaim(self.uri, self.lab_name, {}):
+            print(f"e2e: cleanup: {line}", flush=True)
+        if self.keep:
+            print(f"e2e: kept {self.work}")
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _quiet(_line: str) -> None:
+    """The CLI's own output is not needed here: the engine's events carry what we measure."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[-1][:200] if text else type(exc).__name__
+
+
+def run(args: argparse.Namespace) -> int:
+    """Every step in order; 0 when all held. Clean-up runs whatever happens."""
+    reports = Path(args.reports)
+    reports.mkdir(parents=True, exist_ok=True)
+    for old in [*reports.glob("*.json"), *reports.glob("*.png"), *reports.glob("*.txt")]:
+        old.unlink()
+    e2e = E2eRun(args)
+    passed = False
+    # A TERM (scripts/e2e.sh forwards its own) unwinds like Ctrl-C, so the clean-up below runs.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    web1 = "hosts[2]"  # Pulumi.e2e.yaml: lb-1, lb-2, web-1
+    optional: list[tuple[str, Callable[[], None]]] = [
+        ("no-diff", e2e.no_perpetual_diff),
+        ("drill", lambda: _timed(e2e, "drill (round robin, virsh destroy of the master, restore)",
+                                 lambda: e2e.check("round-robin,lb-hard-failure,restore"))),
+        ("advert-sweep", lambda: e2e.advert_sweep(args.advert_sweep, args.observe_s)),
+        ("scale-out", lambda: e2e.scale_out("web-2")),
+        ("replace", lambda: e2e.replace_one_vm("web-1 memory", "web-1",
+                                               {f"{web1}.memoryMib": "640"})),
+        ("replace", lambda: e2e.replace_one_vm("web-1 network-config", "web-1",
+                                               {f"{web1}.addresses.internal": "172.22.10.50"})),
+        ("drift", lambda: e2e.drift("web-1")),
+        ("interrupt", lambda: e2e.interrupted_up("web-3")),
+    ]  # fmt: skip
+    skip = set(args.skip) | (set() if args.advert_sweep else {"advert-sweep"})
+    steps: list[Callable[[], None]] = [
+        e2e.prepare,
+        e2e.first_up,
+        *(step for name, step in optional if name not in skip),
+        e2e.destroy_and_check,
+    ]
+    try:
+        for step in steps:
+            step()
+        passed = True
+    except (StepFailedError, E2eError, auto.CommandError, subprocess.CalledProcessError) as exc:
+        print(f"e2e: FAILED: {_first_line(exc) if isinstance(exc, auto.CommandError) else exc}",
+              file=sys.stderr, flush=True)  # fmt: skip
+        if isinstance(exc, auto.CommandError):
+            (reports / "failed-command.txt").write_text(str(exc), encoding="utf-8")
+    finally:
+        e2e.cleanup()
+        e2e.timings.write(reports, passed)
+        print(e2e.timings.table(), flush=True)
+    print(f"e2e: {'PASSED' if passed else 'FAILED'}; reports in {reports}", flush=True)
+    return 0 if passed else 1
+
+
+def _timed(e2e: E2eRun, name: str, action: Callable[[], None]) -> None:
+    with e2e.timings.step(name):
+        action()
+
+
+def add_run_command(subparsers: Any) -> None:
+    """``python -m halab.e2e run``."""
+    parser = subparsers.add_parser("run", help="the whole e2e run (scripts/e2e.sh calls it)")
+    parser.add_argument("--uri", required=True, help="the libvirt URI of the project's libvirtd")
+    parser.add_argument("--image", required=True, help="the base image (qcow2)")
+    parser.add_argument("--kernel", required=True)
+    parser.add_argument("--initrd", required=True)
+    parser.add_argument("--reports", default=str(REPO_ROOT / "reports" / "e2e"))
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--advert-sweep",
+        type=lambda text: [int(v) for v in text.split(",") if v],
+        default=[],
+        metavar="MS,MS",
+        help="also measure these VRRP advert intervals (spurious VIP moves, hard-failure outage)",
+    )
+    parser.add_argument("--observe-s", type=float, default=120.0, help="quiet time per interval")
+    parser.add_argument(
+        "--skip",
+        type=lambda text: [v for v in text.split(",") if v],
+        default=[],
+        metavar="STEP,STEP",
+        help="leave out steps: no-diff, drill, scale-out, replace, drift, interrupt",
+    )
+    parser.set_defaults(func=run)

@@ -1,0 +1,56 @@
+"""The e2e run's own bookkeeping: engine events to per-VM times, the timing table (no VMs)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from pulumi import automation as auto
+from pytest import MonkeyPatch
+
+from halab.e2e import run
+from halab.e2e.run import EventLog, Timings
+
+PREFIX = "urn:pulumi:e2e::ha-web-lab::ha-web-lab:index:HaWebLab$ha-web-lab:index:LabVm$"
+
+
+def _event(kind: str, op: str, type_: str, name: str) -> auto.EngineEvent:
+    meta = {"op": op, "urn": f"{PREFIX}{type_}::{name}", "type": type_, "provider": ""}
+    return auto.EngineEvent.from_json({"sequence": 1, "timestamp": 0, kind: {"metadata": meta}})
+
+
+def test_vm_times_run_from_the_domain_create_to_its_gate(monkeypatch: MonkeyPatch) -> None:
+    clock = iter([10.0, 11.0, 12.0, 95.5, 130.0])
+    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
+    log = EventLog()
+    log(_event("resourcePreEvent", "create", run.DOMAIN, "lab-web-web-1-domain"))  # 10
+    log(_event("resourcePreEvent", "same", run.DOMAIN, "lab-lb-lb-1-domain"))  # 11: not made
+    log(_event("resourcePreEvent", "replace", run.DOMAIN, "lab-lb-lb-2-domain"))  # 12
+    log(_event("resOutputsEvent", "create", run.GATE, "lab-web-web-1-ready"))  # 95.5
+    log(_event("resOutputsEvent", "replace", run.GATE, "lab-lb-lb-2-ready"))  # 130
+    assert log.vm_times() == {"lab-web-web-1": 85.5, "lab-lb-lb-2": 118.0}
+    assert [op for op, _, _ in log.steps] == ["create", "same", "replace"]
+
+
+def test_timings_table_and_json(tmp_path: Path) -> None:
+    timings = Timings()
+    with timings.step("pulumi up") as row:
+        row.figures["vms"] = 4
+    try:
+        with timings.step("drill"):
+            raise RuntimeError("VIP did not move\nmore")
+    except RuntimeError:
+        pass
+    timings.info("  web-1: domain created -> gate passed", 71.04)
+    timings.write(tmp_path, passed=False)
+    data: dict[str, Any] = json.loads((tmp_path / "timings.json").read_text())
+    assert data["passed"] is False
+    assert [(s["name"], s["result"]) for s in data["steps"]] == [
+        ("pulumi up", "ok"),
+        ("drill", "FAILED: VIP did not move"),
+        ("  web-1: domain created -> gate passed", "info"),
+    ]
+    assert data["steps"][0]["figures"] == {"vms": 4}
+    assert "total" in (tmp_path / "timings.txt").read_text()
