@@ -31,7 +31,7 @@ lab: bootstrap ## the namespace lab: up, every drill with its report, down (no h
 lab-down: ## remove a namespace lab left running
 	venv/bin/python -m halab lab down --stack $(STACK)
 
-engine: ## build the Pulumi CLI, language host and provider plugins from Go modules (cached)
+engine: ## build the Pulumi CLI from Go modules (cached); install the registry's plugins from the local mirror
 	scripts/build-engine.sh
 
 libvirtd-start: ## start the project's own libvirtd in a network namespace (for preview/e2e)
@@ -52,5 +52,5 @@ check: bootstrap ## run the failover drill against the deployed lab of STACK
 bench: bootstrap ## the failover benchmark in namespaces (tutorial baseline and project defaults)
 	venv/bin/python scripts/benchmark.py
 
-e2e: bootstrap ## real VMs on the local libvirtd: up, gates, drill, scale out, destroy
+e2e: bootstrap ## real VMs on the local libvirtd, real plugins: up, no-diff, drill, scale out, replace, drift, interrupt, destroy
 	scripts/e2e.sh

@@ -52,7 +52,7 @@ from halab.e2e.parse import PlanCheck, check_steps
 from halab.e2e.reclaim import Virsh, reclaim
 from halab.e2e.vmlab import E2eError, VmLab
 from halab.lab import analysis
-from halab.lab.probe import ProbeConfig, Sample
+from halab.lab.probe import ProbeConfig, Sample, write_samples
 from halab.spec import LabSpec
 from halab.stackconfig import project_defaults
 
@@ -137,8 +137,9 @@ class EventLog:
     failed: list[str] = field(default_factory=list)
 
     def __call__(self, event: auto.EngineEvent) -> None:
-        """The ``on_event`` callback (times are when the event reached us, in seconds)."""
-        now = time.monotonic()
+        """The ``on_event`` callback (times: when the event reached us, wall clock, as the
+        probe's samples have them)."""
+        now = time.time()
         if event.resource_pre_event is not None:
             meta = event.resource_pre_event.metadata
             op = meta.op.value if hasattr(meta.op, "value") else str(meta.op)
@@ -305,6 +306,9 @@ class E2eRun:
         finally:
             samples = probe.stop()
             row.figures["probe"] = probe_figures(samples)
+            # Every request, so a failure can be laid beside the change's timeline.
+            slug = "-".join(row.name.split(":")[0].split())
+            write_samples(samples, self.reports / f"probe-{slug}.jsonl")
             lab.close()
 
     # --- the steps ---------------------------------------------------------------------------
@@ -362,6 +366,13 @@ class E2eRun:
         with self.timings.step(f"{label}: pulumi up, probe running") as row, self.serving(row):
             log = self.up()
             row.figures["vm_create_to_gate_s"] = {k: round(v, 1) for k, v in log.vm_times().items()}
+            # When each resource's step began and ended, beside the probe's samples.
+            row.figures["steps_started"] = {
+                u.rsplit("::", 1)[-1]: t for u, t in log.started.items()
+            }
+            row.figures["steps_finished"] = {
+                u.rsplit("::", 1)[-1]: t for u, t in log.finished.items() if u in log.started
+            }
         failed = row.figures["probe"]["failed"]
         print(f"e2e: {label}: {failed} of {row.figures['probe']['requests']} requests failed")
 

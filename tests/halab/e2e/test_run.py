@@ -23,7 +23,7 @@ def _event(kind: str, op: str, type_: str, name: str) -> auto.EngineEvent:
 
 def test_vm_times_run_from_the_domain_create_to_its_gate(monkeypatch: MonkeyPatch) -> None:
     clock = iter([10.0, 11.0, 12.0, 95.5, 130.0])
-    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(time, "time", lambda: next(clock))
     log = EventLog()
     log(_event("resourcePreEvent", "create", run.DOMAIN, "lab-web-web-1-domain"))  # 10
     log(_event("resourcePreEvent", "same", run.DOMAIN, "lab-lb-lb-1-domain"))  # 11: not made
