@@ -18,6 +18,7 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -101,6 +102,23 @@ PUBLIC_IP_OFFSET = 10
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 IFNAME = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
+#: A libvirt connection URI (driver[+transport]://[user@][host][:port]/path[?params]), as
+#: libvirt's own parser splits it; the checks of each part are in ``_libvirt_uri``.
+LIBVIRT_URI = re.compile(
+    r"^(?P<driver>[a-z0-9]+)(?:\+(?P<transport>[a-z0-9]+))?://"
+    r"(?P<authority>[^/?#\s]*)(?P<path>/[^?#\s]*)(?:\?(?P<query>[^#\s]*))?$"
+)
+LIBVIRT_TRANSPORTS = ("unix", "ssh", "libssh", "libssh2", "tcp", "tls", "ext")
+#: The options sshd(8) knows in an authorized_keys line (AUTHORIZED_KEYS FILE FORMAT). sshd
+#: ignores a line with any other option, so a typo would lock the user out of every VM.
+SSH_KEY_OPTIONS = frozenset(
+    {
+        "agent-forwarding", "cert-authority", "command", "environment", "expiry-time", "from",
+        "no-agent-forwarding", "no-port-forwarding", "no-pty", "no-touch-required", "no-user-rc",
+        "no-x11-forwarding", "permitlisten", "permitopen", "port-forwarding", "principals", "pty",
+        "restrict", "tunnel", "user-rc", "verify-required", "x11-forwarding",
+    }
+)  # fmt: skip
 SSH_KEY_TYPES = (
     "ssh-ed25519",
     "ssh-rsa",
@@ -280,6 +298,17 @@ class VrrpPeer(_Model):
     nopreempt: bool
 
 
+@dataclass(frozen=True)
+class AddressClaim:
+    """One address of the plan: where it is configured and which device answers on it."""
+
+    address: IPv4Address
+    key: str
+    device: str
+    #: The value as configured, when it is more than the address (``fortigateHost`` with a port).
+    given: str = ""
+
+
 class LabSpec(_Model):
     """Everything one stack says, validated. Construct it with :func:`load_spec`."""
 
@@ -347,6 +376,38 @@ class LabSpec(_Model):
         # Pulumi.yaml declares these as strings with default "": that means "derive it".
         return None if value == "" else value
 
+    @field_validator("libvirt_uri")
+    @classmethod
+    def _libvirt_uri(cls, value: str) -> str:
+        example = "e.g. qemu:///system or qemu+ssh://user@host/system"
+        match = LIBVIRT_URI.match(value)
+        if match is None:
+            raise ValueError(f"not a libvirt URI ({example})")
+        if match["driver"] != "qemu":
+            raise ValueError(
+                f"the lab's domains are QEMU/KVM, so the driver is qemu, not {match['driver']!r}"
+            )
+        transport = match["transport"]
+        if transport is not None and transport not in LIBVIRT_TRANSPORTS:
+            raise ValueError(
+                f"unknown libvirt transport {transport!r} (one of {', '.join(LIBVIRT_TRANSPORTS)})"
+            )
+        if match["path"] == "/session":
+            raise ValueError(
+                "a session libvirtd cannot make the lab's bridged networks: use /system"
+            )
+        if match["path"] != "/system":
+            raise ValueError(f"the path of a QEMU URI is /system ({example})")
+        return value
+
+    @field_validator("fortigate_host")
+    @classmethod
+    def _fortigate_host(cls, value: str) -> str:
+        # The provider builds https://<hostname>/api/v2/...: a scheme or a path breaks every call.
+        if value and not re.match(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$", value):
+            raise ValueError("give the FortiGate's address or name, optionally :port, no https://")
+        return value
+
     @field_validator("vrrp_router_id")
     @classmethod
     def _router_id_range(cls, value: int) -> int:
@@ -369,8 +430,9 @@ class LabSpec(_Model):
         for key in value:
             if not is_ssh_public_key(key):
                 raise ValueError(
-                    f"{_short(key)!r} is not an SSH public key (expected e.g. 'ssh-ed25519 AAAA... "
-                    "comment'; never paste a private key)"
+                    f"{_short(key)!r} is not an SSH public key line (expected e.g. "
+                    "'ssh-ed25519 AAAA... comment', optionally after authorized_keys options "
+                    "like 'from=\"10.0.0.0/8\"'; never paste a private key)"
                 )
         return value
 
@@ -413,8 +475,8 @@ class LabSpec(_Model):
         self._check_vrrp()
         self._check_edge()
         self._check_files()
-        # Touch the derived plan so address clashes surface now, not in a resource.
-        _ = self.resolved_hosts
+        self._check_addresses()
+        self._check_links()
         return self
 
     def _check_zones(self) -> None:
@@ -709,27 +771,13 @@ class LabSpec(_Model):
         if self.edge is EdgeKind.LINUX:
             plan.append(("edge", Role.EDGE, None))
         counters: dict[tuple[Role, ZoneName], int] = {}
-        taken: dict[IPv4Address, str] = {}
-        for zone_name, zone in self.zones.items():
-            for label, ip in (("hostAddress", zone.host_ip), ("gateway", zone.gateway_ip)):
-                if ip is not None and ip not in taken:
-                    taken[ip] = f"zones.{zone_name.value}.{label}"
-        taken.setdefault(self.vip_address, "vip")
         resolved: list[ResolvedHost] = []
         for index, (name, role, host) in enumerate(plan):
             legs: list[Leg] = []
             for zone_name in ROLE_LEGS[role]:
                 zone = self.zones[zone_name]
-                key = f"hosts[{index}].addresses.{zone_name.value}"
                 address = self._leg_address(role, zone_name, host, counters)
-                if role is Role.EDGE:
-                    key = "publicIp" if zone_name is ZoneName.PUBLIC else "zones.dmz.gateway"
-                    if zone_name is ZoneName.DMZ:
-                        taken.pop(address, None)  # the edge *is* the DMZ gateway
-                _check_in_zone(key, address, zone.cidr)
-                if address in taken and not (role is Role.EDGE and taken[address] == "publicIp"):
-                    raise TopologyError(key, str(address), f"already used by {taken[address]}")
-                taken[address] = key
+                _check_in_zone(self._leg_key(index, role, zone_name), address, zone.cidr)
                 legs.append(
                     Leg(
                         zone=zone_name,
@@ -788,6 +836,88 @@ class LabSpec(_Model):
         if host is not None and zone_name in host.addresses:
             return host.addresses[zone_name]
         return self.zones[zone_name].cidr.network_address + DERIVED_OFFSETS[(role, zone_name)] + k
+
+    def _leg_key(self, index: int, role: Role, zone: ZoneName) -> str:
+        """The config key a leg's address comes from (the edge's legs have keys of their own)."""
+        if role is Role.EDGE:
+            return "publicIp" if zone is ZoneName.PUBLIC else "zones.dmz.gateway"
+        return f"hosts[{index}].addresses.{zone.value}"
+
+    def address_claims(self) -> list[AddressClaim]:
+        """Every address of the plan, with the config key it comes from and the device that
+        answers on it, in the order they are checked (the later of two clashing keys is named).
+
+        The hypervisor owns each zone's ``hostAddress`` and a gateway left to default; the linux
+        edge owns the public IP and the DMZ gateway (its own legs); a FortiGate owns the public IP,
+        the DMZ gateway and its API address, which may be any of its interfaces.
+        """
+        # Device names can never be a host's ("host <DNS label>"), so no host can pass for one.
+        owner_of_edge = {EdgeKind.LINUX: "host edge", EdgeKind.FORTIGATE: "the FortiGate"}.get(
+            self.edge
+        )
+        claims: list[AddressClaim] = []
+        for zone_name, zone in self.zones.items():
+            if zone.host_ip is not None:
+                key = f"zones.{zone_name.value}.hostAddress"
+                claims.append(AddressClaim(zone.host_ip, key, "the hypervisor"))
+            if zone.gateway is not None:
+                device = f"the {zone_name.value} gateway"
+                if zone.gateway == zone.host_ip:
+                    device = "the hypervisor"
+                elif zone_name is ZoneName.DMZ and owner_of_edge:
+                    device = owner_of_edge
+                claims.append(
+                    AddressClaim(zone.gateway, f"zones.{zone_name.value}.gateway", device)
+                )
+        claims.append(AddressClaim(self.vip_address, "vip", "the VIP"))
+        if owner_of_edge:
+            claims.append(AddressClaim(self.public_address, "publicIp", owner_of_edge))
+        for index, host in enumerate(self.resolved_hosts):
+            for leg in host.legs:
+                key = self._leg_key(index, host.role, leg.zone)
+                claims.append(AddressClaim(leg.address, key, f"host {host.name}"))
+        if self.edge is EdgeKind.FORTIGATE:
+            api = _ipv4_or_none(self.fortigate_host.rsplit(":", 1)[0])
+            if api is not None and any(api in z.cidr for z in self.zones.values()):
+                claims.append(
+                    AddressClaim(api, "fortigateHost", "the FortiGate", self.fortigate_host)
+                )
+        return claims
+
+    def _check_addresses(self) -> None:
+        # One device per address: two hosts, a host and the VIP, the VIP and a gateway or the
+        # hypervisor's own address would each answer ARP for it and split the traffic.
+        first: dict[IPv4Address, AddressClaim] = {}
+        for claim in self.address_claims():
+            earlier = first.setdefault(claim.address, claim)
+            if earlier.device != claim.device:
+                raise TopologyError(
+                    claim.key,
+                    claim.given or str(claim.address),
+                    f"already used by {earlier.key} ({earlier.device})",
+                )
+
+    def _check_links(self) -> None:
+        # Bridges and MACs are the layer-2 twins of addresses: each must be one device's.
+        bridges: dict[str, ZoneName] = {}
+        for zone_name in self.zones:
+            bridge = self.bridge_name(zone_name)
+            if bridge in bridges:
+                raise TopologyError(
+                    f"zones.{zone_name.value}.bridge",
+                    bridge,
+                    f"zones.{bridges[bridge].value} uses that bridge too",
+                )
+            bridges[bridge] = zone_name
+        macs: dict[str, str] = {}
+        for host in self.resolved_hosts:
+            for leg in host.legs:
+                owner = macs.setdefault(leg.mac, f"{host.name}/{leg.zone.value}")
+                if owner != f"{host.name}/{leg.zone.value}":
+                    # Derived from a hash: one in ~16 million per pair; a rename resolves it.
+                    raise TopologyError(
+                        "hosts", host.name, f"its {leg.zone.value} MAC {leg.mac} equals {owner}'s"
+                    )
 
     def host(self, name: str) -> ResolvedHost:
         """A resolved host by name."""
@@ -865,13 +995,31 @@ def _check_in_zone(key: str, ip: IPv4Address, cidr: IPv4Network) -> None:
         raise TopologyError(key, str(ip), f"is the network or broadcast address of {cidr}")
 
 
+def _ipv4_or_none(text: str) -> IPv4Address | None:
+    try:
+        return IPv4Address(text)
+    except ValueError:
+        return None
+
+
 def _short(text: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
 def is_ssh_public_key(text: str) -> bool:
-    """True for one OpenSSH public key line whose base64 blob names the same key type."""
-    parts = text.strip().split()
+    """True for one OpenSSH ``authorized_keys`` line whose base64 blob names its key type.
+
+    The line may start with options (``from="10.0.0.0/8",no-pty ssh-ed25519 AAAA... c``), as
+    sshd(8) allows; each option must be one sshd knows.
+    """
+    line = text.strip()
+    if "\n" in line:
+        return False
+    if not line.startswith(SSH_KEY_TYPES):
+        options, line = _split_key_options(line)
+        if options is None or not all(_known_key_option(o) for o in options):
+            return False
+    parts = line.split()
     if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
         return False
     try:
@@ -882,6 +1030,43 @@ def is_ssh_public_key(text: str) -> bool:
         return False
     length = int.from_bytes(blob[:4], "big")
     return blob[4 : 4 + length] == parts[0].encode()
+
+
+def _split_key_options(line: str) -> tuple[list[str] | None, str]:
+    """Split the leading options off an authorized_keys line, as sshd does: commas separate
+    options, double quotes (with backslash escapes) may hold spaces and commas, and the first
+    unquoted blank ends them. ``None`` when a quote is left open."""
+    options: list[str] = []
+    current, quoted, i = "", False, 0
+    while i < len(line):
+        char = line[i]
+        if char == "\\" and quoted and i + 1 < len(line):
+            current += line[i : i + 2]
+            i += 2
+            continue
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in " \t":
+            break
+        elif not quoted and char == ",":
+            options.append(current)
+            current = ""
+            i += 1
+            continue
+        current += char
+        i += 1
+    if quoted:
+        return None, ""
+    options.append(current)
+    return options, line[i:].lstrip()
+
+
+def _known_key_option(option: str) -> bool:
+    name, has_value, value = option.partition("=")
+    if name.lower() not in SSH_KEY_OPTIONS:
+        return False
+    # Options with a value take it in double quotes (sshd refuses a bare one).
+    return not has_value or (len(value) >= 2 and value[0] == value[-1] == '"')
 
 
 def load_spec(

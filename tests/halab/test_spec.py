@@ -312,6 +312,143 @@ def test_ssh_public_key_check(key: str, ok: bool) -> None:
     assert is_ssh_public_key(key) is ok
 
 
+# ---- first config mistakes: one device per address, URIs and key lines as their tools read them
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "clash"),
+    [
+        # A host on the hypervisor's own address, or on a gateway the FortiGate owns.
+        (
+            {"hosts": hosts(replace={2: {"addresses": {"internal": "192.168.10.1"}}})},
+            "hosts[2].addresses.internal",
+            "zones.internal.hostAddress (the hypervisor)",
+        ),
+        (
+            {"hosts": hosts(replace={0: {"addresses": {"dmz": "10.0.1.1"}}})},
+            "hosts[0].addresses.dmz",
+            "zones.dmz.gateway (the FortiGate)",
+        ),
+        # The VIP on a gateway or on the hypervisor's address: two devices would answer ARP.
+        ({"vip": "10.0.1.1"}, "vip", "zones.dmz.gateway (the FortiGate)"),
+        (
+            {"vip": "10.0.1.1", "zones": zones(dmz={"hostAddress": "10.0.1.1", "gateway": None})},
+            "vip",
+            "zones.dmz.hostAddress (the hypervisor)",
+        ),
+        ({"publicIp": "203.0.113.1"}, "publicIp", "zones.public.hostAddress (the hypervisor)"),
+        ({"fortigateHost": "10.0.1.100"}, "fortigateHost", "vip (the VIP)"),
+        (
+            {"fortigateHost": "192.168.10.11:8443"},
+            "fortigateHost",
+            "hosts[3].addresses.internal (host web-2)",
+        ),
+        (
+            {"edge": "linux", "publicIp": "203.0.113.1"},
+            "publicIp",
+            "zones.public.hostAddress (the hypervisor)",
+        ),
+        (
+            {"zones": zones(internal={"gateway": "192.168.10.10"})},
+            "hosts[2].addresses.internal",
+            "zones.internal.gateway (the internal gateway)",
+        ),
+    ],
+)
+def test_every_address_of_the_plan_has_one_device(
+    overrides: dict[str, Any], key: str, clash: str
+) -> None:
+    err = refused(**overrides)
+    assert err.key == key, str(err)
+    assert f"already used by {clash}" in err.reason, str(err)
+    assert str(overrides.get(key, "")) in str(err)  # the value as given, port and all
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # One FortiGate answers on its API address, its public IP and its DMZ port.
+        {"fortigateHost": "203.0.113.10"},
+        {"fortigateHost": "10.0.1.1"},
+        {"fortigateHost": "fw.example.net:8443"},
+        # A gateway given as the hypervisor's own address is still one device.
+        {"zones": zones(internal={"gateway": "192.168.10.1"})},
+    ],
+)
+def test_addresses_one_device_owns_twice_are_taken(overrides: dict[str, Any]) -> None:
+    spec_of(**overrides)
+
+
+def test_two_zones_on_one_bridge_are_refused() -> None:
+    err = refused(zones=zones(dmz={"bridge": "br-lab"}, internal={"bridge": "br-lab"}))
+    assert err.key == "zones.internal.bridge"
+    assert "zones.dmz" in err.reason
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "qemu:///system",
+        "qemu:///system?socket=/run/hwl/libvirt-sock",
+        "qemu+ssh://lab@kvm1.example.net/system?keyfile=/home/lab/.ssh/id_ed25519",
+        "qemu+tls://kvm1.example.net:16514/system",
+    ],
+)
+def test_libvirt_uris_are_taken(uri: str) -> None:
+    assert spec_of(libvirtUri=uri).libvirt_uri == uri
+
+
+@pytest.mark.parametrize(
+    ("uri", "reason"),
+    [
+        ("qemu//system", "not a libvirt URI"),
+        ("/var/run/libvirt/libvirt-sock", "not a libvirt URI"),
+        ("localhost", "not a libvirt URI"),
+        ("xen:///system", "driver is qemu"),
+        ("qemu+telnet://h/system", "unknown libvirt transport 'telnet'"),
+        ("qemu:///session", "use /system"),
+        ("qemu://kvm1/", "path of a QEMU URI is /system"),
+    ],
+)
+def test_libvirt_uris_that_are_not(uri: str, reason: str) -> None:
+    err = refused(libvirtUri=uri)
+    assert err.key == "libvirtUri" and repr(uri) in str(err)
+    assert reason in err.reason, str(err)
+
+
+def test_a_fortigate_url_instead_of_its_address_is_refused() -> None:
+    err = refused(fortigateHost="https://203.0.113.2/")
+    assert err.key == "fortigateHost" and "no https://" in err.reason
+
+
+_BLOB = TEST_SSH_KEY.split()[1]
+
+
+@pytest.mark.parametrize(
+    ("line", "ok"),
+    [
+        (f'from="10.0.0.0/8",no-agent-forwarding ssh-ed25519 {_BLOB} c', True),
+        (f'command="echo a, b",no-pty,restrict ssh-ed25519 {_BLOB}', True),
+        (f'environment="A=\\"x y\\"" ssh-ed25519 {_BLOB}', True),
+        (f"NO-PTY ssh-ed25519 {_BLOB}", True),  # sshd reads option names in any case
+        (f"no-such-option ssh-ed25519 {_BLOB}", False),  # sshd would ignore the whole line
+        (f'from="10.0.0.0/8 ssh-ed25519 {_BLOB}', False),  # the quote is never closed
+        (f"from=10.0.0.0/8 ssh-ed25519 {_BLOB}", False),  # sshd wants the value quoted
+        (f'from="10.0.0.0/8" ssh-rsa {_BLOB}', False),  # the blob says ed25519
+        ('from="10.0.0.0/8"', False),
+    ],
+)
+def test_authorized_keys_lines_with_options(line: str, ok: bool) -> None:
+    assert is_ssh_public_key(line) is ok
+
+
+def test_a_key_line_with_options_reaches_cloud_init_as_given() -> None:
+    line = f'from="10.0.0.0/8",no-agent-forwarding ssh-ed25519 {_BLOB} c'
+    assert spec_of(sshPublicKeys=[line]).ssh_public_keys == (line,)
+    err = refused(sshPublicKeys=[f"no-such-option ssh-ed25519 {_BLOB}"])
+    assert err.key == "sshPublicKeys"
+
+
 def test_stack_files_written_by_pulumi_config_set_read_back_typed(tmp_path: Path) -> None:
     # `pulumi config set` quotes every value; the CLI hands them to the program as strings.
     for name in ("Pulumi.yaml", "Pulumi.staging.yaml"):
