@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 STACK ?= dev
 
-.PHONY: help up test bootstrap lint unit render lab lab-down engine libvirtd-start libvirtd-stop preview destroy check e2e bench
+.PHONY: help up test fresh-test bootstrap lint unit render lab lab-down engine libvirtd-start libvirtd-stop preview destroy check e2e bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -13,6 +13,9 @@ up: bootstrap ## set up everything and `pulumi up` the lab (STACK=dev; local sta
 
 test: ## install what the tests need, then lint, type-check and run every test
 	scripts/test.sh
+
+fresh-test: bootstrap ## `make test` in a pristine Debian 12 root (mmdebstrap; root; CI runs this)
+	python3 -m halab.fresh
 
 bootstrap: ## Debian packages and the virtualenv (idempotent)
 	scripts/bootstrap.sh

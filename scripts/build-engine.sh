@@ -48,8 +48,43 @@ case "${1:-}" in
   *) die "unknown argument '$1' (try --help)" ;;
 esac
 
-command -v go >/dev/null 2>&1 || die "go not found on PATH (Go 1.26 is needed)"
 [[ -f "$mod_dir/go.mod" && -f "$mod_dir/go.sum" ]] || die "missing $mod_dir/go.mod or go.sum"
+
+# Go: the one on PATH when it is as new as go.mod asks, else the pinned toolchain from the Go
+# module proxy (golang.org/toolchain: the zip `GOTOOLCHAIN` would fetch), checked against the
+# sha256 below and unpacked into the cache. A fresh Debian has no Go this new (bookworm: 1.19).
+go_pin=1.26.8
+go_pin_sha256=30c2b1bf7dcc88d3eb0a1364e47ddd9128edb3110a30e8a0ef61cd5856b31de7 # linux-amd64 zip
+go_needed=$(awk '$1 == "go" { print $2 }' "$mod_dir/go.mod")
+go_new_enough() {
+  local have
+  have=$(GOTOOLCHAIN=local go env GOVERSION 2>/dev/null) || return 1
+  have=${have#go}
+  [[ $(printf '%s\n%s\n' "$go_needed" "$have" | sort -V | head -n1) == "$go_needed" ]]
+}
+if ! go_new_enough; then
+  toolchain="$cache_root/go-toolchain/go$go_pin"
+  if [[ ! -x $toolchain/bin/go ]]; then
+    [[ $(uname -m) == x86_64 ]] || die "no Go >= $go_needed on PATH; install Go $go_pin for $(uname -m)"
+    command -v unzip >/dev/null || die "missing unzip (Debian package unzip; scripts/bootstrap.sh installs it)"
+    proxy=${GOPROXY:-https://proxy.golang.org}
+    proxy=${proxy%%,*}
+    [[ $proxy == http* ]] || proxy=https://proxy.golang.org
+    url="$proxy/golang.org/toolchain/@v/v0.0.1-go$go_pin.linux-amd64.zip"
+    echo "build-engine: no Go >= $go_needed on PATH: fetching Go $go_pin (70 MB) from $url"
+    scratch=$(mktemp -d)
+    trap 'rm -rf "$scratch"' EXIT
+    curl -fsSL --retry 3 -o "$scratch/go.zip" "$url" || die "cannot download $url"
+    echo "$go_pin_sha256  $scratch/go.zip" | sha256sum --check --quiet ||
+      die "the Go $go_pin download does not match its pinned sha256"
+    unzip -q "$scratch/go.zip" -d "$scratch/unpacked"
+    mkdir -p "$(dirname "$toolchain")"
+    rm -rf "$toolchain"
+    mv "$scratch/unpacked/golang.org/toolchain@v0.0.1-go$go_pin.linux-amd64" "$toolchain"
+  fi
+  export PATH="$toolchain/bin:$PATH"
+  go_new_enough || die "the Go at $toolchain is not >= $go_needed"
+fi
 
 # Go's own caches under the cache root; never download a toolchain; go.sum as
 # committed is the truth (-mod=readonly), so a changed dependency fails loudly.

@@ -45,35 +45,6 @@ DISK_SIZE=${HA_WEB_LAB_IMAGE_SIZE:-4G}
 die() { echo "build-image: $*" >&2; exit 1; }
 log() { echo "build-image: $*" >&2; }
 
-# host_mirror SUITE: the first URI this machine's apt sources (one-line or deb822) use for SUITE.
-host_mirror() {
-    local suite=$1 f
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [[ -r $f ]] || continue
-        awk -v s="$suite" '$1 == "deb" {
-            i = 2
-            if ($i ~ /^\[/) { while (i < NF && $i !~ /\]$/) i++; i++ }
-            if ($(i + 1) == s) { print $i; exit }
-        }' "$f"
-    done
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [[ -r $f ]] || continue
-        awk -v s="$suite" 'BEGIN { RS = "" } {
-            types = uris = suites = enabled = ""
-            n = split($0, lines, "\n")
-            for (j = 1; j <= n; j++) {
-                if (lines[j] ~ /^Types:/) types = lines[j]
-                if (lines[j] ~ /^URIs:/) uris = lines[j]
-                if (lines[j] ~ /^Suites:/) suites = lines[j]
-                if (lines[j] ~ /^Enabled:/) enabled = lines[j]
-            }
-            if (types !~ /[ \t]deb([ \t]|$)/ || enabled ~ /no/) next
-            m = split(suites, ss, /[ \t]+/)
-            for (k = 2; k <= m; k++) if (ss[k] == s) { split(uris, us, /[ \t]+/); print us[2]; exit }
-        }' "$f"
-    done
-}
-
 mode=build
 case ${1:-} in
     "") ;;
@@ -141,8 +112,9 @@ run() {
     bg_pid=
 }
 
-MIRROR=${HA_WEB_LAB_DEBIAN_MIRROR:-$(host_mirror "$SUITE" | head -n1)}
-SECURITY_MIRROR=${HA_WEB_LAB_DEBIAN_SECURITY_MIRROR:-$(host_mirror "$SUITE-security" | head -n1)}
+mirror_of() { "$(dirname "${BASH_SOURCE[0]}")/debian-mirror.sh" "$1"; }
+MIRROR=${HA_WEB_LAB_DEBIAN_MIRROR:-$(mirror_of "$SUITE")}
+SECURITY_MIRROR=${HA_WEB_LAB_DEBIAN_SECURITY_MIRROR:-$(mirror_of "$SUITE-security")}
 [[ -n $MIRROR ]] || die "no apt source for $SUITE on this machine: set HA_WEB_LAB_DEBIAN_MIRROR"
 [[ -n $SECURITY_MIRROR ]] || die "no apt source for $SUITE-security on this machine: set HA_WEB_LAB_DEBIAN_SECURITY_MIRROR"
 
