@@ -31,8 +31,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from halab import cache_root
 
 REPO = Path(__file__).resolve().parents[1]
 SUITE = "bookworm"
@@ -51,15 +55,6 @@ LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
 
 class FreshError(RuntimeError):
     """A precondition or a phase failed; the message says which and what to do."""
-
-
-def cache_root() -> Path:
-    """The project's cache folder (as scripts/build-engine.sh computes it)."""
-    explicit = os.environ.get("HA_WEB_LAB_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ha-web-lab"
 
 
 @dataclass(frozen=True)
@@ -120,16 +115,23 @@ class Phases:
 
     seconds: dict[str, float] = field(default_factory=dict)
 
-    def run(self, name: str, argv: list[str]) -> None:
-        """Run one phase to its end, timed; a failure names the phase."""
-        print(f"fresh: {name}: {' '.join(shlex.quote(a) for a in argv[:6])} ...", flush=True)
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Time one phase, also when it fails."""
         start = time.monotonic()
         try:
-            subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
-        except subprocess.CalledProcessError as exc:
-            raise FreshError(f"{name} failed (exit {exc.returncode})") from None
+            yield
         finally:
             self.seconds[name] = round(time.monotonic() - start, 1)
+
+    def run(self, name: str, argv: list[str]) -> None:
+        """Run one phase's command to its end, timed; a failure names the phase."""
+        print(f"fresh: {name}: {' '.join(shlex.quote(a) for a in argv[:6])} ...", flush=True)
+        with self.timed(name):
+            try:
+                subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
+            except subprocess.CalledProcessError as exc:
+                raise FreshError(f"{name} failed (exit {exc.returncode})") from None
 
     def table(self) -> str:
         """One row per phase."""
@@ -182,10 +184,9 @@ def copy_checkout(repo: Path, dest: Path) -> None:
             target.unlink(missing_ok=True)  # deleted in the working tree
 
 
-def take_network_settings(root: Path) -> float:
+def take_network_settings(root: Path) -> None:
     """Copy :data:`NETWORK_FILES` and the local CAs into the root and trust them there, as the
-    machine does; returns the seconds it took."""
-    start = time.monotonic()
+    machine does."""
     for path in NETWORK_FILES:
         if path.is_file():
             shutil.copy(path, root / path.relative_to("/"))  # follows a resolv.conf symlink
@@ -194,7 +195,6 @@ def take_network_settings(root: Path) -> float:
         subprocess.run(
             ["chroot", str(root), "update-ca-certificates"], check=True, stdout=subprocess.DEVNULL
         )
-    return round(time.monotonic() - start, 1)
 
 
 def mounted_under(root: Path, mountinfo: str | None = None) -> list[str]:
@@ -226,10 +226,10 @@ def run(args: argparse.Namespace) -> int:
              f"deb {main_mirror} {SUITE} main", f"deb {main_mirror} {SUITE}-updates main",
              f"deb {security_mirror} {SUITE}-security main"],
         )  # fmt: skip
-        phases.seconds["network settings"] = take_network_settings(root)
-        start = time.monotonic()
-        copy_checkout(REPO, root / INNER_REPO.relative_to("/"))
-        phases.seconds["clone of the checkout"] = round(time.monotonic() - start, 1)
+        with phases.timed("network settings"):
+            take_network_settings(root)
+        with phases.timed("clone of the checkout"):
+            copy_checkout(REPO, root / INNER_REPO.relative_to("/"))
         mounts = [] if args.cold else cache_mounts(cache)
         if shared.is_dir():
             mounts.append(Mount(shared, INNER_SHARED, read_only=True))
