@@ -20,6 +20,9 @@ from halab.spec import EdgeKind, LabSpec, ResolvedHost, Role
 
 #: Seconds per SSH dial attempt; the attempt count follows from readinessTimeoutS.
 DIAL_TIMEOUT_S = 10
+#: pulumi-command 1.2.1 waits between dial attempts with a backoff from 0.1 s capped at 5 s
+#: (pulumi's retry.Until defaults), so one failed attempt costs up to this many seconds.
+DIAL_ATTEMPT_S = DIAL_TIMEOUT_S + 5
 
 
 def agent_answers(socket_path: str | None) -> bool:
@@ -56,7 +59,10 @@ class SshAccess:
             private_key=self.private_key,
             agent_socket_path=self.agent_socket if self.private_key is None else None,
             per_dial_timeout=DIAL_TIMEOUT_S,
-            dial_error_limit=max(3, spec.readiness_timeout_s // DIAL_TIMEOUT_S),
+            # All attempts together stay within readinessTimeoutS. (The per-dial timeout bounds
+            # only the TCP connect: the handshake and the command have no bound in the provider,
+            # which is why the gate scripts bound their own waits.)
+            dial_error_limit=max(3, spec.readiness_timeout_s // DIAL_ATTEMPT_S),
         )
 
 

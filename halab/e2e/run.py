@@ -51,6 +51,7 @@ from halab.e2e import cli as check_cli
 from halab.e2e.parse import PlanCheck, check_steps
 from halab.e2e.reclaim import Virsh, reclaim
 from halab.e2e.vmlab import E2eError, VmLab
+from halab.e2e.watchdog import OperationTimeoutError, OperationWatchdog
 from halab.lab import analysis
 from halab.lab.probe import ProbeConfig, Sample, write_samples
 from halab.spec import LabSpec
@@ -62,8 +63,14 @@ STACK = "e2e"
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "halab", "components", "cloud-init")
 DOMAIN = "libvirt:index/domain:Domain"
 GATE = "command:remote:Command"
-#: Longest any one Pulumi operation may take before the run gives up on it.
-OPERATION_TIMEOUT_S = 1800
+#: Longest each kind of Pulumi operation may take before the run stops it (OperationWatchdog).
+#: Measured here: a first `up` of 4 emulated VMs 195-367 s (the slow one on a loaded machine),
+#: later `up`s 60-215 s, previews and refreshes under 30 s, destroy under 60 s.
+OPERATION_TIMEOUT_S = {"up": 900.0, "preview": 300.0, "refresh": 300.0, "destroy": 600.0}
+#: How long the probe may run during one change: the longest operation, plus margin.
+PROBE_MAX_S = OPERATION_TIMEOUT_S["up"] + 120
+#: What a run writes in its report folder (the previous run's files go first).
+REPORT_PATTERNS = ("*.json", "*.jsonl", "*.png", "*.txt", "*.log")
 
 
 class StepFailedError(RuntimeError):
@@ -135,6 +142,9 @@ class EventLog:
     started: dict[str, float] = field(default_factory=dict)
     finished: dict[str, float] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
+    #: Print a line as each VM's domain or gate finishes (``up``), so a long step is not silent.
+    progress: bool = False
+    t0: float = field(default_factory=time.time)
 
     def __call__(self, event: auto.EngineEvent) -> None:
         """The ``on_event`` callback (times: when the event reached us, wall clock, as the
@@ -147,9 +157,26 @@ class EventLog:
             if op != "same":
                 self.started.setdefault(meta.urn, now)
         elif event.res_outputs_event is not None:
-            self.finished[event.res_outputs_event.metadata.urn] = now
+            urn = event.res_outputs_event.metadata.urn
+            self.finished[urn] = now
+            vm_step = any(f"${kind}::" in urn for kind in (DOMAIN, GATE))
+            if self.progress and vm_step and urn in self.started:
+                print(f"e2e:   {urn.rsplit('::', 1)[-1]} done (+{now - self.t0:.0f} s)", flush=True)
         elif event.res_op_failed_event is not None:
             self.failed.append(event.res_op_failed_event.metadata.urn)
+
+    def in_flight(self) -> list[str]:
+        """The resources whose step began and has not ended, oldest first, with their age."""
+        now = time.time()
+        waiting = [
+            (t, urn) for urn, t in self.started.items()
+            if urn not in self.finished and urn not in self.failed
+        ]  # fmt: skip
+        return [
+            f"{urn.rsplit('::', 1)[-1]} ({urn.split('::')[2].rsplit('$', 1)[-1]}): "
+            f"running for {now - t:.0f} s"
+            for t, urn in sorted(waiting)
+        ]
 
     def vm_times(self) -> dict[str, float]:
         """Per VM whose domain was made in this operation: seconds from the domain's create (or
@@ -193,6 +220,8 @@ class E2eRun:
         self.stack: auto.Stack | None = None
         self.env: dict[str, str] = {}
         self.lab_name = f"hwl-{STACK}"
+        #: Pulumi operations so far (numbers their logs in the reports).
+        self.operations = 0
 
     # --- set-up ----------------------------------------------------------------------------------
 
@@ -244,21 +273,51 @@ class E2eRun:
 
     # --- Pulumi operations -------------------------------------------------------------------
 
+    def operation(self, kind: str, **kwargs: Any) -> EventLog:
+        """One Pulumi operation (``up``, ``preview``, ``refresh``, ``destroy``), bounded by
+        :data:`OPERATION_TIMEOUT_S`; the CLI's output goes to a numbered log in the reports, and
+        what was still in flight at a timeout to ``timeout-NN-KIND.txt`` beside it."""
+        assert self.stack is not None
+        self.operations += 1
+        tag = f"{self.operations:02d}-{kind}"
+        log = EventLog(progress=kind == "up")
+        call: Callable[..., Any] = getattr(self.stack, kind)
+        if kind in ("up", "preview"):
+            kwargs["on_event"] = log
+        with (
+            (self.reports / f"pulumi-{tag}.log").open("w", encoding="utf-8") as out,
+            OperationWatchdog(
+                f"pulumi {kind}",
+                OPERATION_TIMEOUT_S[kind],
+                on_expiry=lambda: self.report_in_flight(tag, log),
+            ),
+        ):
+            call(on_output=lambda line: out.write(line.rstrip("\n") + "\n"), color="never",
+                 **kwargs)  # fmt: skip
+        return log
+
+    def report_in_flight(self, tag: str, log: EventLog) -> None:
+        """At a timeout: the steps still running and libvirt's view of the domains."""
+        lines = [f"pulumi {tag}: still in flight at the deadline:", *log.in_flight()]
+        try:
+            lines += ["", "virsh list --all:", self.virsh("list", "--all").strip()]
+        except (subprocess.SubprocessError, OSError) as exc:
+            lines += ["", f"virsh list --all failed: {exc}"]
+        text = "\n".join(lines) + "\n"
+        (self.reports / f"timeout-{tag}.txt").write_text(text, encoding="utf-8")
+        print(text, flush=True)
+
     def up(self) -> EventLog:
         """``pulumi up`` (no separate preview); the engine's events."""
-        assert self.stack is not None
-        log = EventLog()
-        self.stack.up(on_event=log, on_output=_quiet, color="never")
-        return log
+        return self.operation("up")
 
     def preview(self, *, expect_no_changes: bool = False) -> EventLog:
         """``pulumi preview``; the planned steps."""
-        assert self.stack is not None
-        log = EventLog()
-        self.stack.preview(
-            on_event=log, on_output=_quiet, color="never", expect_no_changes=expect_no_changes
-        )
-        return log
+        return self.operation("preview", expect_no_changes=expect_no_changes)
+
+    def refresh(self, **kwargs: Any) -> None:
+        """``pulumi refresh``."""
+        self.operation("refresh", **kwargs)
 
     def spec(self) -> LabSpec:
         """The stack's spec as the program gets it (``pulumi config``, defaults from Pulumi.yaml);
@@ -296,7 +355,7 @@ class E2eRun:
             raise StepFailedError(f"the drill ({steps}) failed; see {self.reports}")
 
     @contextlib.contextmanager
-    def serving(self, row: Step, max_s: float = OPERATION_TIMEOUT_S) -> Iterator[None]:
+    def serving(self, row: Step, max_s: float = PROBE_MAX_S) -> Iterator[None]:
         """The probe through the public IP while the block runs; its figures go into ``row``."""
         lab = self.lab()
         cfg = ProbeConfig(url=lab.public_url, interval=0.1, connect_timeout=1.0, total_timeout=2.0)
@@ -338,7 +397,7 @@ class E2eRun:
         with self.timings.step("preview --expect-no-changes"):
             self.preview(expect_no_changes=True)
         with self.timings.step("refresh, then preview --expect-no-changes"):
-            self.stack.refresh(on_output=_quiet, color="never")
+            self.refresh()
             self.preview(expect_no_changes=True)
 
     def add_web_host(self, host: str) -> None:
@@ -436,7 +495,7 @@ class E2eRun:
         with self.timings.step(f"drift: virsh destroy + undefine {domain}, refresh, up") as row:
             self.virsh("destroy", domain)
             self.virsh("undefine", domain)
-            self.stack.refresh(on_output=_quiet, color="never")
+            self.refresh()
             log = self.up()
             row.figures["vm_create_to_gate_s"] = {k: round(v, 1) for k, v in log.vm_times().items()}
             if domain not in self.virsh.names("list", "--name"):
@@ -525,7 +584,7 @@ class E2eRun:
             for op in deployment.get("pending_operations") or []
         ]
         figures["pending_operations"] = [p.rsplit("::", 1)[-1] for p in pending]
-        self.stack.refresh(on_output=_quiet, color="never", clear_pending_creates=True)
+        self.refresh(clear_pending_creates=True)
         figures["reclaimed"] = reclaim(
             self.uri, self.lab_name, self.stack.export_stack().deployment or {}
         )
@@ -535,7 +594,7 @@ class E2eRun:
         """Step 8: destroy, and prove nothing of the lab is left."""
         assert self.stack is not None
         with self.timings.step("pulumi destroy"):
-            self.stack.destroy(on_output=_quiet, color="never")
+            self.operation("destroy")
         with self.timings.step("nothing left (virsh, pool folder, bridges)") as row:
             left = self.left_behind()
             row.figures["left"] = left
@@ -571,9 +630,9 @@ class E2eRun:
             for lock in (self.state / ".pulumi" / "locks").rglob("*.json"):
                 lock.unlink()
             try:
-                self.stack.refresh(on_output=_quiet, color="never", clear_pending_creates=True)
-                self.stack.destroy(on_output=_quiet, color="never")
-            except auto.CommandError as exc:
+                self.refresh(clear_pending_creates=True)
+                self.operation("destroy")
+            except (auto.CommandError, OperationTimeoutError) as exc:
                 print(f"e2e: cleanup: destroy failed ({_first_line(exc)}): removing by name")
         for line in reclaim(self.uri, self.lab_name, {}):
             print(f"e2e: cleanup: {line}", flush=True)
@@ -581,10 +640,6 @@ class E2eRun:
             print(f"e2e: kept {self.work}")
         else:
             shutil.rmtree(self.work, ignore_errors=True)
-
-
-def _quiet(_line: str) -> None:
-    """The CLI's own output is not needed here: the engine's events carry what we measure."""
 
 
 def _first_line(exc: BaseException) -> str:
@@ -596,8 +651,9 @@ def run(args: argparse.Namespace) -> int:
     """Every step in order; 0 when all held. Clean-up runs whatever happens."""
     reports = Path(args.reports)
     reports.mkdir(parents=True, exist_ok=True)
-    for old in [*reports.glob("*.json"), *reports.glob("*.png"), *reports.glob("*.txt")]:
-        old.unlink()
+    for pattern in REPORT_PATTERNS:
+        for old in reports.glob(pattern):
+            old.unlink()
     e2e = E2eRun(args)
     passed = False
     # A TERM (scripts/e2e.sh forwards its own) unwinds like Ctrl-C, so the clean-up below runs.
@@ -627,7 +683,13 @@ def run(args: argparse.Namespace) -> int:
         for step in steps:
             step()
         passed = True
-    except (StepFailedError, E2eError, auto.CommandError, subprocess.CalledProcessError) as exc:
+    except (
+        StepFailedError,
+        E2eError,
+        OperationTimeoutError,
+        auto.CommandError,
+        subprocess.CalledProcessError,
+    ) as exc:
         print(f"e2e: FAILED: {_first_line(exc) if isinstance(exc, auto.CommandError) else exc}",
               file=sys.stderr, flush=True)  # fmt: skip
         if isinstance(exc, auto.CommandError):

@@ -66,14 +66,25 @@ def alive(pid: int, start: int) -> bool:
     return st is not None and st[2] == start and st[0] not in ("Z", "X")
 
 
-def children_of(pids: Iterable[int]) -> dict[int, int]:
-    """Every live descendant of ``pids``: {pid: starttime} (one pass over /proc, to a fixpoint)."""
-    parents: dict[int, tuple[int, int]] = {}
+def _live_table() -> dict[int, tuple[int, int]]:
+    """{pid: (ppid, starttime)} of every live process (one pass over /proc)."""
+    table: dict[int, tuple[int, int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             st = _stat(int(entry))
             if st is not None and st[0] not in ("Z", "X"):
-                parents[int(entry)] = (st[1], st[2])
+                table[int(entry)] = (st[1], st[2])
+    return table
+
+
+def direct_children(pid: int) -> dict[int, int]:
+    """{pid: starttime} of the live processes whose parent is ``pid``."""
+    return {child: start for child, (ppid, start) in _live_table().items() if ppid == pid}
+
+
+def children_of(pids: Iterable[int]) -> dict[int, int]:
+    """Every live descendant of ``pids``: {pid: starttime} (one pass over /proc, to a fixpoint)."""
+    parents = _live_table()
     wanted = set(pids)
     found: dict[int, int] = {}
     for _ in range(64):  # bounded: process trees here are two or three levels deep

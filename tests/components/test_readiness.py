@@ -32,7 +32,8 @@ def test_each_vm_has_a_gate_after_its_domain(program: Program) -> None:
         assert conn["host"] == str(host.management_address)
         assert conn["user"] == "lab"
         assert conn["privateKey"] == TEST_PRIVATE_KEY
-        assert conn["dialErrorLimit"] == 90 and conn["perDialTimeout"] == 10
+        # staging: readinessTimeoutS 900, one attempt up to 10 s dial + 5 s backoff.
+        assert conn["dialErrorLimit"] == 60 and conn["perDialTimeout"] == 10
         rendered = (
             render_host(spec, host, VM, FAKE_PEM + "\n")
             if host.role.value == "lb"

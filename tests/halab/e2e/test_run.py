@@ -54,3 +54,13 @@ def test_timings_table_and_json(tmp_path: Path) -> None:
     ]
     assert data["steps"][0]["figures"] == {"vms": 4}
     assert "total" in (tmp_path / "timings.txt").read_text()
+
+
+def test_in_flight_lists_what_began_and_has_not_ended(monkeypatch: MonkeyPatch) -> None:
+    clock = iter([10.0, 20.0, 30.0, 100.0])
+    monkeypatch.setattr(time, "time", lambda: next(clock))
+    log = EventLog()
+    log(_event("resourcePreEvent", "create", run.DOMAIN, "lab-web-web-1-domain"))  # 10
+    log(_event("resourcePreEvent", "create", run.GATE, "lab-web-web-1-ready"))  # 20
+    log(_event("resOutputsEvent", "create", run.DOMAIN, "lab-web-web-1-domain"))  # 30
+    assert log.in_flight() == [f"lab-web-web-1-ready ({run.GATE}): running for 80 s"]  # at 100
