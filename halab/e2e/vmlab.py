@@ -105,6 +105,11 @@ class VmProbe:
         self.out = out
         self.duration = duration
 
+    def wait(self, timeout: float) -> None:
+        """Until the probe ends by itself (its request count), ``timeout`` at most."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout)
+
     def stop(self) -> list[Sample]:
         """SIGTERM (it finishes the requests in flight), wait, read the samples."""
         if self.proc.poll() is None:
@@ -271,12 +276,7 @@ class VmLab(SpecDrillTarget):
     def start_probe(self, cfg: ProbeConfig, duration: float) -> VmProbe:
         """Start :mod:`halab.lab.probe` where the lab is reachable; returns once it sends."""
         out = self.workdir / f"probe-{time.time_ns()}.jsonl"
-        argv = self._ns([
-            self.python, "-m", "halab.lab.probe", "--url", cfg.url,
-            "--interval", str(cfg.interval), "--connect-timeout", str(cfg.connect_timeout),
-            "--total-timeout", str(cfg.total_timeout), "--duration", str(duration),
-            "--out", str(out),
-        ])  # fmt: skip
+        argv = self._ns([self.python, "-m", "halab.lab.probe", *cfg.argv(duration, out)])
         env = {**os.environ, "PYTHONPATH": str(_REPO_ROOT)}
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, env=env

@@ -29,6 +29,10 @@ from halab.spec import LabSpec, Role
 class ProbeRun(Protocol):
     """A probe started by a target; :meth:`stop` ends it and returns every sample."""
 
+    def wait(self, timeout: float) -> None:
+        """Wait until the probe ends by itself (its request count), ``timeout`` at most."""
+        ...
+
     def stop(self) -> list[Sample]:
         """End the probe (or wait for its end) and collect its samples."""
         ...
@@ -138,6 +142,10 @@ def drill_settings(spec: LabSpec) -> dict[str, Any]:
         "haproxy_timeout_connect_ms": spec.haproxy_timeout_connect_ms,
         "web_nodes": len(spec.web_hosts),
     }
+
+
+#: Requests of the round-robin drill, one after another.
+ROUND_ROBIN_REQUESTS = 20
 
 
 @dataclass(frozen=True)
@@ -255,6 +263,8 @@ class Recorder:
         self.target = target
         self.probe = probe
         self.events: list[Event] = []
+        #: The probe of the block that :meth:`observing` runs now.
+        self.run: ProbeRun | None = None
 
     def mark(
         self, kind: str, detail: str, host: str | None = None, t: float | None = None
@@ -269,10 +279,11 @@ class Recorder:
         """Probe + watch the VIP for the block; the sample list is filled when it ends."""
         samples: list[Sample] = []
         with VipWatcher(self.target) as watcher:
-            run = self.target.start_probe(self.probe, max_duration)
+            run = self.run = self.target.start_probe(self.probe, max_duration)
             try:
                 yield watcher, samples
             finally:
+                self.run = None
                 samples.extend(run.stop())
                 self.events.extend(watcher.events)
 
@@ -322,11 +333,18 @@ def _healthy_before(result: DrillResult, samples: Sequence[Sample], t0: float) -
 
 
 def round_robin(target: DrillTarget, stack: str, bounds: Bounds, probe: ProbeConfig) -> DrillResult:
-    """Drill 1: with nothing broken, answers alternate between the web nodes."""
+    """Drill 1: with nothing broken, answers alternate between the web nodes.
+
+    The requests go one after another (a sequential probe): what a balancer hands out in turn
+    is only seen in turn when requests do not overlap.
+    """
     result = _result("round-robin", "Round robin across the web nodes", target, stack)
+    probe = replace(probe, sequential=True, max_requests=ROUND_ROBIN_REQUESTS)
     rec = Recorder(target, probe)
-    with rec.observing(3.0) as (_watcher, samples):
-        time.sleep(1.0)
+    bound = ROUND_ROBIN_REQUESTS * (probe.total_timeout + probe.interval) + 1.0
+    with rec.observing(bound) as (_watcher, samples):
+        assert rec.run is not None
+        rec.run.wait(bound + 5.0)
     m = analysis.metrics(samples)
     changed, pairs = analysis.alternation(samples)
     result.figures = {**m.to_json(), "alternating_pairs": changed, "pairs": pairs}

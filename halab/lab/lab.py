@@ -749,12 +749,7 @@ class Lab(SpecDrillTarget):
         """Start :mod:`halab.lab.probe` in the client namespace; returns once it sends."""
         out = self.root / "helpers" / f"probe-{time.time_ns()}.jsonl"
         out.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            sys.executable, "-m", "halab.lab.probe", "--url", cfg.url,
-            "--interval", str(cfg.interval), "--connect-timeout", str(cfg.connect_timeout),
-            "--total-timeout", str(cfg.total_timeout), "--duration", str(duration),
-            "--out", str(out),
-        ]  # fmt: skip
+        cmd = [sys.executable, "-m", "halab.lab.probe", *cfg.argv(duration, out)]
         log = out.with_suffix(".log")
         record = self.spawn_helper("probe", cmd, "client", log)
         probe = NamespaceProbe(record, out, log, duration)
@@ -906,6 +901,10 @@ class NamespaceProbe:
                 break
             time.sleep(0.01)
         raise LabError(f"the probe did not start: {self.log.read_text(errors='replace')[-800:]}")
+
+    def wait(self, timeout: float) -> None:
+        """Until the probe ends by itself (its request count), ``timeout`` at most."""
+        procs.wait_gone([(self.record.pid, self.record.starttime)], timeout)
 
     def stop(self) -> list[Sample]:
         """SIGTERM (it finishes the requests in flight), wait, read the samples."""

@@ -56,6 +56,27 @@ class ProbeConfig:
     connect_timeout: float = 0.2
     total_timeout: float = 0.3
     verify_tls: bool = False
+    #: One request in flight at a time: the next starts when the previous has ended (and not
+    #: before its slot). Where a request takes longer than the interval (TLS on emulated VMs),
+    #: requests overlap and reach the balancer in another order than they were sent; what a
+    #: round robin hands out is only seen one request after another.
+    sequential: bool = False
+    #: Stop after this many requests (None: as many as the duration allows).
+    max_requests: int | None = None
+
+    def argv(self, duration: float, out: Path) -> list[str]:
+        """The arguments of ``python -m halab.lab.probe`` for this config (both lab targets)."""
+        args = [
+            "--url", self.url, "--interval", str(self.interval),
+            "--connect-timeout", str(self.connect_timeout),
+            "--total-timeout", str(self.total_timeout), "--duration", str(duration),
+            "--out", str(out),
+        ]  # fmt: skip
+        if self.sequential:
+            args.append("--sequential")
+        if self.max_requests is not None:
+            args += ["--max-requests", str(self.max_requests)]
+        return args
 
 
 @dataclass(frozen=True)
@@ -168,27 +189,26 @@ async def request_once(  # noqa: PLR0911 - one outcome per failure kind
 
 
 async def run_probe(
-    cfg: ProbeConfig,
-    duration: float,
-    stop: asyncio.Event | None = None,
-    max_requests: int | None = None,
+    cfg: ProbeConfig, duration: float, stop: asyncio.Event | None = None
 ) -> list[Sample]:
     """Requests every ``cfg.interval`` for ``duration`` seconds (or until ``stop`` is set).
 
-    Bounded in count (``duration / interval`` or ``max_requests``) and in time (each request's
-    own total timeout after the last start).
+    Bounded in count (``duration / interval`` or ``cfg.max_requests``) and in time (no request
+    starts after ``duration``; each has its own total timeout).
     """
     stop = stop or asyncio.Event()
     ctx = _ssl_context(cfg.verify_tls)
     limit = int(duration / cfg.interval) + 1
-    if max_requests is not None:
-        limit = min(limit, max_requests)
+    if cfg.max_requests is not None:
+        limit = min(limit, cfg.max_requests)
     tasks: list[asyncio.Task[Sample]] = []
     start = time.perf_counter()
     for seq in range(limit):
-        if stop.is_set():
+        if stop.is_set() or time.perf_counter() - start > duration:
             break
         tasks.append(asyncio.create_task(request_once(cfg, seq, ctx)))
+        if cfg.sequential:
+            await tasks[-1]
         # Scheduled against the start, so a slow iteration does not shift every later one.
         delay = start + (seq + 1) * cfg.interval - time.perf_counter()
         if delay > 0:
@@ -219,9 +239,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--total-timeout", type=float, default=0.3)
     parser.add_argument("--duration", type=float, required=True, help="upper bound (s)")
     parser.add_argument("--max-requests", type=int, default=None)
+    parser.add_argument("--sequential", action="store_true", help="one request at a time")
     parser.add_argument("--out", required=True, help="JSON-lines file for the samples")
     args = parser.parse_args(argv)
-    cfg = ProbeConfig(args.url, args.interval, args.connect_timeout, args.total_timeout)
+    cfg = ProbeConfig(
+        args.url,
+        args.interval,
+        args.connect_timeout,
+        args.total_timeout,
+        sequential=args.sequential,
+        max_requests=args.max_requests,
+    )
 
     async def body() -> list[Sample]:
         stop = asyncio.Event()
@@ -229,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         print("started", flush=True)
-        return await run_probe(cfg, args.duration, stop, args.max_requests)
+        return await run_probe(cfg, args.duration, stop)
 
     samples = asyncio.run(body())
     write_samples(samples, Path(args.out))

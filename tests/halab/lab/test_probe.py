@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from dataclasses import replace
+from pathlib import Path
 
 from halab.lab.probe import ProbeConfig, parse_response, request_once, run_probe
 
@@ -57,3 +59,46 @@ def test_ok_refused_and_timeout() -> None:
             hang_server.close()
 
     asyncio.run(body())
+
+
+def test_a_sequential_probe_has_one_request_in_flight() -> None:
+    in_flight = [0]
+    most = [0]
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(0.05)  # longer than the interval: a timed probe would overlap
+        writer.write(b'HTTP/1.1 200 OK\r\n\r\n{"message":"Hello from web-1"}')
+        await writer.drain()
+        writer.close()
+        in_flight[0] -= 1
+
+    async def body(sequential: bool) -> int:
+        server, port = await _serve(slow)
+        cfg = ProbeConfig(
+            f"http://127.0.0.1:{port}/",
+            interval=0.01,
+            total_timeout=1.0,
+            sequential=sequential,
+            max_requests=6,
+        )
+        try:
+            samples = await run_probe(cfg, 5.0)
+        finally:
+            server.close()
+        assert len(samples) == 6 and all(s.ok for s in samples)
+        return most[0]
+
+    assert asyncio.run(body(sequential=False)) > 1
+    most[0] = 0
+    assert asyncio.run(body(sequential=True)) == 1
+
+
+def test_the_command_line_carries_every_setting() -> None:
+    cfg = ProbeConfig("https://203.0.113.10/", interval=0.1, sequential=True, max_requests=20)
+    argv = cfg.argv(30.0, Path("/tmp/x.jsonl"))
+    assert argv[argv.index("--url") + 1] == "https://203.0.113.10/"
+    assert argv[argv.index("--max-requests") + 1] == "20" and "--sequential" in argv
+    assert "--sequential" not in replace(cfg, sequential=False).argv(1.0, Path("o"))
