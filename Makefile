@@ -1,15 +1,20 @@
 # ha-web-lab: the two commands a newcomer needs are `make up` (the lab) and `make test`.
 # Everything else is a step of those, or a tool for the curious.
 SHELL := /bin/bash
-STACK ?= dev
+# `local`: the lab `make up` builds from nothing (Pulumi.local.yaml); `dev` is the tutorial's
+# FortiGate stack (STACK=dev, needs a FortiGate and its token).
+STACK ?= local
 
-.PHONY: help up test fresh-test bootstrap lint unit render lab lab-down engine libvirtd-start libvirtd-stop preview destroy check e2e bench
+.PHONY: help up down test fresh-test bootstrap lint unit render lab lab-down engine libvirtd-start libvirtd-stop preview destroy check e2e bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-up: bootstrap ## set up everything and `pulumi up` the lab (STACK=dev; local state, no account)
-	scripts/up.sh $(STACK)
+up: bootstrap ## a working lab from nothing: libvirtd, KVM probe, image, key, `pulumi up` (STACK=local)
+	venv/bin/python -m halab up --stack $(STACK)
+
+down: ## `pulumi destroy` of STACK, then the project's libvirtd if it used it: nothing left
+	venv/bin/python -m halab down --stack $(STACK)
 
 test: ## install what the tests need, then lint, type-check and run every test
 	scripts/test.sh
@@ -46,8 +51,7 @@ libvirtd-stop: ## stop it and remove everything it made
 preview: bootstrap ## pulumi preview of STACK with the local backend
 	scripts/pulumi.sh $(STACK) preview
 
-destroy: ## pulumi destroy of STACK: removes every VM, disk, network and FortiOS object
-	scripts/pulumi.sh $(STACK) destroy
+destroy: down ## the same as `make down`
 
 check: bootstrap ## run the failover drill against the deployed lab of STACK
 	venv/bin/python -m halab check --stack $(STACK)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from halab.errors import ConfigError
 from halab.render import render_all, write_tree
+from halab.spec import LabSpec
 from halab.stackconfig import read_stack
 
 
@@ -29,6 +30,45 @@ def _render(args: argparse.Namespace) -> int:
         print(f"{len(problems)} problems" if problems else "every file passed its validator")
         return 1 if problems else 0
     return 0
+
+
+def _picture(args: argparse.Namespace) -> int:
+    from halab.picture import write_picture
+
+    spec = read_stack(args.stack, Path(args.project_dir)).spec(offline=True)
+    holder = args.vip_holder or (_ask_vip_holder(spec, args) if args.ask else None)
+    try:
+        path = write_picture(spec, Path(args.out or f"reports/{args.stack}"), vip_holder=holder)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+def _ask_vip_holder(spec: LabSpec, args: argparse.Namespace) -> str | None:
+    """Who holds the VIP in the running lab (over SSH to the LBs), or None when no one does."""
+    from halab.e2e.cli import default_key, default_netns
+    from halab.e2e.vmlab import VmLab
+
+    lab = VmLab(
+        spec,
+        ssh_key=Path(args.ssh_key) if args.ssh_key else default_key(),
+        workdir=Path(args.out or f"reports/{args.stack}") / ".work",
+        netns=default_netns(),
+    )
+    try:
+        with lab.vip_reader() as read:
+            holders = read()
+    finally:
+        lab.close()
+    return holders[0] if len(holders) == 1 else None
+
+
+def _up(args: argparse.Namespace) -> int:
+    from halab import up
+
+    return up.main([args.command, "--stack", args.stack])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +105,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="then prove every file with the tool that reads it (scripts/apt-packages.txt)",
     )
     render.set_defaults(func=_render)
+
+    picture = sub.add_parser(
+        "picture",
+        help="draw the lab of a stack (zones, hosts, addresses, VIP, edge) as SVG",
+        description=(
+            "Draw the lab from the stack's spec with Graphviz: lab.svg and lab.dot in the "
+            "folder. --ask asks the running lab's LBs (over SSH) who holds the VIP."
+        ),
+    )
+    picture.add_argument("--stack", default="local", help="stack name (default: local)")
+    picture.add_argument("--out", default=None, help="folder (default: reports/STACK)")
+    picture.add_argument("--vip-holder", default=None, help="mark this LB as the VIP's holder")
+    picture.add_argument("--ask", action="store_true", help="ask the running lab who holds it")
+    picture.add_argument("--ssh-key", default=None, help="for --ask (default ~/.ssh/id_ed25519)")
+    picture.set_defaults(func=_picture)
+
+    for action, text in (
+        ("up", "a working lab from nothing: libvirtd, KVM probe, image, key, pulumi up"),
+        ("down", "pulumi destroy, then the project's libvirtd if the stack used it"),
+    ):
+        command = sub.add_parser(action, help=text, description=text)
+        command.add_argument("--stack", default="local", help="stack name (default: local)")
+        command.set_defaults(func=_up)
 
     try:
         from halab.lab.cli import add_lab_commands

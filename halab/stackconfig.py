@@ -136,3 +136,29 @@ def _json_or_text(raw: str) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw
+
+
+def spec_from_pulumi_json(stack: str, config: dict[str, Any], defaults: dict[str, Any]) -> LabSpec:
+    """A spec from ``pulumi config --json`` (``{"proj:key": {"value", "secret"}}``)."""
+
+    def entry(key: str) -> dict[str, Any] | None:
+        found = config.get(f"{PROJECT}:{key}")
+        return found if isinstance(found, dict) else None
+
+    def get(key: str) -> str | None:
+        found = entry(key)
+        if found is not None:
+            if found.get("secret") and "value" not in found:
+                return "[secret]"  # present; its value never enters the spec
+            value = found.get("objectValue", found.get("value"))
+            return value if isinstance(value, str) else json.dumps(value)
+        if key in defaults:
+            value = defaults[key]
+            return value if isinstance(value, str) else json.dumps(value)
+        return None
+
+    def is_secret(key: str) -> bool:
+        found = entry(key)
+        return bool(found and found.get("secret"))
+
+    return from_pulumi_getter(stack, get, is_secret=is_secret).spec(offline=True)

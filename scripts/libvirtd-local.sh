@@ -171,7 +171,9 @@ daemons() {
     mount --bind "$LIB" /var/lib/libvirt
     mount --bind "$CACHE" /var/cache/libvirt
     mount --bind "$LOG" /var/log/libvirt
-    if [[ -e /dev/kvm ]]; then
+    # HA_WEB_LAB_KVM=1 (make up sets it when a tiny guest ran on KVM, halab/kvm.py): leave
+    # /dev/kvm as it is, for domainType kvm. Otherwise hide it:
+    if [[ -e /dev/kvm && ${HA_WEB_LAB_KVM:-0} != 1 ]]; then
         # Read-only, so that access(W_OK) fails even for root (EROFS): libvirt then takes KVM as
         # unusable and keeps its TCG-only QEMU capabilities cached, instead of re-probing QEMU
         # (2-4 s) on every capability lookup, i.e. on every define and start.

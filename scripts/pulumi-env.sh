@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by scripts/pulumi.sh, scripts/up.sh and scripts/e2e.sh: a Pulumi with no account.
+# Sourced by scripts/pulumi.sh and scripts/e2e.sh, and read by halab/up.py (make up): a Pulumi with no account.
 # - State in a local file backend (PULUMI_BACKEND_URL), never Pulumi Cloud.
 # - Secrets encrypted with a passphrase kept in a file of yours (made once, mode 600);
 #   set PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE to use your own.

@@ -24,12 +24,14 @@ DEFAULT_STEPS = ("round-robin", "lb-hard-failure", "restore")
 DEFAULT_NETNS = "hwl-libvirt"
 
 
-def _default_netns() -> str | None:
+def default_netns() -> str | None:
+    """The project's libvirtd namespace when it exists (where its labs are reachable)."""
     name = os.environ.get("HA_WEB_LAB_LIBVIRT_NETNS", DEFAULT_NETNS)
     return name if Path(f"/run/netns/{name}").exists() else None
 
 
-def _default_key() -> Path | None:
+def default_key() -> Path | None:
+    """``HA_WEB_LAB_SSH_KEY``, else ``~/.ssh/id_ed25519`` when it exists."""
     env = os.environ.get("HA_WEB_LAB_SSH_KEY")
     if env:
         return Path(env)
@@ -43,41 +45,13 @@ def load_spec(stack: str, project_dir: Path, pulumi_config: Path | None) -> LabS
     ``pulumi config set`` rewrites the stack file with every value as a string (``"3"``), which
     the YAML reader does not coerce; ``pulumi config --json`` gives what the program gets.
     """
-    from halab.stackconfig import project_defaults, read_stack
+    from halab.stackconfig import project_defaults, read_stack, spec_from_pulumi_json
 
     if pulumi_config is None:
         return read_stack(stack, project_dir).spec(offline=True)
     return spec_from_pulumi_json(
         stack, json.loads(pulumi_config.read_text(encoding="utf-8")), project_defaults(project_dir)
     )
-
-
-def spec_from_pulumi_json(stack: str, config: dict[str, Any], defaults: dict[str, Any]) -> LabSpec:
-    """A spec from ``pulumi config --json`` (``{"proj:key": {"value", "secret"}}``)."""
-    from halab import PROJECT
-    from halab.stackconfig import from_pulumi_getter
-
-    def entry(key: str) -> dict[str, Any] | None:
-        found = config.get(f"{PROJECT}:{key}")
-        return found if isinstance(found, dict) else None
-
-    def get(key: str) -> str | None:
-        found = entry(key)
-        if found is not None:
-            if found.get("secret") and "value" not in found:
-                return "[secret]"  # present; its value never enters the spec
-            value = found.get("objectValue", found.get("value"))
-            return value if isinstance(value, str) else json.dumps(value)
-        if key in defaults:
-            value = defaults[key]
-            return value if isinstance(value, str) else json.dumps(value)
-        return None
-
-    def is_secret(key: str) -> bool:
-        found = entry(key)
-        return bool(found and found.get("secret"))
-
-    return from_pulumi_getter(stack, get, is_secret=is_secret).spec(offline=True)
 
 
 def balanced(counts: dict[str, int], webs: Sequence[str], slack: int = 2) -> bool:
@@ -100,7 +74,7 @@ def run_check(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     lab = VmLab(
         spec,
-        ssh_key=Path(args.ssh_key) if args.ssh_key else _default_key(),
+        ssh_key=Path(args.ssh_key) if args.ssh_key else default_key(),
         workdir=out / ".work",
         netns=args.netns if args.netns != "" else None,
     )
@@ -210,7 +184,7 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ssh-key", default=None, help="private key (default ~/.ssh/id_ed25519)")
     parser.add_argument(
         "--netns",
-        default=_default_netns(),
+        default=default_netns(),
         help="network namespace where the lab is reachable ('' for none; default: the "
         "project's libvirtd namespace when it exists)",
     )

@@ -55,7 +55,7 @@ from halab.e2e.watchdog import OperationTimeoutError, OperationWatchdog
 from halab.lab import analysis
 from halab.lab.probe import ProbeConfig, Sample, write_samples
 from halab.spec import LabSpec
-from halab.stackconfig import project_defaults
+from halab.stackconfig import project_defaults, spec_from_pulumi_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK = "e2e"
@@ -327,7 +327,7 @@ class E2eRun:
             key: {"secret": True} if value.secret else {"value": value.value}
             for key, value in self.stack.get_all_config().items()
         }
-        return check_cli.spec_from_pulumi_json(STACK, config, project_defaults(self.project))
+        return spec_from_pulumi_json(STACK, config, project_defaults(self.project))
 
     def lab(self) -> VmLab:
         """The drill target for the lab as deployed now."""

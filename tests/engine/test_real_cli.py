@@ -29,6 +29,7 @@ from halab.spec import load_spec
 from halab.stackconfig import read_stack
 from tests.conftest import TEST_SSH_KEY, Graph
 from tests.engine.fake_fortigate import FakeFortiGate, fake_fortigate
+from tests.halab.validators import example_stacks
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = cache_root() / "engine" / "bin"
@@ -202,11 +203,8 @@ def fortigate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeFortiGat
 #: (stack file, variant): every stack of ours, and the FortiGate stack once more with
 #: certificate verification on.
 PREVIEWS = [
-    ("dev", "insecure"),
+    *((name, "insecure" if name == "dev" else "") for name in example_stacks(REPO)),
     ("dev", "ca-bundle"),
-    ("staging", ""),
-    ("tutorial", ""),
-    ("e2e", ""),
 ]
 
 

@@ -42,8 +42,7 @@ def test_check_command_arguments() -> None:
 
 
 def test_spec_from_pulumi_config_json() -> None:
-    from halab.e2e.cli import spec_from_pulumi_json
-    from halab.stackconfig import project_defaults
+    from halab.stackconfig import project_defaults, spec_from_pulumi_json
 
     # What `pulumi config --json` prints after `pulumi config set`: every value a string.
     config = {

@@ -1,0 +1,365 @@
+"""``make up`` and ``make down``: from a bare machine to a lab that serves, and back to nothing.
+
+What a newcomer has is often nothing: no libvirtd, no cloud image, no FortiGate, a ``/dev/kvm``
+that may not run guests. What they have, they keep by config; what they lack, the project makes:
+
+- **libvirt**: the stack's ``libvirtUri`` when it is set; else ``qemu:///system`` when a libvirtd
+  answers there; else the project's own libvirtd (``scripts/libvirtd-local.sh``: its own network
+  and mount namespace, nothing of the host's libvirt touched), whose URI goes into the stack.
+- **domain type**: the stack's ``domainType`` when set; else, for a libvirtd on this machine,
+  what a tiny guest says (:mod:`halab.kvm`): KVM only when guest code really runs on it.
+- **image**: the stack's ``baseImage`` when set; else the project's image
+  (``scripts/build-image.sh``, cached), booted by its own kernel.
+- **SSH**: your key (``~/.ssh/id_ed25519``, or ``HA_WEB_LAB_SSH_KEY``), or one made for the lab.
+
+Then ``pulumi up`` (inside the libvirtd's namespace when it is the project's, where the lab's
+bridges are), the outputs, the picture of the lab, the URL and one command that reaches it from
+the user's shell. ``down`` destroys the stack, then stops the project's libvirtd if this stack
+used it. Pulumi runs as the CLI, as a user would run it, with the environment of
+``scripts/pulumi-env.sh`` (local state, passphrase file, the built engine when no CLI is on PATH).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from halab import PROJECT, cache_root, kvm
+from halab.errors import ConfigError
+from halab.spec import LabSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "scripts"
+#: The network namespace of the project's libvirtd (scripts/libvirtd-local.sh's default).
+NETNS = os.environ.get("HA_WEB_LAB_LIBVIRT_NETNS", "hwl-libvirt")
+DEFAULT_URI = "qemu:///system"
+#: Measured on this project's 2-core build machine (README, "make e2e"): the first ``up`` of 4
+#: emulated VMs took 195-367 s; each VM 97-146 s from its domain's creation to its gate.
+EMULATED_VM_S = (100, 150)
+
+
+class UpError(RuntimeError):
+    """A step of ``make up``/``make down`` that cannot go on; the message says what to do."""
+
+
+def say(text: str) -> None:
+    """One progress line."""
+    print(f"ha-web-lab: {text}", flush=True)
+
+
+def _run(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    capture: bool = True,
+    timeout: float = 120.0,
+) -> str:
+    """Run a command; its stdout, or :class:`UpError` with the command's own last words."""
+    done = subprocess.run(
+        list(argv),
+        env=dict(env) if env is not None else None,
+        capture_output=capture,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        tail = ((done.stderr or "") + (done.stdout or "")).strip().splitlines()[-3:]
+        raise UpError(f"{shlex.join(argv[:4])} failed ({done.returncode}): {' / '.join(tail)}")
+    return done.stdout or ""
+
+
+def pulumi_env() -> dict[str, str]:
+    """The environment ``scripts/pulumi-env.sh`` sets up, with the engine built when there is
+    no Pulumi CLI at all (the one source of these settings stays the script)."""
+    if shutil.which("pulumi") is None:
+        if not (cache_root() / "engine" / "bin" / "pulumi").exists():
+            say("no Pulumi CLI on PATH: building it from Go modules (about 6 minutes, once)")
+        _run([str(SCRIPTS / "build-engine.sh")], capture=False, timeout=3600)
+    dump = _run(
+        ["bash", "-c", f"source {shlex.quote(str(SCRIPTS / 'pulumi-env.sh'))} >&2 && env -0"],
+        timeout=600,
+    )
+    return dict(item.split("=", 1) for item in dump.split("\0") if "=" in item)
+
+
+@dataclass
+class Stack:
+    """The Pulumi CLI on one stack of this project, with the project's environment."""
+
+    name: str
+    env: dict[str, str]
+
+    def cli(self, *args: str, capture: bool = True, timeout: float = 120.0) -> str:
+        """``pulumi ARGS --stack NAME`` in the project folder."""
+        return _run(
+            ["pulumi", *args, "--stack", self.name, "--cwd", str(ROOT)],
+            env=self.env,
+            capture=capture,
+            timeout=timeout,
+        )
+
+    def config(self) -> dict[str, Any]:
+        """The stack's own settings (not Pulumi.yaml's defaults), secrets hidden."""
+        raw = json.loads(self.cli("config", "--json"))
+        return {key.split(":", 1)[1]: value for key, value in raw.items() if ":" in key}
+
+    def set(self, key: str, value: str, *, secret: bool = False, path: bool = False) -> None:
+        """``pulumi config set``."""
+        flags = ["--secret"] if secret else ["--plaintext"]
+        if path:
+            flags.append("--path")
+        self.cli("config", "set", *flags, f"{PROJECT}:{key}", value)
+
+
+def libvirt_answers(uri: str) -> bool:
+    """Whether a libvirtd answers at ``uri`` (``virsh version``, 20 s at most)."""
+    if shutil.which("virsh") is None:
+        return False
+    try:
+        done = subprocess.run(
+            ["virsh", "-q", "-c", uri, "version"], capture_output=True, timeout=20, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0
+
+
+def own_libvirtd_uri() -> str:
+    """The URI the project's libvirtd has (whether it runs or not)."""
+    return _run([str(SCRIPTS / "libvirtd-local.sh"), "uri"]).strip()
+
+
+def is_local_uri(uri: str) -> bool:
+    """A libvirtd on this machine (no host in the URI, no remote transport)."""
+    parts = urlsplit(uri)
+    return not parts.hostname and "+" not in parts.scheme
+
+
+@dataclass(frozen=True)
+class Hypervisor:
+    """Where the lab goes: the URI, whether it is the project's libvirtd, the domain type."""
+
+    uri: str
+    ours: bool
+    domain_type: str | None
+
+    @property
+    def netns(self) -> str | None:
+        """The namespace the lab's bridges live in (None: this one)."""
+        return NETNS if self.ours else None
+
+
+def choose_hypervisor(config: Mapping[str, Any]) -> Hypervisor:
+    """The user's libvirtd when there is one, else the project's (started here)."""
+    own = own_libvirtd_uri()
+    wanted = config.get("libvirtUri", {}).get("value")
+    domain_type = config.get("domainType", {}).get("value")
+    if wanted and wanted != own:
+        if not libvirt_answers(wanted):
+            raise UpError(
+                f"libvirtUri {wanted}: no libvirtd answers there; start it, or "
+                f"`pulumi config rm libvirtUri` to use this machine's (or the project's own)"
+            )
+        return Hypervisor(
+            wanted, False, domain_type or (_probe() if is_local_uri(wanted) else None)
+        )
+    if not wanted and libvirt_answers(DEFAULT_URI):
+        say(f"using the libvirtd at {DEFAULT_URI}")
+        return Hypervisor(DEFAULT_URI, False, domain_type or _probe())
+    if os.geteuid() != 0:
+        raise UpError(
+            f"no libvirtd answers at {DEFAULT_URI}, and the project's own needs root: "
+            "run `sudo make up`, or set libvirtUri to a libvirtd of yours"
+        )
+    domain_type = domain_type or _probe()
+    say("starting the project's own libvirtd (scripts/libvirtd-local.sh)")
+    env = {**os.environ, "HA_WEB_LAB_KVM": "1" if domain_type == "kvm" else "0"}
+    uri = _run([str(SCRIPTS / "libvirtd-local.sh"), "start"], env=env).strip().splitlines()[-1]
+    return Hypervisor(uri, True, domain_type)
+
+
+def _probe() -> str:
+    verdict = kvm.choose_domain_type()
+    say(verdict.explain())
+    return verdict.domain_type
+
+
+def project_image() -> tuple[str, str, str]:
+    """The project's image (built once, then cached): disk, kernel, initrd."""
+    say("the project's image: building it unless cached (about 2 minutes from empty caches)")
+    t0 = time.monotonic()
+    lines = _run([str(SCRIPTS / "build-image.sh")], timeout=3600).split()
+    if len(lines) != 3:
+        raise UpError("scripts/build-image.sh printed no disk/kernel/initrd paths")
+    say(f"image ready in {time.monotonic() - t0:.0f} s: {lines[0]}")
+    return lines[0], lines[1], lines[2]
+
+
+def ensure_ssh_key(stack: Stack, config: Mapping[str, Any]) -> None:
+    """The gates log in over SSH: the stack's key, or the user's, or one made for the lab."""
+    keys = config.get("sshPublicKeys", {}).get("value") or ""
+    if "ssh-" in str(keys):
+        return
+    key = Path(os.environ.get("HA_WEB_LAB_SSH_KEY", Path.home() / ".ssh" / "id_ed25519"))
+    if not key.exists():
+        say(f"making an SSH key for the lab: {key}")
+        key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
+    stack.set("sshPublicKeys[0]", key.with_suffix(".pub").read_text().strip(), path=True)
+    stack.set("sshPrivateKey", key.read_text(), secret=True)
+
+
+def reach_command(hv: Hypervisor, url: str) -> str:
+    """One command that fetches ``url`` from the user's shell."""
+    curl = f"curl -k {url}"
+    if hv.netns is None:
+        return curl
+    sudo = "" if os.geteuid() == 0 else "sudo "
+    return f"{sudo}ip netns exec {hv.netns} {curl}"
+
+
+def check_tools(config: Mapping[str, Any]) -> None:
+    """What the providers need on this machine, and a local base image that exists."""
+    if not (shutil.which("mkisofs") or shutil.which("genisoimage")):
+        raise UpError(
+            "the libvirt provider makes cloud-init disks with mkisofs: apt-get install "
+            "genisoimage (make bootstrap does)"
+        )
+    image = str(config.get("baseImage", {}).get("value") or "")
+    if image and "://" not in image and not Path(image).is_file():
+        raise UpError(
+            f"baseImage {image}: no such file; set another with `pulumi config set baseImage "
+            "PATH`, or `pulumi config rm baseImage` for the project's image"
+        )
+
+
+def up(stack_name: str) -> int:
+    """Everything :mod:`halab.up` describes; returns the CLI's exit status."""
+    env = pulumi_env()
+    stack = Stack(stack_name, env)
+    stack.cli("stack", "select", "--create", stack_name)
+    say(f"stack {stack_name}, state in {env.get('PULUMI_BACKEND_URL', '?')}")
+    config = stack.config()
+    check_tools(config)
+    hv = choose_hypervisor(config)
+    if config.get("libvirtUri", {}).get("value") != hv.uri and hv.uri != DEFAULT_URI:
+        stack.set("libvirtUri", hv.uri)
+    if hv.domain_type and "domainType" not in config:
+        stack.set("domainType", hv.domain_type)
+    if "baseImage" not in config:
+        disk, kernel, initrd = project_image()
+        stack.set("baseImage", disk)
+        stack.set("kernel", kernel)
+        stack.set("initrd", initrd)
+        stack.set("installPackages", "false")  # the project's image has every role package
+    ensure_ssh_key(stack, config)
+    # A last check of the whole config, with the key and the hypervisor in: one line, nothing made.
+    spec = _spec(stack)
+    vms = len(spec.resolved_hosts)
+    low, high = EMULATED_VM_S
+    estimate = (
+        f"about {low * vms // 2 // 60}-{high * vms // 2 // 60} minutes for {vms} emulated VMs "
+        "on 2 cores"
+        if spec.domain_type.value == "qemu"
+        else f"a few minutes for {vms} VMs"
+    )
+    say(f"pulumi up: {vms} VMs; it returns when every gate passed ({estimate})")
+    argv = ["pulumi", "up", "--yes", "--stack", stack_name, "--cwd", str(ROOT)]
+    if hv.netns:
+        argv = ["ip", "netns", "exec", hv.netns, *argv]
+    t0 = time.monotonic()
+    rc = subprocess.run(argv, env=env, check=False).returncode
+    if rc != 0:
+        say(f"pulumi up failed ({rc}); fix what it says and run `make up STACK={stack_name}` again")
+        return rc
+    say(f"the lab is up in {time.monotonic() - t0:.0f} s")
+    outputs = json.loads(stack.cli("stack", "output", "--json"))
+    _picture(stack_name, spec)
+    url = outputs.get("publicUrl") or f"https://{outputs.get('vip')}/"
+    say(f"URL: {url}")
+    say(f"try: {reach_command(hv, url)}")
+    say(f"remove it all: make down STACK={stack_name}")
+    return 0
+
+
+def _spec(stack: Stack) -> LabSpec:
+    """The stack's spec as the program will see it (secrets only as 'set')."""
+    from halab.stackconfig import project_defaults, spec_from_pulumi_json
+
+    raw = json.loads(stack.cli("config", "--json"))
+    try:
+        return spec_from_pulumi_json(stack.name, raw, project_defaults(ROOT))
+    except ConfigError as exc:
+        raise UpError(exc.line()) from None
+
+
+def _picture(stack_name: str, spec: LabSpec) -> None:
+    """The picture of the lab beside the reports (never fails the ``up``: it is a view)."""
+    try:
+        from halab.picture import write_picture
+
+        path = write_picture(spec, ROOT / "reports" / stack_name)
+    except (ImportError, OSError, RuntimeError) as exc:
+        say(f"no picture of the lab ({exc})")
+        return
+    say(f"picture of the lab: {path} (again: python -m halab picture --stack {stack_name})")
+
+
+def down(stack_name: str) -> int:
+    """``pulumi destroy``, then the project's libvirtd if this stack used it."""
+    env = pulumi_env()
+    stack = Stack(stack_name, env)
+    try:
+        stack.cli("stack", "select", stack_name)
+    except UpError:
+        say(f"no stack {stack_name}: nothing to remove")
+        return 0
+    uri = stack.config().get("libvirtUri", {}).get("value") or DEFAULT_URI
+    ours = uri == own_libvirtd_uri()
+    if ours and not libvirt_answers(uri):
+        _run([str(SCRIPTS / "libvirtd-local.sh"), "start"])
+    rc = subprocess.run(
+        ["pulumi", "destroy", "--yes", "--stack", stack_name, "--cwd", str(ROOT)],
+        env=env,
+        check=False,
+    ).returncode
+    if rc != 0:
+        say(f"pulumi destroy failed ({rc}): the project's libvirtd is left running for a retry")
+        return rc
+    # Nothing of the lab is left in the state either; its settings stay in Pulumi.<stack>.yaml.
+    stack.cli("stack", "rm", "--yes", "--preserve-config")
+    if ours:
+        _run([str(SCRIPTS / "libvirtd-local.sh"), "stop"])
+        say("the project's libvirtd is stopped and its namespace removed")
+    say(f"stack {stack_name}: everything removed")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m halab.up up|down --stack NAME``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m halab.up", description=__doc__)
+    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("--stack", default="local")
+    args = parser.parse_args(argv)
+    try:
+        return up(args.stack) if args.action == "up" else down(args.stack)
+    except UpError as exc:
+        print(f"ha-web-lab: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

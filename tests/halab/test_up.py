@@ -1,0 +1,116 @@
+"""``make up``'s choices, each from what the machine and the stack have (no libvirtd, no CLI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest import MonkeyPatch
+
+from halab import kvm, up
+
+OWN = "qemu:///system?socket=/root/.local/state/ha-web-lab/libvirtd/run/libvirt-sock"
+
+
+@pytest.fixture
+def machine(monkeypatch: MonkeyPatch) -> dict[str, Any]:
+    """A machine whose libvirtds, KVM and root-ness the test sets; records what is started."""
+    state: dict[str, Any] = {"answers": set(), "root": True, "kvm": "qemu", "started": []}
+    monkeypatch.setattr(up, "own_libvirtd_uri", lambda: OWN)
+    monkeypatch.setattr(up, "libvirt_answers", lambda uri: uri in state["answers"])
+    monkeypatch.setattr("os.geteuid", lambda: 0 if state["root"] else 1000)
+    probe = kvm.Probe("kvm", state["kvm"] == "kvm", 0.1)
+    monkeypatch.setattr(
+        kvm,
+        "choose_domain_type",
+        lambda: kvm.Verdict(state["kvm"], probe, kvm.Probe("tcg", True, 1.0)),
+    )
+
+    def run(argv: list[str], **kwargs: Any) -> str:
+        state["started"].append((Path(argv[0]).name, argv[1:], kwargs.get("env", {})))
+        return f"libvirtd-local: started\n{OWN}\n"
+
+    monkeypatch.setattr(up, "_run", run)
+    return state
+
+
+def _value(value: str) -> dict[str, Any]:
+    return {"value": value}
+
+
+def test_a_libvirtd_at_the_default_uri_is_used_as_it_is(machine: dict[str, Any]) -> None:
+    machine["answers"] = {up.DEFAULT_URI}
+    hv = up.choose_hypervisor({})
+    assert (hv.uri, hv.ours, hv.domain_type, hv.netns) == (up.DEFAULT_URI, False, "qemu", None)
+    assert machine["started"] == []
+
+
+def test_nothing_answering_starts_the_projects_libvirtd(machine: dict[str, Any]) -> None:
+    hv = up.choose_hypervisor({})
+    assert (hv.uri, hv.ours, hv.netns) == (OWN, True, up.NETNS)
+    name, args, env = machine["started"][0]
+    assert (name, args) == ("libvirtd-local.sh", ["start"])
+    assert env["HA_WEB_LAB_KVM"] == "0"  # the probe said emulation: /dev/kvm stays hidden
+
+
+def test_kvm_that_runs_guests_is_handed_to_the_projects_libvirtd(machine: dict[str, Any]) -> None:
+    machine["kvm"] = "kvm"
+    hv = up.choose_hypervisor({})
+    assert hv.domain_type == "kvm"
+    assert machine["started"][0][2]["HA_WEB_LAB_KVM"] == "1"
+
+
+def test_the_stacks_own_domain_type_wins_over_the_probe(machine: dict[str, Any]) -> None:
+    machine["kvm"] = "kvm"
+    assert up.choose_hypervisor({"domainType": _value("qemu")}).domain_type == "qemu"
+
+
+def test_a_second_up_restarts_the_projects_libvirtd_by_its_uri(machine: dict[str, Any]) -> None:
+    hv = up.choose_hypervisor({"libvirtUri": _value(OWN)})
+    assert hv.ours and machine["started"][0][1] == ["start"]
+
+
+def test_a_users_libvirt_uri_must_answer(machine: dict[str, Any]) -> None:
+    with pytest.raises(up.UpError, match=r"libvirtUri qemu\+ssh://me@hv/system: no libvirtd"):
+        up.choose_hypervisor({"libvirtUri": _value("qemu+ssh://me@hv/system")})
+    machine["answers"] = {"qemu+ssh://me@hv/system"}
+    hv = up.choose_hypervisor({"libvirtUri": _value("qemu+ssh://me@hv/system")})
+    # A remote hypervisor: this machine's KVM says nothing about it.
+    assert (hv.ours, hv.domain_type) == (False, None)
+
+
+def test_without_root_and_without_a_libvirtd_the_message_says_sudo(
+    machine: dict[str, Any],
+) -> None:
+    machine["root"] = False
+    with pytest.raises(up.UpError, match="sudo make up"):
+        up.choose_hypervisor({})
+
+
+def test_the_reach_command_runs_in_the_labs_namespace_when_it_is_ours(
+    machine: dict[str, Any],
+) -> None:
+    url = "https://203.0.113.10/"
+    assert up.reach_command(up.Hypervisor(up.DEFAULT_URI, False, "kvm"), url) == f"curl -k {url}"
+    ours = up.Hypervisor(OWN, True, "qemu")
+    assert up.reach_command(ours, url) == f"ip netns exec {up.NETNS} curl -k {url}"
+    machine["root"] = False
+    assert up.reach_command(ours, url).startswith("sudo ip netns exec")
+
+
+def test_local_uris() -> None:
+    assert up.is_local_uri("qemu:///system") and up.is_local_uri(OWN)
+    assert not up.is_local_uri("qemu+ssh://me@hv/system")
+    assert not up.is_local_uri("qemu+tcp://10.0.0.5/system")
+
+
+def test_a_missing_local_image_is_one_line(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+    missing = tmp_path / "nope.qcow2"
+    with pytest.raises(up.UpError, match=f"baseImage {missing}: no such file"):
+        up.check_tools({"baseImage": _value(str(missing))})
+    up.check_tools({"baseImage": _value("https://example.org/x.qcow2")})
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(up.UpError, match="apt-get install genisoimage"):
+        up.check_tools({})
