@@ -9,7 +9,6 @@ from pathlib import Path
 
 from halab.errors import ConfigError
 from halab.render import render_all, write_tree
-from halab.spec import LabSpec
 from halab.stackconfig import read_stack
 
 
@@ -36,33 +35,21 @@ def _picture(args: argparse.Namespace) -> int:
     from halab.picture import write_picture
 
     spec = read_stack(args.stack, Path(args.project_dir)).spec(offline=True)
-    holder = args.vip_holder or (_ask_vip_holder(spec, args) if args.ask else None)
+    out = Path(args.out or f"reports/{args.stack}")
+    holder = args.vip_holder
+    if args.ask and holder is None:
+        from halab.e2e.cli import default_key
+        from halab.e2e.vmlab import vip_holder
+
+        key = Path(args.ssh_key) if args.ssh_key else default_key()
+        holder = vip_holder(spec, key, out / ".work")
     try:
-        path = write_picture(spec, Path(args.out or f"reports/{args.stack}"), vip_holder=holder)
+        path = write_picture(spec, out, vip_holder=holder)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(path)
     return 0
-
-
-def _ask_vip_holder(spec: LabSpec, args: argparse.Namespace) -> str | None:
-    """Who holds the VIP in the running lab (over SSH to the LBs), or None when no one does."""
-    from halab.e2e.cli import default_key, default_netns
-    from halab.e2e.vmlab import VmLab
-
-    lab = VmLab(
-        spec,
-        ssh_key=Path(args.ssh_key) if args.ssh_key else default_key(),
-        workdir=Path(args.out or f"reports/{args.stack}") / ".work",
-        netns=default_netns(),
-    )
-    try:
-        with lab.vip_reader() as read:
-            holders = read()
-    finally:
-        lab.close()
-    return holders[0] if len(holders) == 1 else None
 
 
 def _up(args: argparse.Namespace) -> int:

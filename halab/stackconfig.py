@@ -53,6 +53,18 @@ def project_defaults(project_dir: Path = REPO_ROOT) -> dict[str, Any]:
     }
 
 
+def stack_file_keys(stack: str, project_dir: Path = REPO_ROOT) -> set[str]:
+    """The lab's keys that ``Pulumi.<stack>.yaml`` itself sets (none when there is no file).
+
+    ``pulumi config --json`` also lists the project's defaults; what a user chose is only here.
+    """
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    raw = (_read_yaml(path).get("config") or {}) if path.is_file() else {}
+    return {
+        key for namespace, _, key in (str(k).partition(":") for k in raw) if namespace == PROJECT
+    }
+
+
 def read_stack(stack: str, project_dir: Path = REPO_ROOT) -> StackConfig:
     """Merge ``Pulumi.yaml`` defaults with ``Pulumi.<stack>.yaml``."""
     path = project_dir / f"Pulumi.{stack}.yaml"

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 from halab import PROJECT, cache_root, kvm
 from halab.errors import ConfigError
 from halab.spec import LabSpec
+from halab.stackconfig import stack_file_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
@@ -63,8 +64,13 @@ def _run(
     env: Mapping[str, str] | None = None,
     capture: bool = True,
     timeout: float = 120.0,
+    secret_input: str | None = None,
 ) -> str:
-    """Run a command; its stdout, or :class:`UpError` with the command's own last words."""
+    """Run a command; its stdout, or :class:`UpError` with the command's own last words.
+
+    ``secret_input`` goes to stdin (never argv, which any process can read); a command that
+    gets one fails without its output, which might echo it.
+    """
     done = subprocess.run(
         list(argv),
         env=dict(env) if env is not None else None,
@@ -72,10 +78,12 @@ def _run(
         text=True,
         timeout=timeout,
         check=False,
+        input=secret_input,
     )
     if done.returncode != 0:
         tail = ((done.stderr or "") + (done.stdout or "")).strip().splitlines()[-3:]
-        raise UpError(f"{shlex.join(argv[:4])} failed ({done.returncode}): {' / '.join(tail)}")
+        said = "(output withheld: it had a secret)" if secret_input else " / ".join(tail)
+        raise UpError(f"{shlex.join(argv[:4])} failed ({done.returncode}): {said}")
     return done.stdout or ""
 
 
@@ -100,26 +108,34 @@ class Stack:
     name: str
     env: dict[str, str]
 
-    def cli(self, *args: str, capture: bool = True, timeout: float = 120.0) -> str:
-        """``pulumi ARGS --stack NAME`` in the project folder."""
+    def cli(self, *args: str, secret_input: str | None = None, timeout: float = 120.0) -> str:
+        """``pulumi ARGS --stack NAME`` in the project folder (the flags before any ``--``)."""
+        cut = args.index("--") if "--" in args else len(args)
         return _run(
-            ["pulumi", *args, "--stack", self.name, "--cwd", str(ROOT)],
+            ["pulumi", *args[:cut], "--stack", self.name, "--cwd", str(ROOT), *args[cut:]],
             env=self.env,
-            capture=capture,
             timeout=timeout,
+            secret_input=secret_input,
         )
 
     def config(self) -> dict[str, Any]:
-        """The stack's own settings (not Pulumi.yaml's defaults), secrets hidden."""
+        """The settings the stack itself has (not Pulumi.yaml's defaults), secrets hidden."""
         raw = json.loads(self.cli("config", "--json"))
-        return {key.split(":", 1)[1]: value for key, value in raw.items() if ":" in key}
+        own = stack_file_keys(self.name, ROOT)
+        return {
+            key: value
+            for full, value in raw.items()
+            if (key := full.removeprefix(f"{PROJECT}:")) in own
+        }
 
-    def set(self, key: str, value: str, *, secret: bool = False, path: bool = False) -> None:
-        """``pulumi config set``."""
-        flags = ["--secret"] if secret else ["--plaintext"]
-        if path:
-            flags.append("--path")
-        self.cli("config", "set", *flags, f"{PROJECT}:{key}", value)
+    def set(self, key: str, value: str, *, path: bool = False) -> None:
+        """``pulumi config set`` of a plain value (after ``--``: a value may start with -)."""
+        flags = ["--plaintext", *(["--path"] if path else [])]
+        self.cli("config", "set", *flags, "--", f"{PROJECT}:{key}", value)
+
+    def set_secret(self, key: str, value: str) -> None:
+        """``pulumi config set --secret``, the value on stdin."""
+        self.cli("config", "set", "--secret", f"{PROJECT}:{key}", secret_input=value)
 
 
 def libvirt_answers(uri: str) -> bool:
@@ -206,18 +222,20 @@ def project_image() -> tuple[str, str, str]:
     return lines[0], lines[1], lines[2]
 
 
-def ensure_ssh_key(stack: Stack, config: Mapping[str, Any]) -> None:
-    """The gates log in over SSH: the stack's key, or the user's, or one made for the lab."""
+def ensure_ssh_key(stack: Stack, config: Mapping[str, Any]) -> Path:
+    """The gates log in over SSH: the stack's key, or the user's, or one made for the lab.
+    Returns the private key file this machine uses (for the picture's question to the LBs)."""
+    key = Path(os.environ.get("HA_WEB_LAB_SSH_KEY", Path.home() / ".ssh" / "id_ed25519"))
     keys = config.get("sshPublicKeys", {}).get("value") or ""
     if "ssh-" in str(keys):
-        return
-    key = Path(os.environ.get("HA_WEB_LAB_SSH_KEY", Path.home() / ".ssh" / "id_ed25519"))
+        return key
     if not key.exists():
         say(f"making an SSH key for the lab: {key}")
         key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
     stack.set("sshPublicKeys[0]", key.with_suffix(".pub").read_text().strip(), path=True)
-    stack.set("sshPrivateKey", key.read_text(), secret=True)
+    stack.set_secret("sshPrivateKey", key.read_text())
+    return key
 
 
 def reach_command(hv: Hypervisor, url: str) -> str:
@@ -248,7 +266,7 @@ def up(stack_name: str) -> int:
     """Everything :mod:`halab.up` describes; returns the CLI's exit status."""
     env = pulumi_env()
     stack = Stack(stack_name, env)
-    stack.cli("stack", "select", "--create", stack_name)
+    stack.cli("stack", "select", "--create")
     say(f"stack {stack_name}, state in {env.get('PULUMI_BACKEND_URL', '?')}")
     config = stack.config()
     check_tools(config)
@@ -263,7 +281,7 @@ def up(stack_name: str) -> int:
         stack.set("kernel", kernel)
         stack.set("initrd", initrd)
         stack.set("installPackages", "false")  # the project's image has every role package
-    ensure_ssh_key(stack, config)
+    key = ensure_ssh_key(stack, config)
     # A last check of the whole config, with the key and the hypervisor in: one line, nothing made.
     spec = _spec(stack)
     vms = len(spec.resolved_hosts)
@@ -285,7 +303,7 @@ def up(stack_name: str) -> int:
         return rc
     say(f"the lab is up in {time.monotonic() - t0:.0f} s")
     outputs = json.loads(stack.cli("stack", "output", "--json"))
-    _picture(stack_name, spec)
+    _picture(stack_name, spec, key)
     url = outputs.get("publicUrl") or f"https://{outputs.get('vip')}/"
     say(f"URL: {url}")
     say(f"try: {reach_command(hv, url)}")
@@ -304,12 +322,20 @@ def _spec(stack: Stack) -> LabSpec:
         raise UpError(exc.line()) from None
 
 
-def _picture(stack_name: str, spec: LabSpec) -> None:
-    """The picture of the lab beside the reports (never fails the ``up``: it is a view)."""
+def _picture(stack_name: str, spec: LabSpec, key: Path) -> None:
+    """The picture of the lab beside the reports, with the VIP's holder asked of the LBs (never
+    fails the ``up``: it is a view)."""
+    folder = ROOT / "reports" / stack_name
     try:
+        from halab.e2e.vmlab import E2eError, vip_holder
         from halab.picture import write_picture
 
-        path = write_picture(spec, ROOT / "reports" / stack_name)
+        try:
+            holder = vip_holder(spec, key if key.is_file() else None, folder / ".work")
+        except (E2eError, OSError, subprocess.SubprocessError) as exc:
+            say(f"could not ask the LBs who holds the VIP ({exc})")
+            holder = None
+        path = write_picture(spec, folder, vip_holder=holder)
     except (ImportError, OSError, RuntimeError) as exc:
         say(f"no picture of the lab ({exc})")
         return
@@ -321,7 +347,7 @@ def down(stack_name: str) -> int:
     env = pulumi_env()
     stack = Stack(stack_name, env)
     try:
-        stack.cli("stack", "select", stack_name)
+        stack.cli("stack", "select")
     except UpError:
         say(f"no stack {stack_name}: nothing to remove")
         return 0

@@ -380,3 +380,16 @@ class VmLab(SpecDrillTarget):
         """Not on VMs: TCG guests are CPU-starved already."""
         raise NotImplementedError("the load drill runs in the namespace lab only")
         yield  # pragma: no cover
+
+
+def vip_holder(spec: LabSpec, ssh_key: Path | None, workdir: Path) -> str | None:
+    """Who holds the VIP in the running lab of ``spec`` (asked over SSH), None if not one LB."""
+    from halab.e2e.cli import default_netns
+
+    lab = VmLab(spec, ssh_key=ssh_key, workdir=workdir, netns=default_netns())
+    try:
+        with lab.vip_reader() as read:
+            holders = read()
+    finally:
+        lab.close()
+    return holders[0] if len(holders) == 1 else None

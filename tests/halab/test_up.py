@@ -114,3 +114,22 @@ def test_a_missing_local_image_is_one_line(tmp_path: Path, monkeypatch: MonkeyPa
     monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(up.UpError, match="apt-get install genisoimage"):
         up.check_tools({})
+
+
+def test_a_secret_goes_on_stdin_and_a_value_after_double_dash(monkeypatch: MonkeyPatch) -> None:
+    calls: list[tuple[list[str], str | None]] = []
+
+    def run(argv: list[str], **kwargs: Any) -> str:
+        calls.append((list(argv), kwargs.get("secret_input")))
+        return ""
+
+    monkeypatch.setattr(up, "_run", run)
+    stack = up.Stack("local", {})
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+    stack.set_secret("sshPrivateKey", key)
+    stack.set("kernelCmdline", "-quiet", path=False)
+    (secret_argv, stdin), (plain_argv, _) = calls
+    assert key not in " ".join(secret_argv) and stdin == key
+    # The stack's flags come before `--`; after it only the key and the value.
+    assert plain_argv[plain_argv.index("--") + 1 :] == ["ha-web-lab:kernelCmdline", "-quiet"]
+    assert plain_argv.index("--stack") < plain_argv.index("--")
