@@ -1,20 +1,23 @@
 # ha-web-lab: the two commands a newcomer needs are `make up` (the lab) and `make test`.
 # Everything else is a step of those, or a tool for the curious.
 SHELL := /bin/bash
-# `local`: the lab `make up` builds from nothing (Pulumi.local.yaml); `dev` is the tutorial's
-# FortiGate stack (STACK=dev, needs a FortiGate and its token).
-STACK ?= local
+# STACK=NAME picks the stack. Unset: `local` for what deploys (up, down, preview, check: the lab
+# `make up` builds from nothing, Pulumi.local.yaml) and `dev`, the tutorial's stack, for what
+# only renders or runs in namespaces (render, lab: its drills are timed for namespaces).
+STACK ?=
+DEPLOY_STACK = $(or $(STACK),local)
+LAB_STACK = $(or $(STACK),dev)
 
 .PHONY: help up down test fresh-test bootstrap lint unit render lab lab-down engine libvirtd-start libvirtd-stop preview destroy check e2e bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-up: bootstrap ## a working lab from nothing: libvirtd, KVM probe, image, key, `pulumi up` (STACK=local)
-	venv/bin/python -m halab up --stack $(STACK)
+up: bootstrap ## a working lab from nothing: libvirtd, KVM probe, image, key, `pulumi up` (STACK: local)
+	venv/bin/python -m halab up --stack $(DEPLOY_STACK)
 
 down: ## `pulumi destroy` of STACK, then the project's libvirtd if it used it: nothing left
-	venv/bin/python -m halab down --stack $(STACK)
+	venv/bin/python -m halab down --stack $(DEPLOY_STACK)
 
 test: ## install what the tests need, then lint, type-check and run every test
 	scripts/test.sh
@@ -29,15 +32,15 @@ lint: bootstrap ## ruff and mypy only
 	venv/bin/ruff format --check . && venv/bin/ruff check . && venv/bin/mypy .
 
 render: bootstrap ## render every host's files of STACK into build/STACK
-	venv/bin/python -m halab render --stack $(STACK) --out build/$(STACK)
+	venv/bin/python -m halab render --stack $(LAB_STACK) --out build/$(LAB_STACK)
 
 lab: bootstrap ## the namespace lab: up, every drill with its report, down (no hypervisor needed)
-	venv/bin/python -m halab lab up --stack $(STACK) && \
-	  { venv/bin/python -m halab lab drill --stack $(STACK); rc=$$?; \
-	    venv/bin/python -m halab lab down --stack $(STACK); exit $$rc; }
+	venv/bin/python -m halab lab up --stack $(LAB_STACK) && \
+	  { venv/bin/python -m halab lab drill --stack $(LAB_STACK); rc=$$?; \
+	    venv/bin/python -m halab lab down --stack $(LAB_STACK); exit $$rc; }
 
 lab-down: ## remove a namespace lab left running
-	venv/bin/python -m halab lab down --stack $(STACK)
+	venv/bin/python -m halab lab down --stack $(LAB_STACK)
 
 engine: ## build the Pulumi CLI from Go modules (cached); install the registry's plugins from the local mirror
 	scripts/build-engine.sh
@@ -49,12 +52,12 @@ libvirtd-stop: ## stop it and remove everything it made
 	scripts/libvirtd-local.sh stop
 
 preview: bootstrap ## pulumi preview of STACK with the local backend
-	scripts/pulumi.sh $(STACK) preview
+	scripts/pulumi.sh $(DEPLOY_STACK) preview
 
 destroy: down ## the same as `make down`
 
 check: bootstrap ## run the failover drill against the deployed lab of STACK
-	venv/bin/python -m halab check --stack $(STACK)
+	venv/bin/python -m halab check --stack $(DEPLOY_STACK)
 
 bench: bootstrap ## the failover benchmark in namespaces (tutorial baseline and project defaults)
 	venv/bin/python scripts/benchmark.py

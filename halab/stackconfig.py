@@ -150,8 +150,11 @@ def _json_or_text(raw: str) -> Any:
         return raw
 
 
-def spec_from_pulumi_json(stack: str, config: dict[str, Any], defaults: dict[str, Any]) -> LabSpec:
-    """A spec from ``pulumi config --json`` (``{"proj:key": {"value", "secret"}}``)."""
+def spec_from_pulumi_json(
+    stack: str, config: dict[str, Any], defaults: dict[str, Any], *, offline: bool = True
+) -> LabSpec:
+    """A spec from ``pulumi config --json`` (``{"proj:key": {"value", "secret"}}``);
+    ``offline`` as in :meth:`StackConfig.spec`."""
 
     def entry(key: str) -> dict[str, Any] | None:
         found = config.get(f"{PROJECT}:{key}")
@@ -173,4 +176,4 @@ def spec_from_pulumi_json(stack: str, config: dict[str, Any], defaults: dict[str
         found = entry(key)
         return bool(found and found.get("secret"))
 
-    return from_pulumi_getter(stack, get, is_secret=is_secret).spec(offline=True)
+    return from_pulumi_getter(stack, get, is_secret=is_secret).spec(offline=offline)

@@ -44,9 +44,10 @@ SCRIPTS = ROOT / "scripts"
 #: The network namespace of the project's libvirtd (scripts/libvirtd-local.sh's default).
 NETNS = os.environ.get("HA_WEB_LAB_LIBVIRT_NETNS", "hwl-libvirt")
 DEFAULT_URI = "qemu:///system"
-#: Measured on this project's 2-core build machine (README, "make e2e"): the first ``up`` of 4
-#: emulated VMs took 195-367 s; each VM 97-146 s from its domain's creation to its gate.
-EMULATED_VM_S = (100, 150)
+#: Emulated VMs share the host's cores: `make up` of the local stack (5 VMs) took 288 s on this
+#: project's 2-core build machine, i.e. about 115 s of one core per VM; first `up`s of the e2e
+#: stack (4 VMs) took 195-367 s there. The estimate is that, scaled to this machine's cores.
+EMULATED_VM_CORE_S = 115
 
 
 class UpError(RuntimeError):
@@ -62,19 +63,22 @@ def _run(
     argv: Sequence[str],
     *,
     env: Mapping[str, str] | None = None,
-    capture: bool = True,
+    progress: bool = False,
     timeout: float = 120.0,
     secret_input: str | None = None,
 ) -> str:
     """Run a command; its stdout, or :class:`UpError` with the command's own last words.
 
-    ``secret_input`` goes to stdin (never argv, which any process can read); a command that
-    gets one fails without its output, which might echo it.
+    ``progress``: its stderr (where the scripts say what they do, and how long it takes) goes
+    to the user as it comes, so a long step is not silent. ``secret_input`` goes to stdin
+    (never argv, which any process can read); a command that gets one fails without its
+    output, which might echo it.
     """
     done = subprocess.run(
         list(argv),
         env=dict(env) if env is not None else None,
-        capture_output=capture,
+        stdout=subprocess.PIPE,
+        stderr=None if progress else subprocess.PIPE,
         text=True,
         timeout=timeout,
         check=False,
@@ -93,7 +97,7 @@ def pulumi_env() -> dict[str, str]:
     if shutil.which("pulumi") is None:
         if not (cache_root() / "engine" / "bin" / "pulumi").exists():
             say("no Pulumi CLI on PATH: building it from Go modules (about 6 minutes, once)")
-        _run([str(SCRIPTS / "build-engine.sh")], capture=False, timeout=3600)
+        _run([str(SCRIPTS / "build-engine.sh")], progress=True, timeout=3600)
     dump = _run(
         ["bash", "-c", f"source {shlex.quote(str(SCRIPTS / 'pulumi-env.sh'))} >&2 && env -0"],
         timeout=600,
@@ -201,7 +205,10 @@ def choose_hypervisor(config: Mapping[str, Any]) -> Hypervisor:
     domain_type = domain_type or _probe()
     say("starting the project's own libvirtd (scripts/libvirtd-local.sh)")
     env = {**os.environ, "HA_WEB_LAB_KVM": "1" if domain_type == "kvm" else "0"}
-    uri = _run([str(SCRIPTS / "libvirtd-local.sh"), "start"], env=env).strip().splitlines()[-1]
+    uri = _run([str(SCRIPTS / "libvirtd-local.sh"), "start"], env=env, progress=True).strip()
+    uri = uri.splitlines()[-1] if uri else ""
+    if not uri.startswith("qemu"):
+        raise UpError("scripts/libvirtd-local.sh start printed no libvirt URI (its log: above)")
     return Hypervisor(uri, True, domain_type)
 
 
@@ -215,7 +222,7 @@ def project_image() -> tuple[str, str, str]:
     """The project's image (built once, then cached): disk, kernel, initrd."""
     say("the project's image: building it unless cached (about 2 minutes from empty caches)")
     t0 = time.monotonic()
-    lines = _run([str(SCRIPTS / "build-image.sh")], timeout=3600).split()
+    lines = _run([str(SCRIPTS / "build-image.sh")], progress=True, timeout=3600).split()
     if len(lines) != 3:
         raise UpError("scripts/build-image.sh printed no disk/kernel/initrd paths")
     say(f"image ready in {time.monotonic() - t0:.0f} s: {lines[0]}")
@@ -269,6 +276,8 @@ def up(stack_name: str) -> int:
     stack.cli("stack", "select", "--create")
     say(f"stack {stack_name}, state in {env.get('PULUMI_BACKEND_URL', '?')}")
     config = stack.config()
+    # Bad config first, before anything is started or built: one line naming the key.
+    _spec(stack, offline=False)
     check_tools(config)
     hv = choose_hypervisor(config)
     if config.get("libvirtUri", {}).get("value") != hv.uri and hv.uri != DEFAULT_URI:
@@ -283,16 +292,8 @@ def up(stack_name: str) -> int:
         stack.set("installPackages", "false")  # the project's image has every role package
     key = ensure_ssh_key(stack, config)
     # A last check of the whole config, with the key and the hypervisor in: one line, nothing made.
-    spec = _spec(stack)
-    vms = len(spec.resolved_hosts)
-    low, high = EMULATED_VM_S
-    estimate = (
-        f"about {low * vms // 2 // 60}-{high * vms // 2 // 60} minutes for {vms} emulated VMs "
-        "on 2 cores"
-        if spec.domain_type.value == "qemu"
-        else f"a few minutes for {vms} VMs"
-    )
-    say(f"pulumi up: {vms} VMs; it returns when every gate passed ({estimate})")
+    spec = _spec(stack, offline=False)
+    say(f"pulumi up: it returns when every gate passed ({estimate(spec)})")
     argv = ["pulumi", "up", "--yes", "--stack", stack_name, "--cwd", str(ROOT)]
     if hv.netns:
         argv = ["ip", "netns", "exec", hv.netns, *argv]
@@ -311,13 +312,25 @@ def up(stack_name: str) -> int:
     return 0
 
 
-def _spec(stack: Stack) -> LabSpec:
-    """The stack's spec as the program will see it (secrets only as 'set')."""
+def estimate(spec: LabSpec, cores: int | None = None) -> str:
+    """How long the first ``up`` should take here, from what was measured (see the constant)."""
+    vms = len(spec.resolved_hosts)
+    if spec.domain_type.value != "qemu":
+        return f"{vms} VMs on KVM: a few minutes"
+    seconds = EMULATED_VM_CORE_S * vms / max(1, cores or os.cpu_count() or 1)
+    return (
+        f"{vms} emulated VMs: about {seconds / 60:.0f} minutes on {cores or os.cpu_count()} cores"
+    )
+
+
+def _spec(stack: Stack, *, offline: bool) -> LabSpec:
+    """The stack's spec as the program will see it (secrets only as 'set'); ``offline=False``
+    also wants what a deployment needs (a FortiGate's token)."""
     from halab.stackconfig import project_defaults, spec_from_pulumi_json
 
     raw = json.loads(stack.cli("config", "--json"))
     try:
-        return spec_from_pulumi_json(stack.name, raw, project_defaults(ROOT))
+        return spec_from_pulumi_json(stack.name, raw, project_defaults(ROOT), offline=offline)
     except ConfigError as exc:
         raise UpError(exc.line()) from None
 
@@ -354,7 +367,7 @@ def down(stack_name: str) -> int:
     uri = stack.config().get("libvirtUri", {}).get("value") or DEFAULT_URI
     ours = uri == own_libvirtd_uri()
     if ours and not libvirt_answers(uri):
-        _run([str(SCRIPTS / "libvirtd-local.sh"), "start"])
+        _run([str(SCRIPTS / "libvirtd-local.sh"), "start"], progress=True)
     rc = subprocess.run(
         ["pulumi", "destroy", "--yes", "--stack", stack_name, "--cwd", str(ROOT)],
         env=env,
@@ -366,7 +379,7 @@ def down(stack_name: str) -> int:
     # Nothing of the lab is left in the state either; its settings stay in Pulumi.<stack>.yaml.
     stack.cli("stack", "rm", "--yes", "--preserve-config")
     if ours:
-        _run([str(SCRIPTS / "libvirtd-local.sh"), "stop"])
+        _run([str(SCRIPTS / "libvirtd-local.sh"), "stop"], progress=True)
         say("the project's libvirtd is stopped and its namespace removed")
     say(f"stack {stack_name}: everything removed")
     return 0

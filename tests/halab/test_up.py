@@ -133,3 +133,33 @@ def test_a_secret_goes_on_stdin_and_a_value_after_double_dash(monkeypatch: Monke
     # The stack's flags come before `--`; after it only the key and the value.
     assert plain_argv[plain_argv.index("--") + 1 :] == ["ha-web-lab:kernelCmdline", "-quiet"]
     assert plain_argv.index("--stack") < plain_argv.index("--")
+
+
+def test_the_estimate_follows_the_measurement_and_the_cores() -> None:
+    from halab.stackconfig import read_stack
+
+    spec = read_stack("local").spec(offline=True)
+    assert len(spec.resolved_hosts) == 5
+    # 115 s of a core per emulated VM: 5 VMs on 2 cores is about 5 minutes (288 s measured).
+    assert up.estimate(spec.model_copy(update={"domain_type": kvm_type("qemu")}), 2) == (
+        "5 emulated VMs: about 5 minutes on 2 cores"
+    )
+    assert "KVM" in up.estimate(spec.model_copy(update={"domain_type": kvm_type("kvm")}), 2)
+
+
+def kvm_type(value: str) -> Any:
+    from halab.spec import DomainType
+
+    return DomainType(value)
+
+
+def test_a_fortigate_stack_without_its_token_is_refused_before_anything() -> None:
+    from halab.errors import ConfigError
+    from halab.stackconfig import project_defaults, read_stack, spec_from_pulumi_json
+
+    # The tutorial's dev stack as `pulumi config --json` gives it, with no token set.
+    values = read_stack("dev").values
+    config = {f"ha-web-lab:{k}": {"objectValue": v} for k, v in values.items()}
+    with pytest.raises(ConfigError, match=r"fortigateToken.*no API token is set"):
+        spec_from_pulumi_json("dev", config, project_defaults(), offline=False)
+    spec_from_pulumi_json("dev", config, project_defaults(), offline=True)
