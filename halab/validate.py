@@ -55,6 +55,7 @@ from typing import Any
 import yaml
 
 from halab import cache_root
+from halab.tls import self_signed_pem
 
 #: Which Debian package brings each tool, for the "install it" message.
 TOOL_PACKAGES: dict[str, str] = {
@@ -421,25 +422,6 @@ def check_network_config(tree: HostTree) -> list[Problem]:
     return []
 
 
-def throwaway_pem(folder: Path) -> str:
-    """A self-signed certificate and its key in one PEM (as HAProxy's ``crt`` wants), made now."""
-    key, cert = folder / "key.pem", folder / "cert.pem"
-    made = run(
-        [
-            which("openssl"),
-            *("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
-            *("-nodes", "-days", "2", "-subj", "/CN=ha-web-lab"),
-            *("-keyout", str(key), "-out", str(cert)),
-        ]
-    )
-    if made.failed():
-        raise RuntimeError(f"openssl could not make a throwaway certificate:\n{made.output}")
-    pem = cert.read_text() + key.read_text()
-    key.unlink()
-    cert.unlink()
-    return pem
-
-
 def check_haproxy(tree: HostTree) -> list[Problem]:
     """``haproxy -c`` with the config, errorfile and PEM at their real paths.
 
@@ -467,7 +449,7 @@ def check_haproxy(tree: HostTree) -> list[Problem]:
                     and inside.is_file()
                     and "-----BEGIN" not in inside.read_text()
                 ):
-                    inside.write_text(throwaway_pem(Path(tmp)))
+                    inside.write_text(self_signed_pem())
             if not Path(real_dir).is_dir():
                 raise ToolMissingError("haproxy")  # the package ships /etc/haproxy: the mount point
             argv = in_namespaces([haproxy, "-c", "-f", real], binds=[(stage, real_dir)])

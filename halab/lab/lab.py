@@ -42,6 +42,7 @@ from halab.lab.state import LabState, locked, run_dir
 from halab.render import APP, PATHS, RenderedHost, Target, render_host
 from halab.spec import EdgeKind, LabSpec, ResolvedHost, Role, ZoneName, load_spec
 from halab.stackconfig import REPO_ROOT, read_stack
+from halab.tls import self_signed_pem
 
 #: Binaries the lab runs, with the Debian package that brings each (named when one is missing).
 REQUIRED: dict[str, str] = {
@@ -125,21 +126,6 @@ def lab_spec(
         merged["edge"] = EdgeKind.LINUX.value
     present = frozenset(secrets_present) | {"fortigateToken"}
     return load_spec(merged, stack=stack, secrets_present=present)
-
-
-def self_signed_pem(common_name: str, timeout: float = 20.0) -> str:
-    """A throwaway certificate + key (PEM) for HAProxy's ``crt``; the lab's TLS is not a secret."""
-    done = subprocess.run(
-        [
-            "/usr/bin/openssl", "req", "-x509", "-newkey", "ec",
-            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-            "-subj", f"/CN={common_name}", "-keyout", "/dev/stdout", "-out", "/dev/stdout",
-        ],
-        capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
-    if done.returncode != 0 or "PRIVATE KEY" not in done.stdout:
-        raise LabError(f"openssl could not make the lab's certificate: {done.stderr.strip()}")
-    return done.stdout
 
 
 @dataclass(frozen=True)
@@ -462,7 +448,10 @@ class Lab(SpecDrillTarget):
         self.state.dirs.append(str(self.root))
         self.state.save()
         step("rendering files (throwaway self-signed TLS certificate)")
-        pem = self_signed_pem(str(self.spec.vip_address))
+        try:
+            pem = self_signed_pem(str(self.spec.vip_address))
+        except RuntimeError as exc:
+            raise LabError(str(exc)) from None
         rendered = self.render(pem)
         for files in rendered.values():
             self._write_tree(files)
