@@ -379,10 +379,36 @@ def down(stack_name: str) -> int:
     # Nothing of the lab is left in the state either; its settings stay in Pulumi.<stack>.yaml.
     stack.cli("stack", "rm", "--yes", "--preserve-config")
     if ours:
+        others = libvirt_objects(uri)
         _run([str(SCRIPTS / "libvirtd-local.sh"), "stop"], progress=True)
         say("the project's libvirtd is stopped and its namespace removed")
+        folder = own_libvirtd_folder(uri)
+        if others:
+            say(f"its folder {folder} stays: it still defines {', '.join(others[:5])}")
+        elif folder is not None and folder.is_dir():
+            # Definitions, logs and QEMU's capability cache: nothing of any lab is left in it.
+            shutil.rmtree(folder)
+            say(f"its folder {folder} is removed")
     say(f"stack {stack_name}: everything removed")
     return 0
+
+
+def libvirt_objects(uri: str) -> list[str]:
+    """Every domain, network and pool a libvirtd still defines (``kind name``)."""
+    found: list[str] = []
+    for kind, listing in (("domain", "list"), ("network", "net-list"), ("pool", "pool-list")):
+        names = _run(["virsh", "-q", "-c", uri, listing, "--all", "--name"]).split()
+        found += [f"{kind} {name}" for name in names]
+    return found
+
+
+def own_libvirtd_folder(uri: str) -> Path | None:
+    """The project's libvirtd's folder, from its URI (``...?socket=FOLDER/run/libvirt-sock``),
+    so that only ``scripts/libvirtd-local.sh`` says where it is."""
+    socket = dict(part.split("=", 1) for part in urlsplit(uri).query.split("&") if "=" in part).get(
+        "socket"
+    )
+    return Path(socket).parent.parent if socket else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

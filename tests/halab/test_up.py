@@ -163,3 +163,8 @@ def test_a_fortigate_stack_without_its_token_is_refused_before_anything() -> Non
     with pytest.raises(ConfigError, match=r"fortigateToken.*no API token is set"):
         spec_from_pulumi_json("dev", config, project_defaults(), offline=False)
     spec_from_pulumi_json("dev", config, project_defaults(), offline=True)
+
+
+def test_the_projects_libvirtd_folder_comes_from_its_uri() -> None:
+    assert up.own_libvirtd_folder(OWN) == Path("/root/.local/state/ha-web-lab/libvirtd")
+    assert up.own_libvirtd_folder(up.DEFAULT_URI) is None
