@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from halab import PROJECT, cache_root, kvm
+from halab import PROJECT, kvm
 from halab.errors import ConfigError
 from halab.spec import LabSpec
 from halab.stackconfig import stack_file_keys
@@ -95,8 +95,7 @@ def pulumi_env() -> dict[str, str]:
     """The environment ``scripts/pulumi-env.sh`` sets up, with the engine built when there is
     no Pulumi CLI at all (the one source of these settings stays the script)."""
     if shutil.which("pulumi") is None:
-        if not (cache_root() / "engine" / "bin" / "pulumi").exists():
-            say("no Pulumi CLI on PATH: building it from Go modules (about 6 minutes, once)")
+        # It says itself whether it builds (with its estimate) or finds the CLI cached.
         _run([str(SCRIPTS / "build-engine.sh")], progress=True, timeout=3600)
     dump = _run(
         ["bash", "-c", f"source {shlex.quote(str(SCRIPTS / 'pulumi-env.sh'))} >&2 && env -0"],
