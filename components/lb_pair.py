@@ -43,14 +43,25 @@ class LoadBalancerPair(pulumi.ComponentResource):
     ) -> None:
         super().__init__("ha-web-lab:index:LoadBalancerPair", name, None, opts)
         spec = args.spec
-        self.vms = {}
-        for host in spec.hosts_with_role(Role.LB):
+        lbs = spec.hosts_with_role(Role.LB)
+        vms: dict[str, LabVm] = {}
+        # The gates run one LB at a time, the configured backups first and the preferred master
+        # last: a gate that reruns setup may reload a daemon, and the LB that most likely holds
+        # the VIP should change only once the others serve the new config (a reload of both
+        # Keepalived at once moved the VIP twice in the namespace lab: see the setup script).
+        gate_after: list[pulumi.Resource] = []
+        for host in reversed(lbs):
             # Pure rendering inside apply: the seed carries the TLS key, so it stays secret.
             seed = args.tls_pem.apply(partial(_render_lb, spec, host))
-            self.vms[host.name] = LabVm(
+            vm = LabVm(
                 f"{name}-{host.name}",
-                LabVmArgs(spec, host, seed, args.storage, args.network_ids, args.ssh),
+                LabVmArgs(
+                    spec, host, seed, args.storage, args.network_ids, args.ssh, list(gate_after)
+                ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on or []),
             )
+            vms[host.name] = vm
+            gate_after = [vm.ready] if vm.ready is not None else []
+        self.vms = {host.name: vms[host.name] for host in lbs}
         self.vip = pulumi.Output.from_input(str(spec.vip_address))
         self.register_outputs({"vip": self.vip, "hosts": list(self.vms)})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_libvirt as libvirt
@@ -28,6 +28,8 @@ class LabVmArgs:
     network_ids: dict[ZoneName, pulumi.Output[str]]
     #: SSH access for the readiness gate; None when the gates are off.
     ssh: SshAccess | None = None
+    #: Gates of other VMs that must pass before this VM's gate runs (or reruns).
+    gate_after: list[pulumi.Resource] = field(default_factory=list)
 
 
 class LabVm(pulumi.ComponentResource):
@@ -137,7 +139,9 @@ class LabVm(pulumi.ComponentResource):
                 args.ssh,
                 # A new domain (a replaced VM) must pass its gate again.
                 triggers=[self.fingerprint, self.domain.id],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.domain]),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[self.domain, *args.gate_after]
+                ),
             )
         self.addresses = {leg.zone.value: str(leg.address) for leg in host.legs}
         self.register_outputs(

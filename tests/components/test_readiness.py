@@ -127,3 +127,15 @@ def test_a_stale_agent_socket_is_refused_before_anything_exists(
     with pytest.raises(pulumi.RunError, match=r"^SSH_AUTH_SOCK = '.*gone.sock': no SSH agent"):
         program("staging", **overrides)
     assert graph.resources == []
+
+
+def test_lb_gates_run_one_at_a_time_backup_first(program: Program) -> None:
+    graph = program("staging")
+    master = graph.named("lab-lb-lb-1-ready")
+    backup = graph.named("lab-lb-lb-2-ready")
+    # A rerun of setup may reload a daemon: the preferred master's gate waits for the backup's,
+    # so the two LBs never reload at once, and the backup serves the new config first.
+    assert backup.urn in master.dependencies
+    assert master.urn not in backup.dependencies
+    # The LB that gates first still waits only for its own domain (and what the pair waits for).
+    assert not any(d.endswith("-ready") for d in backup.dependencies)
