@@ -11,7 +11,9 @@ module is everything after that, on the registry's real plugins:
 4. a scale-out by web-2: the preview's plan checked (only web-2 is created), ``up``, round robin;
 5. a change that must replace one VM (web-1's memory) and one that gives it a new network
    config (its address): each plan checked (only web-1's VM is replaced), each ``up`` with the
-   probe running through the public IP, which reports every failed request;
+   probe running through the public IP, which reports every failed request and fails the step
+   when clients got no answer for longer than :func:`serving_bound_s` (every path down, not just
+   the changed VM); the LBs' journals of each ``up`` are kept beside the probe's samples;
 6. drift: web-1's domain destroyed and undefined behind Pulumi's back; ``refresh`` + ``up``
    bring it back and the gates pass;
 7. an interrupted ``up`` (web-3): the CLI gets SIGINT while creating the domain, then SIGKILL;
@@ -54,7 +56,7 @@ from halab.e2e.vmlab import E2eError, VmLab
 from halab.e2e.watchdog import OperationTimeoutError, OperationWatchdog
 from halab.lab import analysis
 from halab.lab.probe import ProbeConfig, Sample, write_samples
-from halab.spec import LabSpec
+from halab.spec import LabSpec, Role
 from halab.stackconfig import project_defaults, spec_from_pulumi_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +71,10 @@ GATE = "command:remote:Command"
 OPERATION_TIMEOUT_S = {"up": 900.0, "preview": 300.0, "refresh": 300.0, "destroy": 600.0}
 #: How long the probe may run during one change: the longest operation, plus margin.
 PROBE_MAX_S = OPERATION_TIMEOUT_S["up"] + 120
+#: The probe's bound on one request through the public IP during a change.
+PROBE_TOTAL_TIMEOUT_S = 2.0
+#: The LBs' units whose journals a change keeps (what a rerun of setup may touch).
+LB_UNITS = ("haproxy", "keepalived", "nftables")
 #: What a run writes in its report folder (the previous run's files go first).
 REPORT_PATTERNS = ("*.json", "*.jsonl", "*.png", "*.txt", "*.log")
 
@@ -199,8 +205,21 @@ def probe_figures(samples: Sequence[Sample]) -> dict[str, Any]:
         "requests": seen.requests,
         "failed": seen.failed,
         "outage_s": round(seen.outage_s, 3),
+        "longest_silence_s": round(analysis.longest_silence(samples), 3),
         "backends": dict(seen.backends),
     }
+
+
+def serving_bound_s(spec: LabSpec) -> float:
+    """The longest silence a change of one VM may cause and the lab still counts as serving.
+
+    The other web node serves throughout, so no client should wait longer than HAProxy takes to
+    mark the gone node down (its check interval x fall; meanwhile retries and redispatch move
+    requests) plus one probe timeout. A longer silence means every path was down: the LBs, the
+    VIP or the edge, not the VM that changed.
+    """
+    detection_s = spec.health_check_interval_ms * spec.health_check_fall / 1000
+    return round(detection_s + PROBE_TOTAL_TIMEOUT_S, 3)
 
 
 class E2eRun:
@@ -358,7 +377,12 @@ class E2eRun:
     def serving(self, row: Step, max_s: float = PROBE_MAX_S) -> Iterator[None]:
         """The probe through the public IP while the block runs; its figures go into ``row``."""
         lab = self.lab()
-        cfg = ProbeConfig(url=lab.public_url, interval=0.1, connect_timeout=1.0, total_timeout=2.0)
+        cfg = ProbeConfig(
+            url=lab.public_url,
+            interval=0.1,
+            connect_timeout=1.0,
+            total_timeout=PROBE_TOTAL_TIMEOUT_S,
+        )
         probe = lab.start_probe(cfg, duration=max_s)
         try:
             yield
@@ -422,8 +446,14 @@ class E2eRun:
             for path, value in changes.items():
                 self.set(path, value)
             self.judge(row, self.preview(), replaced_hosts=[host])
-        with self.timings.step(f"{label}: pulumi up, probe running") as row, self.serving(row):
-            log = self.up()
+        with self.timings.step(f"{label}: pulumi up, probe running") as row:
+            started = time.monotonic()
+            try:
+                with self.serving(row):
+                    log = self.up()
+            finally:
+                # Whatever happened, what the LBs did while it happened.
+                self.keep_lb_journals(label, time.monotonic() - started)
             row.figures["vm_create_to_gate_s"] = {k: round(v, 1) for k, v in log.vm_times().items()}
             # When each resource's step began and ended, beside the probe's samples.
             row.figures["steps_started"] = {
@@ -432,8 +462,41 @@ class E2eRun:
             row.figures["steps_finished"] = {
                 u.rsplit("::", 1)[-1]: t for u, t in log.finished.items() if u in log.started
             }
-        failed = row.figures["probe"]["failed"]
-        print(f"e2e: {label}: {failed} of {row.figures['probe']['requests']} requests failed")
+            probe = row.figures["probe"]
+            print(
+                f"e2e: {label}: {probe['failed']} of {probe['requests']} requests failed, "
+                f"longest silence {probe['longest_silence_s']} s",
+                flush=True,
+            )
+            bound = serving_bound_s(self.spec())
+            row.figures["longest_silence_bound_s"] = bound
+            if probe["longest_silence_s"] > bound:
+                raise StepFailedError(
+                    f"{label}: no answer through the public IP for "
+                    f"{probe['longest_silence_s']} s (more than {bound} s): the change took the "
+                    f"whole lab down; see probe-*.jsonl and journal-*.txt in {self.reports}"
+                )
+
+    def keep_lb_journals(self, label: str, seconds: float) -> None:
+        """The LBs' journals of the last ``seconds`` (plus a margin), one file per LB."""
+        lab = self.lab()
+        slug = "-".join(label.split())
+        units = " ".join(f"-u {unit}" for unit in LB_UNITS)
+        since = f"-{int(seconds) + 30}s"  # relative: the guests' clocks may be off the host's
+        try:
+            for host in lab.spec.hosts_with_role(Role.LB):
+                path = self.reports / f"journal-{slug}-{host.name}.txt"
+                try:
+                    text = lab.run(
+                        host.name,
+                        f"sudo journalctl --no-pager -o short-precise {units} --since {since}",
+                        timeout=60,
+                    )
+                except E2eError as exc:
+                    text = f"journalctl failed: {exc}\n"
+                path.write_text(text, encoding="utf-8")
+        finally:
+            lab.close()
 
     def advert_sweep(self, intervals_ms: Sequence[int], observe_s: float) -> None:
         """The benchmark: per VRRP advert interval, VIP moves with nothing wrong (spurious ones)

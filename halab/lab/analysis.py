@@ -5,6 +5,9 @@ Definitions used everywhere (README and benchmark):
 - *failed request*: any sample whose outcome is not ``ok`` (timeouts, resets, non-2xx answers);
 - *outage*: from the start of the first failed request to the start of the first successful
   request after the last failure, so its resolution is the probe interval (20 ms);
+- *longest silence*: the longest of the outages of each run of failures that follow one another
+  in send order; where the outage spans sporadic failures minutes apart, this is the longest
+  time clients got no answer at all;
 - *VIP move time*: from the fault's injection to the moment another LB's namespace shows the
   VIP (netlink, polled every 10 ms).
 """
@@ -92,6 +95,24 @@ def outage(samples: Sequence[Sample]) -> Outage:
         end = ordered[-1].t + ordered[-1].latency
         return Outage(len(failures), end - first.t, first.t, None, recovered=False)
     return Outage(len(failures), after.t - first.t, first.t, after.t)
+
+
+def longest_silence(samples: Sequence[Sample]) -> float:
+    """The longest run of failures in send order: its first failure to the next success (or to
+    the end of the window when none came); 0 when nothing failed."""
+    ordered = window(samples)
+    longest = 0.0
+    run_start: float | None = None
+    for sample in ordered:
+        if not sample.ok:
+            run_start = sample.t if run_start is None else run_start
+        elif run_start is not None:
+            longest = max(longest, sample.t - run_start)
+            run_start = None
+    if run_start is not None:
+        last = ordered[-1]
+        longest = max(longest, last.t + last.latency - run_start)
+    return longest
 
 
 def metrics(samples: Sequence[Sample]) -> Metrics:

@@ -12,6 +12,8 @@ from pytest import MonkeyPatch
 
 from halab.e2e import run
 from halab.e2e.run import EventLog, Timings
+from halab.lab.probe import OK, TIMEOUT, Sample
+from halab.stackconfig import read_stack
 
 PREFIX = "urn:pulumi:e2e::ha-web-lab::ha-web-lab:index:HaWebLab$ha-web-lab:index:LabVm$"
 
@@ -64,3 +66,21 @@ def test_in_flight_lists_what_began_and_has_not_ended(monkeypatch: MonkeyPatch) 
     log(_event("resourcePreEvent", "create", run.GATE, "lab-web-web-1-ready"))  # 20
     log(_event("resOutputsEvent", "create", run.DOMAIN, "lab-web-web-1-domain"))  # 30
     assert log.in_flight() == [f"lab-web-web-1-ready ({run.GATE}): running for 80 s"]  # at 100
+
+
+def test_serving_bound_is_haproxy_detection_plus_one_probe_timeout() -> None:
+    # The e2e stack checks every 2000 ms and marks a server down after 3 failures: 6 s, and one
+    # request may take up to the probe's 2 s timeout.
+    spec = read_stack("e2e").spec(offline=True)
+    assert (spec.health_check_interval_ms, spec.health_check_fall) == (2000, 3)
+    assert run.serving_bound_s(spec) == 8.0
+
+
+def test_probe_figures_report_the_longest_silence() -> None:
+    samples = [
+        Sample(seq=i, t=i * 0.1, latency=0.01, outcome=TIMEOUT if i in {3, 4} else OK)
+        for i in range(8)
+    ]
+    figures = run.probe_figures(samples)
+    assert figures["failed"] == 2
+    assert figures["longest_silence_s"] == 0.2

@@ -32,6 +32,18 @@ def test_no_failure_no_outage_and_unrecovered_is_flagged() -> None:
     assert not gap.recovered and gap.failed == 2
 
 
+def test_longest_silence_is_the_longest_run_of_failures_not_the_span() -> None:
+    # Two lone failures 0.16 s apart and a run of three: the outage spans all of them, the
+    # longest silence is the run (first failure at seq 6 to the success at seq 9).
+    oks = {0, 2, 3, 4, 5, 9, 10}
+    samples = [_s(i, i in oks) for i in range(11)]
+    assert abs(analysis.outage(samples).outage_s - 0.16) < 1e-9
+    assert abs(analysis.longest_silence(samples) - 0.06) < 1e-9
+    assert analysis.longest_silence([_s(0, True), _s(1, True)]) == 0
+    # Unrecovered: to the end of the last request.
+    assert abs(analysis.longest_silence([_s(0, True), _s(1, False), _s(2, False)]) - 0.024) < 1e-9
+
+
 def test_alternation_and_metrics() -> None:
     samples = [_s(i, True, f"web-{1 + i % 2}") for i in range(10)]
     assert analysis.alternation(samples) == (9, 9)
