@@ -169,6 +169,7 @@ def _context(spec: LabSpec, host: ResolvedHost, target: Target) -> dict[str, Any
         ]
         ctx["advert_int"] = _seconds(spec.vrrp_advert_interval_ms)
         ctx["instance_name"] = f"VI_{spec.vrrp_router_id}"
+        ctx["bfd_name"] = "BFD_PEER"
         ctx["haproxy_process_name"] = target.haproxy_process_name(host.name)
         ctx["keepalived_script_user"] = "nobody"
     return ctx

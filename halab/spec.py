@@ -137,6 +137,11 @@ DEFAULT_RETRY_ON = "conn-failure empty-response response-timeout 502 503 504"
 #: fortios 0.0.6 wraps): name lengths per object kind, and the largest policy id.
 FORTIOS_NAME_LIMITS = {"vip": 79, "vip group": 79, "policy": 35, "service": 79, "address": 79}
 FORTIOS_MAX_POLICY_ID = 2147482999
+#: VRRP's master-down timer, in adverts (RFC 5798); Keepalived's default.
+STANDARD_DOWN_TIMER_ADVERTS = 3
+#: An LB's priority while BFD says its peer is down (fast detection): the top one, so its
+#: master-down timer (adverts x interval + a skew that shrinks as the priority rises) is shortest.
+BFD_DOWN_PRIORITY = 254
 #: FortiOS predefined services for the ports the lab forwards; others get a custom service.
 FORTIOS_PREDEFINED_SERVICES = {80: "HTTP", 443: "HTTPS"}
 
@@ -297,6 +302,11 @@ class VrrpPeer(_Model):
     peer_ip: IPv4Address
     nopreempt: bool
 
+    @property
+    def bfd_lift(self) -> int:
+        """How far BFD's peer-down raises the priority (to :data:`BFD_DOWN_PRIORITY`)."""
+        return BFD_DOWN_PRIORITY - self.priority
+
 
 @dataclass(frozen=True)
 class AddressClaim:
@@ -339,6 +349,12 @@ class LabSpec(_Model):
     vrrp_priorities: tuple[int, ...] = (150, 100)
     vrrp_preempt: bool = False
     vrrp_realtime: bool = True
+    #: BFD between the LBs, tracked by VRRP: a dead master is seen in bfd_interval x multiplier.
+    vrrp_fast_detection: bool = False
+    #: Adverts in the master-down timer; 0 picks 1 with fast detection and the standard 3 without.
+    vrrp_down_timer_adverts: int = Field(default=0, ge=0, le=100)
+    bfd_interval_ms: int = Field(default=10, ge=1, le=1000)
+    bfd_multiplier: int = Field(default=3, ge=2, le=255)
 
     health_check_path: str = Field(default="/healthz", pattern=r"^/[A-Za-z0-9._~/-]*$")
     health_check_interval_ms: int = Field(default=500, ge=100, le=60000)
@@ -551,8 +567,36 @@ class LabSpec(_Model):
                 list(self.vrrp_priorities),
                 f"give one priority per lb host ({len(self.lb_hosts)})",
             )
+        self._check_fast_detection()
         dmz = self.zones[ZoneName.DMZ].cidr
         _check_in_zone("vip", self.vip_address, dmz)
+
+    def _check_fast_detection(self) -> None:
+        if not self.vrrp_fast_detection:
+            if self.vrrp_down_timer_adverts == 1:
+                raise TopologyError(
+                    "vrrpDownTimerAdverts",
+                    1,
+                    "a one-advert master-down timer without BFD fails over whenever one advert "
+                    "is late: set vrrpFastDetection true, or 2 or more",
+                )
+            return
+        detection_ms = self.bfd_interval_ms * self.bfd_multiplier
+        if detection_ms >= self.vrrp_advert_interval_ms:
+            raise TopologyError(
+                "bfdIntervalMs",
+                self.bfd_interval_ms,
+                f"BFD sees a dead peer after bfdIntervalMs x bfdMultiplier = {detection_ms} ms, "
+                f"no sooner than one VRRP advert ({self.vrrp_advert_interval_ms} ms): fast "
+                "detection would gain nothing; lower it, or lower bfdMultiplier",
+            )
+        if self.vrrp_preempt:
+            raise TopologyError(
+                "vrrpPreempt",
+                True,
+                "fast detection raises a backup's priority while BFD is down, and BFD starts "
+                "down: with preempt the backup would take the VIP at every start; set it false",
+            )
 
     def _check_edge(self) -> None:
         public = self.zones[ZoneName.PUBLIC].cidr
@@ -957,6 +1001,13 @@ class LabSpec(_Model):
                 )
             )
         return peers[0], peers[1]
+
+    @property
+    def down_timer_adverts(self) -> int:
+        """Adverts in Keepalived's master-down timer (``vrrpDownTimerAdverts``, 0 resolved)."""
+        if self.vrrp_down_timer_adverts:
+            return self.vrrp_down_timer_adverts
+        return 1 if self.vrrp_fast_detection else STANDARD_DOWN_TIMER_ADVERTS
 
     @property
     def firewall_rule(self) -> FirewallRule:

@@ -76,6 +76,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
 class RunFigures:
     """One run of one stack."""
 
+    #: The table's column: the stack, with `` +fast detection`` for that variant.
     stack: str
     run: int
     figures: dict[str, float | None] = field(default_factory=dict)
@@ -112,6 +113,7 @@ def one_run(
     project_dir: Path,
     *,
     overrides: dict[str, Any] | None = None,
+    label: str = "",
     load_seconds: float = 5.0,
     load_tool: str = "auto",
     load_run_seconds: float = 0.0,
@@ -120,8 +122,9 @@ def one_run(
     """Bring a lab up, run the drills (and the load run when ``load_run_seconds``), measure the
     throughput pair, tear it down."""
     lab = Lab.create(stack, project_dir, overrides)
-    fig = RunFigures(stack, run)
-    folder = out / f"{stack}-run{run}"
+    label = label or stack
+    fig = RunFigures(label, run)
+    folder = out / f"{'-'.join(label.replace('+', '').split())}-run{run}"
     fig.reports = str(folder)
     try:
         bring_up = lab.up(lambda _m: None)
@@ -140,7 +143,7 @@ def one_run(
     finally:
         lab.down(lambda _m: None)
     progress(
-        f"  {stack} run {run}: bring-up {fig.figures.get('bring_up_s')}s, "
+        f"  {label} run {run}: bring-up {fig.figures.get('bring_up_s')}s, "
         f"LB outage {fig.figures.get('lb-hard-failure.outage_ms')} ms, "
         f"app crash failed {fig.figures.get('app-crash.failed')}, "
         f"ratio {fig.figures.get('ratio')}"
@@ -225,6 +228,20 @@ def sweep_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def fast_detection_variants(
+    stacks: Sequence[str], both: bool
+) -> list[tuple[str, str, dict[str, Any] | None]]:
+    """(stack, column, overrides) per run of a stack: as configured, or fast detection off and on
+    side by side (the same run, so the same machine load)."""
+    if not both:
+        return [(stack, stack, None) for stack in stacks]
+    return [
+        (stack, f"{stack}{' +fast detection' if on else ''}", {"vrrpFastDetection": on})
+        for stack in stacks
+        for on in (False, True)
+    ]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The benchmark's options (shared by ``lab bench`` and scripts/benchmark.py)."""
     parser.add_argument(
@@ -256,6 +273,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the load run (requests + a CPU hog on every core), once per stack; 0 skips it",
     )
     parser.add_argument("--no-drills", action="store_true", help="only the sweep")
+    parser.add_argument(
+        "--fast-detection",
+        action="store_true",
+        help="run every stack twice, vrrpFastDetection off and on: one column each",
+    )
 
 
 def main_from_args(args: argparse.Namespace) -> int:
@@ -267,6 +289,7 @@ def main_from_args(args: argparse.Namespace) -> int:
     for stack in {*stacks, args.sweep_stack}:
         if LabState.load(stack) is not None:
             raise SystemExit(f"error: a lab for stack {stack!r} is up: run `lab down` first")
+    variants = fast_detection_variants(stacks, args.fast_detection)
     runs: list[RunFigures] = []
     sweep: list[dict[str, Any]] = []
     started = time.time()
@@ -274,13 +297,15 @@ def main_from_args(args: argparse.Namespace) -> int:
         with signals_raise():
             if not args.no_drills:
                 for run in range(1, max(1, args.runs) + 1):
-                    for stack in stacks:
+                    for stack, label, overrides in variants:
                         runs.append(
                             one_run(
                                 stack,
                                 run,
                                 out,
                                 project_dir,
+                                overrides=overrides,
+                                label=label,
                                 load_seconds=args.load_seconds,
                                 load_tool=args.load_tool,
                                 # Once per stack: a minute of hog per run adds little.
@@ -319,7 +344,7 @@ def main_from_args(args: argparse.Namespace) -> int:
         (out / "benchmark.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
     if runs:
         print()
-        print(median_table(runs, stacks))
+        print(median_table(runs, [label for _, label, _ in variants]))
     if sweep:
         print()
         print(sweep_table(sweep))

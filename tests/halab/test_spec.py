@@ -193,6 +193,16 @@ def test_empty_string_defaults_mean_derived() -> None:
             "192.168.10.7",
         ),
         ({"haproxyRetryOn": "conn-failure sometimes"}, "haproxyRetryOn", "sometimes"),
+        ({"vrrpDownTimerAdverts": 1}, "vrrpDownTimerAdverts", "1"),
+        ({"vrrpDownTimerAdverts": 101}, "vrrpDownTimerAdverts", "101"),
+        ({"vrrpFastDetection": True, "bfdIntervalMs": 40}, "bfdIntervalMs", "40"),
+        (
+            {"vrrpFastDetection": True, "bfdIntervalMs": 10, "bfdMultiplier": 4},
+            "bfdIntervalMs",
+            "= 40 ms",
+        ),
+        ({"vrrpFastDetection": True, "bfdMultiplier": 1}, "bfdMultiplier", "1"),
+        ({"vrrpFastDetection": True, "vrrpPreempt": True}, "vrrpPreempt", "True"),
     ],
 )
 def test_bad_input_names_key_and_value(
@@ -457,3 +467,12 @@ def test_stack_files_written_by_pulumi_config_set_read_back_typed(tmp_path: Path
         f.write('  ha-web-lab:vrrpVersion: "3"\n  ha-web-lab:installPackages: "false"\n')
     spec = read_stack("staging", tmp_path).spec()
     assert spec.vrrp_version == 3 and spec.install_packages is False
+
+
+def test_fast_detection_shortens_the_master_down_timer_and_lifts_each_lb_to_the_top() -> None:
+    assert spec_of().down_timer_adverts == 3
+    fast = spec_of(vrrpFastDetection=True)
+    assert fast.down_timer_adverts == 1
+    assert spec_of(vrrpFastDetection=True, vrrpDownTimerAdverts=2).down_timer_adverts == 2
+    # Whichever LB is backup when the master dies runs at the top priority while BFD is down.
+    assert {p.priority + p.bfd_lift for p in fast.vrrp_peers} == {254}

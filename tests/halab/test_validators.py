@@ -201,6 +201,18 @@ def test_validate_tree_proves_a_lab_with_an_ssh_key(dev_with_key: LabSpec, tmp_p
     assert "no host folder" in nothing.message
 
 
+def test_fast_detection_passes_keepalived_and_nft(tmp_path: Path) -> None:
+    """BFD between the LBs: keepalived --config-test takes the stanza, nft the rule for BFD."""
+    config = read_stack("dev")
+    values = {**config.values, "sshPublicKeys": [TEST_SSH_KEY], "vrrpFastDetection": True}
+    fast = dataclasses.replace(config, values=values).spec(offline=True)
+    trees = render_to_tree(fast, tmp_path)
+    assert_no_problems(validate_tree(tmp_path))
+    conf = trees["lb-1"].path_of("/etc/keepalived/keepalived.conf").read_text(encoding="utf-8")
+    assert "vrrp_down_timer_adverts 1" in conf and "bfd_instance BFD_PEER" in conf
+    assert "BFD_PEER weight -104 reverse" in conf  # priority 150, to 254 while BFD is down
+
+
 # ---- a broken template fails with the validator's own message -----------------------------------
 
 

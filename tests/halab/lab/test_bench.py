@@ -57,3 +57,11 @@ def test_load_run_defaults_to_the_issues_sixty_seconds() -> None:
     bench.add_arguments(parser)
     assert parser.parse_args([]).load_run_seconds == 60.0
     assert parser.parse_args(["--load-run-seconds", "0"]).load_run_seconds == 0.0
+
+
+def test_fast_detection_runs_each_stack_off_and_on_side_by_side() -> None:
+    assert bench.fast_detection_variants(["dev"], False) == [("dev", "dev", None)]
+    assert bench.fast_detection_variants(["dev"], True) == [
+        ("dev", "dev", {"vrrpFastDetection": False}),
+        ("dev", "dev +fast detection", {"vrrpFastDetection": True}),
+    ]
