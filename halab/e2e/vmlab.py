@@ -375,6 +375,21 @@ class VmLab(SpecDrillTarget):
         """Not on VMs (the DMZ is a libvirt bridge; the namespace lab drills this)."""
         raise NotImplementedError("the VRRP partition drill runs in the namespace lab only")
 
+    def stall_host(self, host: str, seconds: float) -> tuple[float, float]:
+        """``virsh suspend``, then ``resume``: the guest stops, nothing of it is lost."""
+        t = time.time()
+        start = time.monotonic()
+        self.virsh("suspend", self.domain(host))
+        try:
+            time.sleep(seconds)
+        finally:
+            self.virsh("resume", self.domain(host))
+        return t, time.monotonic() - start
+
+    def set_bfd_loss(self, cut: bool) -> float:
+        """Not on VMs (the DMZ is a libvirt bridge; the namespace lab drills this)."""
+        raise NotImplementedError("the BFD-loss drill runs in the namespace lab only")
+
     @contextlib.contextmanager
     def cpu_hog(self, seconds: float) -> Iterator[None]:
         """Not on VMs: TCG guests are CPU-starved already."""

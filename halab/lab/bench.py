@@ -45,6 +45,9 @@ DRILLS = (
     "master-returns",
 )
 
+#: With ``--fast-detection``, in both columns: what the setting may cost (issue 15).
+FAST_DETECTION_DRILLS = ("lb-stall", "bfd-loss")
+
 #: Table rows: (label, drill name or "", figure key). Units are in the label.
 ROWS: tuple[tuple[str, str, str], ...] = (
     ("lab bring-up (s)", "", "bring_up_s"),
@@ -57,6 +60,11 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("app crash: failed requests", "app-crash", "failed"),
     ("app crash: outage (ms)", "app-crash", "outage_ms"),
     ("master returns: failed requests", "master-returns", "failed"),
+    ("master stalls 50 ms: VIP moves", "lb-stall", "vip_moves"),
+    ("master stalls 50 ms: failed requests", "lb-stall", "failed"),
+    ("BFD lost, VRRP passing: VIP moves", "bfd-loss", "vip_moves_during_loss"),
+    ("BFD lost: VIP moves once it is back", "bfd-loss", "vip_moves_after"),
+    ("BFD lost: failed requests", "bfd-loss", "failed"),
     ("partition: both LBs claimed the VIP (1 = yes)", "partition", "both_claimed_vip"),
     ("partition: one VIP owner after healing (ms)", "partition", "single_owner_after_heal_ms"),
     ("partition: failed requests", "partition", "failed"),
@@ -100,7 +108,14 @@ def _flatten(results: Sequence[drill.DrillResult]) -> dict[str, float | None]:
             out[f"{r.name}.alternation"] = float(f["alternation"])
         if "single_owner_after_heal_s" in f:
             out[f"{r.name}.single_owner_after_heal_ms"] = _ms(f["single_owner_after_heal_s"])
-        for key in ("both_claimed_vip", "failed_after_heal", "vip_moves", "requests"):
+        for key in (
+            "both_claimed_vip",
+            "failed_after_heal",
+            "vip_moves",
+            "requests",
+            "vip_moves_during_loss",
+            "vip_moves_after",
+        ):
             if key in f:
                 out[f"{r.name}.{key}"] = float(f[key])
     return out
@@ -130,6 +145,8 @@ def one_run(
         bring_up = lab.up(lambda _m: None)
         fig.figures["bring_up_s"] = round(bring_up, 3)
         names = DRILLS + (("load-run",) if load_run_seconds > 0 else ())
+        if overrides and "vrrpFastDetection" in overrides:
+            names += FAST_DETECTION_DRILLS
         results = drill.run_drills(lab, stack, names, seed=run, load_seconds=load_run_seconds)
         for r in results:
             report.write(r, folder)

@@ -191,14 +191,18 @@ def add_lab_commands(subparsers: Any) -> None:
     down = common(sub.add_parser("down", help="stop every recorded process, remove namespaces"))
     down.set_defaults(func=_down)
 
-    from halab.lab.drill import ALL
+    from halab.lab.drill import ALL, EXTRA
 
     drill = common(
         sub.add_parser(
             "drill",
             help="failover drills with a client probing every 20 ms; JSON + PNG + text reports",
             description=(
-                "Drills: " + ", ".join(ALL) + " (and load-run with --load). A client in the "
+                "Drills: "
+                + ", ".join(ALL)
+                + " (and load-run with --load; "
+                + ", ".join(n for n in EXTRA if n != "load-run")
+                + " with --only). A client in the "
                 "client namespace requests the public URL every --interval s on a new "
                 "connection; every result is recorded. Reports go to --out (default "
                 "reports/<stack>/<time>/). Exit code 1 when a drill's checks fail."

@@ -97,6 +97,14 @@ class DrillTarget(Protocol):
         """Keep every core busy for the block (bounded by ``seconds``)."""
         ...
 
+    def stall_host(self, host: str, seconds: float) -> tuple[float, float]:
+        """Stop a host for ``seconds``, then let it go on; the moment and the real stop time."""
+        ...
+
+    def set_bfd_loss(self, cut: bool) -> float:
+        """Drop or pass BFD between the LBs (VRRP still passes)."""
+        ...
+
 
 class SpecDrillTarget:
     """The parts of :class:`DrillTarget` that every target (namespaces, VMs) reads off its spec."""
@@ -631,6 +639,98 @@ def load_run(
     return _finish(result, rec, samples)
 
 
+def detection_s(settings: dict[str, Any]) -> float:
+    """How long the backup waits before it takes over from a silent master (skew left out):
+    BFD's interval x multiplier with fast detection, else the master-down timer's adverts."""
+    if settings.get("vrrp_fast_detection"):
+        return float(settings["bfd_interval_ms"] * settings["bfd_multiplier"]) / 1000
+    adverts = int(settings.get("vrrp_down_timer_adverts") or 3)
+    return adverts * float(settings["vrrp_advert_interval_ms"]) / 1000
+
+
+def lb_stall(
+    target: DrillTarget, stack: str, bounds: Bounds, probe: ProbeConfig, stall_s: float = 0.05
+) -> DrillResult:
+    """Issue 15: the master stops for ``stall_s`` (SIGSTOP, then SIGCONT) and lives on.
+
+    A stall shorter than the detection time must leave the pair as it is; a longer one looks
+    exactly like a death for that long, and the VIP moving is then what the setting trades.
+    """
+    result = _result("lb-stall", f"The master LB stalls for {stall_s * 1000:.0f} ms", target, stack)
+    rec = Recorder(target, probe)
+    with rec.observing(10.0) as (watcher, samples):
+        master, _other = _master_and_other(target, watcher.holders)
+        time.sleep(0.8)
+        t0, stopped = target.stall_host(master, stall_s)
+        rec.mark(
+            "inject", f"{master}: SIGSTOP all processes for {stopped * 1000:.0f} ms", master, t0
+        )
+        time.sleep(3.0)
+        holders = list(watcher.holders)
+    m = analysis.metrics(analysis.window(samples, t0 - 0.3))
+    moves = analysis.vip_moves(rec.events, t0)
+    detect = detection_s(target.settings)
+    result.figures = {
+        **m.to_json(),
+        "master": master,
+        "stopped_s": round(stopped, 4),
+        "detection_s": detect,
+        "vip_moves": moves,
+        "holders_after": holders,
+    }
+    if moves:
+        result.notes.append(
+            f"the VIP moved {moves} time(s): a stall of {stopped * 1000:.0f} ms against "
+            f"{detect * 1000:.0f} ms of detection"
+            + (" (longer: the trade of fast detection)" if stopped >= detect else " (shorter!)")
+        )
+    result.checks = {
+        "one VIP owner after": len(holders) == 1,
+        "client recovered": m.recovered,
+        "no VIP move when the stall is shorter than detection": stopped >= detect or moves == 0,
+    }
+    _healthy_before(result, samples, t0)
+    return _finish(result, rec, samples)
+
+
+def bfd_loss(
+    target: DrillTarget, stack: str, bounds: Bounds, probe: ProbeConfig, cut_s: float = 3.0
+) -> DrillResult:
+    """Issue 15: BFD between the LBs is dropped while VRRP passes, then passes again.
+
+    Both LBs then believe their peer dead and run at the top priority; VRRP must still keep one
+    owner, or recover to one cleanly once BFD is back.
+    """
+    result = _result("bfd-loss", "BFD between the LBs lost, VRRP passing", target, stack)
+    rec = Recorder(target, probe)
+    with rec.observing(cut_s + bounds.max_heal_s + 10.0) as (watcher, samples):
+        time.sleep(0.8)
+        t0 = target.set_bfd_loss(True)
+        rec.mark("inject", "BFD between the LBs dropped at the switch", None, t0)
+        split = watcher.wait_for(lambda h: len(h) == 2, cut_s)
+        time.sleep(max(0.0, t0 + cut_s - time.time()))
+        t1 = target.set_bfd_loss(False)
+        rec.mark("restore", "BFD passes again", None, t1)
+        time.sleep(bounds.max_heal_s + 1.0)
+        holders = list(watcher.holders)
+    m = analysis.metrics(analysis.window(samples, t0))
+    late = analysis.window(samples, t1 + bounds.max_heal_s)
+    result.figures = {
+        **m.to_json(),
+        "vip_moves_during_loss": analysis.vip_moves([e for e in rec.events if e.t < t1], t0),
+        "vip_moves_after": analysis.vip_moves(rec.events, t1),
+        "both_claimed_vip": split is not None,
+        "holders_after": holders,
+    }
+    result.checks = {
+        "one VIP owner after": len(holders) == 1,
+        f"client served {bounds.max_heal_s}s after BFD is back": bool(late)
+        and all(s.ok for s in late),
+    }
+    _healthy_before(result, samples, t0)
+    return _finish(result, rec, samples)
+
+
 #: Drill names in the order a full run uses (each leaves the lab as it found it, except that
 #: the VIP may sit on the other LB with nopreempt).
 ALL = (
@@ -642,7 +742,8 @@ ALL = (
     "master-returns",
     "partition",
 )
-EXTRA = ("load-run",)
+#: Run only when asked: the load run, and the fast-detection drills (issue 15).
+EXTRA = ("load-run", "lb-stall", "bfd-loss")
 
 
 def run_drills(
@@ -688,6 +789,10 @@ def run_drills(
             r = partition(target, stack, bounds, probe)
         elif name == "load-run":
             r = load_run(target, stack, bounds, probe, load_seconds)
+        elif name == "lb-stall":
+            r = lb_stall(target, stack, bounds, probe)
+        elif name == "bfd-loss":
+            r = bfd_loss(target, stack, bounds, probe)
         else:
             raise ValueError(f"unknown drill {name!r} (known: {', '.join(ALL + EXTRA)})")
         results.append(r)

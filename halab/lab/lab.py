@@ -686,16 +686,35 @@ class Lab(SpecDrillTarget):
         self.start(self.daemon(host, name))
         return t
 
+    def stall_host(self, host: str, seconds: float) -> tuple[float, float]:
+        """Every process of a host stopped for ``seconds``, then continued: a stall, not a death.
+
+        Returns the moment and how long the processes were really stopped.
+        """
+        targets = [(p.pid, p.starttime) for p in self.procs(host)]
+        if not targets:
+            raise LabError(f"nothing of {host} runs")
+        t = time.time()
+        return t, procs.stall_tree(targets, seconds)
+
     def set_vrrp_partition(self, cut: bool) -> float:
         """Drop (or pass again) VRRP between the LBs at the switch: both may claim the VIP."""
+        return self._switch_drop("hwl_drill", "ip protocol vrrp" if cut else None)
+
+    def set_bfd_loss(self, cut: bool) -> float:
+        """Drop (or pass again) BFD between the LBs at the switch; VRRP still passes."""
+        return self._switch_drop("hwl_drill_bfd", "udp dport { 3784, 4784 }" if cut else None)
+
+    def _switch_drop(self, table: str, match: str | None) -> float:
+        """Drop what ``match`` selects at the switch in its own table, or (None) delete it."""
         script = (
-            "delete table bridge hwl_drill\n"
-            if not cut
+            f"delete table bridge {table}\n"
+            if match is None
             else (
-                "table bridge hwl_drill {\n"
+                f"table bridge {table} {{\n"
                 "  chain forward {\n"
                 "    type filter hook forward priority filter; policy accept;\n"
-                "    ether type ip ip protocol vrrp drop\n"
+                f"    ether type ip {match} drop\n"
                 "  }\n"
                 "}\n"
             )

@@ -150,6 +150,26 @@ def kill_tree(targets: Sequence[tuple[int, int]], timeout: float = 5.0) -> list[
     return wait_gone(list(everything.items()), timeout)
 
 
+def stall_tree(targets: Sequence[tuple[int, int]], seconds: float) -> float:
+    """SIGSTOP every process and its descendants, sleep ``seconds``, SIGCONT them all.
+
+    A stalled host, not a dead one (a hypervisor's hiccup, a long GC): nothing is lost, it just
+    says nothing for a while. Returns how long the set was really stopped (first STOP to last
+    CONT), which the sleep only bounds from below.
+    """
+    everything = dict(targets)
+    everything.update(children_of(everything))
+    start = time.monotonic()
+    try:
+        for pid, begun in everything.items():
+            signal_pid(pid, begun, signal.SIGSTOP)
+        time.sleep(seconds)
+    finally:
+        for pid, begun in everything.items():
+            signal_pid(pid, begun, signal.SIGCONT)
+    return time.monotonic() - start
+
+
 def nsexec_argv(
     cmd: Sequence[str],
     *,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from halab.lab import bench
+from halab.lab import bench, drill
 from halab.lab.drill import DrillResult
 
 
@@ -65,3 +65,10 @@ def test_fast_detection_runs_each_stack_off_and_on_side_by_side() -> None:
         ("dev", "dev", {"vrrpFastDetection": False}),
         ("dev", "dev +fast detection", {"vrrpFastDetection": True}),
     ]
+
+
+def test_detection_is_bfd_with_fast_detection_else_the_down_timer() -> None:
+    fast = {"vrrp_fast_detection": True, "bfd_interval_ms": 10, "bfd_multiplier": 3}
+    assert drill.detection_s({**fast, "vrrp_advert_interval_ms": 40}) == 0.03
+    slow = {"vrrp_fast_detection": False, "vrrp_down_timer_adverts": 3}
+    assert drill.detection_s({**slow, "vrrp_advert_interval_ms": 40}) == 0.12

@@ -1,0 +1,26 @@
+"""Process helpers the drills use on PIDs the test started itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from halab.lab import procs
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_stall_tree_stops_a_process_for_a_while_and_lets_it_go_on() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        target = [(child.pid, procs.starttime(child.pid))]
+        stopped = procs.stall_tree(target, 0.05)
+        assert 0.05 <= stopped < 2.0
+        assert child.poll() is None  # a stall, not a death
+        assert _state(child.pid) in {"S", "R"}  # continued, not left stopped
+    finally:
+        child.kill()
+        child.wait(timeout=10)
