@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from halab.lab import analysis
 from halab.lab.analysis import Event
 from halab.lab.probe import ProbeConfig, Sample
-from halab.spec import LabSpec, Role
+from halab.spec import STANDARD_DOWN_TIMER_ADVERTS, LabSpec, Role
 
 
 class ProbeRun(Protocol):
@@ -644,7 +644,7 @@ def detection_s(settings: dict[str, Any]) -> float:
     BFD's interval x multiplier with fast detection, else the master-down timer's adverts."""
     if settings.get("vrrp_fast_detection"):
         return float(settings["bfd_interval_ms"] * settings["bfd_multiplier"]) / 1000
-    adverts = int(settings.get("vrrp_down_timer_adverts") or 3)
+    adverts = int(settings.get("vrrp_down_timer_adverts") or STANDARD_DOWN_TIMER_ADVERTS)
     return adverts * float(settings["vrrp_advert_interval_ms"]) / 1000
 
 
