@@ -130,6 +130,13 @@ def wait_gone(targets: Sequence[tuple[int, int]], timeout: float) -> list[int]:
     return [p for p, _ in left]
 
 
+def with_descendants(targets: Sequence[tuple[int, int]]) -> dict[int, int]:
+    """``{pid: starttime}`` of the targets and every live descendant of theirs."""
+    everything = dict(targets)
+    everything.update(children_of(everything))
+    return everything
+
+
 def kill_tree(targets: Sequence[tuple[int, int]], timeout: float = 5.0) -> list[int]:
     """Hard stop: SIGSTOP every process and its descendants, then SIGKILL them all.
 
@@ -137,8 +144,7 @@ def kill_tree(targets: Sequence[tuple[int, int]], timeout: float = 5.0) -> list[
     parent die would otherwise send a priority-0 advert, which is a graceful stop, not a crash).
     Returns the PIDs still alive after ``timeout`` (empty on success).
     """
-    everything = dict(targets)
-    everything.update(children_of(everything))
+    everything = with_descendants(targets)
     for pid, start in everything.items():
         signal_pid(pid, start, signal.SIGSTOP)
     # Children forked between the scan and the freeze: one more scan while all are frozen.
@@ -157,8 +163,7 @@ def stall_tree(targets: Sequence[tuple[int, int]], seconds: float) -> float:
     says nothing for a while. Returns how long the set was really stopped (first STOP to last
     CONT), which the sleep only bounds from below.
     """
-    everything = dict(targets)
-    everything.update(children_of(everything))
+    everything = with_descendants(targets)
     start = time.monotonic()
     try:
         for pid, begun in everything.items():
