@@ -109,7 +109,7 @@ class Timings:
         try:
             yield row
         except BaseException as exc:
-            row.result = f"FAILED: {exc}".splitlines()[0][:300]
+            row.result = f"FAILED: {_first_line(exc)}"[:300]
             raise
         finally:
             row.seconds = round(time.monotonic() - start, 1)
@@ -705,9 +705,25 @@ class E2eRun:
             shutil.rmtree(self.work, ignore_errors=True)
 
 
+def engine_errors(exc: BaseException, limit: int = 30) -> list[str]:
+    """The engine's own error lines of a failed operation.
+
+    A :class:`auto.CommandError` carries the CLI's whole stdout and stderr; the engine writes a
+    resource's failure to stdout (its Diagnostics), so stderr is often empty and its last line
+    says nothing. CI shows only what the run prints, so these lines are what make a failure
+    there readable without the report folder.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not isinstance(exc, auto.CommandError):
+        return lines[:1] or [type(exc).__name__]
+    # The labels CommandResult puts around the two streams carry nothing.
+    lines = [line for line in lines if line not in ("stdout:", "stderr:")]
+    errors = [line for line in lines if "error:" in line] or lines[-5:]
+    return errors[:limit] or [type(exc).__name__]
+
+
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[-1][:200] if text else type(exc).__name__
+    return engine_errors(exc, limit=1)[0][:200]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -753,10 +769,12 @@ def run(args: argparse.Namespace) -> int:
         auto.CommandError,
         subprocess.CalledProcessError,
     ) as exc:
-        print(f"e2e: FAILED: {_first_line(exc) if isinstance(exc, auto.CommandError) else exc}",
-              file=sys.stderr, flush=True)  # fmt: skip
         if isinstance(exc, auto.CommandError):
             (reports / "failed-command.txt").write_text(str(exc), encoding="utf-8")
+            for line in engine_errors(exc):
+                print(f"e2e: FAILED: {line}", file=sys.stderr, flush=True)
+        else:
+            print(f"e2e: FAILED: {exc}", file=sys.stderr, flush=True)
     finally:
         e2e.cleanup()
         e2e.timings.write(reports, passed)

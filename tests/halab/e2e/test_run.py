@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pulumi import automation as auto
+from pulumi.automation._cmd import CommandResult
 from pytest import MonkeyPatch
 
 from halab.e2e import run
@@ -84,3 +85,34 @@ def test_probe_figures_report_the_longest_silence() -> None:
     figures = run.probe_figures(samples)
     assert figures["failed"] == 2
     assert figures["longest_silence_s"] == 0.2
+
+
+def _command_error(stdout: str, stderr: str = "") -> auto.CommandError:
+    return auto.CommandError(CommandResult(stdout=stdout, stderr=stderr, code=255))
+
+
+def test_engine_errors_come_from_stdout_when_stderr_is_empty() -> None:
+    # What CI printed of a failed `up`: "FAILED:  stderr:"; the engine's error was in stdout.
+    exc = _command_error(
+        "Updating (e2e):\n"
+        "Diagnostics:\n"
+        "  libvirt:index:Domain (lab-web-web-2):\n"
+        "    error: error creating libvirt domain: boom\n"
+        "  pulumi:pulumi:Stack (ha-web-lab-e2e):\n"
+        "    error: update failed\n"
+    )
+    assert run.engine_errors(exc) == [
+        "error: error creating libvirt domain: boom",
+        "error: update failed",
+    ]
+    assert run._first_line(exc) == "error: error creating libvirt domain: boom"
+
+
+def test_engine_errors_fall_back_to_the_last_lines_then_the_type() -> None:
+    assert run.engine_errors(_command_error("a\nb\n", "c\n"))[-1] == "stderr: c"
+    assert run.engine_errors(_command_error("", "")) == ["code: 255"]
+
+
+def test_engine_errors_of_other_exceptions_is_their_first_line() -> None:
+    assert run.engine_errors(run.StepFailedError("first\nsecond")) == ["first"]
+    assert run.engine_errors(run.StepFailedError("")) == ["StepFailedError"]
