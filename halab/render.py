@@ -19,7 +19,14 @@ from typing import Any
 import jinja2
 import yaml
 
-from halab.spec import STANDARD_DOWN_TIMER_ADVERTS, LabSpec, ResolvedHost, Role, ZoneName
+from halab.spec import (
+    BFD_DOWN_PRIORITY,
+    STANDARD_DOWN_TIMER_ADVERTS,
+    LabSpec,
+    ResolvedHost,
+    Role,
+    ZoneName,
+)
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "cloud-init"
 TLS_PLACEHOLDER = "<secret: the lab's TLS certificate and key (PEM), filled in by Pulumi>"
@@ -171,6 +178,7 @@ def _context(spec: LabSpec, host: ResolvedHost, target: Target) -> dict[str, Any
         ctx["instance_name"] = f"VI_{spec.vrrp_router_id}"
         ctx["bfd_name"] = "BFD_PEER"
         ctx["standard_down_timer_adverts"] = STANDARD_DOWN_TIMER_ADVERTS
+        ctx["bfd_down_priority"] = BFD_DOWN_PRIORITY
         ctx["haproxy_process_name"] = target.haproxy_process_name(host.name)
         ctx["keepalived_script_user"] = "nobody"
     return ctx

@@ -142,6 +142,11 @@ STANDARD_DOWN_TIMER_ADVERTS = 3
 #: An LB's priority while BFD says its peer is down (fast detection): the top one, so its
 #: master-down timer (adverts x interval + a skew that shrinks as the priority rises) is shortest.
 BFD_DOWN_PRIORITY = 254
+#: Seconds Keepalived's VRRP waits after a start with fast detection, so BFD is up first.
+#: Keepalived 2.2.7's BFD sends every 0.75-0.9 s until the session is up (its idle_tx), so
+#: a start next to a live peer sees BFD up within about one such interval; this is twice the
+#: longest interval plus a margin. Measured in the lab: see README, "Fast detection".
+VRRP_STARTUP_DELAY_S = 2.0
 #: FortiOS predefined services for the ports the lab forwards; others get a custom service.
 FORTIOS_PREDEFINED_SERVICES = {80: "HTTP", 443: "HTTPS"}
 
@@ -1008,6 +1013,12 @@ class LabSpec(_Model):
         if self.vrrp_down_timer_adverts:
             return self.vrrp_down_timer_adverts
         return 1 if self.vrrp_fast_detection else STANDARD_DOWN_TIMER_ADVERTS
+
+    @property
+    def vrrp_startup_delay_s(self) -> float:
+        """Seconds VRRP waits after Keepalived starts (:data:`VRRP_STARTUP_DELAY_S` with fast
+        detection, else none)."""
+        return VRRP_STARTUP_DELAY_S if self.vrrp_fast_detection else 0.0
 
     @property
     def firewall_rule(self) -> FirewallRule:

@@ -143,6 +143,7 @@ def drill_settings(spec: LabSpec) -> dict[str, Any]:
         "vrrp_priorities": list(spec.vrrp_priorities),
         "vrrp_fast_detection": spec.vrrp_fast_detection,
         "vrrp_down_timer_adverts": spec.down_timer_adverts,
+        "vrrp_startup_delay_s": spec.vrrp_startup_delay_s,
         "bfd_interval_ms": spec.bfd_interval_ms if spec.vrrp_fast_detection else None,
         "bfd_multiplier": spec.bfd_multiplier if spec.vrrp_fast_detection else None,
         "health_check_interval_ms": spec.health_check_interval_ms,
@@ -423,8 +424,10 @@ def master_returns(
         time.sleep(0.5)
         t0 = target.restore_host(host)
         rec.mark("restore", f"{host}: haproxy + keepalived started again", host, t0)
-        # Long enough for a preempting master: its start-up, then the takeover timer.
-        settle = max(2.0, 5 * _advert_s(target) + 1.5)
+        # Long enough for a preempting master: its start-up (VRRP's start-up delay first), then
+        # the takeover timer.
+        startup = float(target.settings.get("vrrp_startup_delay_s") or 0.0)
+        settle = startup + max(2.0, 5 * _advert_s(target) + 1.5)
         if preempt:
             watcher.wait_for(lambda h: h == [host], settle + 5)
         time.sleep(settle)

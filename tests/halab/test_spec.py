@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from halab.errors import ConfigError
-from halab.spec import EdgeKind, LabSpec, Role, ZoneName, is_ssh_public_key, load_spec
+from halab.spec import (
+    VRRP_STARTUP_DELAY_S,
+    EdgeKind,
+    LabSpec,
+    Role,
+    ZoneName,
+    is_ssh_public_key,
+    load_spec,
+)
 from halab.stackconfig import read_stack
 from tests.conftest import TEST_SSH_KEY
 
@@ -476,3 +484,10 @@ def test_fast_detection_shortens_the_master_down_timer_and_lifts_each_lb_to_the_
     assert spec_of(vrrpFastDetection=True, vrrpDownTimerAdverts=2).down_timer_adverts == 2
     # Whichever LB is backup when the master dies runs at the top priority while BFD is down.
     assert {p.priority + p.bfd_lift for p in fast.vrrp_peers} == {254}
+
+
+def test_vrrp_waits_for_bfd_at_start_only_with_fast_detection() -> None:
+    # Without the wait a returning LB, at 254 until its BFD session is up, took the VIP from a
+    # live master (the master-returns drill, namespace lab).
+    assert spec_of().vrrp_startup_delay_s == 0.0
+    assert spec_of(vrrpFastDetection=True).vrrp_startup_delay_s == VRRP_STARTUP_DELAY_S > 0
