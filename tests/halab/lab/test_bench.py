@@ -72,3 +72,41 @@ def test_detection_is_bfd_with_fast_detection_else_the_down_timer() -> None:
     assert drill.detection_s({**fast, "vrrp_advert_interval_ms": 40}) == 0.03
     slow = {"vrrp_fast_detection": False, "vrrp_down_timer_adverts": 3}
     assert drill.detection_s({**slow, "vrrp_advert_interval_ms": 40}) == 0.12
+
+
+def test_load_runs_columns_each_variant_with_realtime_on_and_off() -> None:
+    variants = bench.fast_detection_variants(["dev"], both=True)
+    assert bench.load_variants(variants, realtime_both=False) == [
+        ("dev", "dev", {"vrrpFastDetection": False}),
+        ("dev", "dev +fast detection", {"vrrpFastDetection": True}),
+    ]
+    columns = bench.load_variants(variants, realtime_both=True)
+    assert [label for _, label, _ in columns] == [
+        "dev realtime on",
+        "dev realtime off",
+        "dev +fast detection realtime on",
+        "dev +fast detection realtime off",
+    ]
+    assert columns[3][2] == {"vrrpFastDetection": True, "vrrpRealtime": False}
+    assert bench.load_variants(bench.fast_detection_variants(["dev"], both=False), True)[1] == (
+        "dev",
+        "dev realtime off",
+        {"vrrpRealtime": False},
+    )
+
+
+def test_load_table_counts_the_clean_runs_per_column() -> None:
+    def row(label: str, moves: int, failed: int) -> dict[str, object]:
+        return {"label": label, "vip_moves": moves, "failed": failed, "requests": 100}
+
+    table = bench.load_table([row("on", 0, 0), row("on", 2, 3), row("off", 0, 0)])
+    assert "| on | 2 | 1 | 0, 2 | 0/100, 3/100 |" in table
+    assert "| off | 1 | 1 | 0 | 0/100 |" in table
+
+
+def test_load_runs_options() -> None:
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--load-runs", "5", "--realtime-both", "--no-drills"])
+    assert (args.load_runs, args.realtime_both, args.no_drills) == (5, True, True)
+    assert parser.parse_args([]).load_runs == 0
