@@ -544,8 +544,10 @@ class Lab(SpecDrillTarget):
         return "".join(out)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> float:
-        """Wait until the lab serves through the public IP with every backend UP."""
+        """Wait until the lab serves through the public IP with every backend UP, and every
+        LB's VRRP has started (past Keepalived's start-up delay), so either can take over."""
         self._wait(lambda: len(self.vip_holders()) == 1, timeout, "exactly one VIP holder")
+        self._wait(self.vrrp_started, timeout, "VRRP started on every LB (start-up delay)")
         self.wait_backends(timeout)
         return self._wait(
             lambda: self.client_get()[0] == 200, timeout, "a 200 through the public IP"
@@ -567,6 +569,16 @@ class Lab(SpecDrillTarget):
         return self._wait(check, timeout, f"HAProxy to see {sorted(want)} UP")
 
     # ---- observation -----------------------------------------------------------------------
+
+    def vrrp_started(self) -> bool:
+        """True when every running Keepalived is older than VRRP's start-up delay: before
+        that, a backup cannot take over (fast detection waits for BFD; see the template)."""
+        delay = self.spec.vrrp_startup_delay_s
+        return all(
+            procs.age_s(p.starttime) >= delay
+            for lb in self.lbs
+            for p in self.procs(lb.name, "keepalived")
+        )
 
     def vip_holders(self) -> list[str]:
         """LB hosts whose DMZ leg carries the VIP right now (netlink address dump)."""

@@ -60,6 +60,13 @@ def starttime(pid: int) -> int:
     return st[2] if st else 0
 
 
+def age_s(start: int) -> float:
+    """Seconds since a process with ``start`` (clock ticks since boot, see :func:`starttime`)
+    started, from /proc/uptime; works across processes, unlike a time kept in memory."""
+    uptime = float(Path("/proc/uptime").read_text(encoding="ascii").split()[0])
+    return uptime - start / os.sysconf("SC_CLK_TCK")
+
+
 def alive(pid: int, start: int) -> bool:
     """True while the PID still runs the process that started at ``start`` (zombies: gone)."""
     st = _stat(pid)

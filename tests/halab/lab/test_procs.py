@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 
 from halab.lab import procs
 
@@ -24,3 +26,16 @@ def test_stall_tree_stops_a_process_for_a_while_and_lets_it_go_on() -> None:
     finally:
         child.kill()
         child.wait(timeout=10)
+
+
+def test_age_of_a_process_counts_from_its_start() -> None:
+    child = subprocess.Popen(["sleep", "5"])
+    try:
+        start = procs.starttime(child.pid)
+        time.sleep(0.3)
+        # Clock ticks are 10 ms: the age is the time slept, give or take one tick and the spawn.
+        assert 0.25 <= procs.age_s(start) < 2.0
+        assert procs.age_s(procs.starttime(os.getpid())) >= procs.age_s(start)
+    finally:
+        child.kill()
+        child.wait()
