@@ -506,18 +506,40 @@ class E2eRun:
             lab.close()
 
     def advert_sweep(self, intervals_ms: Sequence[int], observe_s: float) -> None:
-        """The benchmark: per VRRP advert interval, VIP moves with nothing wrong (spurious ones)
-        while the probe runs for ``observe_s``, then the outage of a hard failure of the master.
-        The stack's own interval is set back afterwards."""
+        """The benchmark of VRRP advert intervals (:meth:`config_sweep` of
+        ``vrrpAdvertIntervalMs``)."""
+        variants = [(f"advert {ms} ms", {"vrrpAdvertIntervalMs": str(ms)}) for ms in intervals_ms]
+        self.config_sweep("advert-sweep", variants, observe_s)
+
+    def fast_detection_sweep(self, bfd_intervals_ms: Sequence[int], observe_s: float) -> None:
+        """Issue 15 on emulated VMs: fast detection off (the stack as it is), then on at each BFD
+        interval (:meth:`config_sweep`)."""
+        variants: list[tuple[str, dict[str, str]]] = [("fast detection off", {})]
+        variants += [
+            (f"BFD {ms} ms", {"vrrpFastDetection": "true", "bfdIntervalMs": str(ms)})
+            for ms in bfd_intervals_ms
+        ]
+        self.config_sweep("fast-detection-sweep", variants, observe_s)
+
+    def config_sweep(
+        self, name: str, variants: Sequence[tuple[str, dict[str, str]]], observe_s: float
+    ) -> None:
+        """Per variant of the stack's config: ``up`` with those values, VIP moves with nothing
+        wrong (spurious ones) while the probe runs for ``observe_s``, then the outage of a hard
+        failure of the master and its return. The stack's own values are set back afterwards.
+        Writes ``NAME.txt`` and ``NAME.json`` in the reports."""
         from halab.lab.drill import VipWatcher
 
-        original = str(self.spec().vrrp_advert_interval_ms)
+        assert self.stack is not None
+        keys = sorted({key for _, values in variants for key in values})
+        config = self.stack.get_all_config()
+        original = {key: config.get(f"{PROJECT}:{key}") for key in keys}
         rows: list[dict[str, Any]] = []
-        for ms in intervals_ms:
-            with self.timings.step(
-                f"advert {ms} ms: converge, observe {observe_s:.0f} s, crash"
-            ) as row:
-                self.set("vrrpAdvertIntervalMs", str(ms))
+        for label, values in variants:
+            tag = "-".join(label.split())
+            with self.timings.step(f"{label}: converge, observe {observe_s:.0f} s, crash") as row:
+                for key in keys:
+                    self.set_or_remove(key, values.get(key, original[key]))
                 self.up()
                 lab = self.lab()
                 try:
@@ -529,11 +551,12 @@ class E2eRun:
                     moves = len([e for e in watcher.events if e.kind == "vip"])
                 finally:
                     lab.close()
-                self.check("lb-hard-failure,restore", tag=f"advert-{ms}")
-                crash = json.loads((self.reports / f"check-advert-{ms}.json").read_text())
+                self.check("lb-hard-failure,restore", tag=tag)
+                crash = json.loads((self.reports / f"check-{tag}.json").read_text())
                 hard = next(s for s in crash["steps"] if s["step"].startswith("lb-hard-failure"))
                 figures = {
-                    "advert_ms": ms,
+                    "variant": label,
+                    **values,
                     "spurious_vip_changes": moves,
                     "failed_while_quiet": row.figures["probe"]["failed"],
                     "hard_failure_outage_s": hard["figures"].get("outage_s"),
@@ -541,22 +564,30 @@ class E2eRun:
                 }
                 row.figures.update(figures)
                 rows.append(figures)
-        with self.timings.step(f"advert back to {original} ms"):
-            self.set("vrrpAdvertIntervalMs", original)
+        with self.timings.step(f"{name}: the stack's own values again"):
+            for key in keys:
+                self.set_or_remove(key, original[key])
             self.up()
-        table = [f"{'advert':>8} {'VIP changes, quiet':>19} {'failed, quiet':>14} "
+        table = [f"{'variant':<22} {'VIP changes, quiet':>19} {'failed, quiet':>14} "
                  f"{'hard-failure outage':>20} {'VIP move':>9}"]  # fmt: skip
         for r in rows:
             table.append(
-                f"{r['advert_ms']:>6}ms {r['spurious_vip_changes']:>19} "
+                f"{r['variant']:<22} {r['spurious_vip_changes']:>19} "
                 f"{r['failed_while_quiet']:>14} "
                 f"{r['hard_failure_outage_s']!s:>19}s {r['vip_move_s']!s:>8}s"
             )
         print("\n".join(table), flush=True)
-        (self.reports / "advert-sweep.txt").write_text("\n".join(table) + "\n", encoding="utf-8")
-        (self.reports / "advert-sweep.json").write_text(
-            json.dumps(rows, indent=1), encoding="utf-8"
-        )
+        (self.reports / f"{name}.txt").write_text("\n".join(table) + "\n", encoding="utf-8")
+        (self.reports / f"{name}.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+
+    def set_or_remove(self, key: str, value: auto.ConfigValue | str | None) -> None:
+        """Set a key (a value read back from the stack, or a string), or remove it (None)."""
+        assert self.stack is not None
+        if value is None:
+            if f"{PROJECT}:{key}" in self.stack.get_all_config():
+                self.stack.remove_config(f"{PROJECT}:{key}")
+        else:
+            self.set(key, value.value if isinstance(value, auto.ConfigValue) else value)
 
     def drift(self, host: str) -> None:
         """Step 6: a VM removed behind Pulumi's back comes back with refresh + up."""
@@ -750,6 +781,8 @@ def run(args: argparse.Namespace) -> int:
         ("drill", lambda: _timed(e2e, "drill (round robin, virsh destroy of the master, restore)",
                                  lambda: e2e.check("round-robin,lb-hard-failure,restore"))),
         ("advert-sweep", lambda: e2e.advert_sweep(args.advert_sweep, args.observe_s)),
+        ("fast-detection-sweep",
+         lambda: e2e.fast_detection_sweep(args.fast_detection_sweep, args.observe_s)),
         ("scale-out", lambda: e2e.scale_out("web-2")),
         ("replace", lambda: e2e.replace_one_vm("web-1 memory", "web-1",
                                                {f"{web1}.memoryMib": "640"})),
@@ -759,6 +792,7 @@ def run(args: argparse.Namespace) -> int:
         ("interrupt", lambda: e2e.interrupted_up("web-3")),
     ]  # fmt: skip
     skip = set(args.skip) | (set() if args.advert_sweep else {"advert-sweep"})
+    skip |= set() if args.fast_detection_sweep else {"fast-detection-sweep"}
     steps: list[Callable[[], None]] = [
         e2e.prepare,
         e2e.first_up,
@@ -811,7 +845,14 @@ def add_run_command(subparsers: Any) -> None:
         metavar="MS,MS",
         help="also measure these VRRP advert intervals (spurious VIP moves, hard-failure outage)",
     )
-    parser.add_argument("--observe-s", type=float, default=120.0, help="quiet time per interval")
+    parser.add_argument(
+        "--fast-detection-sweep",
+        type=lambda text: [int(v) for v in text.split(",") if v],
+        default=[],
+        metavar="MS,MS",
+        help="also measure fast detection off, then on at these BFD intervals (issue 15)",
+    )
+    parser.add_argument("--observe-s", type=float, default=120.0, help="quiet time per variant")
     parser.add_argument(
         "--skip",
         type=lambda text: [v for v in text.split(",") if v],

@@ -116,3 +116,77 @@ def test_engine_errors_fall_back_to_the_last_lines_then_the_type() -> None:
 def test_engine_errors_of_other_exceptions_is_their_first_line() -> None:
     assert run.engine_errors(run.StepFailedError("first\nsecond")) == ["first"]
     assert run.engine_errors(run.StepFailedError("")) == ["StepFailedError"]
+
+
+class _FakeStack:
+    """What config_sweep uses of an auto.Stack: config get, set and remove."""
+
+    def __init__(self, config: dict[str, str]) -> None:
+        self.config = {f"ha-web-lab:{k}": auto.ConfigValue(v) for k, v in config.items()}
+        self.ups: list[dict[str, str]] = []
+
+    def get_all_config(self) -> dict[str, auto.ConfigValue]:
+        return dict(self.config)
+
+    def set_config(self, key: str, value: auto.ConfigValue, path: bool = False) -> None:
+        self.config[key] = value
+
+    def remove_config(self, key: str) -> None:
+        del self.config[key]
+
+
+def test_fast_detection_sweep_sets_each_variant_then_the_stacks_own_values(
+    monkeypatch: MonkeyPatch, tmp_path: Path
+) -> None:
+    from contextlib import nullcontext
+
+    from halab.lab import drill
+
+    e2e = run.E2eRun.__new__(run.E2eRun)
+    e2e.reports, e2e.timings = tmp_path, Timings()
+    stack = _FakeStack({"vrrpAdvertIntervalMs": "1000"})
+    e2e.stack = stack  # type: ignore[assignment]
+    seen: list[dict[str, str]] = []
+
+    def up() -> None:
+        seen.append({k.split(":")[1]: v.value for k, v in stack.config.items()})
+
+    def check(steps: str, tag: str = "") -> None:
+        step = {"step": "lb-hard-failure", "figures": {"outage_s": 0.04, "vip_move_s": 0.05}}
+        (tmp_path / f"check-{tag}.json").write_text(json.dumps({"steps": [step]}))
+
+    class _Watcher:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.events: list[Any] = []
+
+        def __enter__(self) -> _Watcher:
+            return self
+
+        def __exit__(self, *exc: object) -> None: ...
+
+    class _Lab:
+        def close(self) -> None: ...
+
+    def serving(row: run.Step) -> Any:
+        row.figures["probe"] = {"failed": 0}
+        return nullcontext()
+
+    monkeypatch.setattr(e2e, "up", up, raising=False)
+    monkeypatch.setattr(e2e, "check", check, raising=False)
+    monkeypatch.setattr(e2e, "lab", _Lab, raising=False)
+    monkeypatch.setattr(e2e, "serving", serving, raising=False)
+    monkeypatch.setattr(drill, "VipWatcher", _Watcher)
+    monkeypatch.setattr(time, "sleep", lambda _s: None)
+
+    e2e.fast_detection_sweep([100, 50], observe_s=1.0)
+
+    assert seen == [
+        {"vrrpAdvertIntervalMs": "1000"},
+        {"vrrpAdvertIntervalMs": "1000", "vrrpFastDetection": "true", "bfdIntervalMs": "100"},
+        {"vrrpAdvertIntervalMs": "1000", "vrrpFastDetection": "true", "bfdIntervalMs": "50"},
+        {"vrrpAdvertIntervalMs": "1000"},  # the keys the stack did not set are removed again
+    ]
+    rows = json.loads((tmp_path / "fast-detection-sweep.json").read_text())
+    assert [r["variant"] for r in rows] == ["fast detection off", "BFD 100 ms", "BFD 50 ms"]
+    assert rows[1]["hard_failure_outage_s"] == 0.04
+    assert "BFD 50 ms" in (tmp_path / "fast-detection-sweep.txt").read_text()
