@@ -212,6 +212,9 @@ def test_fast_detection_passes_keepalived_and_nft(tmp_path: Path) -> None:
     assert "vrrp_down_timer_adverts 1" in conf and "bfd_instance BFD_PEER" in conf
     assert "BFD_PEER weight -104 reverse" in conf  # priority 150, to 254 while BFD is down
     assert f"vrrp_startup_delay {fast.vrrp_startup_delay_s}" in conf
+    nft = trees["lb-1"].path_of("/etc/nftables.conf").read_text(encoding="utf-8")
+    (bfd,) = [line for line in nft.splitlines() if "3784" in line]
+    assert "ip saddr 10.0.1.12 ip daddr 10.0.1.11" in bfd  # from lb-2 to lb-1, nobody else
 
 
 # ---- a broken template fails with the validator's own message -----------------------------------
