@@ -838,20 +838,20 @@ def add_run_command(subparsers: Any) -> None:
     parser.add_argument("--initrd", required=True)
     parser.add_argument("--reports", default=str(REPO_ROOT / "reports" / "e2e"))
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    parser.add_argument(
-        "--advert-sweep",
-        type=lambda text: [int(v) for v in text.split(",") if v],
-        default=[],
-        metavar="MS,MS",
-        help="also measure these VRRP advert intervals (spurious VIP moves, hard-failure outage)",
-    )
-    parser.add_argument(
-        "--fast-detection-sweep",
-        type=lambda text: [int(v) for v in text.split(",") if v],
-        default=[],
-        metavar="MS,MS",
-        help="also measure fast detection off, then on at these BFD intervals (issue 15)",
-    )
+    sweeps = {
+        "--advert-sweep": "also measure these VRRP advert intervals "
+        "(spurious VIP moves, hard-failure outage)",
+        "--fast-detection-sweep": "also measure fast detection off, then on at these BFD "
+        "intervals (the same figures; issue 15)",
+    }
+    for flag, text in sweeps.items():
+        parser.add_argument(
+            flag,
+            type=lambda text: [int(v) for v in text.split(",") if v],
+            default=[],
+            metavar="MS,MS",
+            help=text,
+        )
     parser.add_argument("--observe-s", type=float, default=120.0, help="quiet time per variant")
     parser.add_argument(
         "--skip",
