@@ -337,11 +337,17 @@ class Lab(SpecDrillTarget):
                 [str(tree / "bin" / name), "-db", "-f", PATHS.haproxy_cfg], net=ns, binds=binds
             )
             out.append(Daemon(host.name, "haproxy", tuple(hap), str(logs / "haproxy.log")))
-            pids = [str(tree / "run" / f"keepalived{s}.pid") for s in ("", "-vrrp", "-checkers")]
+            # Every child's pid file in this host's tree. Left to itself the BFD child writes
+            # /run/keepalived/<netns>/bfd.pid, which a kill leaves behind; the next lab's
+            # Keepalived found a live process under that stale PID and would not start.
+            pids = [
+                str(tree / "run" / f"keepalived{s}.pid") for s in ("", "-vrrp", "-checkers", "-bfd")
+            ]
             kad = procs.nsexec_argv(
                 [
                     "/usr/sbin/keepalived", "--dont-fork", "--log-console", "--log-detail",
                     "-f", PATHS.keepalived_conf, "-p", pids[0], "-r", pids[1], "-c", pids[2],
+                    "-b", pids[3],
                 ],
                 # No --net: Keepalived starts in the root namespace and moves itself (see above).
                 binds=binds,
