@@ -20,7 +20,6 @@ import jinja2
 import yaml
 
 from halab.spec import (
-    BFD_DOWN_PRIORITY,
     STANDARD_DOWN_TIMER_ADVERTS,
     LabSpec,
     ResolvedHost,
@@ -178,7 +177,6 @@ def _context(spec: LabSpec, host: ResolvedHost, target: Target) -> dict[str, Any
         ctx["instance_name"] = f"VI_{spec.vrrp_router_id}"
         ctx["bfd_name"] = "BFD_PEER"
         ctx["standard_down_timer_adverts"] = STANDARD_DOWN_TIMER_ADVERTS
-        ctx["bfd_down_priority"] = BFD_DOWN_PRIORITY
         ctx["haproxy_process_name"] = target.haproxy_process_name(host.name)
         ctx["keepalived_script_user"] = "nobody"
     return ctx

@@ -139,14 +139,21 @@ FORTIOS_NAME_LIMITS = {"vip": 79, "vip group": 79, "policy": 35, "service": 79, 
 FORTIOS_MAX_POLICY_ID = 2147482999
 #: VRRP's master-down timer, in adverts (RFC 5798); Keepalived's default.
 STANDARD_DOWN_TIMER_ADVERTS = 3
-#: An LB's priority while BFD says its peer is down (fast detection): the top one, so its
-#: master-down timer (adverts x interval + a skew that shrinks as the priority rises) is shortest.
-BFD_DOWN_PRIORITY = 254
-#: Seconds Keepalived's VRRP waits after a start with fast detection, so BFD is up first.
-#: Keepalived 2.2.7's BFD sends every 0.75-0.9 s until the session is up (its idle_tx), so
-#: a start next to a live peer sees BFD up within about one such interval; this is twice the
-#: longest interval plus a margin. Measured in the lab: see README, "Fast detection".
-VRRP_STARTUP_DELAY_S = 2.0
+#: The preferred master's priority while BFD says its peer is down (fast detection); every LB is
+#: lifted by the same amount, so their order never changes. The master-down timer is adverts x
+#: interval + (256 - priority)/256 of an interval: the higher the lift, the sooner a backup takes
+#: over once BFD is down, and the less a lifted backup tolerates a late advert. BFD goes down
+#: falsely too (Keepalived 2.2.7 expires a session that has just come up: see
+#: VRRP_STARTUP_DELAY_S); at 254 (0.3 ms of margin at 40 ms adverts) a returning LB, lifted
+#: by such a bounce, took the VIP from a live master in the lab. 230 leaves 26/256 of an
+#: interval (4 ms at 40 ms adverts) and costs as much on a takeover.
+BFD_DOWN_PRIORITY = 230
+#: Seconds Keepalived's VRRP waits after a start with fast detection, so BFD is up and steady
+#: first. Keepalived 2.2.7's BFD sends every 0.75-0.9 s until the session is up (its idle_tx);
+#: a session that has just come up then often expires 30 ms later, because the peer still sends
+#: at that idle rate, and starts over. In the lab one start took 2 s to come up for good and
+#: another 5 s (four such bounces); 2 s was too short once (the returning LB took the VIP).
+VRRP_STARTUP_DELAY_S = 10.0
 #: FortiOS predefined services for the ports the lab forwards; others get a custom service.
 FORTIOS_PREDEFINED_SERVICES = {80: "HTTP", 443: "HTTPS"}
 
@@ -306,11 +313,12 @@ class VrrpPeer(_Model):
     src_ip: IPv4Address
     peer_ip: IPv4Address
     nopreempt: bool
-
-    @property
-    def bfd_lift(self) -> int:
-        """How far BFD's peer-down raises the priority (to :data:`BFD_DOWN_PRIORITY`)."""
-        return BFD_DOWN_PRIORITY - self.priority
+    #: How far BFD's peer-down raises the priority: the same for every LB, so the preferred
+    #: master reaches :data:`BFD_DOWN_PRIORITY` and the others stay below it. Lifting each to
+    #: 254 made equal priorities whenever BFD was down on both sides (a stalled master, BFD
+    #: lost, BFD's ~1 s restart): the backup's timer then ran out on any late advert and the
+    #: pair flapped until BFD was up again (the lab, 2026-12-04: three VIP moves in 0.25 s).
+    bfd_lift: int
 
 
 @dataclass(frozen=True)
@@ -601,6 +609,13 @@ class LabSpec(_Model):
                 True,
                 "fast detection raises a backup's priority while BFD is down, and BFD starts "
                 "down: with preempt the backup would take the VIP at every start; set it false",
+            )
+        if max(self.vrrp_priorities) >= BFD_DOWN_PRIORITY:
+            raise TopologyError(
+                "vrrpPriorities",
+                list(self.vrrp_priorities),
+                f"fast detection lifts every LB while BFD is down, the highest to "
+                f"{BFD_DOWN_PRIORITY}: keep each priority below {BFD_DOWN_PRIORITY}",
             )
 
     def _check_edge(self) -> None:
@@ -1003,6 +1018,7 @@ class LabSpec(_Model):
                     src_ip=src,
                     peer_ip=peer,
                     nopreempt=not self.vrrp_preempt,
+                    bfd_lift=BFD_DOWN_PRIORITY - max(self.vrrp_priorities),
                 )
             )
         return peers[0], peers[1]

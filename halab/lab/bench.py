@@ -82,6 +82,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("req/s straight to one web node", "", "direct_rps"),
     ("ratio public IP / one web node", "", "ratio"),
     ("keepalived VRRP child killed (count)", "", "vrrp_child_kills"),
+    ("BFD sessions expired, whole run with its drills (count)", "", "bfd_expiries"),
 )
 
 
@@ -162,6 +163,7 @@ def one_run(
         fig.figures["direct_rps"] = float(tp["direct"]["rps"])
         fig.figures["ratio"] = float(tp["ratio"])
         fig.figures["vrrp_child_kills"] = float(lab.vrrp_child_kills())
+        fig.figures["bfd_expiries"] = float(lab.bfd_expiries())
     finally:
         lab.down(lambda _m: None)
     progress(
@@ -192,6 +194,7 @@ def load_runs(
     try:
         lab.up(lambda _m: None)
         for run in range(1, count + 1):
+            expiries = lab.bfd_expiries()
             (result,) = drill.run_drills(lab, stack, ["load-run"], seed=run, load_seconds=seconds)
             report.write(result, folder / f"run{run}")
             row = {
@@ -203,12 +206,13 @@ def load_runs(
                 "failed": result.figures.get("failed"),
                 "requests": result.figures.get("requests"),
                 "passed": result.passed,
+                "bfd_expiries": lab.bfd_expiries() - expiries,
                 "reports": str(folder / f"run{run}"),
             }
             rows.append(row)
             progress(
                 f"  {label} load run {run}: {row['vip_moves']} VIP moves, "
-                f"{row['failed']}/{row['requests']} failed"
+                f"{row['failed']}/{row['requests']} failed, {row['bfd_expiries']} BFD expiries"
             )
     finally:
         lab.down(lambda _m: None)
@@ -233,15 +237,17 @@ def load_table(rows: Sequence[dict[str, Any]]) -> str:
     """A markdown table of the load runs: per column, runs without a VIP move or failure."""
     labels = list(dict.fromkeys(r["label"] for r in rows))
     lines = [
-        "| load runs | runs | clean (0 moves, 0 failed) | VIP moves per run | failed per run |",
-        "|---|---|---|---|---|",
+        "| load runs | runs | clean (0 moves, 0 failed) | VIP moves per run | failed per run "
+        "| BFD expiries per run |",
+        "|---|---|---|---|---|---|",
     ]
     for label in labels:
         mine = [r for r in rows if r["label"] == label]
         clean = sum(1 for r in mine if r["vip_moves"] == 0 and r["failed"] == 0)
         moves = ", ".join(str(r["vip_moves"]) for r in mine)
         failed = ", ".join(f"{r['failed']}/{r['requests']}" for r in mine)
-        lines.append(f"| {label} | {len(mine)} | {clean} | {moves} | {failed} |")
+        expiries = ", ".join(str(r.get("bfd_expiries", "-")) for r in mine)
+        lines.append(f"| {label} | {len(mine)} | {clean} | {moves} | {failed} | {expiries} |")
     return "\n".join(lines)
 
 

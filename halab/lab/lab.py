@@ -868,12 +868,20 @@ class Lab(SpecDrillTarget):
 
     def vrrp_child_kills(self) -> int:
         """How often a Keepalived VRRP child was SIGKILLed by the kernel (RLIMIT_RTTIME)."""
+        return self._keepalived_log_count("rlimit_rttime been exceeded")
+
+    def bfd_expiries(self) -> int:
+        """How often a BFD session between the LBs expired (a dead or stalled peer, or the
+        start-up bounce: Keepalived 2.2.7 expires a session that has just come up when the peer
+        still sends at its 1 s idle rate)."""
+        return self._keepalived_log_count(") Expired after ")
+
+    def _keepalived_log_count(self, needle: str) -> int:
         count = 0
         for lb in self.lbs:
             log = self.logdir(lb.name) / "keepalived.log"
             if log.exists():
-                text = log.read_text(encoding="utf-8", errors="replace")
-                count += text.count("rlimit_rttime been exceeded")
+                count += log.read_text(encoding="utf-8", errors="replace").count(needle)
         return count
 
     # ---- teardown --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 
 from halab.errors import ConfigError
 from halab.spec import (
+    BFD_DOWN_PRIORITY,
     VRRP_STARTUP_DELAY_S,
     EdgeKind,
     LabSpec,
@@ -211,6 +212,7 @@ def test_empty_string_defaults_mean_derived() -> None:
         ),
         ({"vrrpFastDetection": True, "bfdMultiplier": 1}, "bfdMultiplier", "1"),
         ({"vrrpFastDetection": True, "vrrpPreempt": True}, "vrrpPreempt", "True"),
+        ({"vrrpFastDetection": True, "vrrpPriorities": [230, 100]}, "vrrpPriorities", "230"),
     ],
 )
 def test_bad_input_names_key_and_value(
@@ -482,8 +484,11 @@ def test_fast_detection_shortens_the_master_down_timer_and_lifts_each_lb_to_the_
     fast = spec_of(vrrpFastDetection=True)
     assert fast.down_timer_adverts == 1
     assert spec_of(vrrpFastDetection=True, vrrpDownTimerAdverts=2).down_timer_adverts == 2
-    # Whichever LB is backup when the master dies runs at the top priority while BFD is down.
-    assert {p.priority + p.bfd_lift for p in fast.vrrp_peers} == {254}
+    # While BFD is down every LB is lifted by the same amount: the preferred master to the top,
+    # the other stays below it, so two LBs that both see BFD down never tie.
+    lifted = sorted(p.priority + p.bfd_lift for p in fast.vrrp_peers)
+    assert lifted[-1] == BFD_DOWN_PRIORITY and lifted[0] < BFD_DOWN_PRIORITY
+    assert len({p.bfd_lift for p in fast.vrrp_peers}) == 1
 
 
 def test_vrrp_waits_for_bfd_at_start_only_with_fast_detection() -> None:

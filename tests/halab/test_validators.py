@@ -210,7 +210,7 @@ def test_fast_detection_passes_keepalived_and_nft(tmp_path: Path) -> None:
     assert_no_problems(validate_tree(tmp_path))
     conf = trees["lb-1"].path_of("/etc/keepalived/keepalived.conf").read_text(encoding="utf-8")
     assert "vrrp_down_timer_adverts 1" in conf and "bfd_instance BFD_PEER" in conf
-    assert "BFD_PEER weight -104 reverse" in conf  # priority 150, to 254 while BFD is down
+    assert "BFD_PEER weight -80 reverse" in conf  # priority 150, to 230 while BFD is down
     assert f"vrrp_startup_delay {fast.vrrp_startup_delay_s}" in conf
     nft = trees["lb-1"].path_of("/etc/nftables.conf").read_text(encoding="utf-8")
     (bfd,) = [line for line in nft.splitlines() if "3784" in line]

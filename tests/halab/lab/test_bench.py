@@ -100,8 +100,8 @@ def test_load_table_counts_the_clean_runs_per_column() -> None:
         return {"label": label, "vip_moves": moves, "failed": failed, "requests": 100}
 
     table = bench.load_table([row("on", 0, 0), row("on", 2, 3), row("off", 0, 0)])
-    assert "| on | 2 | 1 | 0, 2 | 0/100, 3/100 |" in table
-    assert "| off | 1 | 1 | 0 | 0/100 |" in table
+    assert "| on | 2 | 1 | 0, 2 | 0/100, 3/100 | -, - |" in table
+    assert "| off | 1 | 1 | 0 | 0/100 | - |" in table
 
 
 def test_load_runs_options() -> None:

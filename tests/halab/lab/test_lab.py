@@ -7,24 +7,22 @@ package to install (it never skips). Every drill's report is written under
 
 from __future__ import annotations
 
-import os
 import socket
 import ssl
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from halab.lab import drill, netns, procs, report
-from halab.lab.lab import Lab, LabError, http_get, missing_packages
+from halab.lab.lab import Lab, LabError, http_get
 from halab.lab.probe import ProbeConfig
-from halab.lab.state import LabState
 from halab.render import APP
 from halab.spec import Role, ZoneName
 from halab.stackconfig import REPO_ROOT
 from tests.halab.lab import vrrp_packets
+from tests.halab.lab.running import running_lab
 
 pytestmark = pytest.mark.lab
 
@@ -35,28 +33,8 @@ REPORTS = REPO_ROOT / "reports" / "test-lab" / time.strftime("%Y%m%d-%H%M%S")
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
     """The dev lab, up for the module; torn down (and checked gone) whatever happens."""
-    if os.geteuid() != 0:
-        pytest.fail("the namespace lab tests need root (network namespaces)")
-    missing = missing_packages()
-    if missing:
-        pytest.fail(f"missing Debian packages for the lab: {', '.join(missing)} (apt-get install)")
-    if LabState.load(STACK) is not None:
-        Lab.attach(STACK).down(lambda _m: None)  # a previous run's leftovers
-    created = Lab.create(STACK)
-    started: list[tuple[int, int]] = []
-    try:
-        took = created.up(lambda _m: None)
-        print(f"lab up in {took:.2f}s")
-        yield created
-    finally:
-        started = [(p.pid, p.starttime) for p in created.state.processes]
-        problems = created.down(lambda _m: None)
-        assert not problems, problems
-        ours = [n for n in os.listdir(netns.NETNS_DIR) if n.startswith(created.spec.lab_name + "-")]
-        assert ours == [], f"namespaces left behind: {ours}"
-        alive = [pid for pid, start in started if procs.alive(pid, start)]
-        assert alive == [], f"processes left running: {alive}"
-        assert not Path(created.state.run_dir).exists()
+    with running_lab(STACK) as up:
+        yield up
 
 
 def _run(lab: Lab, name: str) -> drill.DrillResult:

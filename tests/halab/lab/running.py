@@ -1,0 +1,49 @@
+"""A namespace lab that is up for a test module and checked gone afterwards, whatever happens."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from halab.lab import netns, procs
+from halab.lab.lab import Lab, missing_packages
+from halab.lab.state import LabState
+
+#: Where Keepalived keeps a namespace's run files (its children's pid files unless told).
+KEEPALIVED_RUN = Path("/run/keepalived")
+
+
+@contextlib.contextmanager
+def running_lab(stack: str, overrides: dict[str, Any] | None = None) -> Iterator[Lab]:
+    """Bring the stack's lab up (with ``overrides`` of its values); on the way out take it down
+    and fail if a namespace, a process, the run folder or a Keepalived run file of it is left."""
+    if os.geteuid() != 0:
+        pytest.fail("the namespace lab tests need root (network namespaces)")
+    missing = missing_packages()
+    if missing:
+        pytest.fail(f"missing Debian packages for the lab: {', '.join(missing)} (apt-get install)")
+    if LabState.load(stack) is not None:
+        Lab.attach(stack).down(lambda _m: None)  # a previous run's leftovers
+    created = Lab.create(stack, overrides=overrides)
+    started: list[tuple[int, int]] = []
+    try:
+        took = created.up(lambda _m: None)
+        print(f"lab up in {took:.2f}s")
+        yield created
+    finally:
+        started = [(p.pid, p.starttime) for p in created.state.processes]
+        problems = created.down(lambda _m: None)
+        assert not problems, problems
+        prefix = created.spec.lab_name + "-"
+        ours = [n for n in os.listdir(netns.NETNS_DIR) if n.startswith(prefix)]
+        assert ours == [], f"namespaces left behind: {ours}"
+        alive = [pid for pid, start in started if procs.alive(pid, start)]
+        assert alive == [], f"processes left running: {alive}"
+        assert not Path(created.state.run_dir).exists()
+        left = sorted(str(p) for p in KEEPALIVED_RUN.glob(f"{prefix}*"))
+        assert left == [], f"Keepalived run files left behind: {left}"

@@ -1,0 +1,48 @@
+"""Fast detection (BFD tracked by VRRP, a one-advert master-down timer) in the namespace lab.
+
+The drills' own checks are the proof: a hard failure moves the VIP, the returning LB leaves it
+where it is (nopreempt; before VRRP's start-up delay it took the VIP back), and a loss of BFD
+alone leaves one owner. How fast, and what load does to it, is the benchmark's job
+(``scripts/benchmark.py --fast-detection``), not an assertion here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from halab.lab import drill, report
+from halab.lab.lab import Lab
+from halab.lab.probe import ProbeConfig
+from halab.stackconfig import REPO_ROOT
+from tests.halab.lab.running import running_lab
+
+pytestmark = pytest.mark.lab
+
+STACK = "dev"
+REPORTS = REPO_ROOT / "reports" / "test-lab-fast-detection"
+
+
+@pytest.fixture(scope="module")
+def fast_lab() -> Iterator[Lab]:
+    """The dev lab with vrrpFastDetection on, up for the module, checked gone afterwards."""
+    with running_lab(STACK, {"vrrpFastDetection": True}) as lab:
+        yield lab
+
+
+def test_the_rendered_keepalived_runs_bfd_to_the_peer(fast_lab: Lab) -> None:
+    for lb in fast_lab.lbs:
+        log = (fast_lab.logdir(lb.name) / "keepalived.log").read_text(encoding="utf-8")
+        assert "Starting BFD child process" in log
+        assert "Tracked BFD instance BFD_PEER is UP" in log, f"{lb.name}: BFD never came up"
+
+
+@pytest.mark.parametrize("names", [("lb-hard-failure", "master-returns"), ("bfd-loss",)])
+def test_drills_pass_with_fast_detection(fast_lab: Lab, names: tuple[str, ...]) -> None:
+    probe = ProbeConfig(url=fast_lab.public_url)
+    for result in drill.run_drills(fast_lab, STACK, names, probe=probe):
+        paths = report.write(result, REPORTS)
+        assert result.passed, f"{result.name} failed; report: {paths['txt']}\n" + (
+            report.summary(result)
+        )
