@@ -19,13 +19,7 @@ from typing import Any
 import jinja2
 import yaml
 
-from halab.spec import (
-    STANDARD_DOWN_TIMER_ADVERTS,
-    LabSpec,
-    ResolvedHost,
-    Role,
-    ZoneName,
-)
+from halab.spec import STANDARD_DOWN_TIMER_ADVERTS, LabSpec, ResolvedHost, Role, ZoneName
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "cloud-init"
 TLS_PLACEHOLDER = "<secret: the lab's TLS certificate and key (PEM), filled in by Pulumi>"
