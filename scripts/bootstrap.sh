@@ -4,9 +4,9 @@
 # sshd unpacked (not installed) for checking the rendered SSH config, then the virtualenv Pulumi uses (venv/, as Pulumi.yaml says) with requirements-dev.txt.
 # A second run with everything present takes a second or two.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 cd "$(dirname "$0")/.."
-
-log() { printf 'bootstrap: %s\n' "$*"; }
 
 sudo_cmd=()
 if [[ $EUID -ne 0 ]]; then
@@ -20,19 +20,19 @@ for pkg in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
-  log "installing Debian packages: ${missing[*]}"
+  say "installing Debian packages: ${missing[*]}"
   "${sudo_cmd[@]}" apt-get update -q
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
-  log "Debian packages present (${#wanted[@]})"
+  say "Debian packages present (${#wanted[@]})"
 fi
 
 # sshd only checks the rendered sshd drop-in (`sshd -T`, halab/validate.py). Installing
 # openssh-server would start an SSH server on this machine, so its sshd is unpacked into the cache
 # instead (its libraries come from scripts/apt-packages.txt).
-tools=${HA_WEB_LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ha-web-lab}/tools
+tools=$HWL_CACHE/tools
 if [[ ! -x /usr/sbin/sshd && ! -x $tools/openssh-server/usr/sbin/sshd ]]; then
-  log "unpacking sshd from Debian's openssh-server into $tools (not installed: no server starts)"
+  say "unpacking sshd from Debian's openssh-server into $tools (not installed: no server starts)"
   scratch=$(mktemp -d)
   trap 'rm -rf "$scratch"' EXIT
   # apt-get download needs package lists; a machine that had every package may have none yet.
@@ -47,16 +47,16 @@ fi
 
 python=${PYTHON:-python3}
 if [[ ! -x venv/bin/python ]]; then
-  log "creating venv/ with $($python --version)"
+  say "creating venv/ with $($python --version)"
   "$python" -m venv venv
 fi
 # Reinstall only when the requirements change.
 stamp=venv/.requirements.sha256
 want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
-  log "installing Python packages (requirements-dev.txt)"
+  say "installing Python packages (requirements-dev.txt)"
   venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
   echo "$want" > "$stamp"
 else
-  log "Python packages present"
+  say "Python packages present"
 fi

@@ -18,7 +18,9 @@ set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mod_dir="$repo_root/engine/pulumi"
-cache_root="${HA_WEB_LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ha-web-lab}"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+cache_root=$HWL_CACHE
 engine_cache="$cache_root/engine"
 bin_dir="$engine_cache/bin"
 
@@ -29,11 +31,6 @@ pkg=github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
 version_module=github.com/pulumi/pulumi/pkg/v3
 version_var=github.com/pulumi/pulumi/sdk/v3/go/common/version.Version
 tags=osusergo,grpcnotrace
-
-die() {
-  echo "build-engine: error: $*" >&2
-  exit 1
-}
 
 case "${1:-}" in
   "") ;;

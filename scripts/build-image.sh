@@ -42,8 +42,8 @@ PACKAGES=(
 )
 DISK_SIZE=${HA_WEB_LAB_IMAGE_SIZE:-4G}
 
-die() { echo "build-image: $*" >&2; exit 1; }
-log() { echo "build-image: $*" >&2; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 mode=build
 case ${1:-} in
@@ -54,7 +54,7 @@ case ${1:-} in
     *) die "unknown argument '$1' (use --print-paths, --force or nothing)" ;;
 esac
 
-cache=${HA_WEB_LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ha-web-lab}/image
+cache=$HWL_CACHE/image
 key=$(printf '%s\n' "version=$SCRIPT_VERSION" "suite=$SUITE" "size=$DISK_SIZE" \
     "$(printf '%s\n' "${PACKAGES[@]}" | LC_ALL=C sort -u)" | sha256sum | cut -c1-16)
 out=$cache/$key
@@ -70,7 +70,7 @@ if [[ $mode == print ]]; then
     exit 0
 fi
 if [[ $mode == build ]] && built; then
-    log "cached: $out"
+    say "cached: $out"
     print_paths
     exit 0
 fi
@@ -87,7 +87,7 @@ mkdir -p "$cache"
 exec 9>"$cache/.lock-$key"
 flock -w 1800 9 || die "another build of $key holds $cache/.lock-$key"
 if [[ $mode == build ]] && built; then # built by the holder of the lock meanwhile
-    log "cached: $out"
+    say "cached: $out"
     print_paths
     exit 0
 fi
@@ -129,7 +129,7 @@ for dir in drivers/gpu drivers/media drivers/net/wireless drivers/net/ethernet d
     drivers/iio drivers/staging drivers/isdn drivers/bluetooth net/wireless net/bluetooth sound; do
     module_excludes+=("--dpkgopt=path-exclude=/lib/modules/*/kernel/$dir/*")
 done
-log "mmdebstrap $SUITE (${#PACKAGES[@]} packages) from $MIRROR into $root"
+say "mmdebstrap $SUITE (${#PACKAGES[@]} packages) from $MIRROR into $root"
 run mmdebstrap --mode=root --variant=minbase --components=main \
     --include="$include" \
     --dpkgopt='path-exclude=/usr/share/man/*' \
@@ -146,7 +146,7 @@ run mmdebstrap --mode=root --variant=minbase --components=main \
     </dev/null >&2
 t_debootstrap=$((SECONDS - t0))
 
-log "configuring the tree"
+say "configuring the tree"
 echo debian >"$root/etc/hostname"
 printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
 : >"$root/etc/resolv.conf"
@@ -217,7 +217,7 @@ cp "$kernel" "$work/vmlinuz"
 cp "$initrd" "$work/initrd.img"
 dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Package}\t${Version}\n' >"$work/packages.tsv"
 
-log "ext4 ($DISK_SIZE, sparse) from the tree, then qcow2"
+say "ext4 ($DISK_SIZE, sparse) from the tree, then qcow2"
 truncate -s "$DISK_SIZE" "$work/root.raw"
 run mkfs.ext4 -q -F -L hwl-root -E root_owner=0:0 -d "$root" "$work/root.raw"
 run e2fsck -fn "$work/root.raw" >/dev/null
@@ -245,10 +245,10 @@ if [[ ${HA_WEB_LAB_IMAGE_KEEP_OLD:-0} != 1 ]]; then
     for old in "$cache"/*/; do
         old=${old%/}
         [[ $old == "$out" || ! -f $old/.complete ]] && continue
-        log "removing the older image ${old##*/}"
+        say "removing the older image ${old##*/}"
         rm -rf --one-file-system "$old"
         rm -f "$cache/.lock-${old##*/}"
     done
 fi
-log "built in $((SECONDS - t0)) s (mmdebstrap $t_debootstrap s): $(du -sh "$out/disk.qcow2" | cut -f1) qcow2"
+say "built in $((SECONDS - t0)) s (mmdebstrap $t_debootstrap s): $(du -sh "$out/disk.qcow2" | cut -f1) qcow2"
 print_paths

@@ -9,9 +9,10 @@
 # Runs as root (the project's libvirtd runs as root).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 cd "$ROOT"
 NS=${HA_WEB_LAB_LIBVIRT_NETNS:-hwl-libvirt}
-say() { printf 'e2e: %s\n' "$*" >&2; }
 
 [[ $EUID -eq 0 ]] || { say "run as root (the project's libvirtd runs as root)"; exit 1; }
 [[ -x venv/bin/python ]] || { say "no venv: run scripts/bootstrap.sh (make bootstrap) first"; exit 1; }

@@ -12,7 +12,8 @@ set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mirror=${HA_WEB_LAB_PLUGIN_MIRROR-$repo_root/../shared/plugins}
 
-say() { printf 'install-plugins: %s\n' "$*" >&2; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 if [[ -z $mirror || ! -d $mirror ]]; then
   say "no plugin mirror${mirror:+ at $mirror}: the Pulumi CLI downloads plugins from the registry"

@@ -51,8 +51,8 @@ VIRTLOGD_PID=$BASE/virtlogd.pid
 KVM_BLOCKER=$BASE/kvm-blocker
 NS_MARK=$BASE/netns # names the namespace while this script owns it
 
-die() { echo "libvirtd-local: $*" >&2; exit 1; }
-say() { echo "libvirtd-local: $*" >&2; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 usage() { sed -n '2,9p' "$SELF" >&2; exit 2; }
 
