@@ -791,8 +791,9 @@ def run(args: argparse.Namespace) -> int:
         ("drift", lambda: e2e.drift("web-1")),
         ("interrupt", lambda: e2e.interrupted_up("web-3")),
     ]  # fmt: skip
-    skip = set(args.skip) | (set() if args.advert_sweep else {"advert-sweep"})
-    skip |= set() if args.fast_detection_sweep else {"fast-detection-sweep"}
+    # The sweeps run only when asked for (their values are the list of what to measure).
+    sweeps = {"advert-sweep": args.advert_sweep, "fast-detection-sweep": args.fast_detection_sweep}
+    skip = set(args.skip) | {name for name, values in sweeps.items() if not values}
     steps: list[Callable[[], None]] = [
         e2e.prepare,
         e2e.first_up,

@@ -30,7 +30,6 @@ def running_lab(stack: str, overrides: dict[str, Any] | None = None) -> Iterator
     if LabState.load(stack) is not None:
         Lab.attach(stack).down(lambda _m: None)  # a previous run's leftovers
     created = Lab.create(stack, overrides=overrides)
-    started: list[tuple[int, int]] = []
     try:
         took = created.up(lambda _m: None)
         print(f"lab up in {took:.2f}s")
