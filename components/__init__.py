@@ -1,31 +1,31 @@
-"""Pulumi components of the lab. Each consumes the spec and the renderer; none builds a provider."""
+"""Pulumi components of the lab.
 
-from components.edge import FortiGateEdge, FortiGateEdgeArgs, LinuxEdge, LinuxEdgeArgs
+``HaWebLab`` renders every host once and builds the zones, the storage, one ``HostGroup`` of VMs
+per role, the FortiGate edge when there is one, and the readiness gates. No component builds a
+provider: ``__main__.py`` makes each once and hands it down.
+"""
+
+from components.edge import FortiGateEdge, FortiGateEdgeArgs
+from components.host_group import HostGroup, HostGroupArgs
 from components.lab import HaWebLab, HaWebLabArgs
-from components.lb_pair import LoadBalancerPair, LoadBalancerPairArgs
 from components.network import ZoneNetwork, ZoneNetworkArgs
 from components.storage import LabStorage, LabStorageArgs
 from components.tls import LabCertificate, LabCertificateArgs
 from components.vm import LabVm, LabVmArgs
-from components.web_tier import WebTier, WebTierArgs
 
 __all__ = [
     "FortiGateEdge",
     "FortiGateEdgeArgs",
     "HaWebLab",
     "HaWebLabArgs",
+    "HostGroup",
+    "HostGroupArgs",
     "LabCertificate",
     "LabCertificateArgs",
     "LabStorage",
     "LabStorageArgs",
     "LabVm",
     "LabVmArgs",
-    "LinuxEdge",
-    "LinuxEdgeArgs",
-    "LoadBalancerPair",
-    "LoadBalancerPairArgs",
-    "WebTier",
-    "WebTierArgs",
     "ZoneNetwork",
     "ZoneNetworkArgs",
 ]

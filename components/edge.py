@@ -1,7 +1,8 @@
-"""The edge in front of the VIP: a FortiGate (FortiOS provider) or a small Linux nftables VM.
+"""The FortiGate edge in front of the VIP, configured through the FortiOS provider.
 
-Both render one firewall model (``LabSpec.firewall_rule``): public IP:ports -> VIP, only from
-the allowed sources, nothing else forwarded.
+It applies the lab's one firewall model (``LabSpec.firewall_rule``): public IP:ports -> VIP,
+only from the allowed sources, nothing else forwarded. The Linux edge applies the same rule in
+nftables; it is a VM like any other host (:class:`components.host_group.HostGroup`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumiverse_fortios as fortios
 
-from components.readiness import SshAccess
-from components.storage import LabStorage
-from components.vm import LabVm, LabVmArgs
-from halab.render import render_host
-from halab.spec import FORTIOS_PREDEFINED_SERVICES, LabSpec, Role, ZoneName
+from halab.spec import FORTIOS_PREDEFINED_SERVICES, LabSpec
 
 _ANY = "0.0.0.0/0"
 
@@ -142,42 +139,3 @@ class FortiGateEdge(pulumi.ComponentResource):
             )
             out.append(address.name)
         return out
-
-
-@dataclass
-class LinuxEdgeArgs:
-    """What the Linux edge needs."""
-
-    spec: LabSpec
-    storage: LabStorage
-    network_ids: dict[ZoneName, pulumi.Output[str]]
-    #: SSH access for the readiness gates; None when they are off.
-    ssh: SshAccess | None = None
-
-
-class LinuxEdge(pulumi.ComponentResource):
-    """A small VM that plays the FortiGate's role with the same rule in nftables."""
-
-    vm: LabVm
-    public_ip: pulumi.Output[str]
-
-    def __init__(
-        self, name: str, args: LinuxEdgeArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("ha-web-lab:index:LinuxEdge", name, None, opts)
-        spec = args.spec
-        (host,) = spec.hosts_with_role(Role.EDGE)
-        self.vm = LabVm(
-            f"{name}-vm",
-            LabVmArgs(
-                spec,
-                host,
-                pulumi.Output.from_input(render_host(spec, host)),
-                args.storage,
-                args.network_ids,
-                args.ssh,
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.public_ip = pulumi.Output.from_input(str(spec.public_address))
-        self.register_outputs({"public_ip": self.public_ip})

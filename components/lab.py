@@ -1,20 +1,35 @@
-"""The whole lab as one component: zones, storage, web tier, LB pair, edge, readiness gates."""
+"""The whole lab as one component: zones, storage, a host group per role, edge, readiness gates.
+
+Every host is rendered here, once; the groups and VMs below only consume what was rendered.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import pulumi
 
-from components.edge import FortiGateEdge, FortiGateEdgeArgs, LinuxEdge, LinuxEdgeArgs
-from components.lb_pair import LoadBalancerPair, LoadBalancerPairArgs
+from components.edge import FortiGateEdge, FortiGateEdgeArgs
+from components.host_group import HostGroup, HostGroupArgs
 from components.network import ZoneNetwork, ZoneNetworkArgs
 from components.readiness import SshAccess, TierGate, TierGateArgs
 from components.storage import LabStorage, LabStorageArgs
 from components.tls import LabCertificate, LabCertificateArgs
 from components.vm import LabVm
-from components.web_tier import WebTier, WebTierArgs
-from halab.spec import EdgeKind, LabSpec, ZoneName
+from halab.render import RenderedHost, render_all
+from halab.spec import EdgeKind, LabSpec, ResolvedHost, Role, ZoneName
+
+#: The component each role's group was before one :class:`HostGroup` built them all (its name
+#: is unchanged: ``{lab}-{role}``). Aliases to these keep every resource of a lab deployed then.
+_EARLIER_GROUP_TYPES = {
+    Role.WEB: "ha-web-lab:index:WebTier",
+    Role.LB: "ha-web-lab:index:LoadBalancerPair",
+    Role.EDGE: "ha-web-lab:index:LinuxEdge",
+}
+#: The Linux edge's VM was ``{lab}-edge-vm`` then (now ``{lab}-edge-edge``, like every host's).
+_EARLIER_EDGE_VM_SUFFIX = "vm"
 
 
 @dataclass
@@ -32,12 +47,11 @@ class HaWebLabArgs:
 
 
 class HaWebLab(pulumi.ComponentResource):
-    """The tutorial's lab: one network per zone, N web VMs, the LB pair, the edge, the gates."""
+    """The tutorial's lab: a network per zone, the web nodes, the LB group, the edge, the gates."""
 
     networks: dict[ZoneName, ZoneNetwork]
     storage: LabStorage
-    web: WebTier
-    lbs: LoadBalancerPair
+    groups: dict[Role, HostGroup]
     vms: list[LabVm]
     gate: TierGate | None
 
@@ -46,29 +60,74 @@ class HaWebLab(pulumi.ComponentResource):
     ) -> None:
         super().__init__("ha-web-lab:index:HaWebLab", name, None, opts)
         spec, ssh = args.spec, args.ssh
-        on_libvirt = pulumi.ResourceOptions(parent=self, provider=args.libvirt_provider)
 
         self.networks = {
-            zone: ZoneNetwork(f"{name}-zone-{zone.value}", ZoneNetworkArgs(spec, zone), on_libvirt)
+            zone: ZoneNetwork(
+                f"{name}-zone-{zone.value}",
+                ZoneNetworkArgs(spec, zone),
+                pulumi.ResourceOptions(parent=self, provider=args.libvirt_provider),
+            )
             for zone in ZoneName
         }
-        network_ids = {zone: net.network_id for zone, net in self.networks.items()}
-        self.storage = LabStorage(f"{name}-storage", LabStorageArgs(spec), on_libvirt)
-        self.web = WebTier(
-            f"{name}-web", WebTierArgs(spec, self.storage, network_ids, ssh), on_libvirt
+        self.storage = LabStorage(
+            f"{name}-storage",
+            LabStorageArgs(spec),
+            pulumi.ResourceOptions(parent=self, provider=args.libvirt_provider),
         )
         certificate = LabCertificate(
             f"{name}-tls",
             LabCertificateArgs(spec, args.tls_certificate, args.tls_private_key),
             pulumi.ResourceOptions(parent=self),
         )
-        self.lbs = LoadBalancerPair(
-            f"{name}-lb",
-            # HAProxy's first health checks should find web nodes, so the LBs come second.
-            LoadBalancerPairArgs(spec, self.storage, network_ids, certificate.pem, [self.web], ssh),
-            on_libvirt,
-        )
-        self.vms = [*self.web.vms.values(), *self.lbs.vms.values()]
+        seeds = _seeds(spec, certificate.pem)
+
+        def group(
+            role: Role,
+            hosts: Sequence[ResolvedHost],
+            *,
+            serial_gates: bool = False,
+            depends_on: Sequence[pulumi.Resource] = (),
+        ) -> HostGroup:
+            group_name = f"{name}-{role.value}"
+            vm_aliases = {}
+            if role is Role.EDGE:
+                earlier = f"{group_name}-{_EARLIER_EDGE_VM_SUFFIX}"
+                vm_aliases = {h.name: [pulumi.Alias(name=earlier)] for h in hosts}
+            return HostGroup(
+                group_name,
+                HostGroupArgs(
+                    spec,
+                    hosts,
+                    seeds,
+                    self.storage,
+                    {zone: net.network_id for zone, net in self.networks.items()},
+                    ssh,
+                    serial_gates=serial_gates,
+                    depends_on=depends_on,
+                    vm_aliases=vm_aliases,
+                ),
+                pulumi.ResourceOptions(
+                    parent=self,
+                    provider=args.libvirt_provider,
+                    aliases=[pulumi.Alias(type_=_EARLIER_GROUP_TYPES[role])],
+                ),
+            )
+
+        web = group(Role.WEB, spec.hosts_with_role(Role.WEB))
+        self.groups = {
+            Role.WEB: web,
+            # HAProxy's first health checks should find web nodes, so the LBs come second. Their
+            # gates run one at a time, the lowest priority first and the preferred master last:
+            # a gate that reruns setup may reload a daemon, and the LB that most likely holds the
+            # VIP should change only once the others serve the new config (a reload of both
+            # Keepalived at once moved the VIP twice in the namespace lab: see the setup script).
+            Role.LB: group(
+                Role.LB,
+                tuple(reversed(spec.lbs_by_priority)),
+                serial_gates=True,
+                depends_on=[web],
+            ),
+        }
         if spec.edge is EdgeKind.FORTIGATE:
             if args.fortigate_provider is None:
                 raise ValueError("edge 'fortigate' needs the FortiOS provider")
@@ -78,10 +137,8 @@ class HaWebLab(pulumi.ComponentResource):
                 pulumi.ResourceOptions(parent=self, provider=args.fortigate_provider),
             )
         elif spec.edge is EdgeKind.LINUX:
-            edge = LinuxEdge(
-                f"{name}-edge", LinuxEdgeArgs(spec, self.storage, network_ids, ssh), on_libvirt
-            )
-            self.vms.append(edge.vm)
+            self.groups[Role.EDGE] = group(Role.EDGE, spec.hosts_with_role(Role.EDGE))
+        self.vms = [vm for g in self.groups.values() for vm in g.vms.values()]
 
         self.gate = None
         if ssh is not None:
@@ -99,3 +156,16 @@ class HaWebLab(pulumi.ComponentResource):
                 pulumi.ResourceOptions(parent=self),
             )
         self.register_outputs({"vms": [vm.domain.name for vm in self.vms]})
+
+
+def _seeds(spec: LabSpec, tls_pem: pulumi.Output[str]) -> dict[str, pulumi.Output[RenderedHost]]:
+    """Every host rendered once. A host whose files hold a secret (an LB: the TLS key) gets it
+    inside ``apply``, a pure fill-in that keeps its seed secret; the others stay plain values."""
+    return {
+        name: (
+            tls_pem.apply(partial(RenderedHost.with_secret, rendered, spec))
+            if rendered.holds_secret
+            else pulumi.Output.from_input(rendered)
+        )
+        for name, rendered in render_all(spec).items()
+    }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,19 @@ class RenderedHost:
                 return f
         raise KeyError(path)
 
+    @property
+    def holds_secret(self) -> bool:
+        """True when a file is a secret (an LB's TLS key): only Pulumi can fill it in."""
+        return any(f.secret for f in self.files)
+
+    def with_secret(self, spec: LabSpec, content: str) -> RenderedHost:
+        """This host with ``content`` in its secret file, and the seed made again around it.
+
+        The templates are not run again: only the secret changes, inside Pulumi's ``apply``.
+        """
+        files = tuple(replace(f, content=content) if f.secret else f for f in self.files)
+        return seed_host(spec, self.host, files)
+
 
 @cache
 def _environment() -> jinja2.Environment:
@@ -131,7 +144,14 @@ def _environment() -> jinja2.Environment:
     )
     # File contents travel inside shell scripts base64-encoded: no quoting can break them.
     env.filters["b64"] = lambda text: base64.b64encode(text.encode()).decode()
+    env.filters["nft_set"] = nft_set
     return env
+
+
+def nft_set(items: Any) -> str:
+    """An nftables match value: one element as itself, several as an anonymous set."""
+    values = [str(i) for i in items]
+    return values[0] if len(values) == 1 else "{ " + ", ".join(values) + " }"
 
 
 def render_template(name: str, **context: Any) -> str:
@@ -162,14 +182,14 @@ def _context(spec: LabSpec, host: ResolvedHost, target: Target) -> dict[str, Any
         ]
     if host.role is Role.LB:
         ctx["dmz_leg"] = host.leg(ZoneName.DMZ)
-        ctx["peer"] = next(p for p in spec.vrrp_peers if p.host == host.name)
+        ctx["member"] = spec.vrrp_member(host.name)
+        ctx["peer_names"] = {m.src_ip: m.host for m in spec.vrrp_members if m.host != host.name}
         ctx["webs"] = [
             _WebBackend(w.name, str(w.leg(ZoneName.INTERNAL).address))
             for w in spec.hosts_with_role(Role.WEB)
         ]
         ctx["advert_int"] = _seconds(spec.vrrp_advert_interval_ms)
         ctx["instance_name"] = f"VI_{spec.vrrp_router_id}"
-        ctx["bfd_name"] = "BFD_PEER"
         ctx["standard_down_timer_adverts"] = STANDARD_DOWN_TIMER_ADVERTS
         ctx["haproxy_process_name"] = target.haproxy_process_name(host.name)
         ctx["keepalived_script_user"] = "nobody"
@@ -306,7 +326,11 @@ def render_host(
     spec: LabSpec, host: ResolvedHost, target: Target = VM, tls_pem: str = TLS_PLACEHOLDER
 ) -> RenderedHost:
     """Every file for one host."""
-    files = role_files(spec, host, target, tls_pem)
+    return seed_host(spec, host, role_files(spec, host, target, tls_pem))
+
+
+def seed_host(spec: LabSpec, host: ResolvedHost, files: tuple[RenderedFile, ...]) -> RenderedHost:
+    """cloud-init's three files around a host's rendered files."""
     ud = dump_cloud_config(user_data(spec, host, files))
     nc = _dump(network_config(host))
     # A new instance-id, so a new VM, whenever what it must be built from changes: NoCloud

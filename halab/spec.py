@@ -304,21 +304,34 @@ class FirewallRule(_Model):
     dmz_ifname: str
 
 
-class VrrpPeer(_Model):
-    """One LB's VRRP view: its own address, its peer's, its priority and initial state."""
+class VrrpMember(_Model):
+    """One LB's view of the VRRP group: its address, its peers', its priority and initial state.
+
+    A group is two or more LBs (``hosts`` with role ``lb``); every member sends its adverts to
+    each peer (unicast), and its firewall lets VRRP (and BFD) in from those peers only.
+    """
 
     host: str
     state: Literal["MASTER", "BACKUP"]
     priority: int
     src_ip: IPv4Address
-    peer_ip: IPv4Address
+    #: The other members' DMZ addresses, in config order.
+    peers: tuple[IPv4Address, ...]
     nopreempt: bool
-    #: How far BFD's peer-down raises the priority: the same for every LB, so the preferred
-    #: master reaches :data:`BFD_DOWN_PRIORITY` and the others stay below it. Lifting each to
-    #: 254 made equal priorities whenever BFD was down on both sides (a stalled master, BFD
-    #: lost, BFD's ~1 s restart): the backup's timer then ran out on any late advert and the
-    #: pair flapped until BFD was up again (the lab, 2026-12-04: three VIP moves in 0.25 s).
-    bfd_lift: int
+    #: How far each BFD session that is down raises the priority (fast detection). Every member
+    #: has one session per peer and the same weight, and a hard failure takes down the same
+    #: sessions on every survivor, so the survivors are lifted alike and their order never
+    #: changes. Lifting each to 254 made equal priorities whenever BFD was down on both sides
+    #: (a stalled master, BFD lost, BFD's ~1 s restart): the backup's timer then ran out on any
+    #: late advert and the pair flapped until BFD was up again (the lab, 2026-12-04: three VIP
+    #: moves in 0.25 s). With every session down the preferred master reaches
+    #: :data:`BFD_DOWN_PRIORITY`, never more.
+    bfd_weight: int
+
+    @property
+    def bfd_lift(self) -> int:
+        """The lift with every peer's BFD session down."""
+        return self.bfd_weight * len(self.peers)
 
 
 @dataclass(frozen=True)
@@ -359,7 +372,8 @@ class LabSpec(_Model):
     vrrp_version: Literal[2, 3] = 3
     vrrp_router_id: int = 51
     vrrp_advert_interval_ms: int = 40
-    vrrp_priorities: tuple[int, ...] = (150, 100)
+    #: One per lb host in config order; empty derives them (:func:`derived_priorities`).
+    vrrp_priorities: tuple[int, ...] = ()
     vrrp_preempt: bool = False
     vrrp_realtime: bool = True
     #: BFD between the LBs, tracked by VRRP: a dead master is seen in bfd_interval x multiplier.
@@ -553,11 +567,11 @@ class LabSpec(_Model):
             raise TopologyError("hosts", "edge", "the name 'edge' is taken by the linux edge VM")
         if not self.web_hosts:
             raise TopologyError("hosts", [h.name for h in self.hosts], "no host has role 'web'")
-        if len(self.lb_hosts) != 2:
+        if len(self.lb_hosts) < 2:
             raise TopologyError(
                 "hosts",
                 [h.name for h in self.lb_hosts],
-                f"exactly 2 hosts need role 'lb' (a VRRP pair), found {len(self.lb_hosts)}",
+                f"at least 2 hosts need role 'lb' (a VRRP group), found {len(self.lb_hosts)}",
             )
 
     def _check_vrrp(self) -> None:
@@ -574,11 +588,12 @@ class LabSpec(_Model):
             raise TopologyError(
                 key, interval, "VRRPv3 adverts are centiseconds: 10-40950 ms in steps of 10"
             )
-        if len(self.vrrp_priorities) != len(self.lb_hosts):
+        if self.vrrp_priorities and len(self.vrrp_priorities) != len(self.lb_hosts):
             raise TopologyError(
                 "vrrpPriorities",
                 list(self.vrrp_priorities),
-                f"give one priority per lb host ({len(self.lb_hosts)})",
+                f"give one priority per lb host ({len(self.lb_hosts)}: "
+                f"{', '.join(h.name for h in self.lb_hosts)}), or none to derive them",
             )
         self._check_fast_detection()
         dmz = self.zones[ZoneName.DMZ].cidr
@@ -610,12 +625,22 @@ class LabSpec(_Model):
                 "fast detection raises a backup's priority while BFD is down, and BFD starts "
                 "down: with preempt the backup would take the VIP at every start; set it false",
             )
-        if max(self.vrrp_priorities) >= BFD_DOWN_PRIORITY:
+        priorities = self.lb_priorities
+        if max(priorities) >= BFD_DOWN_PRIORITY:
             raise TopologyError(
                 "vrrpPriorities",
-                list(self.vrrp_priorities),
+                list(priorities),
                 f"fast detection lifts every LB while BFD is down, the highest to "
                 f"{BFD_DOWN_PRIORITY}: keep each priority below {BFD_DOWN_PRIORITY}",
+            )
+        peers = len(priorities) - 1
+        if (BFD_DOWN_PRIORITY - max(priorities)) < peers:
+            raise TopologyError(
+                "vrrpPriorities",
+                list(priorities),
+                f"fast detection splits the lift ({BFD_DOWN_PRIORITY} minus the highest "
+                f"priority) over the {peers} BFD sessions of each LB, at least 1 each: lower "
+                f"the highest priority to {BFD_DOWN_PRIORITY - peers} or less",
             )
 
     def _check_edge(self) -> None:
@@ -995,33 +1020,48 @@ class LabSpec(_Model):
         return tuple(h for h in self.resolved_hosts if h.role is role)
 
     @property
+    def lb_priorities(self) -> tuple[int, ...]:
+        """Each lb host's VRRP priority, in config order (``vrrpPriorities``, or derived)."""
+        return self.vrrp_priorities or derived_priorities(len(self.lb_hosts))
+
+    @property
     def lbs_by_priority(self) -> tuple[ResolvedHost, ...]:
-        """The two LB hosts, the preferred master (highest VRRP priority) first."""
-        priority = {p.host: p.priority for p in self.vrrp_peers}
+        """The LB hosts, the preferred master (highest VRRP priority) first."""
+        priority = {m.host: m.priority for m in self.vrrp_members}
         return tuple(sorted(self.hosts_with_role(Role.LB), key=lambda h: -priority[h.name]))
 
     @property
-    def vrrp_peers(self) -> tuple[VrrpPeer, VrrpPeer]:
-        """The two LBs' VRRP settings, in config order."""
+    def vrrp_members(self) -> tuple[VrrpMember, ...]:
+        """Every LB's VRRP settings, in config order."""
         lbs = self.hosts_with_role(Role.LB)
-        a, b = lbs[0].leg(ZoneName.DMZ).address, lbs[1].leg(ZoneName.DMZ).address
-        peers = []
-        for lb, prio, src, peer in zip(lbs, self.vrrp_priorities, (a, b), (b, a), strict=True):
-            top = prio == max(self.vrrp_priorities)
+        priorities = self.lb_priorities
+        addresses = [lb.leg(ZoneName.DMZ).address for lb in lbs]
+        # Split so that every session down lifts the preferred master to BFD_DOWN_PRIORITY.
+        weight = (BFD_DOWN_PRIORITY - max(priorities)) // (len(lbs) - 1)
+        members = []
+        for lb, prio, src in zip(lbs, priorities, addresses, strict=True):
+            top = prio == max(priorities)
             # nopreempt only works with state BACKUP on every node (keepalived PR #346).
             state: Literal["MASTER", "BACKUP"] = "MASTER" if top and self.vrrp_preempt else "BACKUP"
-            peers.append(
-                VrrpPeer(
+            members.append(
+                VrrpMember(
                     host=lb.name,
                     state=state,
                     priority=prio,
                     src_ip=src,
-                    peer_ip=peer,
+                    peers=tuple(a for a in addresses if a != src),
                     nopreempt=not self.vrrp_preempt,
-                    bfd_lift=BFD_DOWN_PRIORITY - max(self.vrrp_priorities),
+                    bfd_weight=weight,
                 )
             )
-        return peers[0], peers[1]
+        return tuple(members)
+
+    def vrrp_member(self, host: str) -> VrrpMember:
+        """One LB's VRRP settings."""
+        for member in self.vrrp_members:
+            if member.host == host:
+                return member
+        raise KeyError(f"{host} is not an lb host")
 
     @property
     def down_timer_adverts(self) -> int:
@@ -1059,6 +1099,14 @@ class LabSpec(_Model):
         """Where a client reaches the lab."""
         target = self.public_address if self.edge is not EdgeKind.NONE else self.vip_address
         return f"{self.scheme}://{target}/"
+
+
+def derived_priorities(count: int) -> tuple[int, ...]:
+    """VRRP priorities for ``count`` LBs when ``vrrpPriorities`` is empty: the first lb host
+    150, then evenly lower down to 50 at the least (150, 100 for the usual pair; 150, 100, 50
+    for three), so the order is the config order and there is room below BFD's lift."""
+    step = min(50, 100 // max(1, count - 1))
+    return tuple(150 - k * step for k in range(count))
 
 
 def _provides_dns(zone: Zone) -> bool:

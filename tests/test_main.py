@@ -48,7 +48,7 @@ def test_dev_has_one_network_per_zone(program: Program, graph: Graph) -> None:
     ("stack", "hosts"),
     [
         ("dev", {"lb-1", "lb-2", "web-1", "web-2"}),
-        ("staging", {"lb-1", "lb-2", "web-1", "web-2", "web-3", "edge"}),
+        ("staging", {"lb-1", "lb-2", "lb-3", "web-1", "web-2", "web-3", "edge"}),
     ],
 )
 def test_one_domain_per_host_with_pinned_macs(
@@ -144,7 +144,7 @@ def test_dev_fortigate_objects(program: Program, graph: Graph) -> None:
 def test_staging_has_linux_edge_and_no_fortios(program: Program, graph: Graph) -> None:
     program("staging")
     assert not [r for r in graph.resources if r.type.startswith("fortios:")]
-    edge = graph.named("lab-edge-vm-domain")
+    edge = graph.named("lab-edge-edge-domain")
     user = yaml.safe_load(_seed_of(graph, edge).inputs["userData"])
     nft = next(f["content"] for f in user["write_files"] if f["path"] == "/etc/nftables.conf")
     assert "dnat to 172.20.1.100" in nft
@@ -156,7 +156,7 @@ def test_children_are_parented_to_their_components(program: Program, graph: Grap
     domain = graph.named("lab-web-web-1-domain")
     vm = graph.by_urn(domain.parent)
     assert vm.type == "ha-web-lab:index:LabVm" and vm.name == "lab-web-web-1"
-    assert graph.by_urn(vm.parent).type == "ha-web-lab:index:WebTier"
+    assert graph.by_urn(vm.parent).type == "ha-web-lab:index:HostGroup"
     for r in graph.resources:
         if r.type.startswith("ha-web-lab:index:") or r.type.startswith("pulumi:providers:"):
             continue

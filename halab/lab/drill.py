@@ -43,7 +43,7 @@ class DrillTarget(Protocol):
 
     @property
     def lb_names(self) -> list[str]:
-        """The two LBs, preferred master first."""
+        """The LBs (two or more), preferred master first, then by falling priority."""
         ...
 
     @property
@@ -113,7 +113,7 @@ class SpecDrillTarget:
 
     @property
     def lb_names(self) -> list[str]:
-        """The two LBs, preferred master (highest VRRP priority) first."""
+        """The LBs, preferred master (highest VRRP priority) first, then by falling priority."""
         return [h.name for h in self.spec.lbs_by_priority]
 
     @property
@@ -140,7 +140,7 @@ def drill_settings(spec: LabSpec) -> dict[str, Any]:
         "vrrp_advert_interval_ms": spec.vrrp_advert_interval_ms,
         "vrrp_preempt": spec.vrrp_preempt,
         "vrrp_realtime": spec.vrrp_realtime,
-        "vrrp_priorities": list(spec.vrrp_priorities),
+        "vrrp_priorities": list(spec.lb_priorities),
         "vrrp_fast_detection": spec.vrrp_fast_detection,
         "vrrp_down_timer_adverts": spec.down_timer_adverts,
         "vrrp_startup_delay_s": spec.vrrp_startup_delay_s,
@@ -372,10 +372,16 @@ def round_robin(target: DrillTarget, stack: str, bounds: Bounds, probe: ProbeCon
     return _finish(result, rec, samples)
 
 
-def _master_and_other(target: DrillTarget, holders: Sequence[str]) -> tuple[str, str]:
-    """The LB holding the VIP now (the preferred master if none is seen yet), and its peer."""
+def _master_and_backups(target: DrillTarget, holders: Sequence[str]) -> tuple[str, list[str]]:
+    """The LB holding the VIP now (the preferred master if none is seen yet), and the others,
+    highest priority first: the first of them is the one that should take over."""
     master = holders[0] if holders else target.lb_names[0]
-    return master, next(n for n in target.lb_names if n != master)
+    return master, [n for n in target.lb_names if n != master]
+
+
+def _holder_among(holders: Sequence[str], candidates: Sequence[str]) -> bool:
+    """True when exactly one LB holds the VIP and it is one of ``candidates``."""
+    return len(holders) == 1 and holders[0] in candidates
 
 
 def lb_hard_failure(
@@ -385,24 +391,28 @@ def lb_hard_failure(
     result = _result("lb-hard-failure", "Hard failure of the master LB", target, stack)
     rec = Recorder(target, probe)
     with rec.observing(15.0) as (watcher, samples):
-        master, other = _master_and_other(target, watcher.holders)
+        master, backups = _master_and_backups(target, watcher.holders)
         # The kill lands at a random phase of the advert cycle, as a real crash would.
         time.sleep(0.8 + rng.uniform(0, _advert_s(target)))
         t0 = target.crash_host(master)
         rec.mark("inject", f"{master}: SIGSTOP all processes, then SIGKILL", master, t0)
-        moved = watcher.wait_for(lambda h: other in h, 10.0)
+        # The crashed LB's namespace still shows the VIP (nobody removed it): not a holder.
+        moved = watcher.wait_for(lambda h: any(b in h for b in backups), 10.0)
         time.sleep(1.2)
+        new_master = [h for h in watcher.holders if h != master]
     gain = analysis.first_vip_gain(rec.events, t0, exclude=master)
     after = analysis.window(samples, t0 - 0.3)
     m = analysis.metrics(after)
     result.figures = {
         **m.to_json(),
         "master": master,
-        "new_master": other,
+        "new_master": new_master[0] if len(new_master) == 1 else new_master,
+        # The backup with the highest priority has the shortest master-down timer.
+        "expected_new_master": backups[0],
         "vip_move_s": round(gain.t - t0, 4) if gain else None,
     }
     result.checks = {
-        "VIP moved to the other LB": moved is not None,
+        "VIP moved to one other LB": moved is not None and _holder_among(new_master, backups),
         "client recovered": m.recovered,
         f"outage < {bounds.max_lb_outage_s}s": m.outage_s < bounds.max_lb_outage_s,
     }
@@ -417,7 +427,6 @@ def master_returns(
     result = _result("master-returns", "The failed master returns", target, stack)
     rec = Recorder(target, probe)
     preempt = bool(target.settings.get("vrrp_preempt", False))
-    other = next(n for n in target.lb_names if n != host)
     with rec.observing(15.0) as (watcher, samples):
         # The crashed LB's namespace may still show the VIP (nobody removed it): not a holder.
         holder_before = [h for h in watcher.holders if h != host]
@@ -428,12 +437,16 @@ def master_returns(
         # the takeover timer.
         startup = float(target.settings.get("vrrp_startup_delay_s") or 0.0)
         settle = startup + max(2.0, 5 * _advert_s(target) + 1.5)
+        # nopreempt: the VIP stays where it is. preempt: it goes to the highest priority of the
+        # holder and the returning LB (lb_names is in priority order).
+        expected = list(holder_before)
         if preempt:
-            watcher.wait_for(lambda h: h == [host], settle + 5)
+            candidates = {host, *holder_before}
+            expected = [next(n for n in target.lb_names if n in candidates)]
+            watcher.wait_for(lambda h: h == expected, settle + 5)
         time.sleep(settle)
         holder_after = list(watcher.holders)
     m = analysis.metrics(analysis.window(samples, t0))
-    expected = [host] if preempt else [other]
     result.figures = {
         **m.to_json(),
         "preempt": preempt,
@@ -455,11 +468,11 @@ def haproxy_death(
     result = _result("haproxy-death", "HAProxy dies on the master", target, stack)
     rec = Recorder(target, probe)
     with rec.observing(15.0) as (watcher, samples):
-        master, other = _master_and_other(target, watcher.holders)
+        master, backups = _master_and_backups(target, watcher.holders)
         time.sleep(0.8)
         t0 = target.kill_daemon(master, "haproxy")
         rec.mark("inject", f"{master}: SIGKILL haproxy", master, t0)
-        moved = watcher.wait_for(lambda h: h == [other], 10.0)
+        moved = watcher.wait_for(lambda h: _holder_among(h, backups), 10.0)
         time.sleep(1.0)
         t1 = target.start_daemon(master, "haproxy")
         rec.mark("restore", f"{master}: haproxy started again", master, t1)
@@ -477,7 +490,7 @@ def haproxy_death(
         "failed_after_repair": back.failed,
     }
     result.checks = {
-        "VIP moved to the other LB": moved is not None,
+        "VIP moved to one other LB": moved is not None,
         "client recovered": m.recovered,
         f"outage < {bounds.max_haproxy_outage_s}s": m.outage_s < bounds.max_haproxy_outage_s,
     }
@@ -586,7 +599,7 @@ def partition(
         holder_before = list(watcher.holders)
         t0 = target.set_vrrp_partition(True)
         rec.mark("inject", "VRRP between the LBs dropped at the switch", None, t0)
-        split = watcher.wait_for(lambda h: len(h) == 2, cut_s)
+        split = watcher.wait_for(lambda h: len(h) >= 2, cut_s)
         remaining = cut_s - (time.time() - t0)
         if remaining > 0:
             time.sleep(remaining)
@@ -662,7 +675,7 @@ def lb_stall(
     result = _result("lb-stall", f"The master LB stalls for {stall_s * 1000:.0f} ms", target, stack)
     rec = Recorder(target, probe)
     with rec.observing(10.0) as (watcher, samples):
-        master, _other = _master_and_other(target, watcher.holders)
+        master, _backups = _master_and_backups(target, watcher.holders)
         time.sleep(0.8)
         t0, stopped = target.stall_host(master, stall_s)
         rec.mark(
@@ -710,7 +723,7 @@ def bfd_loss(
         time.sleep(0.8)
         t0 = target.set_bfd_loss(True)
         rec.mark("inject", "BFD between the LBs dropped at the switch", None, t0)
-        split = watcher.wait_for(lambda h: len(h) == 2, cut_s)
+        split = watcher.wait_for(lambda h: len(h) >= 2, cut_s)
         time.sleep(max(0.0, t0 + cut_s - time.time()))
         t1 = target.set_bfd_loss(False)
         rec.mark("restore", "BFD passes again", None, t1)

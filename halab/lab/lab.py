@@ -219,7 +219,7 @@ class Lab(SpecDrillTarget):
 
     @property
     def lbs(self) -> tuple[ResolvedHost, ...]:
-        """The two LB hosts, preferred master first."""
+        """The LB hosts, preferred master first, then by falling priority."""
         return self.spec.lbs_by_priority
 
     @property
@@ -491,16 +491,17 @@ class Lab(SpecDrillTarget):
         if not kdir.exists():
             self.state.empty_dirs.append(str(kdir))
         self.state.save()
-        first, second = self.lbs
+        first, *backups = self.lbs
         step(f"keepalived on {first.name}; waiting for it to take the VIP")
         self.start(self.daemon(first.name, "keepalived"))
         # The preferred master starts alone, so it (not a race) ends up holding the VIP.
         self._wait(
             lambda: self.vip_holders() == [first.name], timeout, "VIP on " + first.name, first.name
         )
-        step(f"keepalived on {second.name}")
-        self.start(self.daemon(second.name, "keepalived"))
-        step("waiting for readiness: every backend UP in both HAProxies, client gets 200")
+        step(f"keepalived on {', '.join(b.name for b in backups)}")
+        for backup in backups:
+            self.start(self.daemon(backup.name, "keepalived"))
+        step("waiting for readiness: every backend UP in every HAProxy, client gets 200")
         self.wait_ready(timeout)
         self.record_children()
 

@@ -1,4 +1,4 @@
-"""FortiGateEdge with other ports and restricted sources; LinuxEdge's VM."""
+"""FortiGateEdge with other ports and restricted sources."""
 
 from __future__ import annotations
 

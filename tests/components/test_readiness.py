@@ -25,8 +25,7 @@ def test_each_vm_has_a_gate_after_its_domain(program: Program) -> None:
     )
     gates = {r.name: r for r in graph.of_type("command:remote:Command")}
     for host in spec.resolved_hosts:
-        role = host.role.value
-        vm_name = f"lab-{role}-{host.name}" if role != "edge" else "lab-edge-vm"
+        vm_name = f"lab-{host.role.value}-{host.name}"
         gate = gates[f"{vm_name}-ready"]
         conn = gate.inputs["connection"]
         assert conn["host"] == str(host.management_address)
@@ -62,7 +61,7 @@ def test_tier_gate_checks_every_web_node_through_vip_then_public_ip(program: Pro
     host_gates = {
         r.urn for r in graph.of_type("command:remote:Command") if r.name.endswith("-ready")
     }
-    assert len(host_gates) == 6
+    assert len(host_gates) == 7  # staging: 3 LBs, 3 web nodes, the edge
     assert host_gates <= set(through_vip.dependencies)
     public = graph.named("lab-gate-through-public-ip")
     assert public.type == "command:local:Command"
@@ -131,11 +130,10 @@ def test_a_stale_agent_socket_is_refused_before_anything_exists(
 
 def test_lb_gates_run_one_at_a_time_backup_first(program: Program) -> None:
     graph = program("staging")
-    master = graph.named("lab-lb-lb-1-ready")
-    backup = graph.named("lab-lb-lb-2-ready")
-    # A rerun of setup may reload a daemon: the preferred master's gate waits for the backup's,
-    # so the two LBs never reload at once, and the backup serves the new config first.
-    assert backup.urn in master.dependencies
-    assert master.urn not in backup.dependencies
-    # The LB that gates first still waits only for its own domain (and what the pair waits for).
-    assert not any(d.endswith("-ready") for d in backup.dependencies)
+    master, second, last = (graph.named(f"lab-lb-lb-{i}-ready") for i in (1, 2, 3))
+    # A rerun of setup may reload a daemon: each LB's gate waits for the one of the next lower
+    # priority, so no two LBs reload at once and the preferred master gets the new config last.
+    assert second.urn in master.dependencies and last.urn in second.dependencies
+    assert master.urn not in second.dependencies and second.urn not in last.dependencies
+    # The LB that gates first still waits only for its own domain (and what the group waits for).
+    assert not any(d.endswith("-ready") for d in last.dependencies)

@@ -16,7 +16,7 @@ def test_render_writes_one_folder_per_host(
 ) -> None:
     assert main(["render", "--stack", "staging", "--out", str(tmp_path)]) == 0
     hosts = sorted(p.name for p in tmp_path.iterdir())
-    assert hosts == ["edge", "lb-1", "lb-2", "web-1", "web-2", "web-3"]
+    assert hosts == ["edge", "lb-1", "lb-2", "lb-3", "web-1", "web-2", "web-3"]
     for host in hosts:
         for name in ("user-data", "network-config", "meta-data"):
             assert (tmp_path / host / name).is_file()
@@ -25,7 +25,7 @@ def test_render_writes_one_folder_per_host(
     assert on_disk == next(
         f["content"] for f in user["write_files"] if f["path"] == "/etc/haproxy/haproxy.cfg"
     )
-    assert "59 files written" in capsys.readouterr().out
+    assert "70 files written" in capsys.readouterr().out  # 59 + lb-3: 3 of cloud-init, 8 own
 
 
 def test_render_writes_no_secret(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from halab.spec import (
     LabSpec,
     Role,
     ZoneName,
+    derived_priorities,
     is_ssh_public_key,
     load_spec,
 )
@@ -111,12 +113,16 @@ def test_macs_are_stable_distinct_and_local() -> None:
 
 
 def test_vrrp_pair_first_lb_is_preferred_master() -> None:
-    first, second = spec_of().vrrp_peers
-    assert (first.host, first.priority, str(first.peer_ip)) == ("lb-1", 150, "10.0.1.12")
-    assert (second.host, second.priority, str(second.peer_ip)) == ("lb-2", 100, "10.0.1.11")
+    first, second = spec_of().vrrp_members
+    assert (first.host, first.priority, first.peers) == ("lb-1", 150, (IPv4Address("10.0.1.12"),))
+    assert (second.host, second.priority, second.peers) == (
+        "lb-2",
+        100,
+        (IPv4Address("10.0.1.11"),),
+    )
     # nopreempt needs state BACKUP on both (keepalived PR #346).
     assert first.state == second.state == "BACKUP" and first.nopreempt
-    preempt = spec_of(vrrpPreempt=True).vrrp_peers
+    preempt = spec_of(vrrpPreempt=True).vrrp_members
     assert [p.state for p in preempt] == ["MASTER", "BACKUP"]
 
 
@@ -124,7 +130,28 @@ def test_the_preferred_master_is_the_lb_with_the_highest_priority() -> None:
     assert [h.name for h in spec_of().lbs_by_priority] == ["lb-1", "lb-2"]
     reversed_ = spec_of(vrrpPriorities=[100, 150])
     assert [h.name for h in reversed_.lbs_by_priority] == ["lb-2", "lb-1"]
-    assert [p.host for p in reversed_.vrrp_peers] == ["lb-1", "lb-2"]  # config order
+    assert [p.host for p in reversed_.vrrp_members] == ["lb-1", "lb-2"]  # config order
+
+
+def test_a_third_lb_is_config_only_every_member_names_every_peer() -> None:
+    # No vrrpPriorities: derived in config order, the pair's own values first.
+    trio = spec_of(hosts=hosts({"name": "lb-3", "role": "lb"}), vrrpPriorities=[])
+    members = {m.host: m for m in trio.vrrp_members}
+    assert [m.priority for m in members.values()] == [150, 100, 50]
+    assert str(trio.host("lb-3").leg(ZoneName.DMZ).address) == "10.0.1.13"
+    assert members["lb-1"].peers == (IPv4Address("10.0.1.12"), IPv4Address("10.0.1.13"))
+    assert members["lb-3"].peers == (IPv4Address("10.0.1.11"), IPv4Address("10.0.1.12"))
+    assert [h.name for h in trio.lbs_by_priority] == ["lb-1", "lb-2", "lb-3"]
+    given = spec_of(hosts=hosts({"name": "lb-3", "role": "lb"}), vrrpPriorities=[50, 100, 150])
+    assert [h.name for h in given.lbs_by_priority] == ["lb-3", "lb-2", "lb-1"]
+
+
+def test_derived_priorities_keep_the_pair_and_stay_in_range() -> None:
+    assert derived_priorities(2) == (150, 100)
+    assert derived_priorities(3) == (150, 100, 50)
+    for count in range(2, 40):
+        values = derived_priorities(count)
+        assert len(set(values)) == count and min(values) >= 1 and max(values) == 150
 
 
 def test_linux_edge_adds_an_edge_host_that_owns_the_dmz_gateway() -> None:
@@ -187,7 +214,12 @@ def test_empty_string_defaults_mean_derived() -> None:
         ({"hosts": hosts(replace={2: {"name": "Web_1"}})}, "hosts[2].name", "Web_1"),
         ({"hosts": hosts(replace={2: {"name": "-web"}})}, "hosts[2].name", "-web"),
         ({"hosts": hosts(replace={3: {"name": "web-1"}})}, "hosts[3].name", "web-1"),
-        ({"hosts": hosts({"name": "lb-3", "role": "lb"})}, "hosts", "lb-3"),
+        ({"hosts": [h for h in hosts() if h["name"] != "lb-2"]}, "hosts", "lb-1"),
+        (
+            {"hosts": hosts({"name": "lb-3", "role": "lb"}), "vrrpPriorities": [150, 100]},
+            "vrrpPriorities",
+            "3: lb-1, lb-2, lb-3",
+        ),
         ({"sshPublicKeys": ["ssh-ed25519 not-base64!"]}, "sshPublicKeys", "ssh-ed25519"),
         ({"sshPublicKeys": ["-----BEGIN OPENSSH PRIVATE KEY-----"]}, "sshPublicKeys", "PRIVATE"),
         ({"baseImage": "/nonexistent/debian.qcow2"}, "baseImage", "/nonexistent/debian.qcow2"),
@@ -486,9 +518,25 @@ def test_fast_detection_shortens_the_master_down_timer_and_lifts_each_lb_to_the_
     assert spec_of(vrrpFastDetection=True, vrrpDownTimerAdverts=2).down_timer_adverts == 2
     # While BFD is down every LB is lifted by the same amount: the preferred master to the top,
     # the other stays below it, so two LBs that both see BFD down never tie.
-    lifted = sorted(p.priority + p.bfd_lift for p in fast.vrrp_peers)
+    lifted = sorted(p.priority + p.bfd_lift for p in fast.vrrp_members)
     assert lifted[-1] == BFD_DOWN_PRIORITY and lifted[0] < BFD_DOWN_PRIORITY
-    assert len({p.bfd_lift for p in fast.vrrp_peers}) == 1
+    assert len({p.bfd_lift for p in fast.vrrp_members}) == 1
+
+
+def test_fast_detection_with_three_lbs_splits_the_lift_over_the_peers() -> None:
+    trio = spec_of(
+        hosts=hosts({"name": "lb-3", "role": "lb"}), vrrpPriorities=[], vrrpFastDetection=True
+    )
+    # One BFD session per peer, each worth half the lift: a dead master takes one session off
+    # each survivor, so both rise by the same 40 and keep their order; all down reaches 230.
+    assert {m.bfd_weight for m in trio.vrrp_members} == {40}
+    assert max(m.priority + m.bfd_lift for m in trio.vrrp_members) == BFD_DOWN_PRIORITY
+    err = refused(
+        hosts=hosts({"name": "lb-3", "role": "lb"}),
+        vrrpPriorities=[229, 100, 50],
+        vrrpFastDetection=True,
+    )
+    assert err.key == "vrrpPriorities" and "228 or less" in str(err)
 
 
 def test_vrrp_waits_for_bfd_at_start_only_with_fast_detection() -> None:

@@ -209,12 +209,34 @@ def test_fast_detection_passes_keepalived_and_nft(tmp_path: Path) -> None:
     trees = render_to_tree(fast, tmp_path)
     assert_no_problems(validate_tree(tmp_path))
     conf = trees["lb-1"].path_of("/etc/keepalived/keepalived.conf").read_text(encoding="utf-8")
-    assert "vrrp_down_timer_adverts 1" in conf and "bfd_instance BFD_PEER" in conf
-    assert "BFD_PEER weight -80 reverse" in conf  # priority 150, to 230 while BFD is down
+    assert "vrrp_down_timer_adverts 1" in conf and "bfd_instance BFD_lb-2" in conf
+    assert "BFD_lb-2 weight -80 reverse" in conf  # priority 150, to 230 while BFD is down
     assert f"vrrp_startup_delay {fast.vrrp_startup_delay_s}" in conf
     nft = trees["lb-1"].path_of("/etc/nftables.conf").read_text(encoding="utf-8")
     (bfd,) = [line for line in nft.splitlines() if "3784" in line]
     assert "ip saddr 10.0.1.12 ip daddr 10.0.1.11" in bfd  # from lb-2 to lb-1, nobody else
+
+
+def test_three_lbs_with_fast_detection_pass_keepalived_and_nft(tmp_path: Path) -> None:
+    """staging's three LBs: each sends adverts to both peers, runs BFD to both, lets both in."""
+    config = read_stack("staging")
+    values = {**config.values, "sshPublicKeys": [TEST_SSH_KEY], "vrrpFastDetection": True}
+    values["vrrpAdvertIntervalMs"] = max(values["vrrpAdvertIntervalMs"], 40)
+    fast = dataclasses.replace(config, values=values).spec(offline=True)
+    trees = render_to_tree(fast, tmp_path)
+    assert_no_problems(validate_tree(tmp_path))
+    member = fast.vrrp_member("lb-2")
+    conf = trees["lb-2"].path_of("/etc/keepalived/keepalived.conf").read_text(encoding="utf-8")
+    for peer, name in zip(member.peers, ("lb-1", "lb-3"), strict=True):
+        assert f"neighbor_ip {peer}" in conf and f"BFD_{name} weight -40 reverse" in conf
+    unicast = conf.split("unicast_peer {", 1)[1].split("}", 1)[0].split()
+    assert unicast == [str(p) for p in member.peers]
+    nft = trees["lb-2"].path_of("/etc/nftables.conf").read_text(encoding="utf-8")
+    peers = "{ " + ", ".join(str(p) for p in member.peers) + " }"
+    (vrrp,) = [line for line in nft.splitlines() if "protocol vrrp" in line]
+    (bfd,) = [line for line in nft.splitlines() if "3784" in line]
+    assert f"ip saddr {peers} ip protocol vrrp" in vrrp
+    assert f"ip saddr {peers} ip daddr {member.src_ip}" in bfd
 
 
 # ---- a broken template fails with the validator's own message -----------------------------------
