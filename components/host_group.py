@@ -16,7 +16,8 @@ from components.readiness import SshAccess
 from components.storage import LabStorage
 from components.vm import LabVm, LabVmArgs
 from halab.render import RenderedHost
-from halab.spec import LabSpec, ResolvedHost, ZoneName
+from halab.roles import ZoneName
+from halab.spec import LabSpec, ResolvedHost
 
 
 @dataclass

@@ -19,7 +19,8 @@ from components.storage import LabStorage, LabStorageArgs
 from components.tls import LabCertificate, LabCertificateArgs
 from components.vm import LabVm
 from halab.render import RenderedHost, render_all
-from halab.spec import EdgeKind, LabSpec, ResolvedHost, Role, ZoneName
+from halab.roles import Role, ZoneName
+from halab.spec import EdgeKind, LabSpec, ResolvedHost
 
 #: The component each role's group was before one :class:`HostGroup` built them all (its name
 #: is unchanged: ``{lab}-{role}``). Aliases to these keep every resource of a lab deployed then.

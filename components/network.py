@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_libvirt as libvirt
 
-from halab.spec import LabSpec, NetworkMode, ZoneName
+from halab.roles import ZoneName
+from halab.spec import LabSpec, NetworkMode
 
 # libvirt's names for our modes; "none" is libvirt's isolated network.
 _LIBVIRT_MODE = {

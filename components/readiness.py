@@ -16,7 +16,8 @@ import pulumi
 import pulumi_command as command
 
 from halab.render import RenderedHost, readiness_script, vip_check_script
-from halab.spec import EdgeKind, LabSpec, ResolvedHost, Role
+from halab.roles import Role
+from halab.spec import EdgeKind, LabSpec, ResolvedHost
 
 #: Seconds per SSH dial attempt; the attempt count follows from readinessTimeoutS.
 DIAL_TIMEOUT_S = 10

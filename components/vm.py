@@ -10,7 +10,8 @@ import pulumi_libvirt as libvirt
 from components.readiness import SshAccess, host_gate
 from components.storage import LabStorage
 from halab.render import RenderedHost
-from halab.spec import DomainType, LabSpec, ResolvedHost, ZoneName
+from halab.roles import ZoneName
+from halab.spec import DomainType, LabSpec, ResolvedHost
 
 
 @dataclass

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import graphviz
 
-from halab.spec import EdgeKind, LabSpec, Role
+from halab.roles import Role
+from halab.spec import EdgeKind, LabSpec
 
 #: Top to bottom, the way a request travels: zones at their order, each role between the zones
 #: it joins (a link is drawn from the upper node to the lower, which is how dot ranks them).

@@ -19,44 +19,11 @@ from typing import Any
 import jinja2
 import yaml
 
-from halab.spec import STANDARD_DOWN_TIMER_ADVERTS, LabSpec, ResolvedHost, Role, ZoneName
+from halab.roles import APP, COMMON_FILES, COMMON_SYSCTL, PATHS, ROLES, Role, ZoneName, packages
+from halab.spec import STANDARD_DOWN_TIMER_ADVERTS, LabSpec, ResolvedHost
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "cloud-init"
 TLS_PLACEHOLDER = "<secret: the lab's TLS certificate and key (PEM), filled in by Pulumi>"
-
-
-@dataclass(frozen=True)
-class Paths:
-    """Where each rendered file lives on a host."""
-
-    app_dir: str = "/opt/ha-web-lab/app"
-    app_unit: str = "/etc/systemd/system/ha-web-app.service"
-    nginx_site: str = "/etc/nginx/sites-available/ha-web-lab"
-    haproxy_cfg: str = "/etc/haproxy/haproxy.cfg"
-    haproxy_503: str = "/etc/haproxy/errors/ha-web-lab-503.http"
-    haproxy_socket: str = "/run/haproxy/admin.sock"
-    tls_pem: str = "/etc/haproxy/certs/ha-web-lab.pem"
-    keepalived_conf: str = "/etc/keepalived/keepalived.conf"
-    nftables: str = "/etc/nftables.conf"
-    sysctl: str = "/etc/sysctl.d/60-ha-web-lab.conf"
-    sshd: str = "/etc/ssh/sshd_config.d/60-ha-web-lab.conf"
-    setup: str = "/usr/local/sbin/ha-web-lab-setup"
-
-
-PATHS = Paths()
-
-
-@dataclass(frozen=True)
-class AppSettings:
-    """How the web app runs: an unprivileged user, loopback, one port."""
-
-    user: str = "hwl-app"
-    dir: str = PATHS.app_dir
-    port: int = 8000
-    unit: str = "ha-web-app.service"
-
-
-APP = AppSettings()
 
 
 @dataclass(frozen=True)
@@ -166,6 +133,7 @@ class _WebBackend:
 
 
 def _context(spec: LabSpec, host: ResolvedHost, target: Target) -> dict[str, Any]:
+    role = ROLES[host.role]
     ctx: dict[str, Any] = {
         "spec": spec,
         "host": host,
@@ -174,6 +142,8 @@ def _context(spec: LabSpec, host: ResolvedHost, target: Target) -> dict[str, Any
         "app": APP,
         "rule": spec.firewall_rule,
         "dmz_cidr": spec.zones[ZoneName.DMZ].cidr,
+        "sysctl": (*role.sysctl, *COMMON_SYSCTL),
+        "units": " ".join(role.units),
     }
     if host.role is Role.WEB:
         ctx["web_leg"] = host.leg(ZoneName.INTERNAL)
@@ -184,6 +154,8 @@ def _context(spec: LabSpec, host: ResolvedHost, target: Target) -> dict[str, Any
         ctx["dmz_leg"] = host.leg(ZoneName.DMZ)
         ctx["member"] = spec.vrrp_member(host.name)
         ctx["peer_names"] = {m.src_ip: m.host for m in spec.vrrp_members if m.host != host.name}
+        # A pair's files read as they always did ("the peer"), so its LBs see no change.
+        ctx["peers_said"] = "the peer LB" if len(ctx["peer_names"]) == 1 else "the peer LBs"
         ctx["webs"] = [
             _WebBackend(w.name, str(w.leg(ZoneName.INTERNAL).address))
             for w in spec.hosts_with_role(Role.WEB)
@@ -204,28 +176,19 @@ def _seconds(ms: int) -> str:
 def role_files(
     spec: LabSpec, host: ResolvedHost, target: Target = VM, tls_pem: str = TLS_PLACEHOLDER
 ) -> tuple[RenderedFile, ...]:
-    """The config files a host's user-data writes (also what the local lab runs)."""
+    """The config files a host's user-data writes (also what the local lab runs): every host's
+    own, then its role's (:mod:`halab.roles`), each from its template; the secret one is
+    ``tls_pem``."""
     ctx = _context(spec, host, target)
-    files = [
-        RenderedFile(PATHS.nftables, render_template("nftables.nft.j2", **ctx), "0755"),
-        RenderedFile(PATHS.sysctl, render_template("sysctl.conf.j2", **ctx)),
-        RenderedFile(PATHS.sshd, render_template("sshd.conf.j2", **ctx)),
-        RenderedFile(PATHS.setup, render_template("setup.sh.j2", **ctx), "0755"),
-    ]
-    if host.role is Role.WEB:
-        files += [
-            RenderedFile(f"{PATHS.app_dir}/main.py", render_template("app.py.j2", **ctx)),
-            RenderedFile(PATHS.app_unit, render_template("ha-web-app.service.j2", **ctx)),
-            RenderedFile(PATHS.nginx_site, render_template("nginx-site.conf.j2", **ctx)),
-        ]
-    if host.role is Role.LB:
-        files += [
-            RenderedFile(PATHS.haproxy_cfg, render_template("haproxy.cfg.j2", **ctx)),
-            RenderedFile(PATHS.haproxy_503, render_template("haproxy-503.http.j2", **ctx)),
-            RenderedFile(PATHS.keepalived_conf, render_template("keepalived.conf.j2", **ctx)),
-            RenderedFile(PATHS.tls_pem, tls_pem, "0600", secret=True),
-        ]
-    return tuple(files)
+    return tuple(
+        RenderedFile(
+            f.path,
+            tls_pem if f.template is None else render_template(f.template, **ctx),
+            f.mode,
+            secret=f.secret,
+        )
+        for f in (*COMMON_FILES, *ROLES[host.role].files)
+    )
 
 
 def network_config(host: ResolvedHost) -> dict[str, Any]:
@@ -253,11 +216,6 @@ def network_config(host: ResolvedHost) -> dict[str, Any]:
 
 def user_data(spec: LabSpec, host: ResolvedHost, files: tuple[RenderedFile, ...]) -> dict[str, Any]:
     """cloud-config for a host, as data."""
-    packages = {
-        Role.WEB: ["nginx", "python3-fastapi", "python3-uvicorn", "nftables"],
-        Role.LB: ["haproxy", "keepalived", "nftables"],
-        Role.EDGE: ["nftables"],
-    }[host.role]
     users: list[Any] = [
         {
             "name": spec.admin_user,
@@ -269,8 +227,9 @@ def user_data(spec: LabSpec, host: ResolvedHost, files: tuple[RenderedFile, ...]
     ]
     if spec.ssh_public_keys:  # cloud-init's schema: when given, at least one key (minItems 1)
         users[0]["ssh_authorized_keys"] = list(spec.ssh_public_keys)
-    if host.role is Role.WEB:
-        users.append({"name": APP.user, "system": True, "shell": "/usr/sbin/nologin"})
+    service_user = ROLES[host.role].service_user
+    if service_user is not None:
+        users.append({"name": service_user, "system": True, "shell": "/usr/sbin/nologin"})
     doc: dict[str, Any] = {
         "hostname": host.name,
         "manage_etc_hosts": True,
@@ -295,7 +254,7 @@ def user_data(spec: LabSpec, host: ResolvedHost, files: tuple[RenderedFile, ...]
     if spec.install_packages:
         # Images that already have everything (scripts/build-image.sh) skip apt entirely.
         doc["package_update"] = True
-        doc["packages"] = packages
+        doc["packages"] = list(packages(host.role))
     return doc
 
 
@@ -384,11 +343,14 @@ def readiness_script(spec: LabSpec, rendered: RenderedHost) -> str:
     to ``rendered`` (so a config change needs no new VM), the role healthy."""
     ctx = _context(spec, rendered.host, VM)
     attempts = max(10, min(120, spec.readiness_timeout_s // 10))
+    env = _environment()
+    checks = [env.from_string(c).render(**ctx) for c in ROLES[rendered.host.role].checks]
     return render_template(
         "ready.sh.j2",
         timeout_s=spec.readiness_timeout_s,
         attempts=attempts,
         files=rendered.files,
+        checks=checks,
         **ctx,
     )
 

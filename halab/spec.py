@@ -6,8 +6,8 @@ becomes a :class:`halab.errors.ConfigError` that names the key and the value.
 
 Address plan (documented in the README): a host address not given in ``hosts[].addresses`` is
 derived as ``zone network + offset + k``, where ``k`` counts the hosts of that role, in list order,
-that have a leg in that zone, and the offset is :data:`DERIVED_OFFSETS`. The VIP defaults to the
-DMZ network + 100, the public IP to the public network + 10.
+that have a leg in that zone, and the offset is the role's (:data:`halab.roles.ROLES`). The VIP
+defaults to the DMZ network + 100, the public IP to the public network + 10.
 """
 
 from __future__ import annotations
@@ -38,14 +38,7 @@ from pydantic.alias_generators import to_camel
 
 from halab import PROJECT
 from halab.errors import ConfigError, TopologyError, from_validation_error
-
-
-class ZoneName(StrEnum):
-    """The three zones of the tutorial's design; each is one libvirt network."""
-
-    PUBLIC = "public"
-    DMZ = "dmz"
-    INTERNAL = "internal"
+from halab.roles import ROLES, Role, ZoneName
 
 
 class NetworkMode(StrEnum):
@@ -59,14 +52,6 @@ class NetworkMode(StrEnum):
     ROUTE = "route"
     ISOLATED = "isolated"
     BRIDGE = "bridge"
-
-
-class Role(StrEnum):
-    """What a host does. ``edge`` is never configured directly: ``edge: linux`` adds it."""
-
-    WEB = "web"
-    LB = "lb"
-    EDGE = "edge"
 
 
 class EdgeKind(StrEnum):
@@ -84,19 +69,8 @@ class DomainType(StrEnum):
     QEMU = "qemu"
 
 
-#: Legs (zones) each role has; the first is where its default route points.
-ROLE_LEGS: dict[Role, tuple[ZoneName, ...]] = {
-    Role.WEB: (ZoneName.INTERNAL,),
-    Role.LB: (ZoneName.DMZ, ZoneName.INTERNAL),
-    Role.EDGE: (ZoneName.PUBLIC, ZoneName.DMZ),
-}
-
-#: Host offset inside a zone for derived addresses, per (role, zone).
-DERIVED_OFFSETS: dict[tuple[Role, ZoneName], int] = {
-    (Role.LB, ZoneName.DMZ): 11,
-    (Role.LB, ZoneName.INTERNAL): 2,
-    (Role.WEB, ZoneName.INTERNAL): 10,
-}
+#: Legs (zones) each role has, the first where its default route points (halab.roles).
+ROLE_LEGS: dict[Role, tuple[ZoneName, ...]] = {r: d.legs for r, d in ROLES.items()}
 VIP_OFFSET = 100
 PUBLIC_IP_OFFSET = 10
 
@@ -246,8 +220,10 @@ class Host(_Model):
     @field_validator("role")
     @classmethod
     def _configurable_role(cls, value: Role) -> Role:
-        if value is Role.EDGE:
-            raise ValueError("role 'edge' is not configured by hand: set ha-web-lab:edge instead")
+        if not ROLES[value].configurable:
+            raise ValueError(
+                f"role {value.value!r} is not configured by hand: set ha-web-lab:edge instead"
+            )
         return value
 
 
@@ -924,7 +900,8 @@ class LabSpec(_Model):
         counters[(role, zone_name)] = k + 1
         if host is not None and zone_name in host.addresses:
             return host.addresses[zone_name]
-        return self.zones[zone_name].cidr.network_address + DERIVED_OFFSETS[(role, zone_name)] + k
+        offset = ROLES[role].derived_offsets[zone_name]
+        return self.zones[zone_name].cidr.network_address + offset + k
 
     def _leg_key(self, index: int, role: Role, zone: ZoneName) -> str:
         """The config key a leg's address comes from (the edge's legs have keys of their own)."""

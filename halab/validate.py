@@ -62,7 +62,7 @@ TOOL_PACKAGES: dict[str, str] = {
     "cloud-init": "cloud-init",
     "netplan": "netplan.io",
     "haproxy": "haproxy",
-    "nginx": "nginx-light",
+    "nginx": "nginx",
     "keepalived": "keepalived",
     "systemd-analyze": "systemd",
     "shellcheck": "shellcheck",

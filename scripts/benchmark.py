@@ -3,7 +3,7 @@
 
 Usage (from the checkout, as root)::
 
-    apt-get install -y haproxy keepalived nginx-light python3-fastapi python3-uvicorn \\
+    apt-get install -y haproxy keepalived nginx python3-fastapi python3-uvicorn \\
         nftables wrk      # wrk is optional: without it a Python load loop measures req/s
     venv/bin/python scripts/benchmark.py --runs 3                  # dev and tutorial stacks
     venv/bin/python scripts/benchmark.py --no-drills --sweep       # advert interval x CPU hog

@@ -34,16 +34,20 @@ set -euo pipefail
 # or PC speaker modules.
 SCRIPT_VERSION=4
 SUITE=bookworm
+# The system the VMs boot into; the roles' own packages come from halab/roles.py, the one list.
 PACKAGES=(
     linux-image-amd64 initramfs-tools udev dbus kmod systemd-sysv procps e2fsprogs
-    cloud-init ifupdown iproute2 net-tools netbase nftables iputils-ping
+    cloud-init ifupdown iproute2 net-tools netbase iputils-ping
     openssh-server openssh-sftp-server sudo curl ca-certificates
-    nginx-light haproxy keepalived python3-fastapi python3-uvicorn
 )
 DISK_SIZE=${HA_WEB_LAB_IMAGE_SIZE:-4G}
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+
+mapfile -t role_packages < <(cd "$(dirname "$0")/.." && python3 -m halab.roles packages)
+((${#role_packages[@]})) || die "python3 -m halab.roles packages listed no package"
+PACKAGES+=("${role_packages[@]}")
 
 mode=build
 case ${1:-} in

@@ -56,7 +56,8 @@ from halab.e2e.vmlab import E2eError, VmLab
 from halab.e2e.watchdog import OperationTimeoutError, OperationWatchdog
 from halab.lab import analysis
 from halab.lab.probe import ProbeConfig, Sample, write_samples
-from halab.spec import LabSpec, Role
+from halab.roles import Role
+from halab.spec import LabSpec
 from halab.stackconfig import project_defaults, spec_from_pulumi_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

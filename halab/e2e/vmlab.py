@@ -33,23 +33,11 @@ from typing import Any
 from halab.e2e.parse import holds, servers_state
 from halab.lab.drill import SpecDrillTarget
 from halab.lab.probe import ProbeConfig, Sample, read_samples
-from halab.spec import LabSpec, ResolvedHost, Role
+from halab.roles import ROLES, Role
+from halab.spec import LabSpec, ResolvedHost
 
 #: A VIP report older than this no longer counts (the LB is gone or frozen).
 STALE_S = 3.0
-#: systemd units behind the daemon names the drills use.
-UNITS = {
-    "haproxy": "haproxy.service",
-    "keepalived": "keepalived.service",
-    "nginx": "nginx.service",
-    "uvicorn": "ha-web-app.service",
-    "app": "ha-web-app.service",
-}
-#: What must be active on a healthy host of each role.
-HEALTHY_UNITS = {
-    Role.LB: ("haproxy.service", "keepalived.service"),
-    Role.WEB: ("nginx.service", "ha-web-app.service"),
-}
 _SERVERS_STATE = (
     "import socket; s = socket.socket(socket.AF_UNIX); s.settimeout(3); "
     "s.connect('/run/haproxy/admin.sock'); s.sendall(b'show servers state\\n'); "
@@ -324,7 +312,7 @@ class VmLab(SpecDrillTarget):
 
     def wait_healthy(self, host: str, timeout: float = 300.0) -> float:
         """Until the host answers SSH and its role's units are active; the time it did."""
-        units = " ".join(HEALTHY_UNITS.get(self.host(host).role, ()))
+        units = " ".join(ROLES[self.host(host).role].units)
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
@@ -336,16 +324,20 @@ class VmLab(SpecDrillTarget):
                 time.sleep(2.0)
         raise E2eError(f"{host} not healthy within {timeout:.0f}s: {last}")
 
+    def unit(self, host: str, name: str) -> str:
+        """The systemd unit of a host's daemon (its role's definition)."""
+        return ROLES[self.host(host).role].daemon(name).unit
+
     def kill_daemon(self, host: str, name: str) -> float:
         """SIGKILL a daemon's unit."""
         t = time.time()
-        self.run(host, f"sudo systemctl kill -s KILL {shlex.quote(UNITS.get(name, name))}")
+        self.run(host, f"sudo systemctl kill -s KILL {shlex.quote(self.unit(host, name))}")
         return t
 
     def start_daemon(self, host: str, name: str) -> float:
         """Start a daemon's unit again."""
         t = time.time()
-        unit = shlex.quote(UNITS.get(name, name))
+        unit = shlex.quote(self.unit(host, name))
         self.run(host, f"sudo systemctl reset-failed {unit}; sudo systemctl start {unit}")
         return t
 

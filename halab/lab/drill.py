@@ -23,7 +23,8 @@ from typing import Any, Protocol
 from halab.lab import analysis
 from halab.lab.analysis import Event
 from halab.lab.probe import ProbeConfig, Sample
-from halab.spec import STANDARD_DOWN_TIMER_ADVERTS, LabSpec, Role
+from halab.roles import Role
+from halab.spec import STANDARD_DOWN_TIMER_ADVERTS, LabSpec
 
 
 class ProbeRun(Protocol):

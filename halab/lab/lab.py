@@ -39,21 +39,20 @@ from halab.lab.drill import SpecDrillTarget
 from halab.lab.probe import ProbeConfig, Sample, read_samples
 from halab.lab.procs import ProcRecord
 from halab.lab.state import LabState, locked, run_dir
-from halab.render import APP, PATHS, RenderedHost, Target, render_host
-from halab.spec import EdgeKind, LabSpec, ResolvedHost, Role, ZoneName, load_spec
+from halab.render import RenderedHost, Target, render_host
+from halab.roles import APP, PATHS, Role, ZoneName, lab_binaries
+from halab.spec import EdgeKind, LabSpec, ResolvedHost, load_spec
 from halab.stackconfig import REPO_ROOT, read_stack
 from halab.tls import self_signed_pem
 
-#: Binaries the lab runs, with the Debian package that brings each (named when one is missing).
+#: Binaries the lab runs, with the Debian package that brings each (named when one is missing):
+#: every role's daemons (halab/roles.py), and what the lab itself runs around them.
 REQUIRED: dict[str, str] = {
-    "/usr/sbin/haproxy": "haproxy",
-    "/usr/sbin/keepalived": "keepalived",
-    "/usr/sbin/nginx": "nginx-light (or nginx)",
+    **lab_binaries(),
     "/usr/sbin/nft": "nftables",
     "/usr/sbin/sysctl": "procps",
     "/usr/bin/openssl": "openssl",
     "/usr/bin/python3": "python3",
-    "/usr/lib/python3/dist-packages/uvicorn": "python3-uvicorn",
     "/usr/lib/python3/dist-packages/fastapi": "python3-fastapi",
 }
 

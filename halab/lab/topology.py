@@ -20,7 +20,8 @@ from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 
 from halab.lab import netns
-from halab.spec import LabSpec, ResolvedHost, ZoneName
+from halab.roles import ZoneName
+from halab.spec import LabSpec, ResolvedHost
 
 CLIENT = "client"
 SWITCH = "sw"

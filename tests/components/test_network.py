@@ -7,7 +7,8 @@ from typing import Any
 import pulumi
 
 from components.network import ZoneNetwork, ZoneNetworkArgs
-from halab.spec import ZoneName, load_spec
+from halab.roles import ZoneName
+from halab.spec import load_spec
 from halab.stackconfig import read_stack
 from tests.conftest import Graph, build
 

@@ -11,7 +11,8 @@ import yaml
 from components.storage import LabStorage, LabStorageArgs
 from components.vm import LabVm, LabVmArgs, canonical_cmdlines
 from halab.render import render_host
-from halab.spec import ZoneName, load_spec
+from halab.roles import ZoneName
+from halab.spec import load_spec
 from halab.stackconfig import read_stack
 from tests.conftest import Graph, build
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from halab.picture import lab_graph, write_picture
-from halab.spec import Role
+from halab.roles import Role
 from halab.stackconfig import read_stack
 
 

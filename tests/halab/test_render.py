@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from halab.render import PATHS, readiness_script, render_all, vip_check_script
-from halab.spec import LabSpec, Role
+from halab.render import readiness_script, render_all, vip_check_script
+from halab.roles import PATHS, Role
+from halab.spec import LabSpec
 from halab.stackconfig import read_stack
 
 STACKS = sorted(

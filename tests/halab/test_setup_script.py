@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from halab.render import PATHS, render_all
+from halab.render import render_all
+from halab.roles import PATHS
 from halab.spec import LabSpec
 from halab.stackconfig import read_stack
 

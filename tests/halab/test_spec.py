@@ -9,13 +9,12 @@ from typing import Any
 import pytest
 
 from halab.errors import ConfigError
+from halab.roles import Role, ZoneName
 from halab.spec import (
     BFD_DOWN_PRIORITY,
     VRRP_STARTUP_DELAY_S,
     EdgeKind,
     LabSpec,
-    Role,
-    ZoneName,
     derived_priorities,
     is_ssh_public_key,
     load_spec,

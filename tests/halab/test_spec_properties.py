@@ -24,8 +24,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from halab.errors import ConfigError
-from halab.render import PATHS, render_all
-from halab.spec import LabSpec, Role, ZoneName, load_spec
+from halab.render import render_all
+from halab.roles import PATHS, Role, ZoneName
+from halab.spec import LabSpec, load_spec
 from halab.validate import CHECKS, unknown_cloud_config_keys
 from tests.halab.validators import TEST_SSH_KEY, assert_no_problems, render_to_tree, validate_all
 

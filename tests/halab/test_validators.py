@@ -24,7 +24,8 @@ import halab.render as render_module
 import halab.validate as validate_module
 from halab.cli import main as cli_main
 from halab.render import TEMPLATE_DIR, render_all
-from halab.spec import LabSpec, Role, ZoneName
+from halab.roles import PATHS, Role, ZoneName
+from halab.spec import LabSpec
 from halab.stackconfig import read_stack
 from halab.validate import (
     CHECKS_BY_NAME,
@@ -151,7 +152,7 @@ def test_app_serves_root_test_and_health(stack: str, host: str, validated: Valid
 
     spec = read_stack(stack).spec(offline=True)
     tree = validated.trees[(stack, host)]
-    app = load_app(tree.path_of(f"{render_module.PATHS.app_dir}/main.py"), host)
+    app = load_app(tree.path_of(f"{PATHS.app_dir}/main.py"), host)
     with TestClient(app) as client:
         root = client.get("/")
         test = client.get("/test")

@@ -18,8 +18,7 @@ import pytest
 from halab.lab import drill, netns, procs, report
 from halab.lab.lab import Lab, LabError, http_get
 from halab.lab.probe import ProbeConfig
-from halab.render import APP
-from halab.spec import Role, ZoneName
+from halab.roles import APP, Role, ZoneName
 from halab.stackconfig import REPO_ROOT
 from tests.halab.lab import vrrp_packets
 from tests.halab.lab.running import running_lab

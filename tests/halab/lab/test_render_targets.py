@@ -8,7 +8,7 @@ import pytest
 
 from halab.lab.lab import lab_spec, lab_values
 from halab.render import VM, Target, render_host
-from halab.spec import Role
+from halab.roles import Role
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "tutorial"])
