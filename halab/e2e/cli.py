@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sys
 import time
 from collections.abc import Sequence
@@ -54,16 +55,11 @@ def load_spec(stack: str, project_dir: Path, pulumi_config: Path | None) -> LabS
     )
 
 
-def balanced(counts: dict[str, int], webs: Sequence[str], slack: int = 2) -> bool:
-    """Every web node answered, and no two answered counts differ by more than ``slack``."""
-    got = [int(counts.get(w, 0)) for w in webs]
-    return min(got) > 0 and max(got) - min(got) <= slack
-
-
 def run_check(args: argparse.Namespace) -> int:
     """Run the steps against the deployed lab; write the reports; 0 when every check held."""
-    from halab.lab import drill, report
-    from halab.lab.probe import ProbeConfig
+    from halab.drills import registry, report
+    from halab.drills.core import Bounds, DrillResult, DrillRun, settle
+    from halab.drills.probe import ProbeConfig
 
     spec = load_spec(
         args.stack,
@@ -78,32 +74,39 @@ def run_check(args: argparse.Namespace) -> int:
         workdir=out / ".work",
         netns=args.netns if args.netns != "" else None,
     )
+    steps = [s for s in args.steps.split(",") if s]
+    unknown = [s for s in steps if s != "restore" and s not in registry.REGISTRY]
+    if unknown:
+        raise E2eError(f"unknown step {unknown[0]!r} (drills: {', '.join(registry.REGISTRY)})")
     advert = spec.vrrp_advert_interval_ms / 1000
-    bounds = drill.Bounds(
+    bounds = Bounds(
         # Takeover is 3 adverts + skew; the client needs a retry after that.
         max_lb_outage_s=3 * advert + 3.0,
         # One web node has nothing to alternate with.
-        min_alternation=drill.Bounds().min_alternation if len(lab.web_names) > 1 else 0.0,
+        min_alternation=Bounds().min_alternation if len(lab.web_names) > 1 else 0.0,
     )
     # TCG guests answer TLS in tens of ms, sometimes hundreds: a patient, slower probe.
     probe = ProbeConfig(
         url=lab.public_url, interval=args.interval, connect_timeout=1.0, total_timeout=2.0
     )
-    results: list[drill.DrillResult] = []
+    results: list[DrillResult] = []
     summary: dict[str, Any] = {"stack": args.stack, "settings": lab.settings, "steps": []}
-    crashed: str | None = None
+    # Slow guests settle slowly: a minute for the VIP to stay put before each drill.
+    run = DrillRun(lab, args.stack, bounds, probe, random.Random(args.seed), settle_timeout_s=60.0)  # noqa: S311 - a kill-phase jitter, not a secret
     ok = True
     try:
         lab.wait_backends(120.0)
-        for step in args.steps.split(","):
+        for step in steps:
             t0 = time.monotonic()
             if step == "restore":
+                # On VMs the crashed LB boots for minutes: restored outside any drill's probe.
+                crashed = run.crashed
                 if crashed is None:
                     continue
                 lab.restore_host(crashed, timeout=float(args.restore_timeout))
                 healthy = time.monotonic() - t0
                 lab.wait_backends(120.0)
-                holders = drill.settle(lab, timeout=60.0)
+                holders = settle(lab, timeout=60.0)
                 entry = {
                     "step": "restore",
                     "host": crashed,
@@ -114,28 +117,9 @@ def run_check(args: argparse.Namespace) -> int:
                 print(f"restore: {crashed} healthy {healthy:.1f}s after virsh start; "
                       f"VIP on {holders}", flush=True)  # fmt: skip
                 summary["steps"].append(entry)
-                crashed = None
+                run.crashed = None
                 continue
-            drill.settle(lab, exclude=crashed, timeout=60.0)
-            if step == "round-robin":
-                r = drill.round_robin(lab, args.stack, bounds, probe)
-            elif step == "lb-hard-failure":
-                import random
-
-                rng = random.Random(args.seed)  # noqa: S311 - kill-phase jitter
-                r = drill.lb_hard_failure(lab, args.stack, bounds, probe, rng)
-                crashed = str(r.figures["master"])
-            elif step == "haproxy-death":
-                r = drill.haproxy_death(lab, args.stack, bounds, probe)
-            elif step == "app-crash":
-                r = drill.app_crash(lab, args.stack, bounds, probe)
-            else:
-                raise E2eError(f"unknown step {step!r}")
-            if step == "round-robin" and len(lab.web_names) > 1:
-                counts = dict(r.figures.get("backends") or {})
-                r.checks["balanced answers (counts differ by at most 2)"] = balanced(
-                    counts, lab.web_names
-                )
+            r = registry.run_drill(run, step)
             if args.tag:
                 r.name = f"{r.name}-{args.tag}"
             results.append(r)

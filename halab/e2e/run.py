@@ -49,13 +49,13 @@ from typing import Any
 from pulumi import automation as auto
 
 from halab import PROJECT
+from halab.drills import analysis
+from halab.drills.probe import ProbeConfig, Sample, write_samples
 from halab.e2e import cli as check_cli
 from halab.e2e.parse import PlanCheck, check_steps
 from halab.e2e.reclaim import Virsh, reclaim
 from halab.e2e.vmlab import E2eError, VmLab
 from halab.e2e.watchdog import OperationTimeoutError, OperationWatchdog
-from halab.lab import analysis
-from halab.lab.probe import ProbeConfig, Sample, write_samples
 from halab.roles import Role
 from halab.spec import LabSpec
 from halab.stackconfig import project_defaults, spec_from_pulumi_json
@@ -446,7 +446,8 @@ class E2eRun:
         with self.timings.step(f"scale-out: pulumi up (+{host})"):
             self.up()
         with self.timings.step(f"round robin across the web nodes (+{host})"):
-            self.check("round-robin", tag="scaled")
+            # Two web nodes now: one of them dies whole (its VM destroyed) and comes back.
+            self.check("round-robin,web-hard-failure", tag="scaled")
 
     def replace_one_vm(self, label: str, host: str, changes: dict[str, str]) -> None:
         """Step 5: a change that must replace ``host``'s VM, served throughout by the others."""
@@ -529,7 +530,7 @@ class E2eRun:
         wrong (spurious ones) while the probe runs for ``observe_s``, then the outage of a hard
         failure of the master and its return. The stack's own values are set back afterwards.
         Writes ``NAME.txt`` and ``NAME.json`` in the reports."""
-        from halab.lab.drill import VipWatcher
+        from halab.drills.core import VipWatcher
 
         assert self.stack is not None
         keys = sorted({key for _, values in variants for key in values})

@@ -1,11 +1,11 @@
-"""A deployed lab of VMs as a drill target: the drills of :mod:`halab.lab.drill`, unchanged.
+"""A deployed lab of VMs as a drill target: the drills of :mod:`halab.drills`, unchanged.
 
 Everything that must reach the VMs (SSH, the probe) runs in the network namespace where the
 lab's bridges live (the project's own libvirtd, ``scripts/libvirtd-local.sh``), or directly when
 there is none (a real hypervisor whose lab networks this machine routes to). libvirt itself is
 reached through its URI from anywhere.
 
-- probe: ``python -m halab.lab.probe`` as a process in that namespace, against the public URL;
+- probe: ``python -m halab.drills.probe`` as a process in that namespace, against the public URL;
 - VIP holders: one long-lived SSH session per LB prints ``ip -o -4 addr show dev dmz`` every
   0.2 s; a read is a look at the last answer of each (a silent LB, e.g. a destroyed one, stops
   counting after :data:`STALE_S`);
@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from halab.drills.probe import ProbeConfig, Sample, read_samples
+from halab.drills.target import SpecDrillTarget
 from halab.e2e.parse import holds, servers_state
-from halab.lab.drill import SpecDrillTarget
-from halab.lab.probe import ProbeConfig, Sample, read_samples
 from halab.roles import ROLES, Role
 from halab.spec import LabSpec, ResolvedHost
 
@@ -161,7 +161,7 @@ class _VipStream:
 
 
 class VmLab(SpecDrillTarget):
-    """The :class:`halab.lab.drill.DrillTarget` of a deployed lab of VMs."""
+    """The :class:`halab.drills.target.DrillTarget` of a deployed lab of VMs."""
 
     def __init__(
         self,
@@ -262,9 +262,9 @@ class VmLab(SpecDrillTarget):
         }
 
     def start_probe(self, cfg: ProbeConfig, duration: float) -> VmProbe:
-        """Start :mod:`halab.lab.probe` where the lab is reachable; returns once it sends."""
+        """Start :mod:`halab.drills.probe` where the lab is reachable; returns once it sends."""
         out = self.workdir / f"probe-{time.time_ns()}.jsonl"
-        argv = self._ns([self.python, "-m", "halab.lab.probe", *cfg.argv(duration, out)])
+        argv = self._ns([self.python, "-m", "halab.drills.probe", *cfg.argv(duration, out)])
         env = {**os.environ, "PYTHONPATH": str(_REPO_ROOT)}
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, env=env

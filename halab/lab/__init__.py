@@ -5,9 +5,8 @@ Layout:
 - :mod:`halab.lab.topology` turns a spec into namespaces, bridges and veth legs (pyroute2);
 - :mod:`halab.lab.lab` starts the daemons with the rendered files and records everything it
   starts in a state file, so ``down``, a failure or Ctrl-C removes all of it;
-- :mod:`halab.lab.probe`, :mod:`halab.lab.analysis`, :mod:`halab.lab.report` and
-  :mod:`halab.lab.drill` send requests, analyse them and write reports; they know nothing of
-  namespaces and can run against real VMs through the :class:`halab.lab.drill.DrillTarget` protocol;
+- the drills (:mod:`halab.drills`) run against it through the
+  :class:`halab.drills.target.DrillTarget` protocol, which :class:`halab.lab.lab.Lab` implements;
 - :mod:`halab.lab.cli` adds ``lab up|status|drill|down|bench`` to ``python -m halab``.
 
 Nothing here imports Pulumi.

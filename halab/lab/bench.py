@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from halab.lab import drill, report
+from halab.drills import lb, load, registry, report
+from halab.drills.core import Bounds, DrillResult, DrillRun
+from halab.drills.probe import ProbeConfig
 from halab.lab.lab import Lab, signals_raise
-from halab.lab.probe import ProbeConfig
 from halab.lab.state import LabState
 from halab.stackconfig import REPO_ROOT
 
@@ -102,7 +103,7 @@ def _ms(value: Any) -> float | None:
     return None if value is None else round(1000 * float(value), 1)
 
 
-def _flatten(results: Sequence[drill.DrillResult]) -> dict[str, float | None]:
+def _flatten(results: Sequence[DrillResult]) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for r in results:
         f = r.figures
@@ -153,7 +154,7 @@ def one_run(
         names = DRILLS + (("load-run",) if load_run_seconds > 0 else ())
         if overrides and "vrrpFastDetection" in overrides:
             names += FAST_DETECTION_DRILLS
-        results = drill.run_drills(lab, stack, names, seed=run, load_seconds=load_run_seconds)
+        results = registry.run_drills(lab, stack, names, seed=run, load_seconds=load_run_seconds)
         for r in results:
             report.write(r, folder)
             fig.passed[r.name] = r.passed
@@ -195,7 +196,9 @@ def load_runs(
         lab.up(lambda _m: None)
         for run in range(1, count + 1):
             expiries = lab.bfd_expiries()
-            (result,) = drill.run_drills(lab, stack, ["load-run"], seed=run, load_seconds=seconds)
+            (result,) = registry.run_drills(
+                lab, stack, ["load-run"], seed=run, load_seconds=seconds
+            )
             report.write(result, folder / f"run{run}")
             row = {
                 "label": label,
@@ -268,14 +271,15 @@ def sweep_one(
     row: dict[str, Any] = {"advert_ms": advert_ms, "realtime": realtime}
     try:
         row["bring_up_s"] = round(lab.up(lambda _m: None), 3)
-        load = drill.load_run(lab, stack, drill.Bounds(), _probe(lab), hog_seconds)
-        report.write(load, folder)
-        row["vip_moves_under_load"] = load.figures["vip_moves"]
-        row["failed_under_load"] = load.figures["failed"]
-        row["requests_under_load"] = load.figures["requests"]
+        run = DrillRun(lab, stack, Bounds(), _probe(lab), rng, load_seconds=hog_seconds)
+        loaded = load.load_run(run)
+        report.write(loaded, folder)
+        row["vip_moves_under_load"] = loaded.figures["vip_moves"]
+        row["failed_under_load"] = loaded.figures["failed"]
+        row["requests_under_load"] = loaded.figures["requests"]
         # The same hog during a hard failure: does the short timer still hold its promise?
         with lab.cpu_hog(20.0):
-            hard = drill.lb_hard_failure(lab, stack, drill.Bounds(), _probe(lab), rng)
+            hard = lb.lb_hard_failure(run)
         report.write(hard, folder)
         row["hard_failure_outage_ms"] = _ms(hard.figures.get("outage_s"))
         row["hard_failure_failed"] = hard.figures.get("failed")

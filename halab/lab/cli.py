@@ -91,25 +91,26 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _drill(args: argparse.Namespace) -> int:
-    from halab.lab import drill, report
+    from halab.drills import registry, report
+    from halab.drills.core import DrillResult
+    from halab.drills.probe import ProbeConfig
     from halab.lab.lab import Lab, LabError, signals_raise
-    from halab.lab.probe import ProbeConfig
     from halab.lab.state import LabState
 
     _need_root()
-    names = [n for n in args.only.split(",") if n] if args.only else list(drill.ALL)
+    names = [n for n in args.only.split(",") if n] if args.only else list(registry.ALL)
     if args.load:
         names.append("load-run")
     out = Path(args.out or REPO_ROOT / "reports" / args.stack / time.strftime("%Y%m%d-%H%M%S"))
     own = LabState.load(args.stack) is None
-    results: list[drill.DrillResult] = []
+    results: list[DrillResult] = []
     try:
         with signals_raise():
             lab = Lab.create(args.stack, Path(args.project_dir)) if own else Lab.attach(args.stack)
             if own:
                 lab.up(_progress)
 
-            def written(result: drill.DrillResult) -> None:
+            def written(result: DrillResult) -> None:
                 paths = report.write(result, out)
                 print(report.summary(result))
                 print(f"  report: {paths['png']} (+ .json, .txt)", flush=True)
@@ -121,7 +122,7 @@ def _drill(args: argparse.Namespace) -> int:
                 connect_timeout=args.connect_timeout,
                 total_timeout=args.total_timeout,
             )
-            drill.run_drills(
+            registry.run_drills(
                 lab,
                 args.stack,
                 names,
@@ -191,7 +192,7 @@ def add_lab_commands(subparsers: Any) -> None:
     down = common(sub.add_parser("down", help="stop every recorded process, remove namespaces"))
     down.set_defaults(func=_down)
 
-    from halab.lab.drill import ALL, EXTRA
+    from halab.drills.registry import ALL, EXTRA
 
     drill = common(
         sub.add_parser(

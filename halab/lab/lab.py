@@ -34,9 +34,9 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
+from halab.drills.probe import ProbeConfig, Sample, read_samples
+from halab.drills.target import SpecDrillTarget
 from halab.lab import netns, procs, topology
-from halab.lab.drill import SpecDrillTarget
-from halab.lab.probe import ProbeConfig, Sample, read_samples
 from halab.lab.procs import ProcRecord
 from halab.lab.state import LabState, locked, run_dir
 from halab.render import RenderedHost, Target, render_host
@@ -769,13 +769,13 @@ class Lab(SpecDrillTarget):
         self.state.save()
         return record
 
-    # ---- the drill protocol (halab.lab.drill.DrillTarget; names and settings: SpecDrillTarget)
+    # ---- the drill protocol (halab.drills.target.DrillTarget; names and settings: SpecDrillTarget)
 
     def start_probe(self, cfg: ProbeConfig, duration: float) -> NamespaceProbe:
-        """Start :mod:`halab.lab.probe` in the client namespace; returns once it sends."""
+        """Start :mod:`halab.drills.probe` in the client namespace; returns once it sends."""
         out = self.root / "helpers" / f"probe-{time.time_ns()}.jsonl"
         out.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "halab.lab.probe", *cfg.argv(duration, out)]
+        cmd = [sys.executable, "-m", "halab.drills.probe", *cfg.argv(duration, out)]
         log = out.with_suffix(".log")
         record = self.spawn_helper("probe", cmd, "client", log)
         probe = NamespaceProbe(record, out, log, duration)

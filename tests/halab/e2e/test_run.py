@@ -11,9 +11,9 @@ from pulumi import automation as auto
 from pulumi.automation._cmd import CommandResult
 from pytest import MonkeyPatch
 
+from halab.drills.probe import OK, TIMEOUT, Sample
 from halab.e2e import run
 from halab.e2e.run import EventLog, Timings
-from halab.lab.probe import OK, TIMEOUT, Sample
 from halab.stackconfig import read_stack
 
 PREFIX = "urn:pulumi:e2e::ha-web-lab::ha-web-lab:index:HaWebLab$ha-web-lab:index:LabVm$"
@@ -140,7 +140,7 @@ def test_fast_detection_sweep_sets_each_variant_then_the_stacks_own_values(
 ) -> None:
     from contextlib import nullcontext
 
-    from halab.lab import drill
+    from halab.drills import core as drill_core
 
     e2e = run.E2eRun.__new__(run.E2eRun)
     e2e.reports, e2e.timings = tmp_path, Timings()
@@ -175,7 +175,7 @@ def test_fast_detection_sweep_sets_each_variant_then_the_stacks_own_values(
     monkeypatch.setattr(e2e, "check", check, raising=False)
     monkeypatch.setattr(e2e, "lab", _Lab, raising=False)
     monkeypatch.setattr(e2e, "serving", serving, raising=False)
-    monkeypatch.setattr(drill, "VipWatcher", _Watcher)
+    monkeypatch.setattr(drill_core, "VipWatcher", _Watcher)
     monkeypatch.setattr(time, "sleep", lambda _s: None)
 
     e2e.fast_detection_sweep([100, 50], observe_s=1.0)

@@ -66,7 +66,7 @@ def test_spec_from_pulumi_config_json() -> None:
 
 
 def test_balanced() -> None:
-    from halab.e2e.cli import balanced
+    from halab.drills.analysis import balanced
 
     assert balanced({"web-1": 5, "web-2": 5}, ["web-1", "web-2"])
     assert balanced({"web-1": 6, "web-2": 4}, ["web-1", "web-2"])

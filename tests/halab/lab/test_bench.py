@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from halab.lab import bench, drill
-from halab.lab.drill import DrillResult
+from halab.drills.core import DrillResult, detection_s
+from halab.lab import bench
 
 
 def _result(name: str, **figures: object) -> DrillResult:
@@ -69,9 +69,9 @@ def test_fast_detection_runs_each_stack_off_and_on_side_by_side() -> None:
 
 def test_detection_is_bfd_with_fast_detection_else_the_down_timer() -> None:
     fast = {"vrrp_fast_detection": True, "bfd_interval_ms": 10, "bfd_multiplier": 3}
-    assert drill.detection_s({**fast, "vrrp_advert_interval_ms": 40}) == 0.03
+    assert detection_s({**fast, "vrrp_advert_interval_ms": 40}) == 0.03
     slow = {"vrrp_fast_detection": False, "vrrp_down_timer_adverts": 3}
-    assert drill.detection_s({**slow, "vrrp_advert_interval_ms": 40}) == 0.12
+    assert detection_s({**slow, "vrrp_advert_interval_ms": 40}) == 0.12
 
 
 def test_load_runs_columns_each_variant_with_realtime_on_and_off() -> None:

@@ -15,9 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from halab.lab import drill, netns, procs, report
+from halab.drills import registry, report
+from halab.drills.core import DrillResult
+from halab.drills.probe import ProbeConfig
+from halab.lab import netns, procs
 from halab.lab.lab import Lab, LabError, http_get
-from halab.lab.probe import ProbeConfig
 from halab.roles import APP, Role, ZoneName
 from halab.stackconfig import REPO_ROOT
 from tests.halab.lab import vrrp_packets
@@ -36,8 +38,8 @@ def lab() -> Iterator[Lab]:
         yield up
 
 
-def _run(lab: Lab, name: str) -> drill.DrillResult:
-    (result,) = drill.run_drills(lab, STACK, [name], probe=ProbeConfig(url=lab.public_url))
+def _run(lab: Lab, name: str) -> DrillResult:
+    (result,) = registry.run_drills(lab, STACK, [name], probe=ProbeConfig(url=lab.public_url))
     paths = report.write(result, REPORTS)
     print(report.summary(result))
     assert result.passed, f"{name} failed; report: {paths['png']} / {paths['txt']}\n" + (
@@ -104,6 +106,11 @@ def test_drill_all_webs_down_gives_a_quick_503(lab: Lab) -> None:
     _run(lab, "all-webs-down")
 
 
+def test_drill_web_hard_failure_costs_few_requests_and_the_node_returns(lab: Lab) -> None:
+    result = _run(lab, "web-hard-failure")
+    assert result.figures["answered_after_detection_by"] == ["web-1"]
+
+
 def test_drill_partition_heals_to_one_owner_and_the_edge_follows(lab: Lab) -> None:
     """The VIP holder has the higher priority here (lb-1, before any failover): the case where
     the backup's gratuitous ARPs during the cut leave the edge pointing at the loser."""
@@ -117,7 +124,7 @@ def test_drill_lb_hard_failure_and_return(lab: Lab) -> None:
     """The peer takes over and keeps the VIP when the old master returns (nopreempt), and it
     presents the same certificate: clients pinning it see no change on failover."""
     holder, certificate = lab.vip_holders(), _vip_certificate(lab)
-    results = drill.run_drills(
+    results = registry.run_drills(
         lab, STACK, ["lb-hard-failure", "master-returns"], probe=ProbeConfig(url=lab.public_url)
     )
     for result in results:

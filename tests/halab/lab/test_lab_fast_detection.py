@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from halab.lab import drill, report
+from halab.drills import registry, report
+from halab.drills.probe import ProbeConfig
 from halab.lab.lab import Lab
-from halab.lab.probe import ProbeConfig
 from halab.stackconfig import REPO_ROOT
 from tests.halab.lab.running import running_lab
 
@@ -45,7 +45,7 @@ def test_the_rendered_keepalived_runs_bfd_to_the_peer(fast_lab: Lab) -> None:
 @pytest.mark.parametrize("names", [("lb-hard-failure", "master-returns"), ("bfd-loss",)])
 def test_drills_pass_with_fast_detection(fast_lab: Lab, names: tuple[str, ...]) -> None:
     probe = ProbeConfig(url=fast_lab.public_url)
-    for result in drill.run_drills(fast_lab, STACK, names, probe=probe):
+    for result in registry.run_drills(fast_lab, STACK, names, probe=probe):
         paths = report.write(result, REPORTS)
         assert result.passed, f"{result.name} failed; report: {paths['txt']}\n" + (
             report.summary(result)

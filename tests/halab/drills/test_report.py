@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from halab.lab import report
-from halab.lab.analysis import Event
-from halab.lab.drill import DrillResult
-from halab.lab.probe import Sample
+from halab.drills import report
+from halab.drills.analysis import Event
+from halab.drills.core import DrillResult
+from halab.drills.probe import Sample
 
 
 def test_report_files(tmp_path: Path) -> None:

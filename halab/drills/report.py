@@ -17,8 +17,8 @@ matplotlib.use("Agg")  # files only, never a display
 
 import matplotlib.pyplot as plt
 
-from halab.lab.drill import DrillResult
-from halab.lab.probe import OK
+from halab.drills.core import DrillResult
+from halab.drills.probe import OK
 
 _FAIL_COLOURS = {
     "http_error": "tab:orange",

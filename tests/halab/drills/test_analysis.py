@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from halab.lab import analysis
-from halab.lab.analysis import Event
-from halab.lab.probe import Sample
+from halab.drills import analysis
+from halab.drills.analysis import Event
+from halab.drills.probe import Sample
 
 
 def _s(seq: int, ok: bool, backend: str | None = None) -> Sample:

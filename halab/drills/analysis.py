@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from halab.lab.probe import OK, Sample
+from halab.drills.probe import OK, Sample
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,12 @@ def alternation(samples: Sequence[Sample]) -> tuple[int, int]:
     answers = [s.backend for s in window(samples) if s.ok and s.backend]
     pairs = list(itertools.pairwise(answers))
     return sum(1 for a, b in pairs if a != b), len(pairs)
+
+
+def balanced(counts: Mapping[str, int], webs: Sequence[str], slack: int = 2) -> bool:
+    """Every web node answered, and no two answered counts differ by more than ``slack``."""
+    got = [int(counts.get(w, 0)) for w in webs]
+    return min(got) > 0 and max(got) - min(got) <= slack
 
 
 def vip_changes(events: Sequence[Event]) -> list[Event]:

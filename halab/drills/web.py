@@ -1,0 +1,177 @@
+"""Drills on the web tier: round robin, a crashed app, every node down, a node lost."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from halab.drills import analysis
+from halab.drills.core import (
+    DrillResult,
+    DrillRun,
+    Recorder,
+    check_healthy_before,
+    finish,
+    new_result,
+)
+
+#: Requests of the round-robin drill, one after another.
+ROUND_ROBIN_REQUESTS = 20
+
+
+def round_robin(run: DrillRun) -> DrillResult:
+    """Drill 1: with nothing broken, answers alternate between the web nodes.
+
+    The requests go one after another (a sequential probe): what a balancer hands out in turn
+    is only seen in turn when requests do not overlap.
+    """
+    target, stack, bounds, probe = run.target, run.stack, run.bounds, run.probe
+    result = new_result("round-robin", "Round robin across the web nodes", target, stack)
+    probe = replace(probe, sequential=True, max_requests=ROUND_ROBIN_REQUESTS)
+    rec = Recorder(target, probe)
+    bound = ROUND_ROBIN_REQUESTS * (probe.total_timeout + probe.interval) + 1.0
+    with rec.observing(bound) as (_watcher, samples):
+        assert rec.run is not None
+        rec.run.wait(bound + 5.0)
+    m = analysis.metrics(samples)
+    changed, pairs = analysis.alternation(samples)
+    result.figures = {**m.to_json(), "alternating_pairs": changed, "pairs": pairs}
+    ratio = changed / pairs if pairs else 0.0
+    result.figures["alternation"] = round(ratio, 3)
+    result.checks = {
+        "no failed request": m.failed == 0,
+        f"every web node answered ({len(target.web_names)})": set(m.backends)
+        == set(target.web_names),
+        f"alternation >= {bounds.min_alternation}": ratio >= bounds.min_alternation,
+    }
+    if len(target.web_names) > 1:
+        counts = dict(m.backends)
+        result.checks["balanced answers (counts differ by at most 2)"] = analysis.balanced(
+            counts, target.web_names
+        )
+    return finish(result, rec, samples)
+
+
+def app_crash(run: DrillRun) -> DrillResult:
+    """Drill 4: one web node's app (uvicorn) dies; HAProxy routes around it."""
+    target, stack, bounds, probe = run.target, run.stack, run.bounds, run.probe
+    result = new_result("app-crash", "A web node's app crashes", target, stack)
+    rec = Recorder(target, probe)
+    web = target.web_names[0]
+    interval = float(target.settings.get("health_check_interval_ms", 2000)) / 1000
+    fall = int(target.settings.get("health_check_fall", 3))
+    with rec.observing(30.0) as (_watcher, samples):
+        time.sleep(0.8)
+        t0 = target.kill_daemon(web, "uvicorn")
+        rec.mark("inject", f"{web}: SIGKILL uvicorn (nginx stays up)", web, t0)
+        # Until the health checks mark the node DOWN, and a margin after.
+        time.sleep(interval * (fall + 1) + 1.0)
+        t1 = target.start_daemon(web, "uvicorn")
+        rec.mark("restore", f"{web}: uvicorn started again", web, t1)
+        target.wait_backends(30.0)
+        rec.mark("note", "every web node UP again")
+        time.sleep(0.3)
+    m = analysis.metrics(analysis.window(samples, t0))
+    result.figures = {**m.to_json(), "web": web}
+    result.checks = {
+        f"failed requests <= {bounds.max_app_crash_failures}": m.failed
+        <= bounds.max_app_crash_failures,
+    }
+    check_healthy_before(result, samples, t0)
+    return finish(result, rec, samples)
+
+
+def all_webs_down(run: DrillRun) -> DrillResult:
+    """Drill 6: every web node is down; the client gets a clear 503 quickly, not a hang.
+
+    The probe waits up to 3 s per request here (not its usual 300 ms), so a slow answer shows
+    as its real latency instead of a timeout: HAProxy delays a retry to the same server by
+    min(timeout connect, 1 s) after a refused connection.
+    """
+    target, stack, bounds, probe = run.target, run.stack, run.bounds, run.probe
+    result = new_result("all-webs-down", "Every web node down", target, stack)
+    patient = replace(probe, total_timeout=max(probe.total_timeout, 3.0))
+    rec = Recorder(target, patient)
+    with rec.observing(30.0) as (_watcher, samples):
+        time.sleep(0.8)
+        t0 = time.time()
+        for web in target.web_names:
+            target.crash_host(web)
+        rec.mark("inject", "every web node: nginx + uvicorn killed", None, t0)
+        time.sleep(2.5)
+        t1 = time.time()
+        for web in target.web_names:
+            target.restore_host(web)
+        rec.mark("restore", "web daemons started again", None, t1)
+        target.wait_backends(30.0)
+        rec.mark("note", "every web node UP again")
+        time.sleep(0.3)
+    during = analysis.window(samples, t0, t1)
+    first = analysis.first_status_after(samples, 503, t0)
+    m = analysis.metrics(during)
+    time_to_503 = round(first.t + first.latency - t0, 4) if first else None
+    slow = [s for s in during if s.latency > probe.total_timeout]
+    last_second = analysis.window(samples, t1 - 1.0, t1)
+    result.figures = {
+        **m.to_json(),
+        "time_to_503_s": time_to_503,
+        f"slower_than_{int(1000 * probe.total_timeout)}ms": len(slow),
+        "answered_by": sorted({s.lb for s in during if s.lb}),
+    }
+    result.checks = {
+        f"a 503 within {bounds.max_time_to_503_s}s": time_to_503 is not None
+        and time_to_503 <= bounds.max_time_to_503_s,
+        f"no answer slower than {bounds.max_503_latency_s}s (no hang)": m.max_latency_s
+        <= bounds.max_503_latency_s,
+        "a fast 503 for every request once HAProxy marked the nodes DOWN": bool(last_second)
+        and all(s.status == 503 and s.latency < probe.total_timeout for s in last_second),
+    }
+    check_healthy_before(result, samples, t0)
+    return finish(result, rec, samples)
+
+
+def web_hard_failure(run: DrillRun) -> DrillResult:
+    """A whole web node dies at once (every process frozen then killed; a VM powered off):
+    HAProxy retries its requests on the others, then marks it down; then it comes back.
+
+    The client is watched until HAProxy has marked the node down and a little after; the node's
+    return is outside the probe, since a VM boots for minutes under emulation.
+    """
+    target, stack, bounds, probe = run.target, run.stack, run.bounds, run.probe
+    result = new_result("web-hard-failure", "A whole web node dies", target, stack)
+    web = target.web_names[-1]
+    others = [w for w in target.web_names if w != web]
+    interval = float(target.settings.get("health_check_interval_ms", 2000)) / 1000
+    fall = int(target.settings.get("health_check_fall", 3))
+    # HAProxy marks it down after `fall` failed checks; each check times out after one interval.
+    detection = interval * (fall + 1)
+    rec = Recorder(target, probe)
+    with rec.observing(detection + 10.0) as (_watcher, samples):
+        time.sleep(0.8)
+        t0 = target.crash_host(web)
+        rec.mark("inject", f"{web}: the whole node down", web, t0)
+        time.sleep(detection + 1.0)
+    t1 = target.restore_host(web)
+    rec.mark("restore", f"{web}: started again", web, t1)
+    target.wait_backends(300.0)
+    back_in_pool_s = time.time() - t1
+    m = analysis.metrics(analysis.window(samples, t0))
+    marked_down = analysis.window(samples, t0 + detection)
+    result.figures = {
+        **m.to_json(),
+        "web": web,
+        "detection_s": detection,
+        "answered_after_detection_by": sorted({s.backend for s in marked_down if s.backend}),
+        "back_in_pool_s": round(back_in_pool_s, 1),
+    }
+    result.checks = {
+        "at least one other web node": bool(others),
+        f"failed requests <= {bounds.max_app_crash_failures}": m.failed
+        <= bounds.max_app_crash_failures,
+        "every request answered once HAProxy marked it down": bool(marked_down)
+        and all(s.ok for s in marked_down),
+        f"only {others} answered then": {s.backend for s in marked_down if s.backend}
+        <= set(others),
+    }
+    check_healthy_before(result, samples, t0)
+    return finish(result, rec, samples)
