@@ -33,6 +33,7 @@ from typing import Any
 from halab.drills.probe import ProbeConfig, Sample, read_samples
 from halab.drills.target import SpecDrillTarget
 from halab.e2e.parse import holds, servers_state
+from halab.lab import netns
 from halab.roles import ROLES, Role
 from halab.spec import LabSpec, ResolvedHost
 
@@ -57,10 +58,7 @@ class E2eError(RuntimeError):
 
 def in_netns(name: str) -> bool:
     """True when this process already runs in the named network namespace."""
-    try:
-        return os.stat("/proc/self/ns/net").st_ino == os.stat(f"/run/netns/{name}").st_ino
-    except OSError:
-        return False
+    return netns.holds(os.getpid(), name)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
 
 from pyroute2 import IPRoute
-from pyroute2 import netns as pr_netns
 
 from halab.lab import netns
 from halab.roles import ZoneName
@@ -157,7 +156,7 @@ def create_namespace(name: str) -> None:
     """Create one named network namespace (fails if it exists: no double starts)."""
     if netns.exists(name):
         raise FileExistsError(f"network namespace {name} exists already: run `lab down` first")
-    pr_netns.create(name)
+    netns.create(name)
 
 
 def build_switch(topo: TopologyPlan) -> None:
@@ -221,5 +220,4 @@ def addresses(name: str) -> list[IPv4Interface]:
 
 def remove_namespace(name: str) -> None:
     """Delete a named namespace; its interfaces go with it (veth peers too)."""
-    if netns.exists(name):
-        pr_netns.remove(name)
+    netns.remove(name)
