@@ -19,3 +19,14 @@ def cache_root() -> Path:
         return Path(explicit)
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / PROJECT
+
+
+def state_root() -> Path:
+    """The project's state folder (stacks' state, their passphrase, the project's libvirtd):
+    ``$HA_WEB_LAB_STATE``, else ``$XDG_STATE_HOME/ha-web-lab``, else ``~/.local/state/ha-web-lab``
+    (``scripts/pulumi-env.sh`` has the same rule for the shell)."""
+    explicit = os.environ.get("HA_WEB_LAB_STATE")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_STATE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "state") / PROJECT

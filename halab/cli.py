@@ -1,4 +1,5 @@
-"""The command line: ``render`` works anywhere; ``lab`` and ``bench`` need root (namespaces)."""
+"""The command line: ``render`` works anywhere; ``lab``, ``bench`` and ``libvirtd`` need root
+(namespaces)."""
 
 from __future__ import annotations
 
@@ -124,9 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
         add_lab_commands(sub)
     from halab.e2e.cli import add_check_command
     from halab.e2e.reclaim import add_reclaim_command
+    from halab.libvirtd import add_libvirtd_command
 
     add_check_command(sub)
     add_reclaim_command(sub)
+    add_libvirtd_command(sub)
     return parser
 
 
