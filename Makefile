@@ -45,11 +45,11 @@ lab-down: ## remove a namespace lab left running
 engine: ## build the Pulumi CLI from Go modules (cached); install the registry's plugins from the local mirror
 	scripts/build-engine.sh
 
-libvirtd-start: ## start the project's own libvirtd in a network namespace (for preview/e2e)
-	scripts/libvirtd-local.sh start
+libvirtd-start: bootstrap ## start the project's own libvirtd in a network namespace (for preview/e2e)
+	venv/bin/python -m halab libvirtd start
 
-libvirtd-stop: ## stop it and remove everything it made
-	scripts/libvirtd-local.sh stop
+libvirtd-stop: bootstrap ## stop it and remove everything it made
+	venv/bin/python -m halab libvirtd stop
 
 preview: bootstrap ## pulumi preview of STACK with the local backend
 	scripts/pulumi.sh $(DEPLOY_STACK) preview

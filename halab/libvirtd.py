@@ -3,7 +3,7 @@ its own (``python -m halab libvirtd start|stop|status|env|uri|exec CMD...``).
 
 It owns, while it runs, the network namespace ``HA_WEB_LAB_LIBVIRT_NETNS`` (default
 ``hwl-libvirt``); always, its folder ``<state>/libvirtd`` (:func:`halab.state_root`): the config
-files rendered there from ``scripts/libvirt/*.conf.in``, the definitions, pools, logs and QEMU
+files rendered there from ``halab/libvirt/*.conf.in``, the definitions, pools, logs and QEMU
 capability cache libvirt keeps, the pid files, a lock and the empty file that hides ``/dev/kvm``;
 and the processes it starts (virtlogd, libvirtd) with theirs (qemu, dnsmasq).
 
@@ -61,7 +61,7 @@ from halab import state_root
 from halab.lab import netns, procs
 
 ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = ROOT / "scripts" / "libvirt"
+TEMPLATES = Path(__file__).resolve().parent / "libvirt"
 CONFIGS = ("libvirtd.conf", "qemu.conf", "virtlogd.conf")
 DEFAULT_NETNS = "hwl-libvirt"
 #: Seconds a stopping process gets after SIGTERM before SIGKILL, and after SIGKILL.

@@ -4,8 +4,8 @@ What a newcomer has is often nothing: no libvirtd, no cloud image, no FortiGate,
 that may not run guests. What they have, they keep by config; what they lack, the project makes:
 
 - **libvirt**: the stack's ``libvirtUri`` when it is set; else ``qemu:///system`` when a libvirtd
-  answers there; else the project's own libvirtd (``scripts/libvirtd-local.sh``: its own network
-  and mount namespace, nothing of the host's libvirt touched), whose URI goes into the stack.
+  answers there; else the project's own libvirtd (:mod:`halab.libvirtd`: its own network and
+  mount namespace, nothing of the host's libvirt touched), whose URI goes into the stack.
 - **domain type**: the stack's ``domainType`` when set; else, for a libvirtd on this machine,
   what a tiny guest says (:mod:`halab.kvm`): KVM only when guest code really runs on it.
 - **image**: the stack's ``baseImage`` when set; else the project's image
@@ -34,15 +34,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from halab import PROJECT, kvm
+from halab import PROJECT, kvm, libvirtd
 from halab.errors import ConfigError
 from halab.spec import LabSpec
 from halab.stackconfig import stack_file_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
-#: The network namespace of the project's libvirtd (scripts/libvirtd-local.sh's default).
-NETNS = os.environ.get("HA_WEB_LAB_LIBVIRT_NETNS", "hwl-libvirt")
+#: The network namespace of the project's libvirtd.
+NETNS = libvirtd.netns_name()
 DEFAULT_URI = "qemu:///system"
 #: Emulated VMs share the host's cores: `make up` of the local stack (5 VMs) took 288 s on this
 #: project's 2-core build machine, i.e. about 115 s of one core per VM; first `up`s of the e2e
@@ -156,7 +156,7 @@ def libvirt_answers(uri: str) -> bool:
 
 def own_libvirtd_uri() -> str:
     """The URI the project's libvirtd has (whether it runs or not)."""
-    return _run([str(SCRIPTS / "libvirtd-local.sh"), "uri"]).strip()
+    return libvirtd.uri()
 
 
 def is_local_uri(uri: str) -> bool:
@@ -202,13 +202,9 @@ def choose_hypervisor(config: Mapping[str, Any]) -> Hypervisor:
             "run `sudo make up`, or set libvirtUri to a libvirtd of yours"
         )
     domain_type = domain_type or _probe()
-    say("starting the project's own libvirtd (scripts/libvirtd-local.sh)")
-    env = {**os.environ, "HA_WEB_LAB_KVM": "1" if domain_type == "kvm" else "0"}
-    uri = _run([str(SCRIPTS / "libvirtd-local.sh"), "start"], env=env, progress=True).strip()
-    uri = uri.splitlines()[-1] if uri else ""
-    if not uri.startswith("qemu"):
-        raise UpError("scripts/libvirtd-local.sh start printed no libvirt URI (its log: above)")
-    return Hypervisor(uri, True, domain_type)
+    say("starting the project's own libvirtd (python -m halab libvirtd start)")
+    # KVM that ran the tiny guest is left visible to it; otherwise /dev/kvm is hidden.
+    return Hypervisor(libvirtd.start(kvm=domain_type == "kvm"), True, domain_type)
 
 
 def _probe() -> str:
@@ -366,7 +362,7 @@ def down(stack_name: str) -> int:
     uri = stack.config().get("libvirtUri", {}).get("value") or DEFAULT_URI
     ours = uri == own_libvirtd_uri()
     if ours and not libvirt_answers(uri):
-        _run([str(SCRIPTS / "libvirtd-local.sh"), "start"], progress=True)
+        libvirtd.start()
     rc = subprocess.run(
         ["pulumi", "destroy", "--yes", "--stack", stack_name, "--cwd", str(ROOT)],
         env=env,
@@ -379,12 +375,12 @@ def down(stack_name: str) -> int:
     stack.cli("stack", "rm", "--yes", "--preserve-config")
     if ours:
         others = libvirt_objects(uri)
-        _run([str(SCRIPTS / "libvirtd-local.sh"), "stop"], progress=True)
+        libvirtd.stop()
         say("the project's libvirtd is stopped and its namespace removed")
-        folder = own_libvirtd_folder(uri)
+        folder = libvirtd.paths().base
         if others:
             say(f"its folder {folder} stays: it still defines {', '.join(others[:5])}")
-        elif folder is not None and folder.is_dir():
+        elif folder.is_dir():
             # Definitions, logs and QEMU's capability cache: nothing of any lab is left in it.
             shutil.rmtree(folder)
             say(f"its folder {folder} is removed")
@@ -401,15 +397,6 @@ def libvirt_objects(uri: str) -> list[str]:
     return found
 
 
-def own_libvirtd_folder(uri: str) -> Path | None:
-    """The project's libvirtd's folder, from its URI (``...?socket=FOLDER/run/libvirt-sock``),
-    so that only ``scripts/libvirtd-local.sh`` says where it is."""
-    socket = dict(part.split("=", 1) for part in urlsplit(uri).query.split("&") if "=" in part).get(
-        "socket"
-    )
-    return Path(socket).parent.parent if socket else None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m halab.up up|down --stack NAME``."""
     import argparse
@@ -420,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return up(args.stack) if args.action == "up" else down(args.stack)
-    except UpError as exc:
+    except (UpError, libvirtd.LibvirtdError) as exc:
         print(f"ha-web-lab: {exc}", file=sys.stderr)
         return 1
 

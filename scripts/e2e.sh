@@ -12,7 +12,6 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 cd "$ROOT"
-NS=${HA_WEB_LAB_LIBVIRT_NETNS:-hwl-libvirt}
 
 [[ $EUID -eq 0 ]] || { say "run as root (the project's libvirtd runs as root)"; exit 1; }
 [[ -x venv/bin/python ]] || { say "no venv: run scripts/bootstrap.sh (make bootstrap) first"; exit 1; }
@@ -24,20 +23,22 @@ source scripts/engine-env.sh
 mapfile -t image < <(scripts/build-image.sh)
 ((${#image[@]} == 3)) || { say "scripts/build-image.sh printed no disk/kernel/initrd paths"; exit 1; }
 
+libvirtd() { venv/bin/python -m halab libvirtd "$@"; }
 ours=0
-if scripts/libvirtd-local.sh status >/dev/null 2>&1; then
+if libvirtd status >/dev/null 2>&1; then
   say "the project's libvirtd already runs: using it (and leaving it running)"
-  uri=$(scripts/libvirtd-local.sh uri)
+  uri=$(libvirtd uri)
 else
   ours=1
-  # Started in the background and waited for, so a TERM reaches the trap at once.
-  stop() { scripts/libvirtd-local.sh stop || say "libvirtd-local.sh stop failed"; }
+  # It fails when anything it made (the namespace) is still there.
+  stop() { libvirtd stop || { say "the project's libvirtd did not stop cleanly"; return 1; }; }
   trap stop EXIT
-  uri=$(scripts/libvirtd-local.sh start | tail -n 1)
+  uri=$(libvirtd start)
 fi
-[[ $uri == qemu:* ]] || { say "no libvirt URI from scripts/libvirtd-local.sh"; exit 1; }
+[[ $uri == qemu:* ]] || { say "no libvirt URI from python -m halab libvirtd"; exit 1; }
 
-ip netns exec "$NS" env PYTHONPATH="$ROOT" venv/bin/python -m halab.e2e run \
+# Not through the function: $! must be the run's own PID (exec keeps it through ip and env).
+venv/bin/python -m halab libvirtd exec env PYTHONPATH="$ROOT" venv/bin/python -m halab.e2e run \
   --uri "$uri" --image "${image[0]}" --kernel "${image[1]}" --initrd "${image[2]}" \
   --reports "${HA_WEB_LAB_E2E_REPORTS:-$ROOT/reports/e2e}" \
   ${HA_WEB_LAB_E2E_KEEP:+--keep} "$@" &
@@ -48,10 +49,6 @@ rc=0
 wait "$run" || rc=$?
 if ((ours && rc == 0)); then
   trap - EXIT
-  stop
-  if ip netns list | grep -qw "$NS"; then
-    say "namespace $NS still exists after stop"
-    exit 1
-  fi
+  stop || exit 1
 fi
 exit "$rc"

@@ -1,7 +1,7 @@
 """A deployed lab of VMs as a drill target: the drills of :mod:`halab.drills`, unchanged.
 
 Everything that must reach the VMs (SSH, the probe) runs in the network namespace where the
-lab's bridges live (the project's own libvirtd, ``scripts/libvirtd-local.sh``), or directly when
+lab's bridges live (the project's own libvirtd, :mod:`halab.libvirtd`), or directly when
 there is none (a real hypervisor whose lab networks this machine routes to). libvirt itself is
 reached through its URI from anywhere.
 

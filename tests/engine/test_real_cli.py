@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from halab import cache_root
+from halab import cache_root, libvirtd
 from halab.spec import load_spec
 from halab.stackconfig import read_stack
 from tests.conftest import TEST_SSH_KEY, Graph
@@ -152,22 +152,12 @@ def test_bad_config_is_one_line_through_the_real_engine(
 
 @pytest.fixture(scope="module")
 def libvirt_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A libvirtd of this test's own (scripts/libvirtd-local.sh with its own state and netns)."""
-    state = tmp_path_factory.mktemp("libvirtd")
-    env = {
-        **os.environ,
-        "HA_WEB_LAB_STATE": str(state),
-        "HA_WEB_LAB_LIBVIRT_NETNS": f"hwl-preview-{os.getpid()}",
-    }
-    script = str(REPO / "scripts" / "libvirtd-local.sh")
-    started = subprocess.run(
-        [script, "start"], env=env, capture_output=True, text=True, timeout=180, check=False
-    )
+    """A libvirtd of this test's own (halab.libvirtd with its own state and netns)."""
+    own = libvirtd.paths(tmp_path_factory.mktemp("libvirtd"), f"hwl-preview-{os.getpid()}")
     try:
-        assert started.returncode == 0, started.stderr + started.stdout
-        yield started.stdout.strip().splitlines()[-1]
+        yield libvirtd.start(own)
     finally:
-        subprocess.run([script, "stop"], env=env, capture_output=True, timeout=120, check=False)
+        libvirtd.stop(own)
 
 
 def _set(ws: tuple[Path, dict[str, str]], name: str, *settings: tuple[str, ...]) -> None:
