@@ -108,76 +108,40 @@ def netns_name() -> str:
 
 @dataclass(frozen=True)
 class Paths:
-    """Everything of one libvirtd: its namespace and its folder's layout."""
+    """One libvirtd: its namespace, and its folder ``base`` with everything in it."""
 
     netns: str
     base: Path
+    etc: Path  # over /etc/libvirt: the rendered configs and every definition
+    run: Path  # over /run/libvirt: sockets and libvirt's pid files (emptied at stop)
+    lib: Path  # over /var/lib/libvirt
+    cache: Path  # over /var/cache/libvirt (QEMU's capabilities)
+    log: Path  # over /var/log/libvirt; also the daemons' start-up log
+    libvirtd_pid: Path
+    virtlogd_pid: Path
+    kvm_blocker: Path  # the empty file bind-mounted read-only over /dev/kvm
+    netns_mark: Path  # names the namespace while this module owns it
+    lock: Path  # held by a start or a stop
 
-    @property
-    def etc(self) -> Path:
-        """Bind-mounted over /etc/libvirt: the rendered configs and every definition."""
-        return self.base / "etc"
-
-    @property
-    def run(self) -> Path:
-        """Bind-mounted over /run/libvirt: sockets and libvirt's pid files (emptied at stop)."""
-        return self.base / "run"
-
-    @property
-    def lib(self) -> Path:
-        """Bind-mounted over /var/lib/libvirt."""
-        return self.base / "lib"
-
-    @property
-    def cache(self) -> Path:
-        """Bind-mounted over /var/cache/libvirt (QEMU's capabilities)."""
-        return self.base / "cache"
-
-    @property
-    def log(self) -> Path:
-        """Bind-mounted over /var/log/libvirt; also the daemons' start-up log."""
-        return self.base / "log"
-
-    @property
-    def sock(self) -> Path:
-        """libvirtd's read-write socket, as clients outside see it."""
-        return self.run / "libvirt-sock"
+    @classmethod
+    def at(cls, netns: str, base: Path) -> Paths:
+        """The layout of the folder ``base``."""
+        return cls(
+            netns, base, base / "etc", base / "run", base / "lib", base / "cache", base / "log",
+            base / "libvirtd.pid", base / "virtlogd.pid", base / "kvm-blocker", base / "netns",
+            base / "lock",
+        )  # fmt: skip
 
     @property
     def uri(self) -> str:
-        """The URI clients in the root namespace connect with."""
-        return f"qemu:///system?socket={self.sock}"
-
-    @property
-    def libvirtd_pid(self) -> Path:
-        """libvirtd's pid file."""
-        return self.base / "libvirtd.pid"
-
-    @property
-    def virtlogd_pid(self) -> Path:
-        """virtlogd's pid file."""
-        return self.base / "virtlogd.pid"
-
-    @property
-    def kvm_blocker(self) -> Path:
-        """The empty file bind-mounted read-only over /dev/kvm."""
-        return self.base / "kvm-blocker"
-
-    @property
-    def netns_mark(self) -> Path:
-        """Names the namespace while this module owns it."""
-        return self.base / "netns"
-
-    @property
-    def lock(self) -> Path:
-        """Held by a start or a stop."""
-        return self.base / "lock"
+        """The URI clients in the root namespace connect with (libvirtd's read-write socket)."""
+        return f"qemu:///system?socket={self.run / 'libvirt-sock'}"
 
 
 def paths(state: Path | None = None, name: str | None = None) -> Paths:
     """The libvirtd of ``state`` (default :func:`halab.state_root`) and namespace ``name``
     (default :func:`netns_name`)."""
-    return Paths(name or netns_name(), (state or state_root()) / "libvirtd")
+    return Paths.at(name or netns_name(), (state or state_root()) / "libvirtd")
 
 
 def start_timeout() -> float:
@@ -534,8 +498,8 @@ def daemons(p: Paths, keep_kvm: bool) -> None:
     own = _mount_ns("self")
     if own is None or own == _mount_ns(os.getppid()):
         raise LibvirtdError("__daemons is internal: use start")
+    # A tmpfs on /run, so /run/libvirt can exist only here.
     procs.run(["mount", "-t", "tmpfs", "-o", "mode=0755,size=16m", "hwl-run", "/run"])
-    # ^ so /run/libvirt can exist only here
     for folder in ("/run/libvirt", "/run/lock"):
         os.makedirs(folder, exist_ok=True)
     for src, dst in (
@@ -569,25 +533,20 @@ def daemons(p: Paths, keep_kvm: bool) -> None:
 # --- stop -----------------------------------------------------------------------------------
 
 
-def _links(name: str) -> list[str]:
-    from pyroute2 import IPRoute
-
-    with IPRoute(netns=name, flags=0) as ipr:
-        return [str(link.get_attr("IFLA_IFNAME")) for link in ipr.get_links()]
-
-
-def _delete_link(name: str, ifname: str) -> bool:
+def _remove_links(name: str) -> None:
+    """Delete every link but lo in the namespace (libvirt's bridges, taps a guest left)."""
     from pyroute2 import IPRoute, NetlinkError
 
     with IPRoute(netns=name, flags=0) as ipr:
-        found = ipr.link_lookup(ifname=ifname)
-        if not found:
-            return False
-        try:
-            ipr.link("del", index=found[0])
-        except NetlinkError:
-            return False
-    return True
+        for link in list(ipr.get_links()):
+            ifname = link.get_attr("IFLA_IFNAME")
+            if ifname == "lo":
+                continue
+            try:
+                ipr.link("del", index=link["index"])
+            except NetlinkError:
+                continue  # gone with another (a veth's peer)
+            say(f"removed link {ifname}")
 
 
 def _cmdline(pid: int) -> str:
@@ -628,14 +587,13 @@ def cleanup(p: Paths) -> None:
         say(f"ending leftover processes from pid files: {' '.join(map(str, leftovers))}")
         end(list(leftovers.items()))
     if ours(p):
-        inside = [(pid, procs.starttime(pid)) for pid in netns.pids(p.netns)]
+        # Never this process (a stop run through `exec`).
+        inside = [(pid, procs.starttime(pid)) for pid in netns.pids(p.netns) if pid != os.getpid()]
         inside = [(pid, start) for pid, start in inside if procs.alive(pid, start)]
         for pid, _ in inside:
             say(f"ending process left in namespace {p.netns}: {pid} {_cmdline(pid)}")
         end(inside)
-        for ifname in _links(p.netns):
-            if ifname != "lo" and _delete_link(p.netns, ifname):
-                say(f"removed link {ifname}")
+        _remove_links(p.netns)
         netns.remove(p.netns)
         if netns.exists(p.netns):
             raise LibvirtdError(f"network namespace {p.netns} is still there after removing it")
@@ -754,7 +712,7 @@ def _command(args: argparse.Namespace) -> int:
             cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
             exec_in(p, cmd)
         elif args.action == "__daemons":
-            daemons(Paths(args.netns, Path(args.base)), args.keep_kvm)
+            daemons(Paths.at(args.netns, Path(args.base)), args.keep_kvm)
     except (LibvirtdError, OSError, RuntimeError, subprocess.SubprocessError) as exc:
         say(str(exc))
         return 1
