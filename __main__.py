@@ -16,7 +16,7 @@ from components.lab import HaWebLab, HaWebLabArgs
 from components.readiness import SshAccess, agent_answers
 from halab.errors import ConfigError
 from halab.outputs import stack_outputs
-from halab.spec import EdgeKind
+from halab.sections import EdgeKind
 from halab.stackconfig import from_pulumi_getter
 
 config = pulumi.Config()
@@ -39,27 +39,27 @@ def secret(key: str) -> pulumi.Output[str] | None:
 
 
 fortigate = None
-if spec.edge is EdgeKind.FORTIGATE:
+if spec.edge.kind is EdgeKind.FORTIGATE:
     fortigate = fortios.Provider(
         "fortigate",
-        hostname=spec.fortigate_host,
+        hostname=spec.edge.fortigate.host,
         token=config.require_secret("fortigateToken"),
-        insecure=spec.fortigate_insecure,
+        insecure=spec.edge.fortigate.insecure,
         # The CA that signed the FortiGate's certificate, so verification can stay on.
-        cabundlefile=spec.fortigate_ca_bundle_file or None,
-        cabundlecontent=spec.fortigate_ca_bundle or None,
-        vdom=spec.fortigate_vdom,
+        cabundlefile=spec.edge.fortigate.ca_bundle_file or None,
+        cabundlecontent=spec.edge.fortigate.ca_bundle or None,
+        vdom=spec.edge.fortigate.vdom,
     )
 
 HaWebLab(
     "lab",
     HaWebLabArgs(
         spec,
-        libvirt_provider=libvirt.Provider("libvirt", uri=spec.libvirt_uri),
+        libvirt_provider=libvirt.Provider("libvirt", uri=spec.vm.libvirt_uri),
         fortigate_provider=fortigate,
         ssh=(
-            SshAccess(spec.admin_user, private_key=secret("sshPrivateKey"), agent_socket=agent)
-            if spec.readiness
+            SshAccess(spec.vm.admin_user, private_key=secret("sshPrivateKey"), agent_socket=agent)
+            if spec.readiness.enabled
             else None
         ),
         tls_certificate=secret("tlsCertificate"),

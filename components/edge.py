@@ -44,12 +44,12 @@ class FortiGateEdge(pulumi.ComponentResource):
         spec = self._spec = args.spec
         rule = spec.firewall_rule
         prefix = spec.fortigate_prefix
-        wan, dmz = spec.fortigate_wan_interface, spec.fortigate_dmz_interface
+        wan, dmz = spec.edge.fortigate.wan_interface, spec.edge.fortigate.dmz_interface
         child = pulumi.ResourceOptions(parent=self)
         # A VIP in use by a policy cannot be replaced in place ("entry is used", fos#123):
         # delete first, so Pulumi takes the policy down and back up around it.
         vip_opts = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
-        vdom = spec.fortigate_vdom
+        vdom = spec.edge.fortigate.vdom
 
         self.vips = [
             fortios.firewall.Vip(
@@ -85,7 +85,7 @@ class FortiGateEdge(pulumi.ComponentResource):
         self.policy = fortios.firewall.Policy(
             f"{name}-policy",
             # Explicit id: a new policy is appended at the end of the sequence (fos#247).
-            policyid=spec.fortigate_policy_id,
+            policyid=spec.edge.fortigate.policy_id,
             name=f"{prefix}-inbound",
             comments=f"ha-web-lab {spec.stack}: public {rule.public_ip} to the LB VIP",
             srcintfs=[fortios.firewall.PolicySrcintfArgs(name=wan)],

@@ -20,7 +20,8 @@ from components.tls import LabCertificate, LabCertificateArgs
 from components.vm import LabVm
 from halab.render import RenderedHost, render_all
 from halab.roles import Role, ZoneName
-from halab.spec import EdgeKind, LabSpec, ResolvedHost
+from halab.sections import EdgeKind
+from halab.spec import LabSpec, ResolvedHost
 
 #: The component each role's group was before one :class:`HostGroup` built them all (its name
 #: is unchanged: ``{lab}-{role}``). Aliases to these keep every resource of a lab deployed then.
@@ -129,7 +130,7 @@ class HaWebLab(pulumi.ComponentResource):
                 depends_on=[web],
             ),
         }
-        if spec.edge is EdgeKind.FORTIGATE:
+        if spec.edge.kind is EdgeKind.FORTIGATE:
             if args.fortigate_provider is None:
                 raise ValueError("edge 'fortigate' needs the FortiOS provider")
             FortiGateEdge(
@@ -137,7 +138,7 @@ class HaWebLab(pulumi.ComponentResource):
                 FortiGateEdgeArgs(spec),
                 pulumi.ResourceOptions(parent=self, provider=args.fortigate_provider),
             )
-        elif spec.edge is EdgeKind.LINUX:
+        elif spec.edge.kind is EdgeKind.LINUX:
             self.groups[Role.EDGE] = group(Role.EDGE, spec.hosts_with_role(Role.EDGE))
         self.vms = [vm for g in self.groups.values() for vm in g.vms.values()]
 

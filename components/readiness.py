@@ -17,7 +17,8 @@ import pulumi_command as command
 
 from halab.render import RenderedHost, readiness_script, vip_check_script
 from halab.roles import Role
-from halab.spec import EdgeKind, LabSpec, ResolvedHost
+from halab.sections import EdgeKind
+from halab.spec import LabSpec, ResolvedHost
 
 #: Seconds per SSH dial attempt; the attempt count follows from readinessTimeoutS.
 DIAL_TIMEOUT_S = 10
@@ -63,7 +64,7 @@ class SshAccess:
             # All attempts together stay within readinessTimeoutS. (The per-dial timeout bounds
             # only the TCP connect: the handshake and the command have no bound in the provider,
             # which is why the gate scripts bound their own waits.)
-            dial_error_limit=max(3, spec.readiness_timeout_s // DIAL_ATTEMPT_S),
+            dial_error_limit=max(3, spec.readiness.timeout_s // DIAL_ATTEMPT_S),
         )
 
 
@@ -126,7 +127,7 @@ class TierGate(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=args.host_gates),
         )
         self.through_public_ip = None
-        if spec.edge is not EdgeKind.NONE:
+        if spec.edge.kind is not EdgeKind.NONE:
             # From this machine, the way a client comes in: through the edge's DNAT.
             self.through_public_ip = command.local.Command(
                 f"{name}-through-public-ip",

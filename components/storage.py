@@ -47,12 +47,12 @@ class LabStorage(pulumi.ComponentResource):
             f"{name}-base-image",
             name=f"{spec.lab_name}-base.qcow2",
             pool=self.pool.name,
-            source=spec.base_image,
+            source=spec.vm.base_image,
             format="qcow2",
             opts=child,
         )
-        self.kernel = self._boot_file(name, "kernel", spec.kernel, spec.lab_name)
-        self.initrd = self._boot_file(name, "initrd", spec.initrd, spec.lab_name)
+        self.kernel = self._boot_file(name, "kernel", spec.vm.kernel, spec.lab_name)
+        self.initrd = self._boot_file(name, "initrd", spec.vm.initrd, spec.lab_name)
         self.register_outputs({"pool": self.pool.name, "base_image_id": self.base_image.id})
 
     def _boot_file(self, name: str, kind: str, source: str, lab: str) -> libvirt.Volume | None:

@@ -11,7 +11,8 @@ from components.readiness import SshAccess, host_gate
 from components.storage import LabStorage
 from halab.render import RenderedHost
 from halab.roles import ZoneName
-from halab.spec import DomainType, LabSpec, ResolvedHost
+from halab.sections import DomainType
+from halab.spec import LabSpec, ResolvedHost
 
 
 @dataclass
@@ -88,18 +89,18 @@ class LabVm(pulumi.ComponentResource):
         self.domain = libvirt.Domain(
             f"{name}-domain",
             name=vm_name,
-            type=spec.domain_type.value,
+            type=spec.vm.domain_type.value,
             vcpu=host.vcpus,
             memory=host.memory_mib,
             # BIOS, not UEFI: UEFI domains with nvram fail to undefine (tpl#1203).
             cpu=(
                 libvirt.DomainCpuArgs(mode="host-passthrough")
-                if spec.domain_type is DomainType.KVM
+                if spec.vm.domain_type is DomainType.KVM
                 else None
             ),
             kernel=storage.kernel.id if storage.kernel is not None else None,
             initrd=storage.initrd.id if storage.initrd is not None else None,
-            cmdlines=canonical_cmdlines(spec.kernel_cmdline) if direct_boot else None,
+            cmdlines=canonical_cmdlines(spec.vm.kernel_cmdline) if direct_boot else None,
             disks=[libvirt.DomainDiskArgs(volume_id=self.root_disk.id)],
             cloudinit=self.seed_disk.id,
             network_interfaces=[

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -76,13 +76,21 @@ def _lookup(data: Any, loc: Sequence[int | str]) -> Any:
     return data
 
 
-def from_validation_error(exc: ValidationError, data: Mapping[str, Any]) -> ConfigError:
-    """The first error of a pydantic failure, as a :class:`ConfigError` on the config key."""
+def from_validation_error(
+    exc: ValidationError, data: Mapping[str, Any], sections: Collection[str] = ()
+) -> ConfigError:
+    """The first error of a pydantic failure, as a :class:`ConfigError` on the config key.
+
+    ``sections``: names the model nests the flat config under (``vrrp``, ``edge``...); they are
+    no part of a key the user wrote, so they are left out of the one the error names.
+    """
     err = exc.errors(include_url=False)[0]
     cause = (err.get("ctx") or {}).get("error")
     if isinstance(cause, TopologyError):
         return ConfigError(cause.key, cause.value, cause.reason)
     loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+    while len(loc) > 1 and loc[0] in sections:
+        loc = loc[1:]
     # pydantic appends the tag of a union branch ("str", "int") to loc; drop what the data lacks.
     while loc and _lookup(data, loc) is None and err["type"] not in ("missing", "extra_forbidden"):
         if _lookup(data, loc[:-1]) is None or not isinstance(loc[-1], str):

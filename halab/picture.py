@@ -15,7 +15,8 @@ from pathlib import Path
 import graphviz
 
 from halab.roles import Role
-from halab.spec import EdgeKind, LabSpec
+from halab.sections import EdgeKind
+from halab.spec import LabSpec
 
 #: Top to bottom, the way a request travels: zones at their order, each role between the zones
 #: it joins (a link is drawn from the upper node to the lower, which is how dot ranks them).
@@ -61,8 +62,8 @@ def lab_graph(spec: LabSpec, vip_holder: str | None = None) -> graphviz.Graph:
             style="bold" if lb.name == vip_holder else "dashed",
             label="MASTER" if lb.name == vip_holder else "",
         )
-    if spec.edge is not EdgeKind.NONE:
-        owner = "edge" if spec.edge is EdgeKind.LINUX else "the FortiGate"
+    if spec.edge.kind is not EdgeKind.NONE:
+        owner = "edge" if spec.edge.kind is EdgeKind.LINUX else "the FortiGate"
         graph.node(
             "public-ip",
             f"public IP {spec.public_address}\n{spec.public_url}\nDNAT to the VIP ({owner})",

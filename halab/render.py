@@ -20,7 +20,8 @@ import jinja2
 import yaml
 
 from halab.roles import APP, COMMON_FILES, COMMON_SYSCTL, PATHS, ROLES, Role, ZoneName, packages
-from halab.spec import STANDARD_DOWN_TIMER_ADVERTS, LabSpec, ResolvedHost
+from halab.sections import STANDARD_DOWN_TIMER_ADVERTS
+from halab.spec import LabSpec, ResolvedHost
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "cloud-init"
 TLS_PLACEHOLDER = "<secret: the lab's TLS certificate and key (PEM), filled in by Pulumi>"
@@ -160,8 +161,8 @@ def _context(spec: LabSpec, host: ResolvedHost, target: Target) -> dict[str, Any
             _WebBackend(w.name, str(w.leg(ZoneName.INTERNAL).address))
             for w in spec.hosts_with_role(Role.WEB)
         ]
-        ctx["advert_int"] = _seconds(spec.vrrp_advert_interval_ms)
-        ctx["instance_name"] = f"VI_{spec.vrrp_router_id}"
+        ctx["advert_int"] = _seconds(spec.vrrp.advert_interval_ms)
+        ctx["instance_name"] = f"VI_{spec.vrrp.router_id}"
         ctx["standard_down_timer_adverts"] = STANDARD_DOWN_TIMER_ADVERTS
         ctx["haproxy_process_name"] = target.haproxy_process_name(host.name)
         ctx["keepalived_script_user"] = "nobody"
@@ -218,15 +219,15 @@ def user_data(spec: LabSpec, host: ResolvedHost, files: tuple[RenderedFile, ...]
     """cloud-config for a host, as data."""
     users: list[Any] = [
         {
-            "name": spec.admin_user,
+            "name": spec.vm.admin_user,
             "groups": ["sudo"],
             "shell": "/bin/bash",
             "sudo": "ALL=(ALL) NOPASSWD:ALL",
             "lock_passwd": True,
         }
     ]
-    if spec.ssh_public_keys:  # cloud-init's schema: when given, at least one key (minItems 1)
-        users[0]["ssh_authorized_keys"] = list(spec.ssh_public_keys)
+    if spec.vm.ssh_public_keys:  # cloud-init's schema: when given, at least one key (minItems 1)
+        users[0]["ssh_authorized_keys"] = list(spec.vm.ssh_public_keys)
     service_user = ROLES[host.role].service_user
     if service_user is not None:
         users.append({"name": service_user, "system": True, "shell": "/usr/sbin/nologin"})
@@ -251,7 +252,7 @@ def user_data(spec: LabSpec, host: ResolvedHost, files: tuple[RenderedFile, ...]
         ],
         "runcmd": [[PATHS.setup]],
     }
-    if spec.install_packages:
+    if spec.vm.install_packages:
         # Images that already have everything (scripts/build-image.sh) skip apt entirely.
         doc["package_update"] = True
         doc["packages"] = list(packages(host.role))
@@ -295,7 +296,7 @@ def seed_host(spec: LabSpec, host: ResolvedHost, files: tuple[RenderedFile, ...]
     # A new instance-id, so a new VM, whenever what it must be built from changes: NoCloud
     # applies network-config only on an instance's first boot. With the readiness gates on, the
     # gate converges the role files of a running VM over SSH, so user-data is not part of it.
-    seeded = nc if spec.readiness else ud + nc
+    seeded = nc if spec.readiness.enabled else ud + nc
     instance_id = f"{host.name}-" + hashlib.sha256(seeded.encode()).hexdigest()[:12]
     md = _dump({"instance-id": instance_id, "local-hostname": host.name})
     return RenderedHost(
@@ -342,12 +343,12 @@ def readiness_script(spec: LabSpec, rendered: RenderedHost) -> str:
     """The gate `pulumi up` runs on a VM over SSH: cloud-init done, the role's files converged
     to ``rendered`` (so a config change needs no new VM), the role healthy."""
     ctx = _context(spec, rendered.host, VM)
-    attempts = max(10, min(120, spec.readiness_timeout_s // 10))
+    attempts = max(10, min(120, spec.readiness.timeout_s // 10))
     env = _environment()
     checks = [env.from_string(c).render(**ctx) for c in ROLES[rendered.host.role].checks]
     return render_template(
         "ready.sh.j2",
-        timeout_s=spec.readiness_timeout_s,
+        timeout_s=spec.readiness.timeout_s,
         attempts=attempts,
         files=rendered.files,
         checks=checks,
@@ -357,7 +358,7 @@ def readiness_script(spec: LabSpec, rendered: RenderedHost) -> str:
 
 def vip_check_script(spec: LabSpec, host: ResolvedHost, url: str) -> str:
     """The tier gate: every web node answers through ``url`` (the VIP, or the public IP)."""
-    attempts = max(20, min(240, spec.readiness_timeout_s // 5))
+    attempts = max(20, min(240, spec.readiness.timeout_s // 5))
     return render_template(
         "vip-check.sh.j2",
         host=host,

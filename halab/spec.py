@@ -12,8 +12,6 @@ defaults to the DMZ network + 100, the public IP to the public network + 10.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import ipaddress
 import re
@@ -22,12 +20,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -39,6 +35,17 @@ from pydantic.alias_generators import to_camel
 from halab import PROJECT
 from halab.errors import ConfigError, TopologyError, from_validation_error
 from halab.roles import ROLES, Role, ZoneName
+from halab.sections import (
+    Address,
+    EdgeKind,
+    EdgeSpec,
+    HaproxySpec,
+    ReadinessSpec,
+    VmSpec,
+    VrrpSpec,
+    group_keys,
+    section_names,
+)
 
 
 class NetworkMode(StrEnum):
@@ -54,21 +61,6 @@ class NetworkMode(StrEnum):
     BRIDGE = "bridge"
 
 
-class EdgeKind(StrEnum):
-    """What sits between the public zone and the VIP."""
-
-    FORTIGATE = "fortigate"
-    LINUX = "linux"
-    NONE = "none"
-
-
-class DomainType(StrEnum):
-    """libvirt domain type: ``kvm`` on real hypervisors, ``qemu`` (TCG) where KVM is unusable."""
-
-    KVM = "kvm"
-    QEMU = "qemu"
-
-
 #: Legs (zones) each role has, the first where its default route points (halab.roles).
 ROLE_LEGS: dict[Role, tuple[ZoneName, ...]] = {r: d.legs for r, d in ROLES.items()}
 VIP_OFFSET = 100
@@ -76,43 +68,10 @@ PUBLIC_IP_OFFSET = 10
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 IFNAME = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
-#: A libvirt connection URI (driver[+transport]://[user@][host][:port]/path[?params]), as
-#: libvirt's own parser splits it; the checks of each part are in ``_libvirt_uri``.
-LIBVIRT_URI = re.compile(
-    r"^(?P<driver>[a-z0-9]+)(?:\+(?P<transport>[a-z0-9]+))?://"
-    r"(?P<authority>[^/?#\s]*)(?P<path>/[^?#\s]*)(?:\?(?P<query>[^#\s]*))?$"
-)
-LIBVIRT_TRANSPORTS = ("unix", "ssh", "libssh", "libssh2", "tcp", "tls", "ext")
-#: The options sshd(8) knows in an authorized_keys line (AUTHORIZED_KEYS FILE FORMAT). sshd
-#: ignores a line with any other option, so a typo would lock the user out of every VM.
-SSH_KEY_OPTIONS = frozenset(
-    {
-        "agent-forwarding", "cert-authority", "command", "environment", "expiry-time", "from",
-        "no-agent-forwarding", "no-port-forwarding", "no-pty", "no-touch-required", "no-user-rc",
-        "no-x11-forwarding", "permitlisten", "permitopen", "port-forwarding", "principals", "pty",
-        "restrict", "tunnel", "user-rc", "verify-required", "x11-forwarding",
-    }
-)  # fmt: skip
-SSH_KEY_TYPES = (
-    "ssh-ed25519",
-    "ssh-rsa",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-    "sk-ssh-ed25519@openssh.com",
-    "sk-ecdsa-sha2-nistp256@openssh.com",
-)
-DEFAULT_BASE_IMAGE = (
-    "https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2"
-)
-DEFAULT_RETRY_ON = "conn-failure empty-response response-timeout 502 503 504"
 #: Keys whose values are Pulumi secrets. The spec only learns whether they are set.
 #: FortiOS limits the provider enforces (terraform-provider-fortios 1.20.0, the one pulumiverse
 #: fortios 0.0.6 wraps): name lengths per object kind, and the largest policy id.
 FORTIOS_NAME_LIMITS = {"vip": 79, "vip group": 79, "policy": 35, "service": 79, "address": 79}
-FORTIOS_MAX_POLICY_ID = 2147482999
-#: VRRP's master-down timer, in adverts (RFC 5798); Keepalived's default.
-STANDARD_DOWN_TIMER_ADVERTS = 3
 #: The preferred master's priority while BFD says its peer is down (fast detection); every LB is
 #: lifted by the same amount, so their order never changes. The master-down timer is adverts x
 #: interval + (256 - priority)/256 of an interval: the higher the lift, the sooner a backup takes
@@ -122,28 +81,10 @@ STANDARD_DOWN_TIMER_ADVERTS = 3
 #: by such a bounce, took the VIP from a live master in the lab. 230 leaves 26/256 of an
 #: interval (4 ms at 40 ms adverts) and costs as much on a takeover.
 BFD_DOWN_PRIORITY = 230
-#: Seconds Keepalived's VRRP waits after a start with fast detection, so BFD is up and steady
-#: first. Keepalived 2.2.7's BFD sends every 0.75-0.9 s until the session is up (its idle_tx);
-#: a session that has just come up then often expires 30 ms later, because the peer still sends
-#: at that idle rate, and starts over. In the lab one start took 2 s to come up for good and
-#: another 5 s (four such bounces); 2 s was too short once (the returning LB took the VIP).
-VRRP_STARTUP_DELAY_S = 10.0
 #: FortiOS predefined services for the ports the lab forwards; others get a custom service.
 FORTIOS_PREDEFINED_SERVICES = {80: "HTTP", 443: "HTTPS"}
 
 SECRET_KEYS = ("fortigateToken", "tlsCertificate", "tlsPrivateKey", "sshPrivateKey")
-
-
-def _dotted_quad(value: Any) -> Any:
-    # pydantic would read 167837796 (or True) as an address; in a config file that is a typo.
-    if isinstance(value, bool | int | float):
-        raise ValueError("give the address as text, like 10.0.1.100")
-    return value
-
-
-#: An IPv4 address, and a network, written as text.
-Address = Annotated[IPv4Address, BeforeValidator(_dotted_quad)]
-Network = Annotated[IPv4Network, BeforeValidator(_dotted_quad)]
 
 
 class _Model(BaseModel):
@@ -328,159 +269,29 @@ class LabSpec(_Model):
     #: Secret keys that are set in the stack (their values never enter the spec).
     secrets_present: frozenset[str] = frozenset()
 
-    libvirt_uri: str = "qemu:///system"
-    domain_type: DomainType = DomainType.KVM
-    base_image: str = DEFAULT_BASE_IMAGE
-    kernel: str = ""
-    initrd: str = ""
-    kernel_cmdline: str = "root=/dev/vda rw console=ttyS0 net.ifnames=0"
-    storage_pool_path: str = ""
-    ssh_public_keys: tuple[str, ...] = ()
-    admin_user: str = "lab"
-    install_packages: bool = True
-    default_vcpus: int = Field(default=1, ge=1, le=64)
-    default_memory_mib: int = Field(default=1024, ge=256, le=262144)
-
     zones: dict[ZoneName, Zone]
     hosts: tuple[Host, ...]
     vip: Address | None = None
 
-    vrrp_version: Literal[2, 3] = 3
-    vrrp_router_id: int = 51
-    vrrp_advert_interval_ms: int = 40
-    #: One per lb host in config order; empty derives them (:func:`derived_priorities`).
-    vrrp_priorities: tuple[int, ...] = ()
-    vrrp_preempt: bool = False
-    vrrp_realtime: bool = True
-    #: BFD between the LBs, tracked by VRRP: a dead master is seen in bfd_interval x multiplier.
-    vrrp_fast_detection: bool = False
-    #: Adverts in the master-down timer; 0 picks 1 with fast detection and the standard 3 without.
-    vrrp_down_timer_adverts: int = Field(default=0, ge=0, le=100)
-    bfd_interval_ms: int = Field(default=10, ge=1, le=1000)
-    bfd_multiplier: int = Field(default=3, ge=2, le=255)
-
-    health_check_path: str = Field(default="/healthz", pattern=r"^/[A-Za-z0-9._~/-]*$")
-    health_check_interval_ms: int = Field(default=500, ge=100, le=60000)
-    health_check_fall: int = Field(default=2, ge=1, le=10)
-    health_check_rise: int = Field(default=2, ge=1, le=10)
-    haproxy_timeout_connect_ms: int = Field(default=1000, ge=100, le=60000)
-    haproxy_retries: int = Field(default=2, ge=0, le=10)
-    haproxy_redispatch: bool = True
-    haproxy_retry_on: str = DEFAULT_RETRY_ON
-    https_redirect: bool = True
-
-    edge: EdgeKind = EdgeKind.LINUX
-    public_ip: Address | None = None
-    edge_ports: tuple[int, ...] = (80, 443)
-    edge_allowed_sources: tuple[Network, ...] = (IPv4Network("0.0.0.0/0"),)
-    edge_source_nat: bool = False
-    fortigate_host: str = ""
-    fortigate_wan_interface: str = "port1"
-    fortigate_dmz_interface: str = "port2"
-    fortigate_insecure: bool = False
-    fortigate_ca_bundle_file: str = ""
-    fortigate_ca_bundle: str = ""
-    fortigate_vdom: str = "root"
-    fortigate_policy_id: int = Field(default=1000, ge=1, le=FORTIOS_MAX_POLICY_ID)
-    fortigate_name_prefix: str = ""
-
-    readiness: bool = True
-    readiness_timeout_s: int = Field(default=900, ge=30, le=7200)
+    vm: VmSpec = Field(default_factory=VmSpec)
+    vrrp: VrrpSpec = Field(default_factory=VrrpSpec)
+    haproxy: HaproxySpec = Field(default_factory=HaproxySpec)
+    edge: EdgeSpec = Field(default_factory=EdgeSpec)
+    readiness: ReadinessSpec = Field(default_factory=ReadinessSpec)
 
     # ---- field checks -------------------------------------------------------------------------
 
-    @field_validator("vip", "public_ip", mode="before")
+    @model_validator(mode="before")
+    @classmethod
+    def _sections(cls, data: Any) -> Any:
+        # Users write flat keys; each section takes its own (halab/sections.py).
+        return group_keys(cls, data)
+
+    @field_validator("vip", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
-        # Pulumi.yaml declares these as strings with default "": that means "derive it".
+        # Pulumi.yaml declares it as a string with default "": that means "derive it".
         return None if value == "" else value
-
-    @field_validator("libvirt_uri")
-    @classmethod
-    def _libvirt_uri(cls, value: str) -> str:
-        example = "e.g. qemu:///system or qemu+ssh://user@host/system"
-        match = LIBVIRT_URI.match(value)
-        if match is None:
-            raise ValueError(f"not a libvirt URI ({example})")
-        if match["driver"] != "qemu":
-            raise ValueError(
-                f"the lab's domains are QEMU/KVM, so the driver is qemu, not {match['driver']!r}"
-            )
-        transport = match["transport"]
-        if transport is not None and transport not in LIBVIRT_TRANSPORTS:
-            raise ValueError(
-                f"unknown libvirt transport {transport!r} (one of {', '.join(LIBVIRT_TRANSPORTS)})"
-            )
-        if match["path"] == "/session":
-            raise ValueError(
-                "a session libvirtd cannot make the lab's bridged networks: use /system"
-            )
-        if match["path"] != "/system":
-            raise ValueError(f"the path of a QEMU URI is /system ({example})")
-        return value
-
-    @field_validator("fortigate_host")
-    @classmethod
-    def _fortigate_host(cls, value: str) -> str:
-        # The provider builds https://<hostname>/api/v2/...: a scheme or a path breaks every call.
-        if value and not re.match(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$", value):
-            raise ValueError("give the FortiGate's address or name, optionally :port, no https://")
-        return value
-
-    @field_validator("vrrp_router_id")
-    @classmethod
-    def _router_id_range(cls, value: int) -> int:
-        if not 1 <= value <= 255:
-            raise ValueError("a VRRP virtual router id is 1-255")
-        return value
-
-    @field_validator("vrrp_priorities")
-    @classmethod
-    def _priorities(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if any(not 1 <= p <= 254 for p in value):
-            raise ValueError("VRRP priorities are 1-254 (255 is reserved for the address owner)")
-        if len(set(value)) != len(value):
-            raise ValueError("VRRP priorities must differ, or the higher IP wins by accident")
-        return value
-
-    @field_validator("ssh_public_keys")
-    @classmethod
-    def _ssh_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for key in value:
-            if not is_ssh_public_key(key):
-                raise ValueError(
-                    f"{_short(key)!r} is not an SSH public key line (expected e.g. "
-                    "'ssh-ed25519 AAAA... comment', optionally after authorized_keys options "
-                    "like 'from=\"10.0.0.0/8\"'; never paste a private key)"
-                )
-        return value
-
-    @field_validator("edge_ports")
-    @classmethod
-    def _ports(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if not value or any(not 1 <= p <= 65535 for p in value) or len(set(value)) != len(value):
-            raise ValueError("give distinct TCP ports 1-65535")
-        return value
-
-    @field_validator("admin_user")
-    @classmethod
-    def _admin_user(cls, value: str) -> str:
-        if not re.match(r"^[a-z_][a-z0-9_-]{0,31}$", value) or value == "root":
-            raise ValueError("not a valid non-root user name")
-        return value
-
-    @field_validator("haproxy_retry_on")
-    @classmethod
-    def _retry_on(cls, value: str) -> str:
-        allowed = {
-            "none", "conn-failure", "empty-response", "junk-response", "response-timeout",
-            "0rtt-rejected", "all-retryable-errors", "404", "408", "425", "500", "501", "502",
-            "503", "504",
-        }  # fmt: skip
-        bad = [w for w in value.split() if w not in allowed]
-        if bad:
-            raise ValueError(f"unknown retry-on keyword {bad[0]!r}")
-        return value
 
     # ---- cross-field checks -------------------------------------------------------------------
 
@@ -493,7 +304,6 @@ class LabSpec(_Model):
         self._check_hosts()
         self._check_vrrp()
         self._check_edge()
-        self._check_files()
         self._check_addresses()
         self._check_links()
         return self
@@ -539,7 +349,7 @@ class LabSpec(_Model):
                 if zone not in legs:
                     raise TopologyError(key, str(ip), f"a {host.role} host has no leg in {zone}")
                 _check_in_zone(key, ip, self.zones[zone].cidr)
-        if "edge" in names and self.edge is EdgeKind.LINUX:
+        if "edge" in names and self.edge.kind is EdgeKind.LINUX:
             raise TopologyError("hosts", "edge", "the name 'edge' is taken by the linux edge VM")
         if not self.web_hosts:
             raise TopologyError("hosts", [h.name for h in self.hosts], "no host has role 'web'")
@@ -551,56 +361,21 @@ class LabSpec(_Model):
             )
 
     def _check_vrrp(self) -> None:
-        interval = self.vrrp_advert_interval_ms
-        key = "vrrpAdvertIntervalMs"
-        if self.vrrp_version == 2 and (interval % 1000 or not 1000 <= interval <= 255000):
-            raise TopologyError(
-                key,
-                interval,
-                "VRRPv2 adverts are whole seconds (1000-255000 ms); "
-                "set vrrpVersion 3 for sub-second adverts",
-            )
-        if self.vrrp_version == 3 and (interval % 10 or not 10 <= interval <= 40950):
-            raise TopologyError(
-                key, interval, "VRRPv3 adverts are centiseconds: 10-40950 ms in steps of 10"
-            )
-        if self.vrrp_priorities and len(self.vrrp_priorities) != len(self.lb_hosts):
+        priorities = self.vrrp.priorities
+        if priorities and len(priorities) != len(self.lb_hosts):
             raise TopologyError(
                 "vrrpPriorities",
-                list(self.vrrp_priorities),
+                list(priorities),
                 f"give one priority per lb host ({len(self.lb_hosts)}: "
                 f"{', '.join(h.name for h in self.lb_hosts)}), or none to derive them",
             )
-        self._check_fast_detection()
+        if self.vrrp.fast_detection:
+            self._check_fast_detection()
         dmz = self.zones[ZoneName.DMZ].cidr
         _check_in_zone("vip", self.vip_address, dmz)
 
     def _check_fast_detection(self) -> None:
-        if not self.vrrp_fast_detection:
-            if self.vrrp_down_timer_adverts == 1:
-                raise TopologyError(
-                    "vrrpDownTimerAdverts",
-                    1,
-                    "a one-advert master-down timer without BFD fails over whenever one advert "
-                    "is late: set vrrpFastDetection true, or 2 or more",
-                )
-            return
-        detection_ms = self.bfd_interval_ms * self.bfd_multiplier
-        if detection_ms >= self.vrrp_advert_interval_ms:
-            raise TopologyError(
-                "bfdIntervalMs",
-                self.bfd_interval_ms,
-                f"BFD sees a dead peer after bfdIntervalMs x bfdMultiplier = {detection_ms} ms, "
-                f"no sooner than one VRRP advert ({self.vrrp_advert_interval_ms} ms): fast "
-                "detection would gain nothing; lower it, or lower bfdMultiplier",
-            )
-        if self.vrrp_preempt:
-            raise TopologyError(
-                "vrrpPreempt",
-                True,
-                "fast detection raises a backup's priority while BFD is down, and BFD starts "
-                "down: with preempt the backup would take the VIP at every start; set it false",
-            )
+        # The section checked the timers; the lift depends on how many LBs there are.
         priorities = self.lb_priorities
         if max(priorities) >= BFD_DOWN_PRIORITY:
             raise TopologyError(
@@ -621,10 +396,10 @@ class LabSpec(_Model):
 
     def _check_edge(self) -> None:
         public = self.zones[ZoneName.PUBLIC].cidr
-        if self.edge is not EdgeKind.NONE:
+        if self.edge.kind is not EdgeKind.NONE:
             _check_in_zone("publicIp", self.public_address, public)
         dmz = self.zones[ZoneName.DMZ]
-        if self.edge is EdgeKind.LINUX:
+        if self.edge.kind is EdgeKind.LINUX:
             if dmz.gateway_ip is None:
                 raise TopologyError(
                     "zones.dmz.gateway", None, "the linux edge needs a DMZ gateway address to own"
@@ -636,14 +411,8 @@ class LabSpec(_Model):
                     "equals the DMZ gateway, which the linux edge VM owns: set "
                     "zones.dmz.hostAddress to null (or another address) or set zones.dmz.gateway",
                 )
-        if self.edge is EdgeKind.FORTIGATE:
-            if not self.fortigate_host:
-                raise TopologyError(
-                    "fortigateHost",
-                    "",
-                    "edge is 'fortigate': set the FortiGate's API address with "
-                    "`pulumi config set fortigateHost 192.0.2.1`",
-                )
+        if self.edge.kind is EdgeKind.FORTIGATE:
+            # The section checked its own keys (host, interfaces, TLS); the token is a secret.
             if "fortigateToken" not in self.secrets_present:
                 raise TopologyError(
                     "fortigateToken",
@@ -652,13 +421,6 @@ class LabSpec(_Model):
                     "`pulumi config set --secret fortigateToken <REST API admin token>` "
                     "(or `pulumi config set edge linux` to use the Linux edge)",
                 )
-            for key, name in (
-                ("fortigateWanInterface", self.fortigate_wan_interface),
-                ("fortigateDmzInterface", self.fortigate_dmz_interface),
-            ):
-                if not re.match(r"^[A-Za-z0-9_.-]{1,15}$", name):
-                    raise TopologyError(key, name, "not a FortiOS interface name")
-            self._check_fortigate_tls()
             self._check_fortigate_names()
         tls = {"tlsCertificate", "tlsPrivateKey"} & self.secrets_present
         if len(tls) == 1:
@@ -666,30 +428,6 @@ class LabSpec(_Model):
             other = ({"tlsCertificate", "tlsPrivateKey"} - tls).pop()
             raise TopologyError(
                 other, None, f"{given} is set but {other} is not: set both or neither"
-            )
-
-    def _check_fortigate_tls(self) -> None:
-        # The provider refuses to start when it must verify the FortiGate's certificate and has
-        # no CA to verify it with ("CA Bundle should be set when insecure is false").
-        file, pem = self.fortigate_ca_bundle_file, self.fortigate_ca_bundle
-        if file and pem:
-            raise TopologyError(
-                "fortigateCaBundle", "(a PEM)", "fortigateCaBundleFile is set too: set one of them"
-            )
-        if file and not Path(file).expanduser().is_file():
-            raise TopologyError("fortigateCaBundleFile", file, "no such file on this machine")
-        if pem and "-----BEGIN CERTIFICATE-----" not in pem:
-            raise TopologyError(
-                "fortigateCaBundle", pem[:40], "not a PEM certificate (-----BEGIN CERTIFICATE-----)"
-            )
-        if not (self.fortigate_insecure or file or pem):
-            raise TopologyError(
-                "fortigateInsecure",
-                False,
-                "the FortiOS provider verifies the FortiGate's certificate and needs the CA that "
-                "signed it: `pulumi config set fortigateCaBundleFile /path/to/ca.pem` (or "
-                "fortigateCaBundle with the PEM), or `pulumi config set fortigateInsecure true` "
-                "for a lab FortiGate with its factory self-signed certificate",
             )
 
     def _check_fortigate_names(self) -> None:
@@ -710,7 +448,7 @@ class LabSpec(_Model):
     @property
     def fortigate_prefix(self) -> str:
         """What every FortiOS object of this lab is named after (default: the lab name)."""
-        return self.fortigate_name_prefix or self.lab_name
+        return self.edge.fortigate.name_prefix or self.lab_name
 
     # Every FortiOS object is named after the lab, so two labs can share one FortiGate.
     def fortigate_vip_name(self, port: int) -> str:
@@ -729,24 +467,18 @@ class LabSpec(_Model):
     def fortigate_object_names(self) -> list[tuple[str, str]]:
         """(FortiOS object kind, name) of every named object the FortiGate edge creates."""
         prefix = self.fortigate_prefix
-        sources = [str(n) for n in self.edge_allowed_sources if str(n) != "0.0.0.0/0"]
+        sources = [str(n) for n in self.edge.allowed_sources if str(n) != "0.0.0.0/0"]
         return [
-            *(("vip", self.fortigate_vip_name(port)) for port in self.edge_ports),
+            *(("vip", self.fortigate_vip_name(port)) for port in self.edge.ports),
             ("vip group", f"{prefix}-vips"),
             ("policy", f"{prefix}-inbound"),
             *(
                 ("service", self.fortigate_service_name(p))
-                for p in self.edge_ports
+                for p in self.edge.ports
                 if p not in FORTIOS_PREDEFINED_SERVICES
             ),
             *(("address", self.fortigate_address_name(n)) for n in sources),
         ]
-
-    def _check_files(self) -> None:
-        for key in ("base_image", "kernel", "initrd"):
-            value: str = getattr(self, key)
-            if value and "://" not in value and not Path(value).expanduser().is_file():
-                raise TopologyError(to_camel(key), value, "no such file on this machine")
 
     # ---- derived values -----------------------------------------------------------------------
 
@@ -760,9 +492,9 @@ class LabSpec(_Model):
         agent accepts connections there. pulumi-command dials that socket before any login,
         even when a private key is given, so a stale one breaks the key too.
         """
-        if not self.readiness:
+        if not self.readiness.enabled:
             return None
-        if not self.ssh_public_keys:
+        if not self.vm.ssh_public_keys:
             return ConfigError(
                 "sshPublicKeys",
                 [],
@@ -810,12 +542,15 @@ class LabSpec(_Model):
     @property
     def public_address(self) -> IPv4Address:
         """The public IP the edge maps onto the VIP."""
-        return self.public_ip or self.zones[ZoneName.PUBLIC].cidr.network_address + PUBLIC_IP_OFFSET
+        return (
+            self.edge.public_ip
+            or self.zones[ZoneName.PUBLIC].cidr.network_address + PUBLIC_IP_OFFSET
+        )
 
     @property
     def pool_path(self) -> str:
         """Directory of the lab's libvirt storage pool."""
-        return self.storage_pool_path or f"/var/lib/libvirt/images/{self.lab_name}"
+        return self.vm.storage_pool_path or f"/var/lib/libvirt/images/{self.lab_name}"
 
     def bridge_name(self, zone: ZoneName) -> str:
         """Linux bridge name of a zone (at most 15 characters)."""
@@ -833,7 +568,7 @@ class LabSpec(_Model):
     def resolved_hosts(self) -> tuple[ResolvedHost, ...]:
         """Every VM of the lab (lb, web, then the linux edge) with all values derived."""
         plan: list[tuple[str, Role, Host | None]] = [(h.name, h.role, h) for h in self.hosts]
-        if self.edge is EdgeKind.LINUX:
+        if self.edge.kind is EdgeKind.LINUX:
             plan.append(("edge", Role.EDGE, None))
         counters: dict[tuple[Role, ZoneName], int] = {}
         resolved: list[ResolvedHost] = []
@@ -872,9 +607,9 @@ class LabSpec(_Model):
                     name=name,
                     role=role,
                     legs=tuple(legs),
-                    vcpus=(host.vcpus if host and host.vcpus else self.default_vcpus),
+                    vcpus=(host.vcpus if host and host.vcpus else self.vm.default_vcpus),
                     memory_mib=(
-                        host.memory_mib if host and host.memory_mib else self.default_memory_mib
+                        host.memory_mib if host and host.memory_mib else self.vm.default_memory_mib
                     ),
                     default_gateway=gateway,
                     dns_servers=dns,
@@ -919,7 +654,7 @@ class LabSpec(_Model):
         """
         # Device names can never be a host's ("host <DNS label>"), so no host can pass for one.
         owner_of_edge = {EdgeKind.LINUX: "host edge", EdgeKind.FORTIGATE: "the FortiGate"}.get(
-            self.edge
+            self.edge.kind
         )
         claims: list[AddressClaim] = []
         for zone_name, zone in self.zones.items():
@@ -942,11 +677,11 @@ class LabSpec(_Model):
             for leg in host.legs:
                 key = self._leg_key(index, host.role, leg.zone)
                 claims.append(AddressClaim(leg.address, key, f"host {host.name}"))
-        if self.edge is EdgeKind.FORTIGATE:
-            api = _ipv4_or_none(self.fortigate_host.rsplit(":", 1)[0])
+        if self.edge.kind is EdgeKind.FORTIGATE:
+            api = _ipv4_or_none(self.edge.fortigate.host.rsplit(":", 1)[0])
             if api is not None and any(api in z.cidr for z in self.zones.values()):
                 claims.append(
-                    AddressClaim(api, "fortigateHost", "the FortiGate", self.fortigate_host)
+                    AddressClaim(api, "fortigateHost", "the FortiGate", self.edge.fortigate.host)
                 )
         return claims
 
@@ -999,7 +734,7 @@ class LabSpec(_Model):
     @property
     def lb_priorities(self) -> tuple[int, ...]:
         """Each lb host's VRRP priority, in config order (``vrrpPriorities``, or derived)."""
-        return self.vrrp_priorities or derived_priorities(len(self.lb_hosts))
+        return self.vrrp.priorities or derived_priorities(len(self.lb_hosts))
 
     @property
     def lbs_by_priority(self) -> tuple[ResolvedHost, ...]:
@@ -1019,7 +754,7 @@ class LabSpec(_Model):
         for lb, prio, src in zip(lbs, priorities, addresses, strict=True):
             top = prio == max(priorities)
             # nopreempt only works with state BACKUP on every node (keepalived PR #346).
-            state: Literal["MASTER", "BACKUP"] = "MASTER" if top and self.vrrp_preempt else "BACKUP"
+            state: Literal["MASTER", "BACKUP"] = "MASTER" if top and self.vrrp.preempt else "BACKUP"
             members.append(
                 VrrpMember(
                     host=lb.name,
@@ -1027,7 +762,7 @@ class LabSpec(_Model):
                     priority=prio,
                     src_ip=src,
                     peers=tuple(a for a in addresses if a != src),
-                    nopreempt=not self.vrrp_preempt,
+                    nopreempt=not self.vrrp.preempt,
                     bfd_weight=weight,
                 )
             )
@@ -1041,27 +776,14 @@ class LabSpec(_Model):
         raise KeyError(f"{host} is not an lb host")
 
     @property
-    def down_timer_adverts(self) -> int:
-        """Adverts in Keepalived's master-down timer (``vrrpDownTimerAdverts``, 0 resolved)."""
-        if self.vrrp_down_timer_adverts:
-            return self.vrrp_down_timer_adverts
-        return 1 if self.vrrp_fast_detection else STANDARD_DOWN_TIMER_ADVERTS
-
-    @property
-    def vrrp_startup_delay_s(self) -> float:
-        """Seconds VRRP waits after Keepalived starts (:data:`VRRP_STARTUP_DELAY_S` with fast
-        detection, else none)."""
-        return VRRP_STARTUP_DELAY_S if self.vrrp_fast_detection else 0.0
-
-    @property
     def firewall_rule(self) -> FirewallRule:
         """The edge's inbound rule: public IP:ports -> VIP, from the allowed sources only."""
         return FirewallRule(
             public_ip=self.public_address,
-            ports=self.edge_ports,
+            ports=self.edge.ports,
             target_vip=self.vip_address,
-            allowed_sources=self.edge_allowed_sources,
-            source_nat=self.edge_source_nat,
+            allowed_sources=self.edge.allowed_sources,
+            source_nat=self.edge.source_nat,
             wan_ifname=ZoneName.PUBLIC.value,
             dmz_ifname=ZoneName.DMZ.value,
         )
@@ -1069,12 +791,12 @@ class LabSpec(_Model):
     @property
     def scheme(self) -> str:
         """What the public URL speaks."""
-        return "https" if 443 in self.edge_ports else "http"
+        return "https" if 443 in self.edge.ports else "http"
 
     @property
     def public_url(self) -> str:
         """Where a client reaches the lab."""
-        target = self.public_address if self.edge is not EdgeKind.NONE else self.vip_address
+        target = self.public_address if self.edge.kind is not EdgeKind.NONE else self.vip_address
         return f"{self.scheme}://{target}/"
 
 
@@ -1105,73 +827,6 @@ def _ipv4_or_none(text: str) -> IPv4Address | None:
         return None
 
 
-def _short(text: str) -> str:
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def is_ssh_public_key(text: str) -> bool:
-    """True for one OpenSSH ``authorized_keys`` line whose base64 blob names its key type.
-
-    The line may start with options (``from="10.0.0.0/8",no-pty ssh-ed25519 AAAA... c``), as
-    sshd(8) allows; each option must be one sshd knows.
-    """
-    line = text.strip()
-    if "\n" in line:
-        return False
-    if not line.startswith(SSH_KEY_TYPES):
-        options, line = _split_key_options(line)
-        if options is None or not all(_known_key_option(o) for o in options):
-            return False
-    parts = line.split()
-    if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
-        return False
-    try:
-        blob = base64.b64decode(parts[1], validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    if len(blob) < 4:
-        return False
-    length = int.from_bytes(blob[:4], "big")
-    return blob[4 : 4 + length] == parts[0].encode()
-
-
-def _split_key_options(line: str) -> tuple[list[str] | None, str]:
-    """Split the leading options off an authorized_keys line, as sshd does: commas separate
-    options, double quotes (with backslash escapes) may hold spaces and commas, and the first
-    unquoted blank ends them. ``None`` when a quote is left open."""
-    options: list[str] = []
-    current, quoted, i = "", False, 0
-    while i < len(line):
-        char = line[i]
-        if char == "\\" and quoted and i + 1 < len(line):
-            current += line[i : i + 2]
-            i += 2
-            continue
-        if char == '"':
-            quoted = not quoted
-        elif not quoted and char in " \t":
-            break
-        elif not quoted and char == ",":
-            options.append(current)
-            current = ""
-            i += 1
-            continue
-        current += char
-        i += 1
-    if quoted:
-        return None, ""
-    options.append(current)
-    return options, line[i:].lstrip()
-
-
-def _known_key_option(option: str) -> bool:
-    name, has_value, value = option.partition("=")
-    if name.lower() not in SSH_KEY_OPTIONS:
-        return False
-    # Options with a value take it in double quotes (sshd refuses a bare one).
-    return not has_value or (len(value) >= 2 and value[0] == value[-1] == '"')
-
-
 def load_spec(
     values: Mapping[str, Any], *, stack: str, secrets_present: frozenset[str] = frozenset()
 ) -> LabSpec:
@@ -1191,6 +846,6 @@ def load_spec(
             {**data, "stack": stack, "secretsPresent": present}, by_alias=True, by_name=False
         )
     except ValidationError as exc:
-        raise from_validation_error(exc, data) from None
+        raise from_validation_error(exc, data, section_names(LabSpec)) from None
     except RecursionError:
         raise ConfigError(PROJECT, "...", "config is nested too deeply") from None

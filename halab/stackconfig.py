@@ -17,9 +17,13 @@ import yaml
 
 from halab import PROJECT
 from halab.errors import ConfigError
+from halab.sections import config_fields
 from halab.spec import SECRET_KEYS, LabSpec, load_spec
 
-_FIELD_BY_ALIAS = {f.alias: name for name, f in LabSpec.model_fields.items() if f.alias}
+#: Every config key the spec reads (each section's too), with its field.
+_FIELDS = {
+    key: f for key, f in config_fields(LabSpec).items() if key not in ("stack", "secretsPresent")
+}
 SECRET_PLACEHOLDER = "<secret: set in the stack, not decrypted by the render command>"  # noqa: S105
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,14 +118,11 @@ def from_pulumi_getter(
     as Pulumi secret Outputs and never enter the spec.
     """
     values: dict[str, Any] = {}
-    for name, field in LabSpec.model_fields.items():
-        alias = field.alias or name
-        if alias in ("stack", "secretsPresent"):
-            continue
-        raw = get(alias)
+    for key, field in _FIELDS.items():
+        raw = get(key)
         if raw is None:
             continue
-        values[alias] = raw if field.annotation is str else _json_or_text(raw)
+        values[key] = raw if field.annotation is str else _json_or_text(raw)
     present = frozenset(k for k in SECRET_KEYS if get(k))
     for key in sorted(present):
         if not is_secret(key):
@@ -137,7 +138,7 @@ def from_pulumi_getter(
 def _typed(key: str, value: Any) -> Any:
     # `pulumi config set` writes every value as a string ("3", "false"); the CLI hands them to
     # the program the same way, so decode them as from_pulumi_getter does.
-    field = LabSpec.model_fields.get(_FIELD_BY_ALIAS.get(key, ""))
+    field = _FIELDS.get(key)
     if isinstance(value, str) and field is not None and field.annotation is not str:
         return _json_or_text(value)
     return value

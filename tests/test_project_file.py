@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from halab.sections import config_fields
 from halab.spec import SECRET_KEYS, LabSpec, load_spec
 from halab.stackconfig import project_defaults
 
@@ -17,9 +18,7 @@ INTERNAL = {"stack", "secretsPresent"}
 
 
 def _spec_keys() -> dict[str, Any]:
-    return {
-        f.alias or name: f for name, f in LabSpec.model_fields.items() if f.alias not in INTERNAL
-    }
+    return {key: f for key, f in config_fields(LabSpec).items() if key not in INTERNAL}
 
 
 def test_runtime_uses_the_pip_virtualenv() -> None:
@@ -61,7 +60,7 @@ def test_declared_defaults_are_the_spec_defaults() -> None:
 def test_defaults_alone_make_a_valid_lab() -> None:
     # A new stack with no config at all is the dev plan behind the Linux edge.
     spec = load_spec(project_defaults(REPO), stack="new")
-    assert spec.edge.value == "linux"
+    assert spec.edge.kind.value == "linux"
     assert [h.name for h in spec.resolved_hosts] == ["lb-1", "lb-2", "web-1", "web-2", "edge"]
 
 

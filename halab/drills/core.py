@@ -18,7 +18,7 @@ from typing import Any
 from halab.drills.analysis import Event
 from halab.drills.probe import ProbeConfig, Sample
 from halab.drills.target import DrillTarget, ProbeRun
-from halab.spec import STANDARD_DOWN_TIMER_ADVERTS
+from halab.sections import STANDARD_DOWN_TIMER_ADVERTS
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ def run_check(args: argparse.Namespace) -> int:
     unknown = [s for s in steps if s != "restore" and s not in registry.REGISTRY]
     if unknown:
         raise E2eError(f"unknown step {unknown[0]!r} (drills: {', '.join(registry.REGISTRY)})")
-    advert = spec.vrrp_advert_interval_ms / 1000
+    advert = spec.vrrp.advert_interval_ms / 1000
     bounds = Bounds(
         # Takeover is 3 adverts + skew; the client needs a retry after that.
         max_lb_outage_s=3 * advert + 3.0,

@@ -151,10 +151,12 @@ def run_reclaim(args: Any) -> int:
         print(f"reclaim: pulumi stack export failed: {exported.stderr.strip()}")
         return 1
     deployment = json.loads(exported.stdout).get("deployment") or {}
-    virsh = Virsh(spec.libvirt_uri)
+    virsh = Virsh(spec.vm.libvirt_uri)
     found = leftovers(spec.lab_name, on_host(virsh, spec.lab_name), in_state(deployment))
     if not found:
-        print(f"reclaim: nothing of {spec.lab_name} on {spec.libvirt_uri} is unknown to the state")
+        print(
+            f"reclaim: nothing of {spec.lab_name} on {spec.vm.libvirt_uri} is unknown to the state"
+        )
         return 0
     if not args.yes:
         for kind, name in found:

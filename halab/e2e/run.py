@@ -226,7 +226,7 @@ def serving_bound_s(spec: LabSpec) -> float:
     requests) plus one probe timeout. A longer silence means every path was down: the LBs, the
     VIP or the edge, not the VM that changed.
     """
-    detection_s = spec.health_check_interval_ms * spec.health_check_fall / 1000
+    detection_s = spec.haproxy.health_check_interval_ms * spec.haproxy.health_check_fall / 1000
     return round(detection_s + PROBE_TOTAL_TIMEOUT_S, 3)
 
 

@@ -176,9 +176,9 @@ class VmLab(SpecDrillTarget):
         self.workdir.mkdir(parents=True, exist_ok=True)
         control = workdir / "ssh"
         control.mkdir(mode=0o700, exist_ok=True)
-        self.ssh = SshConfig(spec.admin_user, ssh_key, control)
+        self.ssh = SshConfig(spec.vm.admin_user, ssh_key, control)
         self.netns = netns if netns and not in_netns(netns) else None
-        self.uri = libvirt_uri or spec.libvirt_uri
+        self.uri = libvirt_uri or spec.vm.libvirt_uri
         self.python = python
         self.lbs = list(spec.lbs_by_priority)
         self.webs = list(spec.hosts_with_role(Role.WEB))
@@ -256,7 +256,7 @@ class VmLab(SpecDrillTarget):
         return {
             **super().settings,
             "target": "vms",
-            "domain_type": self.spec.domain_type.value,
+            "domain_type": self.spec.vm.domain_type.value,
         }
 
     def start_probe(self, cfg: ProbeConfig, duration: float) -> VmProbe:

@@ -41,7 +41,8 @@ from halab.lab.procs import ProcRecord
 from halab.lab.state import LabState, locked, run_dir
 from halab.render import RenderedHost, Target, render_host
 from halab.roles import APP, PATHS, Role, ZoneName, lab_binaries
-from halab.spec import EdgeKind, LabSpec, ResolvedHost, load_spec
+from halab.sections import EdgeKind
+from halab.spec import LabSpec, ResolvedHost, load_spec
 from halab.stackconfig import REPO_ROOT, read_stack
 from halab.tls import self_signed_pem
 
@@ -579,7 +580,7 @@ class Lab(SpecDrillTarget):
     def vrrp_started(self) -> bool:
         """True when every running Keepalived is older than VRRP's start-up delay: before
         that, a backup cannot take over (fast detection waits for BFD; see the template)."""
-        delay = self.spec.vrrp_startup_delay_s
+        delay = self.spec.vrrp.startup_delay_s
         return all(
             procs.age_s(p.starttime) >= delay
             for lb in self.lbs

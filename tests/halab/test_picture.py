@@ -22,9 +22,9 @@ def test_every_address_of_the_plan_is_in_the_picture(stack: str) -> None:
     for name, zone in spec.zones.items():
         assert f"{name.value} {zone.cidr}" in source
     assert f"VIP {spec.vip_address}" in source
-    if spec.edge.value != "none":
+    if spec.edge.kind.value != "none":
         assert f"public IP {spec.public_address}" in source
-    owner = {"linux": "(edge)", "fortigate": "(the FortiGate)"}.get(spec.edge.value)
+    owner = {"linux": "(edge)", "fortigate": "(the FortiGate)"}.get(spec.edge.kind.value)
     assert owner is None or owner in source
 
 

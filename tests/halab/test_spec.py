@@ -10,15 +10,8 @@ import pytest
 
 from halab.errors import ConfigError
 from halab.roles import Role, ZoneName
-from halab.spec import (
-    BFD_DOWN_PRIORITY,
-    VRRP_STARTUP_DELAY_S,
-    EdgeKind,
-    LabSpec,
-    derived_priorities,
-    is_ssh_public_key,
-    load_spec,
-)
+from halab.sections import VRRP_STARTUP_DELAY_S, EdgeKind, is_ssh_public_key
+from halab.spec import BFD_DOWN_PRIORITY, LabSpec, derived_priorities, load_spec
 from halab.stackconfig import read_stack
 from tests.conftest import TEST_SSH_KEY
 
@@ -317,7 +310,7 @@ def test_a_ca_bundle_keeps_verification_on(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
     spec = spec_of(fortigateInsecure=False, fortigateCaBundleFile=str(ca))
-    assert not spec.fortigate_insecure and spec.fortigate_ca_bundle_file == str(ca)
+    assert not spec.edge.fortigate.insecure and spec.edge.fortigate.ca_bundle_file == str(ca)
     err = refused(
         fortigateInsecure=False, fortigateCaBundleFile=str(ca), fortigateCaBundle=ca.read_text()
     )
@@ -346,7 +339,7 @@ def test_secret_values_never_enter_the_spec() -> None:
 
 def test_edge_none_needs_no_public_ip() -> None:
     spec = spec_of(edge="none", publicIp="8.8.8.8")
-    assert spec.edge is EdgeKind.NONE
+    assert spec.edge.kind is EdgeKind.NONE
     assert spec.public_url == "https://10.0.1.100/"
 
 
@@ -446,7 +439,7 @@ def test_two_zones_on_one_bridge_are_refused() -> None:
     ],
 )
 def test_libvirt_uris_are_taken(uri: str) -> None:
-    assert spec_of(libvirtUri=uri).libvirt_uri == uri
+    assert spec_of(libvirtUri=uri).vm.libvirt_uri == uri
 
 
 @pytest.mark.parametrize(
@@ -495,7 +488,7 @@ def test_authorized_keys_lines_with_options(line: str, ok: bool) -> None:
 
 def test_a_key_line_with_options_reaches_cloud_init_as_given() -> None:
     line = f'from="10.0.0.0/8",no-agent-forwarding ssh-ed25519 {_BLOB} c'
-    assert spec_of(sshPublicKeys=[line]).ssh_public_keys == (line,)
+    assert spec_of(sshPublicKeys=[line]).vm.ssh_public_keys == (line,)
     err = refused(sshPublicKeys=[f"no-such-option ssh-ed25519 {_BLOB}"])
     assert err.key == "sshPublicKeys"
 
@@ -507,14 +500,14 @@ def test_stack_files_written_by_pulumi_config_set_read_back_typed(tmp_path: Path
     with (tmp_path / "Pulumi.staging.yaml").open("a") as f:
         f.write('  ha-web-lab:vrrpVersion: "3"\n  ha-web-lab:installPackages: "false"\n')
     spec = read_stack("staging", tmp_path).spec()
-    assert spec.vrrp_version == 3 and spec.install_packages is False
+    assert spec.vrrp.version == 3 and spec.vm.install_packages is False
 
 
 def test_fast_detection_shortens_the_master_down_timer_and_lifts_each_lb_to_the_top() -> None:
-    assert spec_of().down_timer_adverts == 3
+    assert spec_of().vrrp.master_down_adverts == 3
     fast = spec_of(vrrpFastDetection=True)
-    assert fast.down_timer_adverts == 1
-    assert spec_of(vrrpFastDetection=True, vrrpDownTimerAdverts=2).down_timer_adverts == 2
+    assert fast.vrrp.master_down_adverts == 1
+    assert spec_of(vrrpFastDetection=True, vrrpDownTimerAdverts=2).vrrp.master_down_adverts == 2
     # While BFD is down every LB is lifted by the same amount: the preferred master to the top,
     # the other stays below it, so two LBs that both see BFD down never tie.
     lifted = sorted(p.priority + p.bfd_lift for p in fast.vrrp_members)
@@ -541,5 +534,5 @@ def test_fast_detection_with_three_lbs_splits_the_lift_over_the_peers() -> None:
 def test_vrrp_waits_for_bfd_at_start_only_with_fast_detection() -> None:
     # Without the wait a returning LB, at 254 until its BFD session is up, took the VIP from a
     # live master (the master-returns drill, namespace lab).
-    assert spec_of().vrrp_startup_delay_s == 0.0
-    assert spec_of(vrrpFastDetection=True).vrrp_startup_delay_s == VRRP_STARTUP_DELAY_S > 0
+    assert spec_of().vrrp.startup_delay_s == 0.0
+    assert spec_of(vrrpFastDetection=True).vrrp.startup_delay_s == VRRP_STARTUP_DELAY_S > 0

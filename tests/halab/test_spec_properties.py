@@ -205,7 +205,7 @@ def test_valid_topologies_load_and_render_with_their_invariants(topo: Topology) 
 
     webs = [h["name"] for h in topo.hosts if h["role"] == "web"]
     expected_hosts = {h["name"] for h in topo.hosts} | (
-        {"edge"} if spec.edge.value == "linux" else set()
+        {"edge"} if spec.edge.kind.value == "linux" else set()
     )
     assert set(rendered) == expected_hosts
 
@@ -238,10 +238,10 @@ def test_valid_topologies_load_and_render_with_their_invariants(topo: Topology) 
         for web in webs:
             address = spec.host(web).leg(ZoneName.INTERNAL).address
             assert f"    server {web} {address}:80 check\n" in cfg
-        for port in spec.edge_ports:
+        for port in spec.edge.ports:
             assert f"    bind {spec.vip_address}:{port}" in cfg
         keepalived = rendered[lb.name].file(PATHS.keepalived_conf).content
-        assert f"virtual_router_id {spec.vrrp_router_id}\n" in keepalived
+        assert f"virtual_router_id {spec.vrrp.router_id}\n" in keepalived
         assert f"{spec.vip_address}/{topo.cidr('dmz').prefixlen} dev dmz" in keepalived
 
 

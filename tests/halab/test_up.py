@@ -140,14 +140,18 @@ def test_the_estimate_follows_the_measurement_and_the_cores() -> None:
     spec = read_stack("local").spec(offline=True)
     assert len(spec.resolved_hosts) == 5
     # 115 s of a core per emulated VM: 5 VMs on 2 cores is about 5 minutes (288 s measured).
-    assert up.estimate(spec.model_copy(update={"domain_type": kvm_type("qemu")}), 2) == (
-        "5 emulated VMs: about 5 minutes on 2 cores"
-    )
-    assert "KVM" in up.estimate(spec.model_copy(update={"domain_type": kvm_type("kvm")}), 2)
+    assert up.estimate(on(spec, "qemu"), 2) == "5 emulated VMs: about 5 minutes on 2 cores"
+    assert "KVM" in up.estimate(on(spec, "kvm"), 2)
+
+
+def on(spec: Any, domain_type: str) -> Any:
+    """The spec with another ``domainType``."""
+    vm = spec.vm.model_copy(update={"domain_type": kvm_type(domain_type)})
+    return spec.model_copy(update={"vm": vm})
 
 
 def kvm_type(value: str) -> Any:
-    from halab.spec import DomainType
+    from halab.sections import DomainType
 
     return DomainType(value)
 

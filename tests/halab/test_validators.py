@@ -156,7 +156,7 @@ def test_app_serves_root_test_and_health(stack: str, host: str, validated: Valid
     with TestClient(app) as client:
         root = client.get("/")
         test = client.get("/test")
-        health = client.get(spec.health_check_path)
+        health = client.get(spec.haproxy.health_check_path)
     assert (root.status_code, root.json()) == (200, {"message": f"Hello from {host}"})
     assert (test.status_code, test.json()) == (200, {"message": f"This is a test page from {host}"})
     assert (health.status_code, health.json()) == (200, {"status": "ok", "host": host})
@@ -212,7 +212,7 @@ def test_fast_detection_passes_keepalived_and_nft(tmp_path: Path) -> None:
     conf = trees["lb-1"].path_of("/etc/keepalived/keepalived.conf").read_text(encoding="utf-8")
     assert "vrrp_down_timer_adverts 1" in conf and "bfd_instance BFD_lb-2" in conf
     assert "BFD_lb-2 weight -80 reverse" in conf  # priority 150, to 230 while BFD is down
-    assert f"vrrp_startup_delay {fast.vrrp_startup_delay_s}" in conf
+    assert f"vrrp_startup_delay {fast.vrrp.startup_delay_s}" in conf
     nft = trees["lb-1"].path_of("/etc/nftables.conf").read_text(encoding="utf-8")
     (bfd,) = [line for line in nft.splitlines() if "3784" in line]
     assert "ip saddr 10.0.1.12 ip daddr 10.0.1.11" in bfd  # from lb-2 to lb-1, nobody else
@@ -326,8 +326,8 @@ TEMPLATE_BREAKS = [
         "Bad configuration option: PermitRootLogn", id="sshd",
     ),
     pytest.param(
-        "fastapi", "web-1", "app.py.j2", '@app.get("{{ spec.health_check_path }}")',
-        '@app.post("{{ spec.health_check_path }}")', "GET /healthz -> 405", id="fastapi",
+        "fastapi", "web-1", "app.py.j2", '@app.get("{{ spec.haproxy.health_check_path }}")',
+        '@app.post("{{ spec.haproxy.health_check_path }}")', "GET /healthz -> 405", id="fastapi",
     ),
 ]  # fmt: skip
 

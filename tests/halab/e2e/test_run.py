@@ -73,7 +73,7 @@ def test_serving_bound_is_haproxy_detection_plus_one_probe_timeout() -> None:
     # The e2e stack checks every 2000 ms and marks a server down after 3 failures: 6 s, and one
     # request may take up to the probe's 2 s timeout.
     spec = read_stack("e2e").spec(offline=True)
-    assert (spec.health_check_interval_ms, spec.health_check_fall) == (2000, 3)
+    assert (spec.haproxy.health_check_interval_ms, spec.haproxy.health_check_fall) == (2000, 3)
     assert run.serving_bound_s(spec) == 8.0
 
 

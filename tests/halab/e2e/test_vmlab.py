@@ -59,8 +59,8 @@ def test_spec_from_pulumi_config_json() -> None:
         },
     }
     spec = spec_from_pulumi_json("e2e", config, project_defaults(REPO_ROOT))
-    assert spec.vrrp_version == 3
-    assert spec.libvirt_uri == "qemu:///system?socket=/x"
+    assert spec.vrrp.version == 3
+    assert spec.vm.libvirt_uri == "qemu:///system?socket=/x"
     assert [h.name for h in spec.resolved_hosts][:4] == ["lb-1", "lb-2", "web-1", "web-2"]
     assert "sshPrivateKey" in spec.secrets_present
 

@@ -179,7 +179,7 @@ def test_only_the_designed_services_listen(lab: Lab) -> None:
     socket). Web nodes: nginx on the internal address, the app on loopback only."""
     vip = lab.spec.vip_address
     for lb in lab.lb_names:
-        assert _listening(lab, lb) == {f"tcp {vip}:{port}" for port in lab.spec.edge_ports}, lb
+        assert _listening(lab, lb) == {f"tcp {vip}:{port}" for port in lab.spec.edge.ports}, lb
     for web in lab.spec.hosts_with_role(Role.WEB):
         own = web.leg(ZoneName.INTERNAL).address
         assert _listening(lab, web.name) == {f"tcp {own}:80", f"tcp 127.0.0.1:{APP.port}"}
@@ -192,8 +192,8 @@ def _rogue_adverts(lab: Lab, target: str, priority: int, count: int) -> str:
     assert rogue is not None
     dst = lab.spec.host(target).leg(ZoneName.DMZ).address
     packet = vrrp_packets.advert(
-        rogue, dst, lab.spec.vrrp_router_id, priority, [lab.spec.vip_address],
-        lab.spec.vrrp_advert_interval_ms // 10,
+        rogue, dst, lab.spec.vrrp.router_id, priority, [lab.spec.vip_address],
+        lab.spec.vrrp.advert_interval_ms // 10,
     )  # fmt: skip
     log = lab.logdir(target) / "keepalived.log"
     offset = log.stat().st_size
@@ -201,7 +201,7 @@ def _rogue_adverts(lab: Lab, target: str, priority: int, count: int) -> str:
     with vrrp_packets.raw_sender(raw) as sock:
         for _ in range(count):
             sock.sendto(packet, (str(dst), 0))
-            time.sleep(lab.spec.vrrp_advert_interval_ms / 1000)
+            time.sleep(lab.spec.vrrp.advert_interval_ms / 1000)
     time.sleep(0.5)
     with log.open("rb") as handle:
         handle.seek(offset)

@@ -48,7 +48,7 @@ def test_lab_spec_plays_the_fortigate_with_the_linux_edge() -> None:
     values, secrets = lab_values("dev")
     assert values["edge"] == "fortigate"
     lab = lab_spec("dev", values, secrets)
-    assert lab.edge.value == "linux"
+    assert lab.edge.kind.value == "linux"
     real = lab_spec("dev", {**values, "edge": "linux"}, secrets)
     assert lab.firewall_rule == real.firewall_rule
     from halab.stackconfig import read_stack
