@@ -34,6 +34,7 @@ from halab.drills.core import Bounds, DrillResult, DrillRun
 from halab.drills.probe import ProbeConfig
 from halab.lab.lab import Lab, signals_raise
 from halab.lab.state import LabState
+from halab.lab.throughput import throughput
 from halab.stackconfig import REPO_ROOT
 
 #: Partition runs while the higher-priority LB still holds the VIP (haproxy-death and the hard
@@ -159,7 +160,7 @@ def one_run(
             report.write(r, folder)
             fig.passed[r.name] = r.passed
         fig.figures.update(_flatten(results))
-        tp = lab.throughput(duration=load_seconds, tool=load_tool)
+        tp = throughput(lab, duration=load_seconds, tool=load_tool)
         fig.figures["vip_rps"] = float(tp["vip"]["rps"])
         fig.figures["direct_rps"] = float(tp["direct"]["rps"])
         fig.figures["ratio"] = float(tp["ratio"])

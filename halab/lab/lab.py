@@ -4,10 +4,10 @@ Each host runs the files :func:`halab.render.render_host` renders for ``Target(n
 unedited. They are written into a per-host tree (``/run/ha-web-lab/<stack>/hosts/<host>/root``)
 that :mod:`halab.lab.nsexec` bind-mounts over the real paths in a private mount namespace, so
 HAProxy reads ``/etc/haproxy/haproxy.cfg``, nginx ``/etc/nginx/sites-available/ha-web-lab`` and
-uvicorn runs in ``/opt/ha-web-lab/app`` exactly as on a VM. What only a VM has is supplied around
-the files: nginx's main ``nginx.conf`` (Debian's, cut down, including the rendered site), the
-``sites-enabled`` link the setup script makes, a per-host process name for HAProxy (a symlink,
-because namespaces share one process list), and Keepalived's per-host pid files.
+uvicorn runs in ``/opt/ha-web-lab/app`` exactly as on a VM. What only a VM has around the files
+(nginx's main config, the site link, HAProxy's per-host process name, Keepalived's pid files),
+which folders are bound and how each daemon starts is its role's recipe
+(:mod:`halab.lab.recipes`); how many requests/s the lab serves, :mod:`halab.lab.throughput`.
 
 Keepalived is started in the root network namespace and moves itself into the host's namespace
 (the rendered ``net_namespace`` line): ``vrrp_track_process`` needs the root namespace's
@@ -17,9 +17,7 @@ process-event channel. The root namespace itself is never changed.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shlex
 import shutil
 import signal
 import socket
@@ -28,7 +26,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +33,12 @@ from pyroute2 import IPRoute
 
 from halab.drills.probe import ProbeConfig, Sample, read_samples
 from halab.drills.target import SpecDrillTarget
-from halab.lab import netns, procs, topology
+from halab.lab import netns, procs, recipes, topology
 from halab.lab.procs import ProcRecord
+from halab.lab.recipes import RECIPES, Place, Recipe
 from halab.lab.state import LabState, locked, run_dir
 from halab.render import RenderedHost, Target, render_host
-from halab.roles import APP, PATHS, Role, ZoneName, lab_binaries
+from halab.roles import PATHS, Role, ZoneName, lab_binaries
 from halab.sections import EdgeKind
 from halab.spec import LabSpec, ResolvedHost, load_spec
 from halab.stackconfig import REPO_ROOT, read_stack
@@ -56,28 +54,6 @@ REQUIRED: dict[str, str] = {
     "/usr/bin/python3": "python3",
     "/usr/lib/python3/dist-packages/fastapi": "python3-fastapi",
 }
-
-#: Private main config for nginx: Debian's nginx.conf cut to what the rendered site needs. A VM
-#: gets Debian's own file from the package; the rendered site is the part we own.
-NGINX_MAIN = """\
-# ha-web-lab local lab: nginx's main config (a VM has Debian's); includes the rendered site.
-user www-data;
-worker_processes 1;
-pid /run/nginx.pid;
-error_log /var/log/nginx/error.log warn;
-
-events {
-    worker_connections 1024;
-}
-
-http {
-    sendfile on;
-    tcp_nopush on;
-    keepalive_timeout 65;
-    access_log off;
-    include /etc/nginx/sites-enabled/*;
-}
-"""
 
 READY_TIMEOUT_S = 30.0
 POLL_S = 0.02
@@ -126,35 +102,6 @@ def lab_spec(
         merged["edge"] = EdgeKind.LINUX.value
     present = frozenset(secrets_present) | {"fortigateToken"}
     return load_spec(merged, stack=stack, secrets_present=present)
-
-
-@dataclass(frozen=True)
-class Daemon:
-    """How one daemon of a host is started (argv through nsexec, its log)."""
-
-    host: str
-    name: str
-    argv: tuple[str, ...]
-    log: str
-    #: Files to delete before a start (stale pid files block Keepalived).
-    stale: tuple[str, ...] = ()
-
-
-def parse_unit(text: str) -> dict[str, list[str]]:
-    """The ``[Service]`` keys of a systemd unit (repeated keys keep every value)."""
-    section = ""
-    out: dict[str, list[str]] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("["):
-            section = line.strip("[]")
-            continue
-        if section == "Service" and "=" in line:
-            key, _, value = line.partition("=")
-            out.setdefault(key.strip(), []).append(value.strip())
-    return out
 
 
 class Lab(SpecDrillTarget):
@@ -249,117 +196,28 @@ class Lab(SpecDrillTarget):
             path.write_text(f.content, encoding="utf-8")
             path.chmod(int(f.mode, 8))
         (self.logdir(host.name)).mkdir(parents=True, exist_ok=True)
-        if host.role is Role.WEB:
-            nginx = tree / "etc/nginx"
-            (nginx / "nginx.conf").write_text(NGINX_MAIN, encoding="utf-8")
-            enabled = nginx / "sites-enabled"
-            enabled.mkdir(parents=True, exist_ok=True)
-            # What the setup script does: link the rendered site, no default site.
-            (enabled / "ha-web-lab").symlink_to(PATHS.nginx_site)
-            for sub in ("run", "var/log/nginx", "var/lib/nginx"):
-                (tree / sub).mkdir(parents=True, exist_ok=True)
-        if host.role is Role.LB:
-            for sub in ("run/haproxy", "var/lib/haproxy/dev", "bin"):
-                (tree / sub).mkdir(parents=True, exist_ok=True)
-            link = tree / "bin" / self.target(host.name).haproxy_process_name(host.name)
-            link.symlink_to("/usr/sbin/haproxy")
+        RECIPES[host.role].prepare(self.place(host))
         for path in [tree, *tree.rglob("*")]:
             if path.is_dir() and not path.is_symlink():
                 path.chmod(0o755)
 
+    def place(self, host: ResolvedHost) -> Place:
+        """Where a host lives in the lab (what its role's recipe reads)."""
+        name = host.name
+        return Place(host, self.tree(name), self.logdir(name), self.ns(name), self.target(name))
+
     def binds(self, host: ResolvedHost) -> list[tuple[str, str]]:
         """Bind mounts that put a host's tree at the real paths (directories only)."""
-        tree = self.tree(host.name)
-        if host.role is Role.WEB:
-            dirs = ["/etc/nginx", "/opt", "/run", "/var/log/nginx", "/var/lib/nginx"]
-        elif host.role is Role.LB:
-            dirs = ["/etc/haproxy", "/etc/keepalived", "/var/lib/haproxy", "/run/haproxy"]
-        else:
-            dirs = []
-        # A bind over a folder that holds the tree itself (/run) must come last, or it would hide
-        # the sources of the binds after it.
-        dirs.sort(key=lambda d: str(tree).startswith(d.rstrip("/") + "/"))
-        return [(str(tree / d.lstrip("/")), d) for d in dirs]
+        return recipes.binds(self.place(host))
 
     # ---- daemons ---------------------------------------------------------------------------
 
-    def daemons(self, host: ResolvedHost) -> list[Daemon]:
-        """The daemons of a host in start order, with their argv."""
-        logs = self.logdir(host.name)
-        tree = self.tree(host.name)
-        ns = self.ns(host.name)
-        binds = self.binds(host)
-        out: list[Daemon] = []
-        if host.role is Role.WEB:
-            unit_path = tree / PATHS.app_unit.lstrip("/")
-            unit = parse_unit(unit_path.read_text(encoding="utf-8"))
-            env: dict[str, str] = {}
-            for item in unit.get("Environment", []):
-                for pair in shlex.split(item):
-                    key, _, value = pair.partition("=")
-                    env[key] = value
-            user = unit.get("User", [APP.user])[-1]
-            if not _user_exists(user):
-                # The VM creates this system user in cloud-init; the lab does not add users here.
-                user = "nobody"
-            exec_start = shlex.split(unit["ExecStart"][-1])
-            workdir = unit.get("WorkingDirectory", [APP.dir])[-1]
-            app = procs.nsexec_argv(
-                exec_start, net=ns, binds=binds, chdir=workdir, user=user, env=env
-            )
-            out.append(Daemon(host.name, "uvicorn", tuple(app), str(logs / "uvicorn.log")))
-            nginx = procs.nsexec_argv(
-                ["/usr/sbin/nginx", "-c", "/etc/nginx/nginx.conf", "-g", "daemon off;"],
-                net=ns,
-                binds=binds,
-            )
-            out.append(Daemon(host.name, "nginx", tuple(nginx), str(logs / "nginx.log")))
-        elif host.role is Role.LB:
-            # rsyslog's socket inside HAProxy's chroot on a VM; here a tiny receiver.
-            devlog = tree / "var/lib/haproxy/dev/log"
-            out.append(
-                Daemon(
-                    host.name,
-                    "devlog",
-                    (
-                        sys.executable,
-                        "-I",
-                        "-S",
-                        str(Path(__file__).with_name("devlog.py")),
-                        str(devlog),
-                        str(logs / "haproxy-requests.log"),
-                    ),
-                    str(logs / "devlog.log"),
-                )
-            )
-            name = self.target(host.name).haproxy_process_name(host.name)
-            hap = procs.nsexec_argv(
-                [str(tree / "bin" / name), "-db", "-f", PATHS.haproxy_cfg], net=ns, binds=binds
-            )
-            out.append(Daemon(host.name, "haproxy", tuple(hap), str(logs / "haproxy.log")))
-            # Every child's pid file in this host's tree. Left to itself the BFD child writes
-            # /run/keepalived/<netns>/bfd.pid, which a kill leaves behind; the next lab's
-            # Keepalived found a live process under that stale PID and would not start.
-            pids = [
-                str(tree / "run" / f"keepalived{s}.pid") for s in ("", "-vrrp", "-checkers", "-bfd")
-            ]
-            kad = procs.nsexec_argv(
-                [
-                    "/usr/sbin/keepalived", "--dont-fork", "--log-console", "--log-detail",
-                    "-f", PATHS.keepalived_conf, "-p", pids[0], "-r", pids[1], "-c", pids[2],
-                    "-b", pids[3],
-                ],
-                # No --net: Keepalived starts in the root namespace and moves itself (see above).
-                binds=binds,
-            )  # fmt: skip
-            out.append(
-                Daemon(
-                    host.name, "keepalived", tuple(kad), str(logs / "keepalived.log"), tuple(pids)
-                )
-            )
-        return out
+    def daemons(self, host: ResolvedHost) -> list[Recipe]:
+        """The daemons of a host in start order, with their argv (its role's recipe)."""
+        place = self.place(host)
+        return RECIPES[host.role].daemons(place, recipes.binds(place))
 
-    def start(self, daemon: Daemon) -> ProcRecord:
+    def start(self, daemon: Recipe) -> ProcRecord:
         """Start one daemon (refusing a second copy) and record it at once."""
         running = self.procs(daemon.host, daemon.name)
         if running:
@@ -380,7 +238,7 @@ class Lab(SpecDrillTarget):
         self.state.save()
         return record
 
-    def daemon(self, host: str, name: str) -> Daemon:
+    def daemon(self, host: str, name: str) -> Recipe:
         """The start recipe of one daemon."""
         for d in self.daemons(self.spec.host(host)):
             if d.name == name:
@@ -820,53 +678,6 @@ class Lab(SpecDrillTarget):
         finally:
             procs.kill_tree([(h.pid, h.starttime) for h in hogs])
 
-    def measure_load(
-        self, host: str, url: str, connections: int = 16, duration: float = 5.0, tool: str = "auto"
-    ) -> dict[str, Any]:
-        """Requests/s against ``url`` from a host's namespace.
-
-        ``wrk`` (Debian package ``wrk``) when installed and ``tool`` is ``auto`` or ``wrk``;
-        else the Python loop :mod:`halab.lab.load`, which saturates a core itself.
-        """
-        use_wrk = tool == "wrk" or (tool == "auto" and Path("/usr/bin/wrk").exists())
-        out = self.root / "helpers" / f"load-{time.time_ns()}.log"
-        if use_wrk:
-            cmd = ["/usr/bin/wrk", "-t2", f"-c{connections}", f"-d{duration:.0f}s", url]
-        else:
-            cmd = [
-                sys.executable, "-m", "halab.lab.load", "--url", url,
-                "--connections", str(connections), "--duration", str(duration),
-            ]  # fmt: skip
-        record = self.spawn_helper("load", cmd, host, out)
-        left = procs.wait_gone([(record.pid, record.starttime)], duration + 30.0)
-        if left:
-            procs.kill_tree([(record.pid, record.starttime)])
-            raise LabError(f"the load run in {host} did not finish in time")
-        text = out.read_text(encoding="utf-8", errors="replace")
-        out.unlink(missing_ok=True)
-        if use_wrk:
-            return _parse_wrk(text, url, connections)
-        try:
-            result: dict[str, Any] = json.loads(text.strip().splitlines()[-1])
-        except (IndexError, ValueError):
-            raise LabError(f"the load run in {host} failed: {text[-400:]}") from None
-        result["tool"] = "python"
-        return result
-
-    def throughput(
-        self, connections: int = 16, duration: float = 5.0, tool: str = "auto"
-    ) -> dict[str, Any]:
-        """Requests/s through the public IP (from the client) vs straight to one web node (from
-        the backup LB: the web firewall lets HTTP in only from the LBs), in the same lab."""
-        holders = self.vip_holders()
-        backup = next(lb.name for lb in self.lbs if lb.name not in holders)
-        web = self.webs[0]
-        direct_url = f"http://{web.leg(ZoneName.INTERNAL).address}/"
-        vip = self.measure_load("client", self.spec.public_url, connections, duration, tool)
-        direct = self.measure_load(backup, direct_url, connections, duration, tool)
-        ratio = vip["rps"] / direct["rps"] if direct["rps"] else 0.0
-        return {"vip": vip, "direct": direct, "ratio": round(ratio, 3), "direct_from": backup}
-
     def vrrp_child_kills(self) -> int:
         """How often a Keepalived VRRP child was SIGKILLed by the kernel (RLIMIT_RTTIME)."""
         return self._keepalived_log_count("rlimit_rttime been exceeded")
@@ -955,40 +766,6 @@ class NamespaceProbe:
         self.out.unlink(missing_ok=True)
         self.log.unlink(missing_ok=True)
         return samples
-
-
-def _parse_wrk(text: str, url: str, connections: int) -> dict[str, Any]:
-    """The figures of a wrk run (its text output)."""
-    rps = errors = 0.0
-    total = 0
-    for line in text.splitlines():
-        words = line.split()
-        if line.startswith("Requests/sec:"):
-            rps = float(words[1])
-        elif "requests in" in line:
-            total = int(words[0])
-        elif line.strip().startswith(("Non-2xx", "Socket errors")):
-            errors += sum(int(w.strip(",")) for w in words if w.strip(",").isdigit())
-    if not rps:
-        raise LabError(f"wrk printed no rate: {text[-400:]}")
-    return {
-        "url": url,
-        "connections": connections,
-        "requests": total,
-        "errors": int(errors),
-        "rps": rps,
-        "tool": "wrk",
-    }
-
-
-def _user_exists(name: str) -> bool:
-    import pwd
-
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
 
 
 def http_get(

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from halab.drills import registry, report
+from halab.drills.core import DrillResult
+from halab.drills.probe import ProbeConfig
 from halab.lab import netns, procs
 from halab.lab.lab import Lab, missing_packages
 from halab.lab.state import LabState
@@ -46,3 +49,17 @@ def running_lab(stack: str, overrides: dict[str, Any] | None = None) -> Iterator
         assert not Path(created.state.run_dir).exists()
         left = sorted(str(p) for p in KEEPALIVED_RUN.glob(f"{prefix}*"))
         assert left == [], f"Keepalived run files left behind: {left}"
+
+
+def passing_drills(lab: Lab, names: Sequence[str], reports: Path) -> list[DrillResult]:
+    """Run drills on the lab (its stack's settings, the probe on its public URL), write each
+    report under ``reports``, and fail naming the first drill whose checks did not all hold."""
+    stack = lab.spec.stack
+    results = registry.run_drills(lab, stack, names, probe=ProbeConfig(url=lab.public_url))
+    for result in results:
+        paths = report.write(result, reports)
+        print(report.summary(result))
+        assert result.passed, f"{result.name} failed; report: {paths['png']} / {paths['txt']}\n" + (
+            report.summary(result)
+        )
+    return results

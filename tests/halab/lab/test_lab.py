@@ -15,15 +15,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from halab.drills import registry, report
 from halab.drills.core import DrillResult
-from halab.drills.probe import ProbeConfig
 from halab.lab import netns, procs
 from halab.lab.lab import Lab, LabError, http_get
 from halab.roles import APP, Role, ZoneName
 from halab.stackconfig import REPO_ROOT
 from tests.halab.lab import vrrp_packets
-from tests.halab.lab.running import running_lab
+from tests.halab.lab.running import passing_drills, running_lab
 
 pytestmark = pytest.mark.lab
 
@@ -39,12 +37,7 @@ def lab() -> Iterator[Lab]:
 
 
 def _run(lab: Lab, name: str) -> DrillResult:
-    (result,) = registry.run_drills(lab, STACK, [name], probe=ProbeConfig(url=lab.public_url))
-    paths = report.write(result, REPORTS)
-    print(report.summary(result))
-    assert result.passed, f"{name} failed; report: {paths['png']} / {paths['txt']}\n" + (
-        report.summary(result)
-    )
+    (result,) = passing_drills(lab, [name], REPORTS)
     return result
 
 
@@ -124,13 +117,7 @@ def test_drill_lb_hard_failure_and_return(lab: Lab) -> None:
     """The peer takes over and keeps the VIP when the old master returns (nopreempt), and it
     presents the same certificate: clients pinning it see no change on failover."""
     holder, certificate = lab.vip_holders(), _vip_certificate(lab)
-    results = registry.run_drills(
-        lab, STACK, ["lb-hard-failure", "master-returns"], probe=ProbeConfig(url=lab.public_url)
-    )
-    for result in results:
-        paths = report.write(result, REPORTS)
-        print(report.summary(result))
-        assert result.passed, f"{result.name} failed; report: {paths['png']}"
+    passing_drills(lab, ["lb-hard-failure", "master-returns"], REPORTS)
     assert len(lab.vip_holders()) == 1 and lab.vip_holders() != holder
     assert _vip_certificate(lab) == certificate
 

@@ -12,11 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from halab.drills import registry, report
-from halab.drills.probe import ProbeConfig
 from halab.lab.lab import Lab
 from halab.stackconfig import REPO_ROOT
-from tests.halab.lab.running import running_lab
+from tests.halab.lab.running import passing_drills, running_lab
 
 pytestmark = pytest.mark.lab
 
@@ -44,9 +42,4 @@ def test_the_rendered_keepalived_runs_bfd_to_the_peer(fast_lab: Lab) -> None:
 
 @pytest.mark.parametrize("names", [("lb-hard-failure", "master-returns"), ("bfd-loss",)])
 def test_drills_pass_with_fast_detection(fast_lab: Lab, names: tuple[str, ...]) -> None:
-    probe = ProbeConfig(url=fast_lab.public_url)
-    for result in registry.run_drills(fast_lab, STACK, names, probe=probe):
-        paths = report.write(result, REPORTS)
-        assert result.passed, f"{result.name} failed; report: {paths['txt']}\n" + (
-            report.summary(result)
-        )
+    passing_drills(fast_lab, names, REPORTS)

@@ -20,12 +20,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from halab.drills import registry, report
-from halab.drills.core import DrillResult
-from halab.drills.probe import ProbeConfig
 from halab.lab.lab import Lab
 from halab.stackconfig import REPO_ROOT
-from tests.halab.lab.running import running_lab
+from tests.halab.lab.running import passing_drills, running_lab
 
 pytestmark = pytest.mark.lab
 
@@ -40,17 +37,6 @@ def trio() -> Iterator[Lab]:
         yield lab
 
 
-def _drills(lab: Lab, *names: str) -> list[DrillResult]:
-    results = registry.run_drills(lab, STACK, names, probe=ProbeConfig(url=lab.public_url))
-    for result in results:
-        paths = report.write(result, REPORTS)
-        print(report.summary(result))
-        assert result.passed, f"{result.name} failed; report: {paths['txt']}\n" + (
-            report.summary(result)
-        )
-    return results
-
-
 def test_the_group_is_three_lbs_and_the_first_holds_the_vip(trio: Lab) -> None:
     """Every LB serves every web node, and the first (priority 150) holds the VIP."""
     assert trio.lb_names == ["lb-1", "lb-2", "lb-3"]
@@ -61,7 +47,7 @@ def test_the_group_is_three_lbs_and_the_first_holds_the_vip(trio: Lab) -> None:
 
 
 def test_a_hard_failure_moves_the_vip_to_a_backup_which_keeps_it(trio: Lab) -> None:
-    failure, returns = _drills(trio, "lb-hard-failure", "master-returns")
+    failure, returns = passing_drills(trio, ["lb-hard-failure", "master-returns"], REPORTS)
     assert failure.figures["master"] == "lb-1"
     # nopreempt: the returning LB leaves the VIP where the hard failure put it.
     assert returns.figures["holder_after"] == [failure.figures["new_master"]]
@@ -69,5 +55,5 @@ def test_a_hard_failure_moves_the_vip_to_a_backup_which_keeps_it(trio: Lab) -> N
 
 def test_a_partition_of_three_heals_to_one_owner(trio: Lab) -> None:
     """VRRP cut at the switch: every LB claims the VIP; healed, one keeps it."""
-    (cut,) = _drills(trio, "partition")
+    (cut,) = passing_drills(trio, ["partition"], REPORTS)
     assert cut.figures["both_claimed_vip"], "the cut did not split the group"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from halab.lab import lab as lab_module
+from halab.lab.recipes import parse_unit
 
 
 def test_missing_binary_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -20,7 +21,7 @@ def test_parse_unit_keeps_repeated_keys() -> None:
         "[Unit]\nDescription=x\n[Service]\nUser=hwl-app\nEnvironment=A=1\n"
         "Environment=B=2\nExecStart=/usr/bin/python3 -m uvicorn main:app\n"
     )
-    parsed = lab_module.parse_unit(unit)
+    parsed = parse_unit(unit)
     assert parsed["Environment"] == ["A=1", "B=2"]
     assert parsed["User"] == ["hwl-app"]
     assert "Description" not in parsed
