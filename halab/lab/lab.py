@@ -236,7 +236,27 @@ class Lab(SpecDrillTarget):
         )
         self.state.processes.append(record)
         self.state.save()
+        if daemon.runs_as is not None:
+            self._wait_runs_as(record, daemon.runs_as)
         return record
+
+    def _wait_runs_as(self, record: ProcRecord, name: str, timeout: float = 10.0) -> None:
+        # Keepalived counts the HAProxy it tracks by process name when it starts, and learns of
+        # later starts only through the kernel's process events. Where there are none (a PID
+        # namespace other than the first, as in make fresh-test), a Keepalived started while
+        # HAProxy was still nsexec went to FAULT for good ("quorum not achieved"): seen twice.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = procs.comm(record.pid, record.starttime)
+            if now == name:
+                return
+            if now is None:
+                break
+            time.sleep(POLL_S)
+        raise LabError(
+            f"{record.name} on {record.host} does not run as {name!r}: "
+            + self._tails(record.host, record.name)
+        )
 
     def daemon(self, host: str, name: str) -> Recipe:
         """The start recipe of one daemon."""

@@ -60,6 +60,15 @@ def starttime(pid: int) -> int:
     return st[2] if st else 0
 
 
+def comm(pid: int, start: int) -> str | None:
+    """The name a live process runs under (``/proc/PID/comm``), or None when it is gone."""
+    try:
+        name = Path(f"/proc/{pid}/comm").read_text(encoding="utf-8", errors="replace").strip()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return name if alive(pid, start) else None
+
+
 def age_s(start: int) -> float:
     """Seconds since a process with ``start`` (clock ticks since boot, see :func:`starttime`)
     started, from /proc/uptime; works across processes, unlike a time kept in memory."""

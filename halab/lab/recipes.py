@@ -65,6 +65,9 @@ class Recipe:
     log: str
     #: Files to delete before a start (stale pid files block Keepalived).
     stale: tuple[str, ...] = ()
+    #: The name the process runs under once started (after nsexec's exec): the lab waits for
+    #: it, because Keepalived counts its tracked process by that name when it starts.
+    runs_as: str | None = None
 
 
 class RoleRecipe(Protocol):
@@ -204,7 +207,7 @@ class LbRecipe:
         )  # fmt: skip
         return [
             Recipe(name, "devlog", devlog, str(logs / "devlog.log")),
-            Recipe(name, "haproxy", tuple(hap), str(logs / "haproxy.log")),
+            Recipe(name, "haproxy", tuple(hap), str(logs / "haproxy.log"), runs_as=process),
             Recipe(name, "keepalived", tuple(kad), str(logs / "keepalived.log"), tuple(pids)),
         ]
 

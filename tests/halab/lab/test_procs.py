@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from halab.lab import procs
 
@@ -39,3 +40,17 @@ def test_age_of_a_process_counts_from_its_start() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_comm_is_the_name_a_process_runs_under_through_a_link(tmp_path: Path) -> None:
+    """The lab gives each LB's HAProxy a name of its own by exec'ing it through a link."""
+    link = tmp_path / "hap-lb-9"
+    link.symlink_to("/bin/sleep")
+    child = subprocess.Popen([str(link), "5"])
+    try:
+        start = procs.starttime(child.pid)
+        assert procs.comm(child.pid, start) == "hap-lb-9"
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    assert procs.comm(child.pid, start) is None
