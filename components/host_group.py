@@ -17,7 +17,8 @@ from components.storage import LabStorage
 from components.vm import LabVm, LabVmArgs
 from halab.render import RenderedHost
 from halab.roles import ZoneName
-from halab.spec import LabSpec, ResolvedHost
+from halab.sections import ReadinessSpec, VmSpec
+from halab.spec import ResolvedHost
 
 
 @dataclass
@@ -28,7 +29,10 @@ class HostGroupArgs:
     only exists inside Pulumi.
     """
 
-    spec: LabSpec
+    #: Every VM's libvirt names start with it.
+    lab_name: str
+    vm: VmSpec
+    readiness: ReadinessSpec
     #: In gate order when ``serial_gates``.
     hosts: Sequence[ResolvedHost]
     seeds: Mapping[str, pulumi.Output[RenderedHost]]
@@ -59,7 +63,9 @@ class HostGroup(pulumi.ComponentResource):
             vm = LabVm(
                 f"{name}-{host.name}",
                 LabVmArgs(
-                    args.spec,
+                    args.lab_name,
+                    args.vm,
+                    args.readiness,
                     host,
                     args.seeds[host.name],
                     args.storage,

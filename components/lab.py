@@ -66,14 +66,16 @@ class HaWebLab(pulumi.ComponentResource):
         self.networks = {
             zone: ZoneNetwork(
                 f"{name}-zone-{zone.value}",
-                ZoneNetworkArgs(spec, zone),
+                ZoneNetworkArgs(
+                    f"{spec.lab_name}-{zone.value}", spec.zones[zone], spec.bridge_name(zone)
+                ),
                 pulumi.ResourceOptions(parent=self, provider=args.libvirt_provider),
             )
             for zone in ZoneName
         }
         self.storage = LabStorage(
             f"{name}-storage",
-            LabStorageArgs(spec),
+            LabStorageArgs(spec.lab_name, spec.pool_path, spec.vm),
             pulumi.ResourceOptions(parent=self, provider=args.libvirt_provider),
         )
         certificate = LabCertificate(
@@ -98,7 +100,9 @@ class HaWebLab(pulumi.ComponentResource):
             return HostGroup(
                 group_name,
                 HostGroupArgs(
-                    spec,
+                    spec.lab_name,
+                    spec.vm,
+                    spec.readiness,
                     hosts,
                     seeds,
                     self.storage,

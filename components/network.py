@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_libvirt as libvirt
 
-from halab.roles import ZoneName
-from halab.spec import LabSpec, NetworkMode
+from halab.spec import NetworkMode, Zone
 
 # libvirt's names for our modes; "none" is libvirt's isolated network.
 _LIBVIRT_MODE = {
@@ -21,10 +20,12 @@ _LIBVIRT_MODE = {
 
 @dataclass
 class ZoneNetworkArgs:
-    """What a zone network needs: the spec and which zone."""
+    """What a zone network needs: its name, the zone as configured, and its bridge."""
 
-    spec: LabSpec
-    zone: ZoneName
+    #: The libvirt network's name (the lab's name and the zone's).
+    network_name: str
+    zone: Zone
+    bridge: str
 
 
 class ZoneNetwork(pulumi.ComponentResource):
@@ -38,14 +39,13 @@ class ZoneNetwork(pulumi.ComponentResource):
         self, name: str, args: ZoneNetworkArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("ha-web-lab:index:ZoneNetwork", name, None, opts)
-        spec = args.spec
-        zone = spec.zones[args.zone]
+        zone = args.zone
         bridge_mode = zone.mode is NetworkMode.BRIDGE
         self.network = libvirt.Network(
             f"{name}-net",
-            name=f"{spec.lab_name}-{args.zone.value}",
+            name=args.network_name,
             mode=_LIBVIRT_MODE[zone.mode],
-            bridge=spec.bridge_name(args.zone),
+            bridge=args.bridge,
             # Without a host address the bridge is pure layer 2: a firewall owns the gateway.
             addresses=[str(zone.cidr)] if zone.host_ip is not None and not bridge_mode else None,
             # Static addresses come from cloud-init network-config; DHCP would only race them.
@@ -60,5 +60,5 @@ class ZoneNetwork(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.network_id = self.network.id
-        self.bridge = pulumi.Output.from_input(spec.bridge_name(args.zone))
+        self.bridge = pulumi.Output.from_input(args.bridge)
         self.register_outputs({"network_id": self.network_id, "bridge": self.bridge})

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 
-from halab.render import RenderedHost, readiness_script, vip_check_script
+from halab.render import RenderedHost, vip_check_script
 from halab.roles import Role
-from halab.sections import EdgeKind
+from halab.sections import EdgeKind, ReadinessSpec
 from halab.spec import LabSpec, ResolvedHost
 
 #: Seconds per SSH dial attempt; the attempt count follows from readinessTimeoutS.
@@ -53,7 +53,9 @@ class SshAccess:
     private_key: pulumi.Output[str] | None = None
     agent_socket: str | None = None
 
-    def connection(self, spec: LabSpec, host: ResolvedHost) -> command.remote.ConnectionArgs:
+    def connection(
+        self, readiness: ReadinessSpec, host: ResolvedHost
+    ) -> command.remote.ConnectionArgs:
         """Connection args with bounded dialing: VMs may still be booting when we start."""
         return command.remote.ConnectionArgs(
             host=str(host.management_address),
@@ -64,13 +66,13 @@ class SshAccess:
             # All attempts together stay within readinessTimeoutS. (The per-dial timeout bounds
             # only the TCP connect: the handshake and the command have no bound in the provider,
             # which is why the gate scripts bound their own waits.)
-            dial_error_limit=max(3, spec.readiness.timeout_s // DIAL_ATTEMPT_S),
+            dial_error_limit=max(3, readiness.timeout_s // DIAL_ATTEMPT_S),
         )
 
 
 def host_gate(
     name: str,
-    spec: LabSpec,
+    readiness: ReadinessSpec,
     host: ResolvedHost,
     seed: pulumi.Output[RenderedHost],
     ssh: SshAccess,
@@ -82,12 +84,12 @@ def host_gate(
 
     It also converges the VM's role files, so a config change (a new web node in HAProxy's
     backends, another advert interval) reaches running VMs by a reload, not a new VM. The script
-    carries the files, so for an LB it is secret like the seed.
+    (rendered with the seed) carries the files, so for an LB it is secret like the seed.
     """
     return command.remote.Command(
         f"{name}-ready",
-        connection=ssh.connection(spec, host),
-        create=seed.apply(lambda s: readiness_script(spec, s)),
+        connection=ssh.connection(readiness, host),
+        create=seed.apply(lambda s: s.gate_script),
         # Rerun whenever what the VM should hold changes, or the VM is new. Plain values: a
         # secret trigger unknown at preview is "malformed" to pulumi-command.
         triggers=triggers,
@@ -121,7 +123,7 @@ class TierGate(pulumi.ComponentResource):
         vip_url = f"{spec.scheme}://{spec.vip_address}/"
         self.through_vip = command.remote.Command(
             f"{name}-through-vip",
-            connection=args.ssh.connection(spec, lb),
+            connection=args.ssh.connection(spec.readiness, lb),
             create=vip_check_script(spec, lb, vip_url),
             triggers=[args.fingerprint],
             opts=pulumi.ResourceOptions(parent=self, depends_on=args.host_gates),

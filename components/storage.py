@@ -7,14 +7,17 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_libvirt as libvirt
 
-from halab.spec import LabSpec
+from halab.sections import VmSpec
 
 
 @dataclass
 class LabStorageArgs:
-    """What the storage needs: the spec (pool path, base image, optional kernel and initrd)."""
+    """What the storage needs: the lab's name, the pool's folder, and the VM section (base
+    image, optional kernel and initrd)."""
 
-    spec: LabSpec
+    lab_name: str
+    pool_path: str
+    vm: VmSpec
 
 
 class LabStorage(pulumi.ComponentResource):
@@ -33,26 +36,26 @@ class LabStorage(pulumi.ComponentResource):
         self, name: str, args: LabStorageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("ha-web-lab:index:LabStorage", name, None, opts)
-        spec = args.spec
+        lab, vm = args.lab_name, args.vm
         child = pulumi.ResourceOptions(parent=self)
         self.pool = libvirt.Pool(
             f"{name}-pool",
-            name=spec.lab_name,
+            name=lab,
             type="dir",
             # `target.path`, not the deprecated top-level `path` (a warning on every preview).
-            target=libvirt.PoolTargetArgs(path=spec.pool_path),
+            target=libvirt.PoolTargetArgs(path=args.pool_path),
             opts=child,
         )
         self.base_image = libvirt.Volume(
             f"{name}-base-image",
-            name=f"{spec.lab_name}-base.qcow2",
+            name=f"{lab}-base.qcow2",
             pool=self.pool.name,
-            source=spec.vm.base_image,
+            source=vm.base_image,
             format="qcow2",
             opts=child,
         )
-        self.kernel = self._boot_file(name, "kernel", spec.vm.kernel, spec.lab_name)
-        self.initrd = self._boot_file(name, "initrd", spec.vm.initrd, spec.lab_name)
+        self.kernel = self._boot_file(name, "kernel", vm.kernel, lab)
+        self.initrd = self._boot_file(name, "initrd", vm.initrd, lab)
         self.register_outputs({"pool": self.pool.name, "base_image_id": self.base_image.id})
 
     def _boot_file(self, name: str, kind: str, source: str, lab: str) -> libvirt.Volume | None:

@@ -11,8 +11,8 @@ from components.readiness import SshAccess, host_gate
 from components.storage import LabStorage
 from halab.render import RenderedHost
 from halab.roles import ZoneName
-from halab.sections import DomainType
-from halab.spec import LabSpec, ResolvedHost
+from halab.sections import DomainType, ReadinessSpec, VmSpec
+from halab.spec import ResolvedHost
 
 
 @dataclass
@@ -23,7 +23,10 @@ class LabVmArgs:
     a secret that only exists inside Pulumi.
     """
 
-    spec: LabSpec
+    #: Every VM's libvirt names start with it.
+    lab_name: str
+    vm: VmSpec
+    readiness: ReadinessSpec
     host: ResolvedHost
     seed: pulumi.Output[RenderedHost]
     storage: LabStorage
@@ -49,9 +52,9 @@ class LabVm(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LabVmArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ha-web-lab:index:LabVm", name, None, opts)
-        spec, host, storage = args.spec, args.host, args.storage
+        vm, host, storage = args.vm, args.host, args.storage
         child = pulumi.ResourceOptions(parent=self)
-        vm_name = f"{spec.lab_name}-{host.name}"
+        vm_name = f"{args.lab_name}-{host.name}"
 
         # What the machine is seeded with, as a hash that is not secret (an LB's seed carries the
         # TLS key, but a digest of it reveals nothing): triggers and names must be plain values,
@@ -89,18 +92,18 @@ class LabVm(pulumi.ComponentResource):
         self.domain = libvirt.Domain(
             f"{name}-domain",
             name=vm_name,
-            type=spec.vm.domain_type.value,
+            type=vm.domain_type.value,
             vcpu=host.vcpus,
             memory=host.memory_mib,
             # BIOS, not UEFI: UEFI domains with nvram fail to undefine (tpl#1203).
             cpu=(
                 libvirt.DomainCpuArgs(mode="host-passthrough")
-                if spec.vm.domain_type is DomainType.KVM
+                if vm.domain_type is DomainType.KVM
                 else None
             ),
             kernel=storage.kernel.id if storage.kernel is not None else None,
             initrd=storage.initrd.id if storage.initrd is not None else None,
-            cmdlines=canonical_cmdlines(spec.vm.kernel_cmdline) if direct_boot else None,
+            cmdlines=canonical_cmdlines(vm.kernel_cmdline) if direct_boot else None,
             disks=[libvirt.DomainDiskArgs(volume_id=self.root_disk.id)],
             cloudinit=self.seed_disk.id,
             network_interfaces=[
@@ -135,7 +138,7 @@ class LabVm(pulumi.ComponentResource):
         if args.ssh is not None:
             self.ready = host_gate(
                 name,
-                spec,
+                args.readiness,
                 host,
                 args.seed,
                 args.ssh,

@@ -68,6 +68,8 @@ class RenderedHost:
     network_config: str
     meta_data: str
     instance_id: str
+    #: The readiness gate `pulumi up` runs on the VM over SSH ("" with the gates off).
+    gate_script: str = ""
 
     @property
     def config_hash(self) -> str:
@@ -299,7 +301,7 @@ def seed_host(spec: LabSpec, host: ResolvedHost, files: tuple[RenderedFile, ...]
     seeded = nc if spec.readiness.enabled else ud + nc
     instance_id = f"{host.name}-" + hashlib.sha256(seeded.encode()).hexdigest()[:12]
     md = _dump({"instance-id": instance_id, "local-hostname": host.name})
-    return RenderedHost(
+    rendered = RenderedHost(
         host=host,
         files=files,
         user_data=ud,
@@ -307,6 +309,9 @@ def seed_host(spec: LabSpec, host: ResolvedHost, files: tuple[RenderedFile, ...]
         meta_data=md,
         instance_id=instance_id,
     )
+    if not spec.readiness.enabled:
+        return rendered
+    return replace(rendered, gate_script=readiness_script(spec, rendered))
 
 
 def render_all(

@@ -19,9 +19,16 @@ def _spec(**zones: dict[str, Any]) -> Any:
     return load_spec(values, stack="staging")
 
 
+def zone_args(spec: Any, zone: ZoneName) -> ZoneNetworkArgs:
+    """The args HaWebLab gives a zone's network."""
+    return ZoneNetworkArgs(
+        f"{spec.lab_name}-{zone.value}", spec.zones[zone], spec.bridge_name(zone)
+    )
+
+
 def test_bridge_mode_attaches_to_an_existing_bridge(graph: Graph) -> None:
     spec = _spec(public={"cidr": "198.51.100.0/24", "mode": "bridge", "bridge": "br-wan"})
-    build(lambda: ZoneNetwork("zone-public", ZoneNetworkArgs(spec, ZoneName.PUBLIC)))
+    build(lambda: ZoneNetwork("zone-public", zone_args(spec, ZoneName.PUBLIC)))
     (net,) = graph.of_type("libvirt:index/network:Network")
     assert net.inputs["mode"] == "bridge" and net.inputs["bridge"] == "br-wan"
     assert "addresses" not in net.inputs and "dhcp" not in net.inputs
@@ -30,7 +37,7 @@ def test_bridge_mode_attaches_to_an_existing_bridge(graph: Graph) -> None:
 
 def test_isolated_zone_with_host_address_gets_dns_but_no_dhcp(graph: Graph) -> None:
     spec = _spec()
-    build(lambda: ZoneNetwork("zone-internal", ZoneNetworkArgs(spec, ZoneName.INTERNAL)))
+    build(lambda: ZoneNetwork("zone-internal", zone_args(spec, ZoneName.INTERNAL)))
     (net,) = graph.of_type("libvirt:index/network:Network")
     assert net.inputs["name"] == "hwl-staging-internal"
     assert net.inputs["bridge"] == "hwl-staging-int"

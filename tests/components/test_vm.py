@@ -33,11 +33,12 @@ def test_direct_kernel_boot_under_emulation(graph: Graph, tmp_path: Path) -> Non
     host = spec.host("web-2")
 
     def program() -> None:
-        storage = LabStorage("storage", LabStorageArgs(spec))
+        storage = LabStorage("storage", LabStorageArgs(spec.lab_name, spec.pool_path, spec.vm))
         ids = {z: pulumi.Output.from_input(f"net-{z.value}") for z in ZoneName}
+        seed = pulumi.Output.from_input(render_host(spec, host))
         LabVm(
             "web-2",
-            LabVmArgs(spec, host, pulumi.Output.from_input(render_host(spec, host)), storage, ids),
+            LabVmArgs(spec.lab_name, spec.vm, spec.readiness, host, seed, storage, ids),
         )
 
     build(program)
