@@ -101,7 +101,7 @@ def test_drill_all_webs_down_gives_a_quick_503(lab: Lab) -> None:
 
 def test_drill_web_hard_failure_costs_few_requests_and_the_node_returns(lab: Lab) -> None:
     result = _run(lab, "web-hard-failure")
-    assert result.figures["answered_after_detection_by"] == ["web-1"]
+    assert result.figures["answered_at_the_end_by"] == ["web-1"]
 
 
 def test_drill_partition_heals_to_one_owner_and_the_edge_follows(lab: Lab) -> None:
