@@ -17,19 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from halab.e2e.parse import check_plan
-from halab.e2e.vmlab import E2eError, VmLab
-from halab.lab import netns
-from halab.libvirtd import netns_name
+from halab.e2e.vmlab import E2eError, VmLab, default_netns
 from halab.spec import LabSpec
 
 #: The drills a check runs by default, in order (``restore`` brings the crashed LB back).
 DEFAULT_STEPS = ("round-robin", "lb-hard-failure", "restore")
-
-
-def default_netns() -> str | None:
-    """The project's libvirtd namespace when it exists (where its labs are reachable)."""
-    name = netns_name()
-    return name if netns.exists(name) else None
 
 
 def default_key() -> Path | None:

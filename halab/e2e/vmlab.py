@@ -34,6 +34,7 @@ from halab.drills.probe import ProbeConfig, Sample, read_samples
 from halab.drills.target import SpecDrillTarget
 from halab.e2e.parse import holds, servers_state
 from halab.lab import netns
+from halab.libvirtd import netns_name
 from halab.roles import ROLES, Role
 from halab.spec import LabSpec, ResolvedHost
 
@@ -387,10 +388,14 @@ class VmLab(SpecDrillTarget):
         yield  # pragma: no cover
 
 
+def default_netns() -> str | None:
+    """The project's libvirtd namespace when it exists (where its labs are reachable)."""
+    name = netns_name()
+    return name if netns.exists(name) else None
+
+
 def vip_holder(spec: LabSpec, ssh_key: Path | None, workdir: Path) -> str | None:
     """Who holds the VIP in the running lab of ``spec`` (asked over SSH), None if not one LB."""
-    from halab.e2e.cli import default_netns
-
     lab = VmLab(spec, ssh_key=ssh_key, workdir=workdir, netns=default_netns())
     try:
         with lab.vip_reader() as read:
