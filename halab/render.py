@@ -137,8 +137,12 @@ class _WebBackend:
 
 def _context(spec: LabSpec, host: ResolvedHost, target: Target) -> dict[str, Any]:
     role = ROLES[host.role]
+    # Each template gets the sections it reads, not the whole spec.
     ctx: dict[str, Any] = {
-        "spec": spec,
+        "vrrp": spec.vrrp,
+        "haproxy": spec.haproxy,
+        "vip": spec.vip_address,
+        "ports": spec.edge.ports,
         "host": host,
         "target": target,
         "paths": PATHS,

@@ -181,8 +181,8 @@ ROLES: dict[Role, RoleDefinition] = {
                 'retry systemctl is-active --quiet {{ units }} || fail "the app or nginx is not '
                 'running"',
                 "retry curl -fsS --max-time 2 -o /dev/null http://{{ web_leg.address }}"
-                "{{ spec.haproxy.health_check_path }} ||\n"
-                '    fail "{{ spec.haproxy.health_check_path }} does not answer through nginx"',
+                "{{ haproxy.health_check_path }} ||\n"
+                '    fail "{{ haproxy.health_check_path }} does not answer through nginx"',
             ),
         ),
         RoleDefinition(
