@@ -12,7 +12,7 @@ import pulumi_libvirt as libvirt
 import pulumiverse_fortios as fortios
 from pulumi.runtime.config import is_config_secret
 
-from components.lab import HaWebLab, HaWebLabArgs
+from components.ha_web_lab import HaWebLab, HaWebLabArgs
 from components.readiness import SshAccess, agent_answers
 from halab.errors import ConfigError
 from halab.outputs import stack_outputs

@@ -6,8 +6,8 @@ provider: ``__main__.py`` makes each once and hands it down.
 """
 
 from components.edge import FortiGateEdge, FortiGateEdgeArgs
+from components.ha_web_lab import HaWebLab, HaWebLabArgs
 from components.host_group import HostGroup, HostGroupArgs
-from components.lab import HaWebLab, HaWebLabArgs
 from components.network import ZoneNetwork, ZoneNetworkArgs
 from components.storage import LabStorage, LabStorageArgs
 from components.tls import LabCertificate, LabCertificateArgs

@@ -1,7 +1,7 @@
 """The VMs of one role: the one component that builds web nodes, LBs and the Linux edge alike.
 
 What differs between roles is data, not code: which hosts, their rendered seeds (the lab renders
-every host once, in :mod:`components.lab`) and whether their readiness gates run one after
+every host once, in :mod:`components.ha_web_lab`) and whether their readiness gates run one after
 another. A group of LBs gates one at a time, so a rerun of setup never reloads two LBs at once.
 """
 

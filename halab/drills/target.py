@@ -1,7 +1,8 @@
 """The drill protocol: what a drill needs from a lab, whatever the lab runs on.
 
-Two targets implement it: the namespace lab (:class:`halab.lab.lab.Lab`) and a deployed lab of
-VMs (:class:`halab.e2e.vmlab.VmLab`). What both read off the spec is :class:`SpecDrillTarget`.
+Two targets implement it: the namespace lab (:class:`halab.lab.lab.NamespaceLab`) and a
+deployed lab of VMs (:class:`halab.e2e.vmlab.VmLab`). What both read off the spec is
+:class:`SpecDrillTarget`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ Layout:
 - :mod:`halab.lab.lab` starts the daemons with the rendered files and records everything it
   starts in a state file, so ``down``, a failure or Ctrl-C removes all of it;
 - the drills (:mod:`halab.drills`) run against it through the
-  :class:`halab.drills.target.DrillTarget` protocol, which :class:`halab.lab.lab.Lab` implements;
+  :class:`halab.drills.target.DrillTarget` protocol, which
+  :class:`halab.lab.lab.NamespaceLab` implements;
 - :mod:`halab.lab.cli` adds ``lab up|status|drill|down|bench`` to ``python -m halab``.
 
 Nothing here imports Pulumi.

@@ -32,7 +32,7 @@ from typing import Any
 from halab.drills import lb, load, registry, report
 from halab.drills.core import Bounds, DrillResult, DrillRun
 from halab.drills.probe import ProbeConfig
-from halab.lab.lab import Lab, signals_raise
+from halab.lab.lab import NamespaceLab, signals_raise
 from halab.lab.state import LabState
 from halab.lab.throughput import throughput
 from halab.stackconfig import REPO_ROOT
@@ -144,7 +144,7 @@ def one_run(
 ) -> RunFigures:
     """Bring a lab up, run the drills (and the load run when ``load_run_seconds``), measure the
     throughput pair, tear it down."""
-    lab = Lab.create(stack, project_dir, overrides)
+    lab = NamespaceLab.create(stack, project_dir, overrides)
     label = label or stack
     fig = RunFigures(label, run)
     folder = out / f"{'-'.join(label.replace('+', '').split())}-run{run}"
@@ -190,7 +190,7 @@ def load_runs(
 ) -> list[dict[str, Any]]:
     """``count`` load runs (requests plus a CPU hog on every core for ``seconds``) on one lab:
     a row each with its VIP moves and failed requests. Issue 15 asks for 5 out of 5 clean."""
-    lab = Lab.create(stack, project_dir, overrides)
+    lab = NamespaceLab.create(stack, project_dir, overrides)
     folder = out / f"{'-'.join(label.replace('+', '').split())}-load"
     rows: list[dict[str, Any]] = []
     try:
@@ -267,7 +267,7 @@ def sweep_one(
 ) -> dict[str, Any]:
     """One advert interval, realtime on or off: load + hog stability, then a hard failure."""
     overrides = {"vrrpVersion": 3, "vrrpAdvertIntervalMs": advert_ms, "vrrpRealtime": realtime}
-    lab = Lab.create(stack, project_dir, overrides)
+    lab = NamespaceLab.create(stack, project_dir, overrides)
     folder = out / f"sweep-{advert_ms}ms-{'rt' if realtime else 'nort'}"
     row: dict[str, Any] = {"advert_ms": advert_ms, "realtime": realtime}
     try:
@@ -293,7 +293,7 @@ def sweep_one(
     return row
 
 
-def _probe(lab: Lab) -> ProbeConfig:
+def _probe(lab: NamespaceLab) -> ProbeConfig:
     return ProbeConfig(url=lab.public_url)
 
 

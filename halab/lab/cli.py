@@ -29,12 +29,12 @@ def _progress(msg: str) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from halab.lab.lab import Lab, LabError, signals_raise
+    from halab.lab.lab import LabError, NamespaceLab, signals_raise
 
     _need_root()
     try:
         with signals_raise():
-            lab = Lab.create(args.stack, Path(args.project_dir))
+            lab = NamespaceLab.create(args.stack, Path(args.project_dir))
             lab.up(_progress, timeout=args.timeout)
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -60,11 +60,11 @@ def _print_status(status: dict[str, Any]) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from halab.lab.lab import Lab, LabError
+    from halab.lab.lab import LabError, NamespaceLab
 
     _need_root()
     try:
-        lab = Lab.attach(args.stack)
+        lab = NamespaceLab.attach(args.stack)
     except LabError as exc:
         print(str(exc))
         return 3
@@ -77,11 +77,11 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from halab.lab.lab import Lab, LabError
+    from halab.lab.lab import LabError, NamespaceLab
 
     _need_root()
     try:
-        lab = Lab.attach(args.stack)
+        lab = NamespaceLab.attach(args.stack)
     except LabError as exc:
         print(str(exc))
         return 0
@@ -94,7 +94,7 @@ def _drill(args: argparse.Namespace) -> int:
     from halab.drills import registry, report
     from halab.drills.core import DrillResult
     from halab.drills.probe import ProbeConfig
-    from halab.lab.lab import Lab, LabError, signals_raise
+    from halab.lab.lab import LabError, NamespaceLab, signals_raise
     from halab.lab.state import LabState
 
     _need_root()
@@ -106,7 +106,11 @@ def _drill(args: argparse.Namespace) -> int:
     results: list[DrillResult] = []
     try:
         with signals_raise():
-            lab = Lab.create(args.stack, Path(args.project_dir)) if own else Lab.attach(args.stack)
+            lab = (
+                NamespaceLab.create(args.stack, Path(args.project_dir))
+                if own
+                else NamespaceLab.attach(args.stack)
+            )
             if own:
                 lab.up(_progress)
 
@@ -139,7 +143,7 @@ def _drill(args: argparse.Namespace) -> int:
         return 130
     finally:
         if own and LabState.load(args.stack) is not None:
-            Lab.attach(args.stack).down(_progress)
+            NamespaceLab.attach(args.stack).down(_progress)
         if results:
             print(f"summary: {report.write_index(results, out)}")
     failed = [r.name for r in results if not r.passed]

@@ -104,7 +104,7 @@ def lab_spec(
     return load_spec(merged, stack=stack, secrets_present=present)
 
 
-class Lab(SpecDrillTarget):
+class NamespaceLab(SpecDrillTarget):
     """One stack's namespace lab. Use :meth:`create` + :meth:`up`, or :meth:`attach`."""
 
     def __init__(self, spec: LabSpec, state: LabState) -> None:
@@ -125,7 +125,7 @@ class Lab(SpecDrillTarget):
         stack: str,
         project_dir: Path = REPO_ROOT,
         overrides: dict[str, Any] | None = None,
-    ) -> Lab:
+    ) -> NamespaceLab:
         """A lab for a stack that is not up yet (nothing is created until :meth:`up`)."""
         values, secrets = lab_values(stack, project_dir)
         values = {**values, **(overrides or {})}
@@ -140,7 +140,7 @@ class Lab(SpecDrillTarget):
         return cls(spec, state)
 
     @classmethod
-    def attach(cls, stack: str) -> Lab:
+    def attach(cls, stack: str) -> NamespaceLab:
         """The lab of a stack that ``up`` started (from its state file)."""
         state = LabState.load(stack)
         if state is None:
@@ -749,7 +749,7 @@ class Lab(SpecDrillTarget):
 
 
 class NamespaceProbe:
-    """A probe process in the client namespace (see :meth:`Lab.start_probe`)."""
+    """A probe process in the client namespace (see :meth:`NamespaceLab.start_probe`)."""
 
     def __init__(self, record: ProcRecord, out: Path, log: Path, duration: float) -> None:
         self.record = record
@@ -841,4 +841,4 @@ def signals_raise() -> Iterator[None]:
             signal.signal(s, h)
 
 
-__all__ = ["Lab", "LabError", "ZoneName", "http_get", "lab_spec", "missing_packages"]
+__all__ = ["LabError", "NamespaceLab", "ZoneName", "http_get", "lab_spec", "missing_packages"]

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from halab.lab import procs
-from halab.lab.lab import Lab, LabError
+from halab.lab.lab import LabError, NamespaceLab
 from halab.roles import ZoneName
 
 
 def measure_load(
-    lab: Lab,
+    lab: NamespaceLab,
     host: str,
     url: str,
     *,
@@ -58,7 +58,7 @@ def measure_load(
 
 
 def throughput(
-    lab: Lab, connections: int = 16, duration: float = 5.0, tool: str = "auto"
+    lab: NamespaceLab, connections: int = 16, duration: float = 5.0, tool: str = "auto"
 ) -> dict[str, Any]:
     """Requests/s through the public IP (from the client) vs straight to one web node (from
     the backup LB: the web firewall lets HTTP in only from the LBs), in the same lab."""

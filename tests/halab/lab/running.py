@@ -14,7 +14,7 @@ from halab.drills import registry, report
 from halab.drills.core import DrillResult
 from halab.drills.probe import ProbeConfig
 from halab.lab import netns, procs
-from halab.lab.lab import Lab, missing_packages
+from halab.lab.lab import NamespaceLab, missing_packages
 from halab.lab.state import LabState
 
 #: Where Keepalived keeps a namespace's run files (its children's pid files unless told).
@@ -22,7 +22,7 @@ KEEPALIVED_RUN = Path("/run/keepalived")
 
 
 @contextlib.contextmanager
-def running_lab(stack: str, overrides: dict[str, Any] | None = None) -> Iterator[Lab]:
+def running_lab(stack: str, overrides: dict[str, Any] | None = None) -> Iterator[NamespaceLab]:
     """Bring the stack's lab up (with ``overrides`` of its values); on the way out take it down
     and fail if a namespace, a process, the run folder or a Keepalived run file of it is left."""
     if os.geteuid() != 0:
@@ -31,8 +31,8 @@ def running_lab(stack: str, overrides: dict[str, Any] | None = None) -> Iterator
     if missing:
         pytest.fail(f"missing Debian packages for the lab: {', '.join(missing)} (apt-get install)")
     if LabState.load(stack) is not None:
-        Lab.attach(stack).down(lambda _m: None)  # a previous run's leftovers
-    created = Lab.create(stack, overrides=overrides)
+        NamespaceLab.attach(stack).down(lambda _m: None)  # a previous run's leftovers
+    created = NamespaceLab.create(stack, overrides=overrides)
     try:
         took = created.up(lambda _m: None)
         print(f"lab up in {took:.2f}s")
@@ -51,7 +51,7 @@ def running_lab(stack: str, overrides: dict[str, Any] | None = None) -> Iterator
         assert left == [], f"Keepalived run files left behind: {left}"
 
 
-def passing_drills(lab: Lab, names: Sequence[str], reports: Path) -> list[DrillResult]:
+def passing_drills(lab: NamespaceLab, names: Sequence[str], reports: Path) -> list[DrillResult]:
     """Run drills on the lab (its stack's settings, the probe on its public URL), write each
     report under ``reports``, and fail naming the first drill whose checks did not all hold."""
     stack = lab.spec.stack

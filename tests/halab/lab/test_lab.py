@@ -17,7 +17,7 @@ import pytest
 
 from halab.drills.core import DrillResult
 from halab.lab import netns, procs
-from halab.lab.lab import Lab, LabError, http_get
+from halab.lab.lab import LabError, NamespaceLab, http_get
 from halab.roles import APP, Role, ZoneName
 from halab.stackconfig import REPO_ROOT
 from tests.halab.lab import vrrp_packets
@@ -30,24 +30,24 @@ REPORTS = REPO_ROOT / "reports" / "test-lab" / time.strftime("%Y%m%d-%H%M%S")
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
+def lab() -> Iterator[NamespaceLab]:
     """The dev lab, up for the module; torn down (and checked gone) whatever happens."""
     with running_lab(STACK) as up:
         yield up
 
 
-def _run(lab: Lab, name: str) -> DrillResult:
+def _run(lab: NamespaceLab, name: str) -> DrillResult:
     (result,) = passing_drills(lab, [name], REPORTS)
     return result
 
 
-def test_lab_serves_through_the_public_ip(lab: Lab) -> None:
+def test_lab_serves_through_the_public_ip(lab: NamespaceLab) -> None:
     status, body = lab.client_get()
     assert status == 200 and "Hello from web-" in body
     assert lab.vip_holders() == [lab.lb_names[0]]
 
 
-def _in(lab: Lab, host: str, *argv: str) -> str:
+def _in(lab: NamespaceLab, host: str, *argv: str) -> str:
     """A command in a host's namespace (bounded); its output. Fails the test on a non-zero exit."""
     done = subprocess.run(
         procs.nsexec_argv(list(argv), net=lab.ns(host)),
@@ -57,12 +57,12 @@ def _in(lab: Lab, host: str, *argv: str) -> str:
     return done.stdout
 
 
-def _curl(lab: Lab, host: str, *args: str) -> str:
+def _curl(lab: NamespaceLab, host: str, *args: str) -> str:
     """The real curl in one of the lab's namespaces."""
     return _in(lab, host, "curl", "--silent", "--show-error", "--max-time", "3", *args)
 
 
-def test_the_tutorials_curl_k_works_and_port_80_redirects(lab: Lab) -> None:
+def test_the_tutorials_curl_k_works_and_port_80_redirects(lab: NamespaceLab) -> None:
     """`curl -k https://<VIP>` from the DMZ (the edge sits there) and through the public IP from
     the client; plain HTTP gets a 301 to the same URL on HTTPS."""
     vip, public = lab.spec.vip_address, lab.spec.public_address
@@ -73,7 +73,7 @@ def test_the_tutorials_curl_k_works_and_port_80_redirects(lab: Lab) -> None:
     assert redirect == f"301 https://{public}/"
 
 
-def _vip_certificate(lab: Lab) -> bytes:
+def _vip_certificate(lab: NamespaceLab) -> bytes:
     """The DER certificate the VIP presents, seen from the DMZ."""
     sock = netns.socket_in(lab.ns("edge"))
     sock.settimeout(2.0)
@@ -87,24 +87,24 @@ def _vip_certificate(lab: Lab) -> bytes:
     return der
 
 
-def test_drill_round_robin(lab: Lab) -> None:
+def test_drill_round_robin(lab: NamespaceLab) -> None:
     _run(lab, "round-robin")
 
 
-def test_drill_app_crash(lab: Lab) -> None:
+def test_drill_app_crash(lab: NamespaceLab) -> None:
     _run(lab, "app-crash")
 
 
-def test_drill_all_webs_down_gives_a_quick_503(lab: Lab) -> None:
+def test_drill_all_webs_down_gives_a_quick_503(lab: NamespaceLab) -> None:
     _run(lab, "all-webs-down")
 
 
-def test_drill_web_hard_failure_costs_few_requests_and_the_node_returns(lab: Lab) -> None:
+def test_drill_web_hard_failure_costs_few_requests_and_the_node_returns(lab: NamespaceLab) -> None:
     result = _run(lab, "web-hard-failure")
     assert result.figures["answered_at_the_end_by"] == ["web-1"]
 
 
-def test_drill_partition_heals_to_one_owner_and_the_edge_follows(lab: Lab) -> None:
+def test_drill_partition_heals_to_one_owner_and_the_edge_follows(lab: NamespaceLab) -> None:
     """The VIP holder has the higher priority here (lb-1, before any failover): the case where
     the backup's gratuitous ARPs during the cut leave the edge pointing at the loser."""
     assert lab.vip_holders() == [lab.lb_names[0]]
@@ -113,7 +113,7 @@ def test_drill_partition_heals_to_one_owner_and_the_edge_follows(lab: Lab) -> No
     assert result.figures["owner_after_heal"] == [lab.lb_names[0]]
 
 
-def test_drill_lb_hard_failure_and_return(lab: Lab) -> None:
+def test_drill_lb_hard_failure_and_return(lab: NamespaceLab) -> None:
     """The peer takes over and keeps the VIP when the old master returns (nopreempt), and it
     presents the same certificate: clients pinning it see no change on failover."""
     holder, certificate = lab.vip_holders(), _vip_certificate(lab)
@@ -130,7 +130,7 @@ def _fails(ns: str, ip: str, port: int, tls: bool) -> bool:
     return False
 
 
-def test_edge_rules_only_the_public_ip_reaches_the_lab(lab: Lab) -> None:
+def test_edge_rules_only_the_public_ip_reaches_the_lab(lab: NamespaceLab) -> None:
     """From the client: the public IP answers; a web node, an LB's own address and the VIP
     itself do not (the client routes them all to the edge, whose forward chain drops them)."""
     client = lab.ns("client")
@@ -145,7 +145,7 @@ def test_edge_rules_only_the_public_ip_reaches_the_lab(lab: Lab) -> None:
     assert _fails(client, str(lab.spec.public_address), 8000, False)
 
 
-def test_web_nodes_accept_http_only_from_the_lbs(lab: Lab) -> None:
+def test_web_nodes_accept_http_only_from_the_lbs(lab: NamespaceLab) -> None:
     web = lab.spec.hosts_with_role(Role.WEB)[0]
     ip = str(web.leg(ZoneName.INTERNAL).address)
     lb = lab.lb_names[-1]
@@ -155,13 +155,13 @@ def test_web_nodes_accept_http_only_from_the_lbs(lab: Lab) -> None:
     assert _fails(lab.ns(other), ip, 80, False), "a web node reached another web node"
 
 
-def _listening(lab: Lab, host: str) -> set[str]:
+def _listening(lab: NamespaceLab, host: str) -> set[str]:
     """Every listening TCP and UDP socket of a host, as "tcp 10.0.1.100:443"."""
     lines = _in(lab, host, "ss", "--no-header", "--listening", "--tcp", "--udp", "--numeric")
     return {f"{cols[0]} {cols[4]}" for cols in (line.split() for line in lines.splitlines())}
 
 
-def test_only_the_designed_services_listen(lab: Lab) -> None:
+def test_only_the_designed_services_listen(lab: NamespaceLab) -> None:
     """LBs: the service on the VIP and nothing else (no stats port; the admin socket is a unix
     socket). Web nodes: nginx on the internal address, the app on loopback only."""
     vip = lab.spec.vip_address
@@ -172,7 +172,7 @@ def test_only_the_designed_services_listen(lab: Lab) -> None:
         assert _listening(lab, web.name) == {f"tcp {own}:80", f"tcp 127.0.0.1:{APP.port}"}
 
 
-def _rogue_adverts(lab: Lab, target: str, priority: int, count: int) -> str:
+def _rogue_adverts(lab: NamespaceLab, target: str, priority: int, count: int) -> str:
     """VRRP adverts from the edge's DMZ address to ``target``, one per advert interval, claiming
     the VIP; returns what the target's Keepalived logged meanwhile."""
     rogue = lab.spec.zones[ZoneName.DMZ].gateway_ip
@@ -195,7 +195,7 @@ def _rogue_adverts(lab: Lab, target: str, priority: int, count: int) -> str:
         return handle.read().decode(errors="replace")
 
 
-def test_vrrp_from_anyone_but_the_peer_is_dropped_then_ignored(lab: Lab) -> None:
+def test_vrrp_from_anyone_but_the_peer_is_dropped_then_ignored(lab: NamespaceLab) -> None:
     """A rogue router on the DMZ claims the VIP with priority 255, at the advert rate for 20
     intervals: the master's host firewall drops it all, nothing reaches Keepalived, the VIP stays.
 
@@ -222,6 +222,6 @@ def test_vrrp_from_anyone_but_the_peer_is_dropped_then_ignored(lab: Lab) -> None
     assert lab.vip_holders() == [master]
 
 
-def test_second_up_is_refused(lab: Lab) -> None:
+def test_second_up_is_refused(lab: NamespaceLab) -> None:
     with pytest.raises(LabError, match="down"):
-        Lab.create(STACK).up(lambda _m: None)
+        NamespaceLab.create(STACK).up(lambda _m: None)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from halab.lab.lab import Lab
+from halab.lab.lab import NamespaceLab
 from halab.stackconfig import REPO_ROOT
 from tests.halab.lab.running import passing_drills, running_lab
 
@@ -23,13 +23,13 @@ REPORTS = REPO_ROOT / "reports" / "test-lab-fast-detection"
 
 
 @pytest.fixture(scope="module")
-def fast_lab() -> Iterator[Lab]:
+def fast_lab() -> Iterator[NamespaceLab]:
     """The dev lab with vrrpFastDetection on, up for the module, checked gone afterwards."""
     with running_lab(STACK, {"vrrpFastDetection": True}) as lab:
         yield lab
 
 
-def test_the_rendered_keepalived_runs_bfd_to_the_peer(fast_lab: Lab) -> None:
+def test_the_rendered_keepalived_runs_bfd_to_the_peer(fast_lab: NamespaceLab) -> None:
     for lb in fast_lab.lbs:
         log = (fast_lab.logdir(lb.name) / "keepalived.log").read_text(encoding="utf-8")
         assert "Starting BFD child process" in log
@@ -41,5 +41,5 @@ def test_the_rendered_keepalived_runs_bfd_to_the_peer(fast_lab: Lab) -> None:
 
 
 @pytest.mark.parametrize("names", [("lb-hard-failure", "master-returns"), ("bfd-loss",)])
-def test_drills_pass_with_fast_detection(fast_lab: Lab, names: tuple[str, ...]) -> None:
+def test_drills_pass_with_fast_detection(fast_lab: NamespaceLab, names: tuple[str, ...]) -> None:
     passing_drills(fast_lab, names, REPORTS)
