@@ -6,8 +6,11 @@ every address, MAC, interface name, VRRP priority and firewall rule. The rendere
 the local namespace lab and the tests use exactly what ``pulumi up`` deploys.
 """
 
+import fcntl
 import os
+import time
 from pathlib import Path
+from typing import IO, Any
 
 PROJECT = "ha-web-lab"
 
@@ -30,3 +33,19 @@ def state_root() -> Path:
         return Path(explicit)
     xdg = os.environ.get("XDG_STATE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".local" / "state") / PROJECT
+
+
+def flock_within(handle: IO[Any], timeout: float) -> bool:
+    """Take an exclusive lock on an open file within ``timeout`` s; False when it stays held.
+    Python opens files close-on-exec, so no child ever inherits the lock."""
+    deadline = time.monotonic() + timeout
+    for _ in range(int(timeout / 0.2) + 2):
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+        else:
+            return True
+    return False

@@ -48,7 +48,6 @@ import fnmatch
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -57,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from halab import state_root
+from halab import flock_within, state_root
 from halab.lab import netns, procs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -268,18 +267,7 @@ def running(p: Paths) -> bool:
 def end(targets: Sequence[tuple[int, int]]) -> None:
     """SIGTERM, wait up to :data:`STOP_TIMEOUT` s, then SIGKILL and wait :data:`KILL_TIMEOUT` s
     more; every signal by PID and start time."""
-    if not targets:
-        return
-    for pid, start in targets:
-        procs.signal_pid(pid, start, signal.SIGTERM)
-    left = set(procs.wait_gone(targets, STOP_TIMEOUT))
-    if not left:
-        return
-    say(f"still running after {STOP_TIMEOUT:.0f}s, sending KILL: {' '.join(map(str, left))}")
-    stubborn = [(pid, start) for pid, start in targets if pid in left]
-    for pid, start in stubborn:
-        procs.signal_pid(pid, start, signal.SIGKILL)
-    for pid in procs.wait_gone(stubborn, KILL_TIMEOUT):
+    for pid in procs.end(targets, STOP_TIMEOUT, KILL_TIMEOUT, say):
         say(f"PID {pid} did not end")
 
 
@@ -317,28 +305,13 @@ def _tail(path: Path, lines: int) -> None:
             print(line, file=sys.stderr)
 
 
-def _flock(handle: Any, timeout: float) -> bool:
-    """Take an exclusive lock on an open file within ``timeout`` s; False when it stays held."""
-    deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / 0.2) + 2):
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.2)
-        else:
-            return True
-    return False
-
-
 @contextlib.contextmanager
 def _locked(p: Paths) -> Iterator[None]:
     """One start or stop at a time per folder. Python opens files close-on-exec, so the
     daemons never inherit the lock."""
     p.base.mkdir(parents=True, exist_ok=True)
     with p.lock.open("w") as handle:
-        if not _flock(handle, LOCK_TIMEOUT):
+        if not flock_within(handle, LOCK_TIMEOUT):
             raise LibvirtdError(f"another start/stop holds {p.lock}")
         try:
             yield

@@ -32,7 +32,8 @@ from typing import Any
 from halab.drills import lb, load, registry, report
 from halab.drills.core import Bounds, DrillResult, DrillRun
 from halab.drills.probe import ProbeConfig
-from halab.lab.lab import NamespaceLab, signals_raise
+from halab.lab.lab import NamespaceLab
+from halab.lab.procs import signals_raise
 from halab.lab.state import LabState
 from halab.lab.throughput import throughput
 from halab.stackconfig import REPO_ROOT

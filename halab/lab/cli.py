@@ -29,7 +29,8 @@ def _progress(msg: str) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from halab.lab.lab import LabError, NamespaceLab, signals_raise
+    from halab.lab.lab import LabError, NamespaceLab
+    from halab.lab.procs import signals_raise
 
     _need_root()
     try:
@@ -94,7 +95,8 @@ def _drill(args: argparse.Namespace) -> int:
     from halab.drills import registry, report
     from halab.drills.core import DrillResult
     from halab.drills.probe import ProbeConfig
-    from halab.lab.lab import LabError, NamespaceLab, signals_raise
+    from halab.lab.lab import LabError, NamespaceLab
+    from halab.lab.procs import signals_raise
     from halab.lab.state import LabState
 
     _need_root()

@@ -820,25 +820,4 @@ def http_get(
     return int(parts[1]), body.decode(errors="replace")
 
 
-@contextlib.contextmanager
-def signals_raise() -> Iterator[None]:
-    """Turn SIGTERM/SIGHUP into KeyboardInterrupt for the block, so cleanup code runs."""
-
-    owner = os.getpid()
-
-    def handler(signum: int, _frame: Any) -> None:
-        if os.getpid() != owner:
-            # A forked helper (pyroute2 forks to open sockets in a namespace and stops the
-            # child with SIGTERM) inherits this handler: it must just exit, never run our cleanup.
-            os._exit(128 + signum)
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
 __all__ = ["LabError", "NamespaceLab", "ZoneName", "http_get", "lab_spec", "missing_packages"]

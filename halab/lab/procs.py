@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,51 @@ def wait_gone(targets: Sequence[tuple[int, int]], timeout: float) -> list[int]:
             break
         time.sleep(0.005)
     return [p for p, _ in left]
+
+
+def end(
+    targets: Sequence[tuple[int, int]],
+    term_timeout: float,
+    kill_timeout: float,
+    say: Callable[[str], None] | None = None,
+) -> list[int]:
+    """SIGTERM, wait up to ``term_timeout`` s, then SIGKILL what is left and wait
+    ``kill_timeout`` s more; every signal by PID and start time. Returns the PIDs still alive
+    (empty on success); ``say`` hears when KILL is needed."""
+    if not targets:
+        return []
+    for pid, start in targets:
+        signal_pid(pid, start, signal.SIGTERM)
+    left = set(wait_gone(targets, term_timeout))
+    if not left:
+        return []
+    if say is not None:
+        say(f"still running after {term_timeout:.0f}s, sending KILL: {' '.join(map(str, left))}")
+    stubborn = [(pid, start) for pid, start in targets if pid in left]
+    for pid, start in stubborn:
+        signal_pid(pid, start, signal.SIGKILL)
+    return wait_gone(stubborn, kill_timeout)
+
+
+@contextlib.contextmanager
+def signals_raise() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP into KeyboardInterrupt for the block, so cleanup code runs."""
+
+    owner = os.getpid()
+
+    def handler(signum: int, _frame: Any) -> None:
+        if os.getpid() != owner:
+            # A forked helper (pyroute2 forks to open sockets in a namespace and stops the
+            # child with SIGTERM) inherits this handler: it must just exit, never run our cleanup.
+            os._exit(128 + signum)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def with_descendants(targets: Sequence[tuple[int, int]]) -> dict[int, int]:

@@ -54,3 +54,25 @@ def test_comm_is_the_name_a_process_runs_under_through_a_link(tmp_path: Path) ->
         child.kill()
         child.wait(timeout=10)
     assert procs.comm(child.pid, start) is None
+
+
+def test_end_terms_then_kills_only_what_ignores_term() -> None:
+    polite = subprocess.Popen(["sleep", "30"])
+    # Ignores TERM: only the KILL after the wait ends it. It says "ready" once the handler is set.
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+         "signal.SIG_IGN); print('ready', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert stubborn.stdout is not None and stubborn.stdout.readline() == "ready\n"
+        targets = [(p.pid, procs.starttime(p.pid)) for p in (polite, stubborn)]
+        said: list[str] = []
+        assert procs.end(targets, 0.5, 5.0, said.append) == []
+        assert not any(procs.alive(pid, start) for pid, start in targets)
+        assert said == [f"still running after 0s, sending KILL: {stubborn.pid}"]
+        assert procs.end([], 0.5, 5.0) == []
+    finally:
+        for child in (polite, stubborn):
+            child.kill()
+            child.wait(timeout=10)
