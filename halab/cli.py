@@ -1,5 +1,5 @@
 """The command line: ``render`` works anywhere; ``lab``, ``bench`` and ``libvirtd`` need root
-(namespaces)."""
+(namespaces), and so does ``image`` when it builds."""
 
 from __future__ import annotations
 
@@ -125,11 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         add_lab_commands(sub)
     from halab.e2e.cli import add_check_command
     from halab.e2e.reclaim import add_reclaim_command
+    from halab.image import add_image_command
     from halab.libvirtd import add_libvirtd_command
 
     add_check_command(sub)
     add_reclaim_command(sub)
     add_libvirtd_command(sub)
+    add_image_command(sub)
     return parser
 
 
