@@ -8,7 +8,8 @@ the image build and the tests read it here, so a package, a file or a daemon of 
 change in one place.
 
 Pure standard library on purpose: ``python3 -m halab.roles packages`` runs before the project's
-virtualenv exists (the image build asks it for the packages every role needs).
+virtualenv exists, and the image build (:mod:`halab.image`, standard library too) reads the
+packages every role needs from :func:`all_packages`.
 """
 
 from __future__ import annotations

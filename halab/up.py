@@ -9,7 +9,7 @@ that may not run guests. What they have, they keep by config; what they lack, th
 - **domain type**: the stack's ``domainType`` when set; else, for a libvirtd on this machine,
   what a tiny guest says (:mod:`halab.kvm`): KVM only when guest code really runs on it.
 - **image**: the stack's ``baseImage`` when set; else the project's image
-  (``scripts/build-image.sh``, cached), booted by its own kernel.
+  (:mod:`halab.image`, cached), booted by its own kernel.
 - **SSH**: your key (``~/.ssh/id_ed25519``, or ``HA_WEB_LAB_SSH_KEY``), or one made for the lab.
 
 Then ``pulumi up`` (inside the libvirtd's namespace when it is the project's, where the lab's
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from halab import PROJECT, kvm, libvirtd
+from halab import PROJECT, image, kvm, libvirtd
 from halab.errors import ConfigError
 from halab.spec import LabSpec
 from halab.stackconfig import stack_file_keys
@@ -217,11 +217,12 @@ def project_image() -> tuple[str, str, str]:
     """The project's image (built once, then cached): disk, kernel, initrd."""
     say("the project's image: building it unless cached (about 2 minutes from empty caches)")
     t0 = time.monotonic()
-    lines = _run([str(SCRIPTS / "build-image.sh")], progress=True, timeout=3600).split()
-    if len(lines) != 3:
-        raise UpError("scripts/build-image.sh printed no disk/kernel/initrd paths")
-    say(f"image ready in {time.monotonic() - t0:.0f} s: {lines[0]}")
-    return lines[0], lines[1], lines[2]
+    try:
+        disk, kernel, initrd = image.ensure()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:  # image.ImageError too
+        raise UpError(f"the project's image: {exc}") from None
+    say(f"image ready in {time.monotonic() - t0:.0f} s: {disk}")
+    return str(disk), str(kernel), str(initrd)
 
 
 def ensure_ssh_key(stack: Stack, config: Mapping[str, Any]) -> Path:

@@ -20,8 +20,8 @@ export PATH=$PATH:/usr/sbin:/sbin
 scripts/build-engine.sh >/dev/null
 # shellcheck source=scripts/engine-env.sh
 source scripts/engine-env.sh
-mapfile -t image < <(scripts/build-image.sh)
-((${#image[@]} == 3)) || { say "scripts/build-image.sh printed no disk/kernel/initrd paths"; exit 1; }
+mapfile -t image < <(venv/bin/python -m halab image)
+((${#image[@]} == 3)) || { say "python -m halab image printed no disk/kernel/initrd paths"; exit 1; }
 
 libvirtd() { venv/bin/python -m halab libvirtd "$@"; }
 ours=0

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from halab import image
 from halab.render import TEMPLATE_DIR, render_all
 from halab.roles import COMMON_FILES, ROLES, Role, all_packages, lab_binaries, packages
 from halab.spec import load_spec
@@ -37,15 +38,15 @@ def test_a_host_gets_exactly_its_roles_files_and_packages() -> None:
 
 
 def test_the_package_list_is_one_list() -> None:
-    """The image build asks the roles for its packages (with the system Python: it may run
-    before the virtualenv exists, so no site-packages here), and this machine has each one,
-    since the namespace lab runs every role's daemons here."""
+    """The image build takes every role's packages from here, the roles' command line prints
+    the same (with the system Python: it runs before the virtualenv exists, so no site-packages
+    here), and this machine has each one, since the namespace lab runs every role's daemons."""
     listed = subprocess.run(
         [sys.executable, "-S", "-m", "halab.roles", "packages"],
         cwd=REPO, capture_output=True, text=True, timeout=30, check=True,
     ).stdout.split()  # fmt: skip
     assert listed == list(all_packages())
-    assert "python3 -m halab.roles packages" in (REPO / "scripts/build-image.sh").read_text()
+    assert image.packages() == (*image.SYSTEM_PACKAGES, *all_packages())
     apt = (REPO / "scripts/apt-packages.txt").read_text(encoding="utf-8")
     installed = {line.split("#")[0].strip() for line in apt.splitlines()} - {""}
     assert set(all_packages()) <= installed

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pytest import MonkeyPatch
 
-from halab import kvm, libvirtd, up
+from halab import image, kvm, libvirtd, up
 
 OWN = "qemu:///system?socket=/root/.local/state/ha-web-lab/libvirtd/run/libvirt-sock"
 
@@ -113,6 +113,25 @@ def test_a_missing_local_image_is_one_line(tmp_path: Path, monkeypatch: MonkeyPa
     monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(up.UpError, match="apt-get install genisoimage"):
         up.check_tools({})
+
+
+def test_the_projects_image_comes_from_halab_image_and_its_refusal_is_one_line(
+    monkeypatch: MonkeyPatch,
+) -> None:
+    built = (
+        Path("/c/image/k/disk.qcow2"),
+        Path("/c/image/k/vmlinuz"),
+        Path("/c/image/k/initrd.img"),
+    )
+    monkeypatch.setattr(image, "ensure", lambda: built)
+    assert up.project_image() == tuple(map(str, built))
+
+    def refuse() -> None:
+        raise image.ImageError("run as root (mmdebstrap's root mode keeps file owners)")
+
+    monkeypatch.setattr(image, "ensure", refuse)
+    with pytest.raises(up.UpError, match=r"^the project's image: run as root \(mmdebstrap"):
+        up.project_image()
 
 
 def test_a_secret_goes_on_stdin_and_a_value_after_double_dash(monkeypatch: MonkeyPatch) -> None:
