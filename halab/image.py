@@ -542,7 +542,7 @@ def _command(args: argparse.Namespace) -> int:
         say(str(exc))
         return 1
     except KeyboardInterrupt:
-        say("interrupted; nothing of the build is left")
+        say("interrupted")
         return 130
     print("\n".join(map(str, paths)))
     return 0

@@ -257,10 +257,10 @@ def check_tools(config: Mapping[str, Any]) -> None:
             "the libvirt provider makes cloud-init disks with mkisofs: apt-get install "
             "genisoimage (make bootstrap does)"
         )
-    image = str(config.get("baseImage", {}).get("value") or "")
-    if image and "://" not in image and not Path(image).is_file():
+    base = str(config.get("baseImage", {}).get("value") or "")
+    if base and "://" not in base and not Path(base).is_file():
         raise UpError(
-            f"baseImage {image}: no such file; set another with `pulumi config set baseImage "
+            f"baseImage {base}: no such file; set another with `pulumi config set baseImage "
             "PATH`, or `pulumi config rm baseImage` for the project's image"
         )
 
