@@ -7,16 +7,13 @@ gets and what its readiness gate checks. The spec, the renderer, the namespace l
 the image build and the tests read it here, so a package, a file or a daemon of a role is a
 change in one place.
 
-Pure standard library on purpose: ``python3 -m halab.roles packages`` runs before the project's
-virtualenv exists, and the image build (:mod:`halab.image`, standard library too) reads the
-packages every role needs from :func:`all_packages`.
+Pure standard library on purpose: the image build (:mod:`halab.image`, standard library too)
+reads the packages every role needs from :func:`all_packages`, and runs before the project's
+virtualenv exists.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -261,19 +258,3 @@ def all_packages() -> tuple[str, ...]:
 def lab_binaries() -> dict[str, str]:
     """Binary -> Debian package of every daemon the namespace lab runs, over all roles."""
     return {d.binary: d.package for role in ROLES.values() for d in role.daemons}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python3 -m halab.roles packages [ROLE]``: the packages, one a line."""
-    parser = argparse.ArgumentParser(prog="python3 -m halab.roles", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    wanted = sub.add_parser("packages", help="Debian packages of one role, or of every role")
-    wanted.add_argument("role", nargs="?", choices=[r.value for r in Role])
-    args = parser.parse_args(argv)
-    names = packages(Role(args.role)) if args.role else all_packages()
-    sys.stdout.write("".join(f"{name}\n" for name in names))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
