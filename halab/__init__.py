@@ -1,9 +1,17 @@
-"""ha-web-lab: the pure-Python heart of the lab.
+"""ha-web-lab: the pure-Python heart of the lab, in the order the data flows.
 
-The spec (``halab.spec``) is the one source of truth: it validates a stack's config and computes
-every address, MAC, interface name, VRRP priority and firewall rule. The renderer
-(``halab.render``) turns a spec into per-host files. Neither imports Pulumi, so the render command,
-the local namespace lab and the tests use exactly what ``pulumi up`` deploys.
+- ``halab.spec`` and its sections (``halab.sections``): the one source of truth; it validates a
+  stack's config and computes every address, MAC, interface name, VRRP priority and firewall
+  rule;
+- ``halab.roles``: what each kind of host is (legs, packages, files, daemons, checks);
+- ``halab.render``: spec and roles -> every host's files;
+- the namespace lab (``halab.lab``) and a deployed lab of VMs (``halab.e2e``), two targets of
+  the drills (``halab.drills``);
+- around them: ``make up``/``make down`` (``halab.up``), the project's libvirtd
+  (``halab.libvirtd``) and image (``halab.image``), ``make fresh-test`` (``halab.fresh``).
+
+Nothing here imports Pulumi but the e2e run, so the render command, the namespace lab and the
+tests use exactly what ``pulumi up`` deploys.
 """
 
 import fcntl
