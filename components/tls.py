@@ -1,4 +1,4 @@
-"""The one certificate both LBs serve on 443, so a failover never changes what clients see."""
+"""The one certificate every LB serves on 443, so a failover never changes what clients see."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ def partition(run: DrillRun) -> DrillResult:
     target, stack, bounds, probe = run.target, run.stack, run.bounds, run.probe
     result = new_result("partition", "VRRP partition between the LBs, then healed", target, stack)
     # Long enough for the backup's master-down timer (at most 4 adverts) to expire: the cut must
-    # really split the pair, also with the tutorial's 1 s adverts.
+    # really split the group, also with the tutorial's 1 s adverts.
     cut_s = max(3.0, 4 * advert_s(target) + 1.0)
     rec = Recorder(target, probe)
     with rec.observing(cut_s + bounds.max_heal_s + 15.0) as (watcher, samples):
