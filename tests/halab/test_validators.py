@@ -326,8 +326,8 @@ TEMPLATE_BREAKS = [
         "Bad configuration option: PermitRootLogn", id="sshd",
     ),
     pytest.param(
-        "fastapi", "web-1", "app.py.j2", '@app.get("{{ spec.haproxy.health_check_path }}")',
-        '@app.post("{{ spec.haproxy.health_check_path }}")', "GET /healthz -> 405", id="fastapi",
+        "fastapi", "web-1", "app.py.j2", '@app.get("{{ haproxy.health_check_path }}")',
+        '@app.post("{{ haproxy.health_check_path }}")', "GET /healthz -> 405", id="fastapi",
     ),
 ]  # fmt: skip
 
