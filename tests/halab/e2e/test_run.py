@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pulumi import automation as auto
 from pulumi.automation._cmd import CommandResult
 from pytest import MonkeyPatch
@@ -190,3 +191,43 @@ def test_fast_detection_sweep_sets_each_variant_then_the_stacks_own_values(
     assert [r["variant"] for r in rows] == ["fast detection off", "BFD 100 ms", "BFD 50 ms"]
     assert rows[1]["hard_failure_outage_s"] == 0.04
     assert "BFD 50 ms" in (tmp_path / "fast-detection-sweep.txt").read_text()
+
+
+def _refreshing(outcomes: list[BaseException | None]) -> tuple[run.E2eRun, list[str]]:
+    """An E2eRun whose operations fail or pass in the given order, and the kinds it ran."""
+    e2e = run.E2eRun.__new__(run.E2eRun)
+    e2e.timings = Timings()
+    ran: list[str] = []
+
+    def operation(kind: str, **_kwargs: Any) -> None:
+        ran.append(kind)
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+    e2e.operation = operation  # type: ignore[method-assign,assignment]
+    return e2e, ran
+
+
+def test_a_refresh_that_read_a_seed_iso_cut_short_runs_once_more_and_says_so() -> None:
+    cut = _command_error(
+        "  libvirt:index:CloudInitDisk (lab-web-web-1-seed):\n"
+        "    error: sdk-v2/provider2.go:515: sdk.helper_schema: error while retrieving remote "
+        "ISO: error initializing ISO reader: corrupted-image: EOF\n"
+    )
+    e2e, ran = _refreshing([cut, None])
+    e2e.refresh()
+    assert ran == ["refresh", "refresh"]
+    (row,) = e2e.timings.steps
+    assert (
+        row.result == "info" and "cut short" in row.name and "corrupted-image" in str(row.figures)
+    )
+    # Never more than once, and never for another error.
+    e2e, ran = _refreshing([cut, cut])
+    with pytest.raises(auto.CommandError):
+        e2e.refresh()
+    assert ran == ["refresh", "refresh"]
+    e2e, ran = _refreshing([_command_error("    error: something else\n")])
+    with pytest.raises(auto.CommandError):
+        e2e.refresh()
+    assert ran == ["refresh"] and not e2e.timings.steps
