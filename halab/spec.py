@@ -61,29 +61,27 @@ class NetworkMode(StrEnum):
     BRIDGE = "bridge"
 
 
-#: Legs (zones) each role has, the first where its default route points (halab.roles).
-ROLE_LEGS: dict[Role, tuple[ZoneName, ...]] = {r: d.legs for r, d in ROLES.items()}
 VIP_OFFSET = 100
 PUBLIC_IP_OFFSET = 10
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 IFNAME = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
-#: Keys whose values are Pulumi secrets. The spec only learns whether they are set.
 #: FortiOS limits the provider enforces (terraform-provider-fortios 1.20.0, the one pulumiverse
-#: fortios 0.0.6 wraps): name lengths per object kind, and the largest policy id.
+#: fortios 0.0.6 wraps): name lengths per object kind (the largest policy id: halab.sections).
 FORTIOS_NAME_LIMITS = {"vip": 79, "vip group": 79, "policy": 35, "service": 79, "address": 79}
 #: The preferred master's priority while BFD says its peer is down (fast detection); every LB is
 #: lifted by the same amount, so their order never changes. The master-down timer is adverts x
 #: interval + (256 - priority)/256 of an interval: the higher the lift, the sooner a backup takes
 #: over once BFD is down, and the less a lifted backup tolerates a late advert. BFD goes down
 #: falsely too (Keepalived 2.2.7 expires a session that has just come up: see
-#: VRRP_STARTUP_DELAY_S); at 254 (0.3 ms of margin at 40 ms adverts) a returning LB, lifted
-#: by such a bounce, took the VIP from a live master in the lab. 230 leaves 26/256 of an
-#: interval (4 ms at 40 ms adverts) and costs as much on a takeover.
+#: halab.sections.VRRP_STARTUP_DELAY_S); at 254 (0.3 ms of margin at 40 ms adverts) a
+#: returning LB, lifted by such a bounce, took the VIP from a live master in the lab. 230
+#: leaves 26/256 of an interval (4 ms at 40 ms adverts) and costs as much on a takeover.
 BFD_DOWN_PRIORITY = 230
 #: FortiOS predefined services for the ports the lab forwards; others get a custom service.
 FORTIOS_PREDEFINED_SERVICES = {80: "HTTP", 443: "HTTPS"}
 
+#: Keys whose values are Pulumi secrets. The spec only learns whether they are set.
 SECRET_KEYS = ("fortigateToken", "tlsCertificate", "tlsPrivateKey", "sshPrivateKey")
 
 
@@ -343,7 +341,7 @@ class LabSpec(_Model):
             if host.name in names:
                 raise TopologyError(f"hosts[{i}].name", host.name, "used twice")
             names.add(host.name)
-            legs = ROLE_LEGS[host.role]
+            legs = ROLES[host.role].legs
             for zone, ip in host.addresses.items():
                 key = f"hosts[{i}].addresses.{zone.value}"
                 if zone not in legs:
@@ -574,7 +572,7 @@ class LabSpec(_Model):
         resolved: list[ResolvedHost] = []
         for index, (name, role, host) in enumerate(plan):
             legs: list[Leg] = []
-            for zone_name in ROLE_LEGS[role]:
+            for zone_name in ROLES[role].legs:
                 zone = self.zones[zone_name]
                 address = self._leg_address(role, zone_name, host, counters)
                 _check_in_zone(self._leg_key(index, role, zone_name), address, zone.cidr)
@@ -587,18 +585,18 @@ class LabSpec(_Model):
                         network=zone.cidr,
                     )
                 )
-            gateway = self.zones[ROLE_LEGS[role][0]].gateway_ip
+            gateway = self.zones[ROLES[role].legs[0]].gateway_ip
             if role is Role.EDGE:
                 gateway = self.zones[ZoneName.PUBLIC].gateway_ip
             # libvirt's dnsmasq answers on-link on its own bridges, so no route is needed for DNS.
             dns = tuple(
                 ip
-                for z in ROLE_LEGS[role][:2]
+                for z in ROLES[role].legs[:2]
                 if _provides_dns(self.zones[z]) and (ip := self.zones[z].host_ip) is not None
             )[:1]
             ssh_sources = tuple(
                 ip
-                for z in ROLE_LEGS[role]
+                for z in ROLES[role].legs
                 if (ip := self.zones[z].host_ip) is not None
                 and not (role is Role.EDGE and z is ZoneName.DMZ)
             )

@@ -249,7 +249,7 @@ def crash_the_master(target: DrillTarget) -> str:
     """Crash whichever LB holds the VIP (the preferred master if none does) and wait until a
     backup could have taken over; its name."""
     with VipWatcher(target) as watcher:
-        master = watcher.holders[0] if watcher.holders else target.lb_names[0]
+        master, _backups = master_and_backups(target, watcher.holders)
     target.crash_host(master)
     time.sleep(max(1.0, 5 * advert_s(target)))
     return master

@@ -206,10 +206,6 @@ class NamespaceLab(SpecDrillTarget):
         name = host.name
         return Place(host, self.tree(name), self.logdir(name), self.ns(name), self.target(name))
 
-    def binds(self, host: ResolvedHost) -> list[tuple[str, str]]:
-        """Bind mounts that put a host's tree at the real paths (directories only)."""
-        return recipes.binds(self.place(host))
-
     # ---- daemons ---------------------------------------------------------------------------
 
     def daemons(self, host: ResolvedHost) -> list[Recipe]:
