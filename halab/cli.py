@@ -39,7 +39,7 @@ def _picture(args: argparse.Namespace) -> int:
     out = Path(args.out or f"reports/{args.stack}")
     holder = args.vip_holder
     if args.ask and holder is None:
-        from halab.e2e.cli import default_key
+        from halab.e2e.check import default_key
         from halab.e2e.vmlab import vip_holder
 
         key = Path(args.ssh_key) if args.ssh_key else default_key()
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_lab_commands(sub)
-    from halab.e2e.cli import add_check_command
+    from halab.e2e.check import add_check_command
     from halab.e2e.reclaim import add_reclaim_command
     from halab.image import add_image_command
     from halab.libvirtd import add_libvirtd_command

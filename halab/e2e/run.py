@@ -51,7 +51,7 @@ from pulumi import automation as auto
 from halab import PROJECT
 from halab.drills import analysis
 from halab.drills.probe import ProbeConfig, Sample, write_samples
-from halab.e2e import cli as check_cli
+from halab.e2e.check import check_args, run_check
 from halab.e2e.parse import PlanCheck, check_steps
 from halab.e2e.reclaim import Virsh, reclaim
 from halab.e2e.vmlab import E2eError, VmLab
@@ -391,12 +391,12 @@ class E2eRun:
             }),
             encoding="utf-8",
         )  # fmt: skip
-        argv = ["--project-dir", str(self.project), "check", "--stack", STACK,
-                "--pulumi-config", str(config), "--ssh-key", str(self.key), "--netns", "",
-                "--out", str(self.reports), "--steps", steps, "--seed", "8"]  # fmt: skip
+        argv = ["--stack", STACK, "--pulumi-config", str(config), "--ssh-key", str(self.key),
+                "--netns", "", "--out", str(self.reports), "--steps", steps,
+                "--seed", "8"]  # fmt: skip
         if tag:
             argv += ["--tag", tag]
-        if check_cli.main(argv) != 0:
+        if run_check(check_args(argv, self.project)) != 0:
             raise StepFailedError(f"the drill ({steps}) failed; see {self.reports}")
 
     @contextlib.contextmanager
