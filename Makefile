@@ -43,7 +43,7 @@ lab-down: ## remove a namespace lab left running
 	venv/bin/python -m halab lab down --stack $(LAB_STACK)
 
 engine: ## build the Pulumi CLI from Go modules (cached); install the registry's plugins from the local mirror
-	scripts/build-engine.sh
+	python3 -m halab.engine
 
 libvirtd-start: bootstrap ## start the project's own libvirtd in a network namespace (for preview/e2e)
 	venv/bin/python -m halab libvirtd start
@@ -52,7 +52,7 @@ libvirtd-stop: bootstrap ## stop it and remove everything it made
 	venv/bin/python -m halab libvirtd stop
 
 preview: bootstrap ## pulumi preview of STACK with the local backend
-	scripts/pulumi.sh $(DEPLOY_STACK) preview
+	venv/bin/python -m halab pulumi $(DEPLOY_STACK) preview
 
 destroy: down ## the same as `make down`
 
@@ -63,4 +63,4 @@ bench: bootstrap ## the failover benchmark in namespaces (tutorial baseline and 
 	venv/bin/python scripts/benchmark.py
 
 e2e: bootstrap ## real VMs on the local libvirtd, real plugins: up, no-diff, drill, scale out, replace, drift, interrupt, destroy
-	scripts/e2e.sh
+	venv/bin/python -m halab e2e

@@ -7,8 +7,10 @@
 - ``halab.render``: spec and roles -> every host's files;
 - the namespace lab (``halab.lab``) and a deployed lab of VMs (``halab.e2e``), two targets of
   the drills (``halab.drills``);
-- around them: ``make up``/``make down`` (``halab.up``), the project's libvirtd
-  (``halab.libvirtd``) and image (``halab.image``), ``make fresh-test`` (``halab.fresh``).
+- around them: ``make up``/``make down`` (``halab.up``), the Pulumi engine and the environment
+  of every Pulumi run (``halab.engine``), the project's libvirtd (``halab.libvirtd``) and image
+  (``halab.image``, its Debian mirror from ``halab.debian``), ``make fresh-test``
+  (``halab.fresh``).
 
 Nothing here imports Pulumi but the e2e run, so the render command, the namespace lab and the
 tests use exactly what ``pulumi up`` deploys.
@@ -34,8 +36,8 @@ def cache_root() -> Path:
 
 def state_root() -> Path:
     """The project's state folder (stacks' state, their passphrase, the project's libvirtd):
-    ``$HA_WEB_LAB_STATE``, else ``$XDG_STATE_HOME/ha-web-lab``, else ``~/.local/state/ha-web-lab``
-    (``scripts/pulumi-env.sh`` has the same rule for the shell)."""
+    ``$HA_WEB_LAB_STATE``, else ``$XDG_STATE_HOME/ha-web-lab``, else
+    ``~/.local/state/ha-web-lab``."""
     explicit = os.environ.get("HA_WEB_LAB_STATE")
     if explicit:
         return Path(explicit)

@@ -59,6 +59,12 @@ def _up(args: argparse.Namespace) -> int:
     return up.main([args.command, "--stack", args.stack])
 
 
+def _pulumi(args: argparse.Namespace) -> int:
+    from halab import up
+
+    return up.exec_pulumi(args.stack, args.args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser for every subcommand (also used by the tests and the README)."""
     parser = argparse.ArgumentParser(
@@ -117,6 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--stack", default="local", help="stack name (default: local)")
         command.set_defaults(func=_up)
 
+    pulumi = sub.add_parser(
+        "pulumi",
+        help="a Pulumi command on a stack, with the project's local state and engine",
+        description="`pulumi ARGS --stack STACK` in the project folder: local file backend, "
+        "passphrase file, the built CLI and the mirror's plugins when there is no CLI on PATH. "
+        "E.g. `python -m halab pulumi local preview`.",
+    )
+    pulumi.add_argument("stack", help="stack name (made when new)")
+    pulumi.add_argument("args", nargs=argparse.REMAINDER, help="the Pulumi command and its flags")
+    pulumi.set_defaults(func=_pulumi)
+
     try:
         from halab.lab.cli import add_lab_commands
     except ImportError:  # the local lab is optional for the render command
@@ -124,11 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         add_lab_commands(sub)
     from halab.e2e.check import add_check_command
+    from halab.e2e.launch import add_e2e_command
     from halab.e2e.reclaim import add_reclaim_command
     from halab.image import add_image_command
     from halab.libvirtd import add_libvirtd_command
 
     add_check_command(sub)
+    add_e2e_command(sub)
     add_reclaim_command(sub)
     add_libvirtd_command(sub)
     add_image_command(sub)

@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from halab import cache_root
+from halab import cache_root, debian
 
 REPO = Path(__file__).resolve().parents[1]
 SUITE = "bookworm"
@@ -146,12 +146,7 @@ def mirror(suite: str) -> str:
     env_key = env_key or "HA_WEB_LAB_DEBIAN_MIRROR"
     if os.environ.get(env_key):
         return os.environ[env_key]
-    found = subprocess.run(
-        [str(REPO / "scripts" / "debian-mirror.sh"), suite],
-        capture_output=True,
-        text=True,
-        check=False,  # no output is the answer "none"; the message below says what to set
-    ).stdout.strip()
+    found = debian.mirror_for(suite)
     if not found:
         raise FreshError(f"no apt source for {suite} on this machine: set {env_key}")
     return found

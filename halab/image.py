@@ -26,7 +26,7 @@ its own kernel (cmdline: root=/dev/vda rw console=ttyS0 net.ifnames=0); the root
 the whole /dev/vda (no partition table).
 
 Needs (Debian packages): mmdebstrap, e2fsprogs, qemu-utils, and a Debian mirror: the one this
-machine's apt uses for bookworm and bookworm-security (``scripts/debian-mirror.sh``), or
+machine's apt uses for bookworm and bookworm-security (:mod:`halab.debian`), or
 ``HA_WEB_LAB_DEBIAN_MIRROR`` and ``HA_WEB_LAB_DEBIAN_SECURITY_MIRROR``. Builds as root
 (mmdebstrap's root mode makes a tree with the right owners); a cached image needs no root.
 Standard library only, like :mod:`halab.roles` that it reads.

@@ -651,8 +651,8 @@ def uri(p: Paths | None = None) -> str:
     return p.uri
 
 
-def exec_in(p: Paths, argv: Sequence[str]) -> None:
-    """Replace this process with ``argv`` run inside the namespace, where the VMs' bridges are."""
+def in_netns(p: Paths, argv: Sequence[str]) -> list[str]:
+    """``argv`` run inside the namespace, where the VMs' bridges are (``ip netns exec``)."""
     if not argv:
         raise LibvirtdError("exec needs a command")
     check_paths(p)
@@ -660,8 +660,12 @@ def exec_in(p: Paths, argv: Sequence[str]) -> None:
         raise LibvirtdError(
             f"namespace {p.netns} does not exist: run `python -m halab libvirtd start`"
         )
-    env = tool_env()
-    os.execvpe("ip", ["ip", "netns", "exec", p.netns, *argv], env)  # noqa: S606
+    return ["ip", "netns", "exec", p.netns, *argv]
+
+
+def exec_in(p: Paths, argv: Sequence[str]) -> None:
+    """Replace this process with ``argv`` run inside the namespace."""
+    os.execvpe("ip", in_netns(p, argv), tool_env())  # noqa: S606
 
 
 # --- command line ---------------------------------------------------------------------------

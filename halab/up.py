@@ -16,7 +16,8 @@ Then ``pulumi up`` (inside the libvirtd's namespace when it is the project's, wh
 bridges are), the outputs, the picture of the lab, the URL and one command that reaches it from
 the user's shell. ``down`` destroys the stack, then stops the project's libvirtd if this stack
 used it. Pulumi runs as the CLI, as a user would run it, with the environment of
-``scripts/pulumi-env.sh`` (local state, passphrase file, the built engine when no CLI is on PATH).
+:func:`halab.engine.project_env` (local state, passphrase file, the built engine when no CLI is
+on PATH).
 """
 
 from __future__ import annotations
@@ -34,13 +35,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from halab import PROJECT, image, kvm, libvirtd
+from halab import PROJECT, engine, image, kvm, libvirtd
 from halab.errors import ConfigError
 from halab.spec import LabSpec
 from halab.stackconfig import stack_file_keys
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ROOT / "scripts"
 #: The network namespace of the project's libvirtd.
 NETNS = libvirtd.netns_name()
 DEFAULT_URI = "qemu:///system"
@@ -92,16 +92,15 @@ def _run(
 
 
 def pulumi_env() -> dict[str, str]:
-    """The environment ``scripts/pulumi-env.sh`` sets up, with the engine built when there is
-    no Pulumi CLI at all (the one source of these settings stays the script)."""
-    if shutil.which("pulumi") is None:
-        # It says itself whether it builds (with its estimate) or finds the CLI cached.
-        _run([str(SCRIPTS / "build-engine.sh")], progress=True, timeout=3600)
-    dump = _run(
-        ["bash", "-c", f"source {shlex.quote(str(SCRIPTS / 'pulumi-env.sh'))} >&2 && env -0"],
-        timeout=600,
-    )
-    return dict(item.split("=", 1) for item in dump.split("\0") if "=" in item)
+    """The environment of every Pulumi run here (:func:`halab.engine.project_env`), with the
+    engine built first when there is no Pulumi CLI at all."""
+    try:
+        if shutil.which("pulumi") is None:
+            # It says itself whether it builds (with its estimate) or finds the CLI cached.
+            engine.build_cli()
+        return engine.project_env()
+    except engine.EngineError as exc:
+        raise UpError(str(exc)) from exc
 
 
 @dataclass
@@ -396,6 +395,22 @@ def libvirt_objects(uri: str) -> list[str]:
         names = _run(["virsh", "-q", "-c", uri, listing, "--all", "--name"]).split()
         found += [f"{kind} {name}" for name in names]
     return found
+
+
+def exec_pulumi(stack_name: str, args: Sequence[str]) -> int:
+    """``pulumi ARGS --stack NAME`` in the project folder with the project's environment, the
+    stack made when it is new (``python -m halab pulumi``, ``make preview``). The CLI replaces
+    this process, so its exit status and its signals are the user's."""
+    try:
+        env = pulumi_env()
+        Stack(stack_name, env).cli("stack", "select", "--create")
+    except UpError as exc:
+        print(f"ha-web-lab: {exc}", file=sys.stderr)
+        return 1
+    pulumi = shutil.which("pulumi", path=env.get("PATH"))
+    assert pulumi is not None  # pulumi_env found it, or raised
+    os.chdir(ROOT)
+    os.execve(pulumi, ["pulumi", *args, "--stack", stack_name], env)  # noqa: S606 - the argv is ours, no shell
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 
 scripts/bootstrap.sh
 # The real Pulumi CLI for tests/engine (about 5 minutes from empty caches, seconds after).
-scripts/build-engine.sh
+python3 -m halab.engine
 
 echo "== ruff"
 venv/bin/ruff format --check .

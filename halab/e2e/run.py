@@ -1,8 +1,8 @@
 """``make e2e``: the whole product on real VMs, through Pulumi's Automation API, then nothing left.
 
-``scripts/e2e.sh`` builds (or reuses) the engine and the image, starts the project's libvirtd and
-runs ``python -m halab.e2e run`` inside its network namespace, where the VMs are reachable. This
-module is everything after that, on the registry's real plugins:
+:mod:`halab.e2e.launch` builds (or reuses) the engine and the image, starts the project's
+libvirtd and runs ``python -m halab.e2e run`` inside its network namespace, where the VMs are
+reachable. This module is everything after that, on the registry's real plugins:
 
 1. ``up`` of the e2e stack (lb-1, lb-2, web-1 and the Linux edge) until every gate passes, with
    each VM's time from its domain's creation to its gate passing (from the engine's events);
@@ -793,7 +793,7 @@ def run(args: argparse.Namespace) -> int:
             old.unlink()
     e2e = E2eRun(args)
     passed = False
-    # A TERM (scripts/e2e.sh forwards its own) unwinds like Ctrl-C, so the clean-up below runs.
+    # A TERM (halab.e2e.launch forwards its own) unwinds like Ctrl-C, so the clean-up below runs.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     web1 = "hosts[2]"  # Pulumi.e2e.yaml: lb-1, lb-2, web-1
     optional: list[tuple[str, Callable[[], None]]] = [
@@ -852,7 +852,7 @@ def _timed(e2e: E2eRun, name: str, action: Callable[[], None]) -> None:
 
 def add_run_command(subparsers: Any) -> None:
     """``python -m halab.e2e run``."""
-    parser = subparsers.add_parser("run", help="the whole e2e run (scripts/e2e.sh calls it)")
+    parser = subparsers.add_parser("run", help="the whole e2e run (make e2e calls it)")
     parser.add_argument("--uri", required=True, help="the libvirt URI of the project's libvirtd")
     parser.add_argument("--image", required=True, help="the base image (qcow2)")
     parser.add_argument("--kernel", required=True)

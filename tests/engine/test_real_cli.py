@@ -1,8 +1,8 @@
 """The real Pulumi CLI and the registry's real plugins preview every stack of ours.
 
-The CLI is the one scripts/build-engine.sh builds; the plugins are the registry's (libvirt 0.5.4,
+The CLI is the one halab/engine.py builds; the plugins are the registry's (libvirt 0.5.4,
 command 1.2.1, fortios 0.0.6 and the upstream Python language host), installed from the local
-plugin mirror into a plugin cache of this test's own by scripts/install-plugins.sh, with plugin
+plugin mirror into a plugin cache of this test's own by halab/engine.py, with plugin
 downloads off, so the CLI checks their versions as it does for a user. Each stack previews from a
 fresh stack against a libvirtd of the test's own: no error, no warning, and the plan creates
 exactly the resources the mock tests see. The FortiOS provider logs in to its FortiGate while it
@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from halab import cache_root, libvirtd
+from halab import engine, libvirtd
 from halab.spec import load_spec
 from halab.stackconfig import read_stack
 from tests.conftest import TEST_SSH_KEY, Graph
@@ -32,7 +32,7 @@ from tests.engine.fake_fortigate import FakeFortiGate, fake_fortigate
 from tests.halab.validators import example_stacks
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = cache_root() / "engine" / "bin"
+BIN = engine.bin_dir()
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "halab", "components", "cloud-init")
 
 pytestmark = pytest.mark.engine
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.engine
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
     """A copy of the project (so `pulumi config set` never edits the checkout) and its env."""
     if not (BIN / "pulumi").exists():
-        pytest.fail(f"no Pulumi CLI in {BIN}: build it with scripts/build-engine.sh (make engine)")
+        pytest.fail(f"no Pulumi CLI in {BIN}: build it with make engine")
     root = tmp_path_factory.mktemp("project")
     for name in PROJECT_FILES:
         src = REPO / name
@@ -64,15 +64,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
     }
     env.pop("SSH_AUTH_SOCK", None)
-    installed = subprocess.run(
-        [str(REPO / "scripts" / "install-plugins.sh")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert installed.returncode == 0, installed.stderr
+    assert engine.install_plugins(env) >= 4, "the plugin mirror (../shared/plugins) is missing"
     yield root, env
 
 

@@ -1,0 +1,133 @@
+"""``make e2e`` (``python -m halab e2e``): everything around the e2e run of :mod:`halab.e2e.run`.
+
+It makes sure the engine (:mod:`halab.engine`) and the image (:mod:`halab.image`) exist, starts
+the project's libvirtd (:mod:`halab.libvirtd`) unless it already runs, and runs
+``python -m halab.e2e run`` inside the libvirtd's network namespace, where the VMs are reachable.
+A TERM or Ctrl-C goes on to the run, which destroys its stack before it ends. A libvirtd this
+started is stopped afterwards, whatever the run's result; one that already ran is left running.
+
+Reports go to ``reports/e2e/`` (``HA_WEB_LAB_E2E_REPORTS=DIR`` for another folder);
+``HA_WEB_LAB_E2E_KEEP=1`` keeps the run's temporary project copy. Arguments after ``e2e`` go to
+the run: ``python -m halab.e2e run --help`` lists them (``--skip``, ``--advert-sweep``...).
+Runs as root: the project's libvirtd runs as root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from halab import engine, image, libvirtd
+
+REPO = Path(__file__).resolve().parents[2]
+#: How long the run may take to end after a forwarded TERM (it destroys its stack first).
+STOP_GRACE_S = 900.0
+
+
+def say(text: str) -> None:
+    """Progress on stderr, named like the make target."""
+    print(f"e2e: {text}", file=sys.stderr, flush=True)
+
+
+def run_argv(uri: str, paths: Sequence[Path], extra: Sequence[str]) -> list[str]:
+    """The run's command line (inside the namespace), from the image and the environment."""
+    disk, kernel, initrd = paths
+    reports = os.environ.get("HA_WEB_LAB_E2E_REPORTS") or str(REPO / "reports" / "e2e")
+    keep = ["--keep"] if os.environ.get("HA_WEB_LAB_E2E_KEEP") else []
+    return [
+        sys.executable, "-m", "halab.e2e", "run", "--uri", uri,
+        "--image", str(disk), "--kernel", str(kernel), "--initrd", str(initrd),
+        "--reports", reports, *keep, *extra,
+    ]  # fmt: skip
+
+
+def launch(extra: Sequence[str]) -> int:
+    """Engine, image, libvirtd, then the run; the run's exit status (1 when the set-up failed,
+    143 when this was told to stop)."""
+    if os.geteuid() != 0:
+        say("run as root (the project's libvirtd runs as root)")
+        return 1
+    try:
+        engine.build_cli()
+        env = engine.engine_env(libvirtd.tool_env())
+        engine.install_plugins(env)
+        paths = image.ensure()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:  # EngineError, ImageError
+        say(f"set-up failed: {exc}")
+        return 1
+    where = libvirtd.paths()
+    ours = not libvirtd.running(where)
+    try:
+        if ours:
+            uri = libvirtd.start(where)
+        else:
+            say("the project's libvirtd already runs: using it (and leaving it running)")
+            uri = libvirtd.uri(where)
+        argv = libvirtd.in_netns(where, run_argv(uri, paths, extra))
+        rc = _run_forwarding_signals(argv, {**env, "PYTHONPATH": str(REPO)})
+    except (libvirtd.LibvirtdError, OSError) as exc:
+        say(str(exc))
+        rc = 1
+    finally:
+        if ours:
+            try:
+                libvirtd.stop(where)
+            except (libvirtd.LibvirtdError, OSError, subprocess.SubprocessError) as exc:
+                say(f"the project's libvirtd did not stop cleanly: {exc}")
+                rc = rc or 1  # a passed run that leaves a daemon behind has not passed
+    return rc
+
+
+def _run_forwarding_signals(argv: Sequence[str], env: dict[str, str]) -> int:
+    """Run ``argv``; a TERM or INT to this process becomes a TERM to it, and this waits until it
+    has ended (it cleans up first), ``STOP_GRACE_S`` at most, then kills it."""
+    run = subprocess.Popen(argv, env=env, cwd=REPO)
+    told: list[int] = []
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        told.append(signum)
+        if run.poll() is None:
+            run.send_signal(signal.SIGTERM)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        rc = run.wait()
+    except BaseException:
+        run.kill()
+        run.wait()
+        raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if told:
+        try:
+            run.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            run.kill()
+            run.wait()
+        return 128 + signal.SIGTERM
+    return rc
+
+
+def _command(args: argparse.Namespace) -> int:
+    return launch(args.args[1:] if args.args[:1] == ["--"] else args.args)
+
+
+def add_e2e_command(subparsers: Any) -> None:
+    """Add ``e2e`` to ``python -m halab``."""
+    parser = subparsers.add_parser(
+        "e2e",
+        help="real VMs on the project's libvirtd through the real plugins: up, drills, "
+        "scale-out, replace, drift, interrupt, destroy",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments of the run")
+    parser.set_defaults(func=_command)
