@@ -17,7 +17,11 @@ from halab.spec import LabSpec
 
 
 class ProbeRun(Protocol):
-    """A probe started by a target; :meth:`stop` ends it and returns every sample."""
+    """A probe started by a target; :meth:`stop` ends it and returns every sample.
+
+    Both targets return a :class:`halab.drills.probe_process.ProbeProcess`; the drills need
+    only these two methods.
+    """
 
     def wait(self, timeout: float) -> None:
         """Wait until the probe ends by itself (its request count), ``timeout`` at most."""

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from halab.drills.probe import ProbeConfig, Sample, read_samples
+from halab.drills.probe import ProbeConfig
+from halab.drills.probe_process import PopenHandle, ProbeProcess
 from halab.drills.target import SpecDrillTarget
 from halab.e2e.parse import holds, servers_state
 from halab.lab import netns
@@ -82,35 +83,6 @@ class SshConfig:
         if self.key is not None:
             args += ["-i", str(self.key), "-o", "IdentitiesOnly=yes"]
         return [*args, f"{self.user}@{address}"]
-
-
-class VmProbe:
-    """A probe process (see :meth:`VmLab.start_probe`)."""
-
-    def __init__(self, proc: subprocess.Popen[str], out: Path, duration: float) -> None:
-        self.proc = proc
-        self.out = out
-        self.duration = duration
-
-    def wait(self, timeout: float) -> None:
-        """Until the probe ends by itself (its request count), ``timeout`` at most."""
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout)
-
-    def stop(self) -> list[Sample]:
-        """SIGTERM (it finishes the requests in flight), wait, read the samples."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            self.proc.wait(15.0)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5.0)
-        if not self.out.exists():
-            raise E2eError(f"the probe wrote no samples (exit {self.proc.returncode})")
-        samples = read_samples(self.out)
-        self.out.unlink(missing_ok=True)
-        return samples
 
 
 class _VipStream:
@@ -260,21 +232,16 @@ class VmLab(SpecDrillTarget):
             "domain_type": self.spec.vm.domain_type.value,
         }
 
-    def start_probe(self, cfg: ProbeConfig, duration: float) -> VmProbe:
+    def start_probe(self, cfg: ProbeConfig, duration: float) -> ProbeProcess:
         """Start :mod:`halab.drills.probe` where the lab is reachable; returns once it sends."""
-        out = self.workdir / f"probe-{time.time_ns()}.jsonl"
-        argv = self._ns([self.python, "-m", "halab.drills.probe", *cfg.argv(duration, out)])
         env = {**os.environ, "PYTHONPATH": str(_REPO_ROOT)}
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, env=env
+
+        def launch(cmd: Sequence[str], log: Path) -> PopenHandle:
+            return PopenHandle.start(self._ns(list(cmd)), log, env)
+
+        return ProbeProcess.start(
+            cfg, duration, self.workdir, launch, python=self.python, error=E2eError
         )
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        if "started" not in first:
-            proc.kill()
-            proc.wait(5.0)
-            raise E2eError(f"the probe did not start: {first!r}")
-        return VmProbe(proc, out, duration)
 
     @contextlib.contextmanager
     def vip_reader(self) -> Iterator[Callable[[], list[str]]]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -31,7 +30,8 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
-from halab.drills.probe import ProbeConfig, Sample, read_samples
+from halab.drills.probe import ProbeConfig
+from halab.drills.probe_process import ProbeProcess
 from halab.drills.target import SpecDrillTarget
 from halab.lab import netns, procs, recipes, topology
 from halab.lab.procs import ProcRecord
@@ -646,16 +646,15 @@ class NamespaceLab(SpecDrillTarget):
 
     # ---- the drill protocol (halab.drills.target.DrillTarget; names and settings: SpecDrillTarget)
 
-    def start_probe(self, cfg: ProbeConfig, duration: float) -> NamespaceProbe:
+    def start_probe(self, cfg: ProbeConfig, duration: float) -> ProbeProcess:
         """Start :mod:`halab.drills.probe` in the client namespace; returns once it sends."""
-        out = self.root / "helpers" / f"probe-{time.time_ns()}.jsonl"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "halab.drills.probe", *cfg.argv(duration, out)]
-        log = out.with_suffix(".log")
-        record = self.spawn_helper("probe", cmd, "client", log)
-        probe = NamespaceProbe(record, out, log, duration)
-        probe.wait_started()
-        return probe
+
+        def launch(cmd: Sequence[str], log: Path) -> procs.PidHandle:
+            # Through the tracked spawn, so `lab down` ends the probe even after a crash of ours.
+            record = self.spawn_helper("probe", cmd, "client", log)
+            return procs.PidHandle(record.pid, record.starttime)
+
+        return ProbeProcess.start(cfg, duration, self.root / "helpers", launch, error=LabError)
 
     @contextlib.contextmanager
     def vip_reader(self) -> Iterator[Callable[[], list[str]]]:
@@ -742,46 +741,6 @@ class NamespaceLab(SpecDrillTarget):
         if problems:
             progress("left behind: " + "; ".join(problems))
         return problems
-
-
-class NamespaceProbe:
-    """A probe process in the client namespace (see :meth:`NamespaceLab.start_probe`)."""
-
-    def __init__(self, record: ProcRecord, out: Path, log: Path, duration: float) -> None:
-        self.record = record
-        self.out = out
-        self.log = log
-        self.duration = duration
-
-    def wait_started(self, timeout: float = 10.0) -> None:
-        """Until the probe prints ``started`` (its first request goes out right after)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.log.exists() and "started" in self.log.read_text(errors="replace"):
-                return
-            if not procs.alive(self.record.pid, self.record.starttime):
-                break
-            time.sleep(0.01)
-        raise LabError(f"the probe did not start: {self.log.read_text(errors='replace')[-800:]}")
-
-    def wait(self, timeout: float) -> None:
-        """Until the probe ends by itself (its request count), ``timeout`` at most."""
-        procs.wait_gone([(self.record.pid, self.record.starttime)], timeout)
-
-    def stop(self) -> list[Sample]:
-        """SIGTERM (it finishes the requests in flight), wait, read the samples."""
-        procs.signal_pid(self.record.pid, self.record.starttime, signal.SIGTERM)
-        left = procs.wait_gone([(self.record.pid, self.record.starttime)], 5.0)
-        if left:
-            procs.kill_tree([(self.record.pid, self.record.starttime)])
-        if not self.out.exists():
-            raise LabError(
-                f"the probe wrote no samples: {self.log.read_text(errors='replace')[-800:]}"
-            )
-        samples = read_samples(self.out)
-        self.out.unlink(missing_ok=True)
-        self.log.unlink(missing_ok=True)
-        return samples
 
 
 def http_get(

@@ -217,6 +217,31 @@ def kill_tree(targets: Sequence[tuple[int, int]], timeout: float = 5.0) -> list[
     return wait_gone(list(everything.items()), timeout)
 
 
+@dataclass(frozen=True)
+class PidHandle:
+    """One process by PID and start time, as :class:`halab.drills.probe_process.ProcessHandle`:
+    what a drill helper the lab spawned (and recorded in its state file) is reached through."""
+
+    pid: int
+    starttime: int
+
+    def alive(self) -> bool:
+        """True while the PID still runs the process that started at ``starttime``."""
+        return alive(self.pid, self.starttime)
+
+    def terminate(self) -> None:
+        """SIGTERM, unless it has ended."""
+        signal_pid(self.pid, self.starttime, signal.SIGTERM)
+
+    def kill(self) -> None:
+        """Freeze and SIGKILL it with its descendants (:func:`kill_tree`, bounded)."""
+        kill_tree([(self.pid, self.starttime)])
+
+    def wait(self, timeout: float) -> bool:
+        """Until it is gone, ``timeout`` at most; True when it is."""
+        return not wait_gone([(self.pid, self.starttime)], timeout)
+
+
 def stall_tree(targets: Sequence[tuple[int, int]], seconds: float) -> float:
     """SIGSTOP every process and its descendants, sleep ``seconds``, SIGCONT them all.
 

@@ -1,11 +1,15 @@
-"""VmLab without VMs: names, order, command lines (nothing is run)."""
+"""VmLab without VMs: names, order, command lines (nothing is run but the probe, on loopback)."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
+import pytest
+
+from halab.drills.probe import REFUSED, ProbeConfig
 from halab.e2e.cli import build_parser
-from halab.e2e.vmlab import VmLab, in_netns
+from halab.e2e.vmlab import E2eError, VmLab, in_netns
 from halab.stackconfig import REPO_ROOT, read_stack
 
 
@@ -31,6 +35,22 @@ def test_ssh_command_line(tmp_path: Path) -> None:
     assert "ControlMaster=auto" in argv
     assert str(tmp_path / "key") in argv
     assert not in_netns("hwl-no-such-netns")
+
+
+def test_the_probe_runs_where_the_lab_is_reachable_and_fails_as_e2e(tmp_path: Path) -> None:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    cfg = ProbeConfig(f"http://127.0.0.1:{port}/", interval=0.02, max_requests=3)
+    lab = _lab(tmp_path)  # no netns: the probe runs right here
+    probe = lab.start_probe(cfg, 10.0)
+    probe.wait(10.0)
+    assert [s.outcome for s in probe.stop()] == [REFUSED] * 3
+    assert not list(lab.workdir.glob("probe-*"))
+    spec = read_stack("e2e", REPO_ROOT).spec(offline=True)
+    broken = VmLab(spec, ssh_key=None, workdir=tmp_path / "work", python="/bin/false")
+    with pytest.raises(E2eError, match="did not start, it ended"):
+        broken.start_probe(cfg, 10.0)
 
 
 def test_check_command_arguments() -> None:
