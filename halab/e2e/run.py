@@ -42,7 +42,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +53,7 @@ from halab.drills.probe import ProbeConfig, Sample, write_samples
 from halab.e2e.check import check_args, run_check
 from halab.e2e.parse import PlanCheck, check_steps
 from halab.e2e.reclaim import Virsh, reclaim
+from halab.e2e.timings import EventLog, Step, Timings, engine_errors, first_line
 from halab.e2e.vmlab import E2eError, VmLab
 from halab.e2e.watchdog import OperationTimeoutError, OperationWatchdog
 from halab.roles import Role
@@ -64,8 +64,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK = "e2e"
 #: What a copy of the project needs to run the program.
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "halab", "components", "cloud-init")
-DOMAIN = "libvirt:index/domain:Domain"
-GATE = "command:remote:Command"
 #: Longest each kind of Pulumi operation may take before the run stops it (OperationWatchdog).
 #: Measured here: a first `up` of 4 emulated VMs 195-367 s (the slow one on a loaded machine),
 #: later `up`s 60-215 s, previews and refreshes under 30 s, destroy under 60 s.
@@ -94,121 +92,6 @@ REPORT_PATTERNS = ("*.json", "*.jsonl", "*.png", "*.txt", "*.log")
 
 class StepFailedError(RuntimeError):
     """A step's check did not hold; the message says which."""
-
-
-@dataclass
-class Step:
-    """One row of the timing table."""
-
-    name: str
-    seconds: float
-    result: str
-    figures: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Timings:
-    """Every step in order, written as a table and as JSON."""
-
-    steps: list[Step] = field(default_factory=list)
-    t0: float = field(default_factory=time.monotonic)
-
-    @contextlib.contextmanager
-    def step(self, name: str) -> Iterator[Step]:
-        """Time a block; its row says ``ok`` or ``FAILED: ...``; figures go into the row."""
-        row = Step(name, 0.0, "ok")
-        start = time.monotonic()
-        print(f"e2e: {name} ...", flush=True)
-        try:
-            yield row
-        except BaseException as exc:
-            row.result = f"FAILED: {_first_line(exc)}"[:300]
-            raise
-        finally:
-            row.seconds = round(time.monotonic() - start, 1)
-            self.steps.append(row)
-            print(f"e2e: {name}: {row.result} ({row.seconds} s)", flush=True)
-
-    def info(self, name: str, seconds: float, **figures: Any) -> None:
-        """A row that is a measurement inside another step."""
-        self.steps.append(Step(name, round(seconds, 1), "info", figures))
-
-    def table(self) -> str:
-        """The rows as text, with the total."""
-        lines = [f"{'step':<62} {'seconds':>8}  result"]
-        for row in self.steps:
-            lines.append(f"{row.name:<62} {row.seconds:>8}  {row.result}")
-        lines.append(f"{'total':<62} {round(time.monotonic() - self.t0):>8}")
-        return "\n".join(lines)
-
-    def write(self, folder: Path, passed: bool) -> None:
-        """``timings.txt`` and ``timings.json`` in ``folder``."""
-        (folder / "timings.txt").write_text(self.table() + "\n", encoding="utf-8")
-        data = {
-            "stack": STACK,
-            "passed": passed,
-            "total_s": round(time.monotonic() - self.t0),
-            "steps": [asdict(s) for s in self.steps],
-        }
-        (folder / "timings.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
-
-
-@dataclass
-class EventLog:
-    """What the engine reported during one operation: steps (op, urn, type) and their times."""
-
-    steps: list[tuple[str, str, str]] = field(default_factory=list)
-    started: dict[str, float] = field(default_factory=dict)
-    finished: dict[str, float] = field(default_factory=dict)
-    failed: list[str] = field(default_factory=list)
-    #: Print a line as each VM's domain or gate finishes (``up``), so a long step is not silent.
-    progress: bool = False
-    t0: float = field(default_factory=time.time)
-
-    def __call__(self, event: auto.EngineEvent) -> None:
-        """The ``on_event`` callback (times: when the event reached us, wall clock, as the
-        probe's samples have them)."""
-        now = time.time()
-        if event.resource_pre_event is not None:
-            meta = event.resource_pre_event.metadata
-            op = meta.op.value if hasattr(meta.op, "value") else str(meta.op)
-            self.steps.append((op, meta.urn, meta.type))
-            if op != "same":
-                self.started.setdefault(meta.urn, now)
-        elif event.res_outputs_event is not None:
-            urn = event.res_outputs_event.metadata.urn
-            self.finished[urn] = now
-            vm_step = any(f"${kind}::" in urn for kind in (DOMAIN, GATE))
-            if self.progress and vm_step and urn in self.started:
-                print(f"e2e:   {urn.rsplit('::', 1)[-1]} done (+{now - self.t0:.0f} s)", flush=True)
-        elif event.res_op_failed_event is not None:
-            self.failed.append(event.res_op_failed_event.metadata.urn)
-
-    def in_flight(self) -> list[str]:
-        """The resources whose step began and has not ended, oldest first, with their age."""
-        now = time.time()
-        waiting = [
-            (t, urn) for urn, t in self.started.items()
-            if urn not in self.finished and urn not in self.failed
-        ]  # fmt: skip
-        return [
-            f"{urn.rsplit('::', 1)[-1]} ({urn.split('::')[2].rsplit('$', 1)[-1]}): "
-            f"running for {now - t:.0f} s"
-            for t, urn in sorted(waiting)
-        ]
-
-    def vm_times(self) -> dict[str, float]:
-        """Per VM whose domain was made in this operation: seconds from the domain's create (or
-        replacement) to its gate passing."""
-        out: dict[str, float] = {}
-        for urn, t0 in self.started.items():
-            # urn:pulumi:STACK::PROJECT::PARENT$...$TYPE::NAME; the gate is the domain's sibling.
-            if not urn.endswith("-domain") or f"${DOMAIN}::" not in urn:
-                continue
-            gate = urn.replace(f"${DOMAIN}::", f"${GATE}::").removesuffix("-domain") + "-ready"
-            if gate in self.finished:
-                out[urn.rsplit("::", 1)[-1].removesuffix("-domain")] = self.finished[gate] - t0
-        return out
 
 
 def probe_figures(samples: Sequence[Sample]) -> dict[str, Any]:
@@ -359,7 +242,7 @@ class E2eRun:
             self.timings.info(
                 "refresh failed: the provider read a seed ISO cut short; run again",
                 time.monotonic() - start,
-                error=_first_line(exc),
+                error=first_line(exc),
             )
             print("e2e: refresh: the provider read a seed ISO cut short; once more", flush=True)
             self.operation("refresh", parallel=REFRESH_PARALLEL, **kwargs)
@@ -698,7 +581,7 @@ class E2eRun:
             except auto.CommandError as exc:
                 for lock in locks:
                     lock.unlink()
-                figures["lock"] = f"removed {len(locks)} stale lock file(s) ({_first_line(exc)})"
+                figures["lock"] = f"removed {len(locks)} stale lock file(s) ({first_line(exc)})"
         deployment = self.stack.export_stack().deployment or {}
         pending = [
             str((op.get("resource") or {}).get("urn", ""))
@@ -754,34 +637,13 @@ class E2eRun:
                 self.refresh(clear_pending_creates=True)
                 self.operation("destroy")
             except (auto.CommandError, OperationTimeoutError) as exc:
-                print(f"e2e: cleanup: destroy failed ({_first_line(exc)}): removing by name")
+                print(f"e2e: cleanup: destroy failed ({first_line(exc)}): removing by name")
         for line in reclaim(self.uri, self.lab_name, {}):
             print(f"e2e: cleanup: {line}", flush=True)
         if self.keep:
             print(f"e2e: kept {self.work}")
         else:
             shutil.rmtree(self.work, ignore_errors=True)
-
-
-def engine_errors(exc: BaseException, limit: int = 30) -> list[str]:
-    """The engine's own error lines of a failed operation.
-
-    A :class:`auto.CommandError` carries the CLI's whole stdout and stderr; the engine writes a
-    resource's failure to stdout (its Diagnostics), so stderr is often empty and its last line
-    says nothing. CI shows only what the run prints, so these lines are what make a failure
-    there readable without the report folder.
-    """
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    if not isinstance(exc, auto.CommandError):
-        return lines[:1] or [type(exc).__name__]
-    # The labels CommandResult puts around the two streams carry nothing.
-    lines = [line for line in lines if line not in ("stdout:", "stderr:")]
-    errors = [line for line in lines if "error:" in line] or lines[-5:]
-    return errors[:limit] or [type(exc).__name__]
-
-
-def _first_line(exc: BaseException) -> str:
-    return engine_errors(exc, limit=1)[0][:200]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -839,7 +701,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"e2e: FAILED: {exc}", file=sys.stderr, flush=True)
     finally:
         e2e.cleanup()
-        e2e.timings.write(reports, passed)
+        e2e.timings.write(reports, STACK, passed)
         print(e2e.timings.table(), flush=True)
     print(f"e2e: {'PASSED' if passed else 'FAILED'}; reports in {reports}", flush=True)
     return 0 if passed else 1

@@ -1,4 +1,4 @@
-"""The e2e run's own bookkeeping: engine events to per-VM times, the timing table (no VMs)."""
+"""The e2e run without VMs: its bounds, its probe figures, its config sweeps and its retry."""
 
 from __future__ import annotations
 
@@ -14,60 +14,8 @@ from pytest import MonkeyPatch
 
 from halab.drills.probe import OK, TIMEOUT, Sample
 from halab.e2e import run
-from halab.e2e.run import EventLog, Timings
+from halab.e2e.timings import Step, Timings
 from halab.stackconfig import read_stack
-
-PREFIX = "urn:pulumi:e2e::ha-web-lab::ha-web-lab:index:HaWebLab$ha-web-lab:index:LabVm$"
-
-
-def _event(kind: str, op: str, type_: str, name: str) -> auto.EngineEvent:
-    meta = {"op": op, "urn": f"{PREFIX}{type_}::{name}", "type": type_, "provider": ""}
-    return auto.EngineEvent.from_json({"sequence": 1, "timestamp": 0, kind: {"metadata": meta}})
-
-
-def test_vm_times_run_from_the_domain_create_to_its_gate(monkeypatch: MonkeyPatch) -> None:
-    clock = iter([10.0, 11.0, 12.0, 95.5, 130.0])
-    monkeypatch.setattr(time, "time", lambda: next(clock))
-    log = EventLog()
-    log(_event("resourcePreEvent", "create", run.DOMAIN, "lab-web-web-1-domain"))  # 10
-    log(_event("resourcePreEvent", "same", run.DOMAIN, "lab-lb-lb-1-domain"))  # 11: not made
-    log(_event("resourcePreEvent", "replace", run.DOMAIN, "lab-lb-lb-2-domain"))  # 12
-    log(_event("resOutputsEvent", "create", run.GATE, "lab-web-web-1-ready"))  # 95.5
-    log(_event("resOutputsEvent", "replace", run.GATE, "lab-lb-lb-2-ready"))  # 130
-    assert log.vm_times() == {"lab-web-web-1": 85.5, "lab-lb-lb-2": 118.0}
-    assert [op for op, _, _ in log.steps] == ["create", "same", "replace"]
-
-
-def test_timings_table_and_json(tmp_path: Path) -> None:
-    timings = Timings()
-    with timings.step("pulumi up") as row:
-        row.figures["vms"] = 4
-    try:
-        with timings.step("drill"):
-            raise RuntimeError("VIP did not move\nmore")
-    except RuntimeError:
-        pass
-    timings.info("  web-1: domain created -> gate passed", 71.04)
-    timings.write(tmp_path, passed=False)
-    data: dict[str, Any] = json.loads((tmp_path / "timings.json").read_text())
-    assert data["passed"] is False
-    assert [(s["name"], s["result"]) for s in data["steps"]] == [
-        ("pulumi up", "ok"),
-        ("drill", "FAILED: VIP did not move"),
-        ("  web-1: domain created -> gate passed", "info"),
-    ]
-    assert data["steps"][0]["figures"] == {"vms": 4}
-    assert "total" in (tmp_path / "timings.txt").read_text()
-
-
-def test_in_flight_lists_what_began_and_has_not_ended(monkeypatch: MonkeyPatch) -> None:
-    clock = iter([10.0, 20.0, 30.0, 100.0])
-    monkeypatch.setattr(time, "time", lambda: next(clock))
-    log = EventLog()
-    log(_event("resourcePreEvent", "create", run.DOMAIN, "lab-web-web-1-domain"))  # 10
-    log(_event("resourcePreEvent", "create", run.GATE, "lab-web-web-1-ready"))  # 20
-    log(_event("resOutputsEvent", "create", run.DOMAIN, "lab-web-web-1-domain"))  # 30
-    assert log.in_flight() == [f"lab-web-web-1-ready ({run.GATE}): running for 80 s"]  # at 100
 
 
 def test_serving_bound_is_haproxy_detection_plus_one_probe_timeout() -> None:
@@ -90,33 +38,6 @@ def test_probe_figures_report_the_longest_silence() -> None:
 
 def _command_error(stdout: str, stderr: str = "") -> auto.CommandError:
     return auto.CommandError(CommandResult(stdout=stdout, stderr=stderr, code=255))
-
-
-def test_engine_errors_come_from_stdout_when_stderr_is_empty() -> None:
-    # What CI printed of a failed `up`: "FAILED:  stderr:"; the engine's error was in stdout.
-    exc = _command_error(
-        "Updating (e2e):\n"
-        "Diagnostics:\n"
-        "  libvirt:index:Domain (lab-web-web-2):\n"
-        "    error: error creating libvirt domain: boom\n"
-        "  pulumi:pulumi:Stack (ha-web-lab-e2e):\n"
-        "    error: update failed\n"
-    )
-    assert run.engine_errors(exc) == [
-        "error: error creating libvirt domain: boom",
-        "error: update failed",
-    ]
-    assert run._first_line(exc) == "error: error creating libvirt domain: boom"
-
-
-def test_engine_errors_fall_back_to_the_last_lines_then_the_type() -> None:
-    assert run.engine_errors(_command_error("a\nb\n", "c\n"))[-1] == "stderr: c"
-    assert run.engine_errors(_command_error("", "")) == ["code: 255"]
-
-
-def test_engine_errors_of_other_exceptions_is_their_first_line() -> None:
-    assert run.engine_errors(run.StepFailedError("first\nsecond")) == ["first"]
-    assert run.engine_errors(run.StepFailedError("")) == ["StepFailedError"]
 
 
 class _FakeStack:
@@ -168,7 +89,7 @@ def test_fast_detection_sweep_sets_each_variant_then_the_stacks_own_values(
     class _Lab:
         def close(self) -> None: ...
 
-    def serving(row: run.Step) -> Any:
+    def serving(row: Step) -> Any:
         row.figures["probe"] = {"failed": 0}
         return nullcontext()
 
