@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from halab.drills.probe import ProbeConfig, Sample, read_samples
+from halab.lab import procs
 
 #: Until the probe prints ``started``: an interpreter start, slow on a machine busy with VMs.
 START_TIMEOUT_S = 10.0
@@ -76,16 +77,7 @@ class PopenHandle:
         cls, argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None
     ) -> PopenHandle:
         """Start ``argv`` with stdout and stderr appended to ``log`` (a :data:`Launcher`)."""
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=dict(env) if env is not None else None,
-            )
-        return cls(proc)
+        return cls(procs.popen_logged(argv, log, env=env))
 
     @property
     def pid(self) -> int:

@@ -3,8 +3,13 @@
 Layout:
 
 - :mod:`halab.lab.topology` turns a spec into namespaces, bridges and veth legs (pyroute2);
+- :mod:`halab.lab.recipes` says how each role's daemons run in a namespace (from the roles'
+  data, :mod:`halab.roles`);
 - :mod:`halab.lab.lab` starts the daemons with the rendered files and records everything it
-  starts in a state file, so ``down``, a failure or Ctrl-C removes all of it;
+  starts in a state file (:mod:`halab.lab.state`), so ``down``, a failure or Ctrl-C removes all
+  of it; :mod:`halab.lab.procs` reaches each process by PID and start time, never by name;
+- :mod:`halab.lab.throughput` measures its requests/s (``wrk``, else the loop of
+  :mod:`halab.lab.load`); :mod:`halab.lab.bench` is the failover benchmark;
 - the drills (:mod:`halab.drills`) run against it through the
   :class:`halab.drills.target.DrillTarget` protocol, which
   :class:`halab.lab.lab.NamespaceLab` implements;

@@ -285,24 +285,34 @@ def nsexec_argv(
     return [*argv, "--", *cmd]
 
 
-def spawn(argv: Sequence[str], log: Path, *, env: Mapping[str, str] | None = None) -> int:
-    """Start a process with output appended to ``log``; returns its PID at once.
-
-    ``start_new_session``: a Ctrl-C in the terminal reaches the lab command, which then cleans
-    up by PID, instead of hitting every daemon at once.
-    """
+def popen_logged(
+    argv: Sequence[str],
+    log: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    new_session: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start a process with stdin closed and stdout and stderr appended to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=new_session,
             env=dict(env) if env is not None else None,
             close_fds=True,
         )
-    return proc.pid
+
+
+def spawn(argv: Sequence[str], log: Path, *, env: Mapping[str, str] | None = None) -> int:
+    """Start a process with output appended to ``log``; returns its PID at once.
+
+    ``new_session``: a Ctrl-C in the terminal reaches the lab command, which then cleans up by
+    PID, instead of hitting every daemon at once.
+    """
+    return popen_logged(argv, log, env=env, new_session=True).pid
 
 
 def run(argv: Sequence[str], timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
