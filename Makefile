@@ -42,7 +42,7 @@ lab: bootstrap ## the namespace lab: up, every drill with its report, down (no h
 lab-down: ## remove a namespace lab left running
 	venv/bin/python -m halab lab down --stack $(LAB_STACK)
 
-engine: ## build the Pulumi CLI from Go modules (cached); install the registry's plugins from the local mirror
+engine: bootstrap ## build the Pulumi CLI from Go modules (cached); install the registry's plugins from the local mirror
 	python3 -m halab.engine
 
 libvirtd-start: bootstrap ## start the project's own libvirtd in a network namespace (for preview/e2e)

@@ -4,13 +4,14 @@
 # sshd unpacked (not installed) for checking the rendered SSH config, then the virtualenv Pulumi uses (venv/, as Pulumi.yaml says) with requirements-dev.txt.
 # A second run with everything present takes a second or two.
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 cd "$(dirname "$0")/.."
+say() { printf 'bootstrap: %s\n' "$*" >&2; }
+# The project's cache root, the rule of halab.cache_root(): this runs before Python may exist.
+HWL_CACHE=${HA_WEB_LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ha-web-lab}
 
 sudo_cmd=()
 if [[ $EUID -ne 0 ]]; then
-  command -v sudo >/dev/null || { echo "bootstrap: run as root or install sudo" >&2; exit 1; }
+  command -v sudo >/dev/null || { say "run as root or install sudo"; exit 1; }
   sudo_cmd=(sudo)
 fi
 
