@@ -156,7 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; bad config is one line on stderr and exit code 2, never a traceback."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # A command that hands its arguments to another program (``e2e``: the run) sets
+    # ``passes_on``; every other command refuses what it does not know, as parse_args does.
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "passes_on", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     try:
         return int(args.func(args))
     except ConfigError as exc:

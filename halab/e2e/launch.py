@@ -117,7 +117,7 @@ def _run_forwarding_signals(argv: Sequence[str], env: dict[str, str]) -> int:
 
 
 def _command(args: argparse.Namespace) -> int:
-    return launch(args.args[1:] if args.args[:1] == ["--"] else args.args)
+    return launch(args.extra[1:] if args.extra[:1] == ["--"] else args.extra)
 
 
 def add_e2e_command(subparsers: Any) -> None:
@@ -129,5 +129,5 @@ def add_e2e_command(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments of the run")
-    parser.set_defaults(func=_command)
+    # Every other argument goes to the run as it is (halab.cli.main collects them).
+    parser.set_defaults(func=_command, passes_on=True)

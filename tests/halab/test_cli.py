@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,26 @@ def test_help_names_every_command(capsys: pytest.CaptureFixture[str]) -> None:
         build_parser().parse_args(["--help"])
     assert info.value.code == 0
     assert "render" in capsys.readouterr().out
+
+
+def test_pulumi_and_e2e_pass_every_argument_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from halab import up
+    from halab.e2e import launch
+
+    seen: list[tuple[str, list[str]]] = []
+
+    def record(name: str, args: Sequence[str]) -> int:
+        seen.append((name, list(args)))
+        return 0
+
+    monkeypatch.setattr(up, "exec_pulumi", record)
+    monkeypatch.setattr(launch, "launch", lambda args: record("e2e", args))
+    assert main(["pulumi", "local", "preview", "--diff", "--", "-x"]) == 0
+    assert main(["e2e", "--skip", "drift,interrupt", "--advert-sweep", "250"]) == 0
+    assert seen == [
+        ("local", ["preview", "--diff", "--", "-x"]),
+        ("e2e", ["--skip", "drift,interrupt", "--advert-sweep", "250"]),
+    ]
+    # Any other command still refuses an argument it does not know.
+    with pytest.raises(SystemExit):
+        main(["render", "--stack", "dev", "--no-such-flag"])
