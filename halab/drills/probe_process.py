@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from halab.drills.probe import ProbeConfig, Sample, read_samples
-from halab.lab import procs
+from halab.process import popen_logged
 
 #: Until the probe prints ``started``: an interpreter start, slow on a machine busy with VMs.
 START_TIMEOUT_S = 10.0
@@ -77,7 +77,7 @@ class PopenHandle:
         cls, argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None
     ) -> PopenHandle:
         """Start ``argv`` with stdout and stderr appended to ``log`` (a :data:`Launcher`)."""
-        return cls(procs.popen_logged(argv, log, env=env))
+        return cls(popen_logged(argv, log, env=env))
 
     @property
     def pid(self) -> int:

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from halab.process import popen_logged
+
 NSEXEC = Path(__file__).resolve().parent / "nsexec.py"
 
 
@@ -283,27 +285,6 @@ def nsexec_argv(
     for key, value in (env or {}).items():
         argv += ["--env", f"{key}={value}"]
     return [*argv, "--", *cmd]
-
-
-def popen_logged(
-    argv: Sequence[str],
-    log: Path,
-    *,
-    env: Mapping[str, str] | None = None,
-    new_session: bool = False,
-) -> subprocess.Popen[bytes]:
-    """Start a process with stdin closed and stdout and stderr appended to ``log``."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=new_session,
-            env=dict(env) if env is not None else None,
-            close_fds=True,
-        )
 
 
 def spawn(argv: Sequence[str], log: Path, *, env: Mapping[str, str] | None = None) -> int:
