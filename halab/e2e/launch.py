@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -27,8 +28,13 @@ from typing import Any
 from halab import engine, image, libvirtd
 
 REPO = Path(__file__).resolve().parents[2]
-#: How long the run may take to end after a forwarded TERM (it destroys its stack first).
+#: The longest a whole run may take (its own steps are bounded; about 11 minutes measured here
+#: with warm caches, and 60 is CI's budget for everything).
+RUN_LIMIT_S = 3600.0
+#: How long the run may take to end after a TERM (it destroys its stack first).
 STOP_GRACE_S = 900.0
+#: How often the launcher looks at the run and the clock.
+POLL_S = 1.0
 
 
 def say(text: str) -> None:
@@ -64,6 +70,7 @@ def launch(extra: Sequence[str]) -> int:
         return 1
     where = libvirtd.paths()
     ours = not libvirtd.running(where)
+    rc = 1
     try:
         if ours:
             uri = libvirtd.start(where)
@@ -85,20 +92,41 @@ def launch(extra: Sequence[str]) -> int:
     return rc
 
 
-def _run_forwarding_signals(argv: Sequence[str], env: dict[str, str]) -> int:
-    """Run ``argv``; a TERM or INT to this process becomes a TERM to it, and this waits until it
-    has ended (it cleans up first), ``STOP_GRACE_S`` at most, then kills it."""
+def _run_forwarding_signals(
+    argv: Sequence[str], env: dict[str, str], limit_s: float = RUN_LIMIT_S
+) -> int:
+    """Run ``argv``; a TERM or INT to this process becomes a TERM to it, as does running longer
+    than ``limit_s``. After a TERM it has ``STOP_GRACE_S`` to end (it destroys its stack first),
+    then it is killed. Returns its exit status, or 143 when it was told to stop."""
     run = subprocess.Popen(argv, env=env, cwd=REPO)
-    told: list[int] = []
+    started = time.monotonic()
+    told_at: list[float] = []
 
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        told.append(signum)
+    def stop(_signum: int = signal.SIGTERM, _frame: FrameType | None = None) -> None:
+        if not told_at:
+            told_at.append(time.monotonic())
         if run.poll() is None:
             run.send_signal(signal.SIGTERM)
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        rc = run.wait()
+        for _ in range(int((limit_s + STOP_GRACE_S) / POLL_S) + 2):
+            try:
+                rc = run.wait(POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                now = time.monotonic()
+                if not told_at and now - started > limit_s:
+                    say(f"the run took longer than {limit_s:.0f} s: telling it to stop")
+                    stop()
+                elif told_at and now - told_at[0] > STOP_GRACE_S:
+                    say(f"the run did not end {STOP_GRACE_S:.0f} s after TERM: killing it")
+                    break
+        else:
+            say("the run outlived every bound: killing it")
+        if run.poll() is None:
+            run.kill()
+            rc = run.wait()
     except BaseException:
         run.kill()
         run.wait()
@@ -106,14 +134,7 @@ def _run_forwarding_signals(argv: Sequence[str], env: dict[str, str]) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if told:
-        try:
-            run.wait(STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            run.kill()
-            run.wait()
-        return 128 + signal.SIGTERM
-    return rc
+    return 128 + signal.SIGTERM if told_at else rc
 
 
 def _command(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,14 @@ def test_in_netns_refuses_a_namespace_that_does_not_exist(tmp_path: Path) -> Non
         libvirtd.in_netns(where, ["true"])
     with pytest.raises(libvirtd.LibvirtdError, match="needs a command"):
         libvirtd.in_netns(where, [])
+
+
+def test_a_run_past_its_limit_is_told_to_stop_then_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launch, "POLL_S", 0.05)
+    monkeypatch.setattr(launch, "STOP_GRACE_S", 0.5)
+    # A run that ignores TERM: told at the limit, killed after the grace.
+    child = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(30)\n"
+    t0 = time.monotonic()
+    rc = launch._run_forwarding_signals([sys.executable, "-c", child], dict(os.environ), 0.3)
+    assert rc == 128 + signal.SIGTERM
+    assert time.monotonic() - t0 < 10.0
