@@ -9,7 +9,7 @@ Layout:
   starts in a state file (:mod:`halab.lab.state`), so ``down``, a failure or Ctrl-C removes all
   of it; :mod:`halab.lab.procs` reaches each process by PID and start time, never by name;
 - :mod:`halab.lab.throughput` measures its requests/s (``wrk``, else the loop of
-  :mod:`halab.lab.load`); :mod:`halab.lab.bench` is the failover benchmark;
+  :mod:`halab.lab.loadgen`); :mod:`halab.lab.bench` is the failover benchmark;
 - the drills (:mod:`halab.drills`) run against it through the
   :class:`halab.drills.target.DrillTarget` protocol, which
   :class:`halab.lab.lab.NamespaceLab` implements;
