@@ -18,7 +18,9 @@ tests use exactly what ``pulumi up`` deploys.
 
 import fcntl
 import os
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,6 +45,16 @@ def state_root() -> Path:
         return Path(explicit)
     xdg = os.environ.get("XDG_STATE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".local" / "state") / PROJECT
+
+
+def teller(name: str, *, to_stdout: bool = False) -> Callable[[str], None]:
+    """A ``say(text)`` that prints ``NAME: text`` as one flushed line: on stderr by default, so
+    stdout carries only what a command's callers read (a URI, paths, the bin folder)."""
+
+    def say(text: str) -> None:
+        print(f"{name}: {text}", file=sys.stdout if to_stdout else sys.stderr, flush=True)
+
+    return say
 
 
 def flock_within(handle: IO[Any], timeout: float) -> bool:

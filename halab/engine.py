@@ -43,7 +43,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from halab import cache_root, state_root
+from halab import cache_root, state_root, teller
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE_DIR = REPO / "engine" / "pulumi"
@@ -79,9 +79,8 @@ class EngineError(RuntimeError):
     """The engine cannot be built or its plugins installed; the message says why and what to do."""
 
 
-def say(message: str) -> None:
-    """Progress on stderr: stdout carries only what callers read (the bin folder, shell lines)."""
-    print(f"engine: {message}", file=sys.stderr, flush=True)
+#: Progress on stderr: stdout carries only what callers read (the bin folder, shell lines).
+say = teller("engine")
 
 
 # ---- where things live ----------------------------------------------------------------------

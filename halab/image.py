@@ -48,7 +48,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -56,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from halab import cache_root, flock_within
+from halab import cache_root, flock_within, teller
 from halab.fresh import FreshError, mirror, mounted_under
 from halab.lab import procs
 from halab.roles import all_packages
@@ -112,9 +111,8 @@ class ImageError(RuntimeError):
     """The image cannot be built or found; the message says what to do."""
 
 
-def say(text: str) -> None:
-    """One progress line on stderr (stdout carries only the paths)."""
-    print(f"image: {text}", file=sys.stderr, flush=True)
+#: Progress on stderr (stdout carries only the paths).
+say = teller("image")
 
 
 # --- what goes into the image ---------------------------------------------------------------

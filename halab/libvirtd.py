@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from halab import flock_within, state_root
+from halab import flock_within, state_root, teller
 from halab.lab import netns, procs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,9 +95,8 @@ class LibvirtdError(RuntimeError):
     """The project's libvirtd cannot do what was asked; the message says what to do."""
 
 
-def say(text: str) -> None:
-    """One progress line on stderr (stdout carries only what a command prints: the URI...)."""
-    print(f"libvirtd: {text}", file=sys.stderr, flush=True)
+#: Progress on stderr (stdout carries only what a command prints: the URI...).
+say = teller("libvirtd")
 
 
 def netns_name() -> str:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from halab import PROJECT, engine, image, kvm, libvirtd
+from halab import PROJECT, engine, image, kvm, libvirtd, teller
 from halab.errors import ConfigError
 from halab.spec import LabSpec
 from halab.stackconfig import stack_file_keys
@@ -54,9 +54,8 @@ class UpError(RuntimeError):
     """A step of ``make up``/``make down`` that cannot go on; the message says what to do."""
 
 
-def say(text: str) -> None:
-    """One progress line."""
-    print(f"ha-web-lab: {text}", flush=True)
+#: Progress on stdout: the user reads every line of ``make up``.
+say = teller("ha-web-lab", to_stdout=True)
 
 
 def _run(

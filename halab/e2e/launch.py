@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from halab import engine, image, libvirtd
+from halab import engine, image, libvirtd, teller
 
 REPO = Path(__file__).resolve().parents[2]
 #: The longest a whole run may take (its own steps are bounded; about 11 minutes measured here
@@ -37,9 +37,8 @@ STOP_GRACE_S = 900.0
 POLL_S = 1.0
 
 
-def say(text: str) -> None:
-    """Progress on stderr, named like the make target."""
-    print(f"e2e: {text}", file=sys.stderr, flush=True)
+#: Progress on stderr, named like the make target.
+say = teller("e2e")
 
 
 def run_argv(uri: str, paths: Sequence[Path], extra: Sequence[str]) -> list[str]:
