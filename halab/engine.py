@@ -191,13 +191,14 @@ def go_version(go: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
 
 
-def go_for_build(cache: Path, needed: str) -> Path:
-    """A ``go`` binary at least ``needed``: the one on PATH, else the pinned toolchain."""
+def go_for_build(cache: Path, needed: str) -> tuple[Path, str]:
+    """A ``go`` binary at least ``needed`` and its ``GOVERSION``: the one on PATH, else the
+    pinned toolchain."""
     on_path = shutil.which("go")
     if on_path:
         have = go_version(on_path)
         if have and version_tuple(have) >= version_tuple(needed):
-            return Path(on_path)
+            return Path(on_path), have
     toolchain = cache / "go-toolchain" / f"go{GO_PIN}"
     go = toolchain / "bin" / "go"
     if not os.access(go, os.X_OK):
@@ -205,7 +206,7 @@ def go_for_build(cache: Path, needed: str) -> Path:
     have = go_version(str(go))
     if not have or version_tuple(have) < version_tuple(needed):
         raise EngineError(f"the Go at {toolchain} ({have}) is not >= {needed}")
-    return go
+    return go, have
 
 
 def go_toolchain_url(env: Mapping[str, str] | None = None) -> str:
@@ -343,7 +344,7 @@ def build_cli(cache: Path | None = None) -> Build:
     mod, sums = MODULE_DIR / "go.mod", MODULE_DIR / "go.sum"
     if not mod.is_file() or not sums.is_file():
         raise EngineError(f"missing {mod} or {sums}")
-    go = go_for_build(cache, go_needed())
+    go, go_version_text = go_for_build(cache, go_needed())
     env = go_env(cache, go)
     started = time.monotonic()
     # Reads go.mod/go.sum only; downloads at most the .mod files on a cold cache.
@@ -357,7 +358,7 @@ def build_cli(cache: Path | None = None) -> Build:
         raise EngineError(f"empty version for {VERSION_MODULE} in {mod}")
     out = cache / "engine" / f"pulumi-{version}"
     binary, stamp_file = out / CLI_BINARY, out / ".stamp"
-    stamp = build_stamp(go_version(str(go)) or "", mod.read_bytes(), sums.read_bytes())
+    stamp = build_stamp(go_version_text, mod.read_bytes(), sums.read_bytes())
     fresh = (
         os.access(binary, os.X_OK)
         and stamp_file.is_file()
