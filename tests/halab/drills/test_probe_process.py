@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ from halab.drills.probe_process import (
 )
 from halab.lab import procs
 from halab.stackconfig import REPO_ROOT
+from tests.local_http import serving
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
 
@@ -34,29 +33,10 @@ class ProbeFailedError(RuntimeError):
     """Stands for a target's own error type (LabError, E2eError)."""
 
 
-class _Hello(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b'{"message":"Hello from web-1"}'
-        self.send_response(200)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5.0)
+    with serving() as base:
+        yield f"{base}/"
 
 
 def _popen(argv: Sequence[str], log: Path) -> ProcessHandle:

@@ -3,40 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import http.server
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from halab.lab.loadgen import run_load
-
-
-class _KeepAlive(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as nginx answers
-
-    def do_GET(self) -> None:
-        status = 503 if self.path == "/down" else 200
-        body = b"web-1\n"
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_: object) -> None:
-        pass
+from tests.local_http import serving
 
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KeepAlive)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving() as base:
+        yield base
 
 
 def test_counts_answers_over_keep_alive_connections(server: str) -> None:
