@@ -345,6 +345,13 @@ class HaproxySpec(Section):
             raise ValueError(f"unknown retry-on keyword {bad[0]!r}")
         return value
 
+    @property
+    def node_down_s(self) -> float:
+        """The longest HAProxy takes to mark a dead web node down: ``fall`` failed checks, each
+        timing out after one interval (no ``timeout check`` is set), one interval after the
+        last good one."""
+        return self.health_check_interval_ms * (self.health_check_fall + 1) / 1000
+
 
 class FortiGateSpec(Section):
     """The FortiGate edge: where its API is, how it is trusted, how its objects are named."""

@@ -15,12 +15,13 @@ Definitions used everywhere (README and benchmark):
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from halab.drills.probe import OK, Sample
+from halab.drills.probe import OK, PHASES, Sample
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class Metrics:
     recovered: bool = True
     max_latency_s: float = 0.0
     median_latency_ms: float = 0.0
+    #: Median time from an answered request's start to the end of each of its phases (TCP
+    #: connected, TLS done, first byte): where a slow request spent its time.
+    phases_median_ms: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Plain data."""
@@ -132,7 +136,26 @@ def metrics(samples: Sequence[Sample]) -> Metrics:
     latencies = sorted(s.latency for s in ordered)
     out.max_latency_s = round(latencies[-1], 4)
     out.median_latency_ms = round(1000 * latencies[len(latencies) // 2], 2)
+    out.phases_median_ms = phase_medians_ms([s for s in ordered if s.ok])
     return out
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The value below which ``share`` of ``values`` lie (nearest rank); 0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1))]
+
+
+def phase_medians_ms(samples: Sequence[Sample]) -> dict[str, float]:
+    """The median of each phase a request went through (connect, TLS, first byte), in ms."""
+    medians = {}
+    for phase in PHASES:
+        values = [v for s in samples if (v := getattr(s, phase)) is not None]
+        if values:
+            medians[phase.removesuffix("_s")] = round(1000 * percentile(values, 0.5), 2)
+    return medians
 
 
 def alternation(samples: Sequence[Sample]) -> tuple[int, int]:

@@ -16,9 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from halab.drills.analysis import Event
+from halab.drills.baseline import Baseline
 from halab.drills.probe import ProbeConfig, Sample
 from halab.drills.target import DrillTarget, ProbeRun
 from halab.sections import STANDARD_DOWN_TIMER_ADVERTS
+
+#: The least a drill probes before its fault (a lab in namespaces answers in milliseconds).
+LEAD_S = 0.8
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,24 @@ class DrillRun:
     #: How long the VIP may take to settle before each drill (slow guests take longer).
     settle_timeout_s: float = 20.0
     crashed: str | None = None
+    #: The lab's pace with nothing wrong, where it was measured (the probe is sized from it).
+    baseline: Baseline | None = None
+
+    @property
+    def normal_latency_s(self) -> float:
+        """The slow end of a request's latency with nothing wrong (0 where not measured)."""
+        return self.baseline.p90_s if self.baseline is not None else 0.0
+
+    @property
+    def lead_s(self) -> float:
+        """How long a drill probes before its fault: two requests sent and answered at least,
+        so "healthy before the fault" rests on what the client saw."""
+        return max(LEAD_S, 2 * self.probe.interval + self.normal_latency_s)
+
+    def tail_s(self, floor: float) -> float:
+        """How long a drill probes after the lab recovered: ``floor``, or two more requests
+        sent and answered where the probe is slower than that."""
+        return max(floor, 2 * self.probe.interval + self.normal_latency_s)
 
 
 class VipWatcher:

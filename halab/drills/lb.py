@@ -30,7 +30,7 @@ def haproxy_death(run: DrillRun) -> DrillResult:
     rec = Recorder(target, probe)
     with rec.observing(15.0) as (watcher, samples):
         master, backups = master_and_backups(target, watcher.holders)
-        time.sleep(0.8)
+        time.sleep(run.lead_s)
         t0 = target.kill_daemon(master, "haproxy")
         rec.mark("inject", f"{master}: SIGKILL haproxy", master, t0)
         moved = watcher.wait_for(lambda h: holder_among(h, backups), 10.0)
@@ -64,15 +64,16 @@ def lb_hard_failure(run: DrillRun) -> DrillResult:
     target, stack, bounds, probe = run.target, run.stack, run.bounds, run.probe
     result = new_result("lb-hard-failure", "Hard failure of the master LB", target, stack)
     rec = Recorder(target, probe)
-    with rec.observing(15.0) as (watcher, samples):
+    tail = run.tail_s(1.2)
+    with rec.observing(run.lead_s + advert_s(target) + 10.0 + tail + 3.0) as (watcher, samples):
         master, backups = master_and_backups(target, watcher.holders)
         # The kill lands at a random phase of the advert cycle, as a real crash would.
-        time.sleep(0.8 + run.rng.uniform(0, advert_s(target)))
+        time.sleep(run.lead_s + run.rng.uniform(0, advert_s(target)))
         t0 = target.crash_host(master)
         rec.mark("inject", f"{master}: SIGSTOP all processes, then SIGKILL", master, t0)
         # The crashed LB's namespace still shows the VIP (nobody removed it): not a holder.
         moved = watcher.wait_for(lambda h: any(b in h for b in backups), 10.0)
-        time.sleep(1.2)
+        time.sleep(tail)
         new_master = [h for h in watcher.holders if h != master]
     gain = analysis.first_vip_gain(rec.events, t0, exclude=master)
     after = analysis.window(samples, t0 - 0.3)
@@ -156,7 +157,7 @@ def lb_stall(run: DrillRun) -> DrillResult:
     rec = Recorder(target, probe)
     with rec.observing(10.0) as (watcher, samples):
         master, _backups = master_and_backups(target, watcher.holders)
-        time.sleep(0.8)
+        time.sleep(run.lead_s)
         t0, stopped = target.stall_host(master, stall_s)
         rec.mark(
             "inject", f"{master}: SIGSTOP all processes for {stopped * 1000:.0f} ms", master, t0

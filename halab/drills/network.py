@@ -33,7 +33,7 @@ def partition(run: DrillRun) -> DrillResult:
     cut_s = max(3.0, 4 * advert_s(target) + 1.0)
     rec = Recorder(target, probe)
     with rec.observing(cut_s + bounds.max_heal_s + 15.0) as (watcher, samples):
-        time.sleep(0.8)
+        time.sleep(run.lead_s)
         holder_before = list(watcher.holders)
         t0 = target.set_vrrp_partition(True)
         rec.mark("inject", "VRRP between the LBs dropped at the switch", None, t0)
@@ -85,7 +85,7 @@ def bfd_loss(run: DrillRun) -> DrillResult:
     result = new_result("bfd-loss", "BFD between the LBs lost, VRRP passing", target, stack)
     rec = Recorder(target, probe)
     with rec.observing(cut_s + bounds.max_heal_s + 10.0) as (watcher, samples):
-        time.sleep(0.8)
+        time.sleep(run.lead_s)
         t0 = target.set_bfd_loss(True)
         rec.mark("inject", "BFD between the LBs dropped at the switch", None, t0)
         split = watcher.wait_for(lambda h: len(h) >= 2, cut_s)

@@ -43,6 +43,9 @@ RESET = "reset"
 TLS_ERROR = "tls_error"
 ERROR = "error"
 
+#: The phases of a request that a :class:`Sample` times, in the order they end.
+PHASES = ("connect_s", "tls_s", "first_byte_s")
+
 _BACKEND = re.compile(r"(?:Hello|test page) from ([A-Za-z0-9.-]+)")
 _LB = re.compile(r'"lb":\s*"([A-Za-z0-9.-]+)"')
 
@@ -91,6 +94,11 @@ class Sample:
     backend: str | None = None
     lb: str | None = None
     error: str | None = None
+    #: Where the time went, from the request's start: TCP connected, TLS handshake done (None
+    #: for plain HTTP), first byte of the answer. None where the request never got that far.
+    connect_s: float | None = None
+    tls_s: float | None = None
+    first_byte_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -143,14 +151,29 @@ async def request_once(  # noqa: PLR0911 - one outcome per failure kind
     sock.setblocking(False)
     writer: asyncio.StreamWriter | None = None
 
+    phases: dict[str, float] = {}
+
+    def mark(phase: str) -> None:
+        phases[phase] = round(time.perf_counter() - t0, 6)
+
     def done(outcome: str, **kw: Any) -> Sample:
-        return Sample(seq, t, time.perf_counter() - t0, outcome, **kw)
+        return Sample(
+            seq,
+            t,
+            time.perf_counter() - t0,
+            outcome,
+            **kw,
+            connect_s=phases.get("connect_s"),
+            tls_s=phases.get("tls_s"),
+            first_byte_s=phases.get("first_byte_s"),
+        )
 
     try:
         try:
             await asyncio.wait_for(loop.sock_connect(sock, (host, port)), cfg.connect_timeout)
         except TimeoutError:
             return done(CONNECT_TIMEOUT, error="TCP connect")
+        mark("connect_s")
         remaining = cfg.total_timeout - (time.perf_counter() - t0)
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(
@@ -160,10 +183,16 @@ async def request_once(  # noqa: PLR0911 - one outcome per failure kind
             ),
             max(remaining, 0.001),
         )
+        if tls:
+            mark("tls_s")
         request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
         writer.write(request.encode())  # type: ignore[union-attr]  # set just above
         remaining = cfg.total_timeout - (time.perf_counter() - t0)
-        data = await asyncio.wait_for(reader.read(-1), max(remaining, 0.001))
+        data = await asyncio.wait_for(reader.read(65536), max(remaining, 0.001))
+        mark("first_byte_s")
+        remaining = cfg.total_timeout - (time.perf_counter() - t0)
+        if data:
+            data += await asyncio.wait_for(reader.read(-1), max(remaining, 0.001))
         status, backend, lb = parse_response(data)
         if status is None:
             return done(ERROR, error="empty or malformed response")

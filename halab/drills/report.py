@@ -49,7 +49,7 @@ def summary(result: DrillResult) -> str:
         if k
         not in {
             "requests", "ok", "failed", "outage_s", "median_latency_ms", "max_latency_s",
-            "recovered", "statuses", "outcomes",
+            "recovered", "statuses", "outcomes", "lab_usage",
         }
     }  # fmt: skip
     if extra:

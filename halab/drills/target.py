@@ -143,6 +143,7 @@ def drill_settings(spec: LabSpec) -> dict[str, Any]:
         "health_check_interval_ms": spec.haproxy.health_check_interval_ms,
         "health_check_fall": spec.haproxy.health_check_fall,
         "health_check_rise": spec.haproxy.health_check_rise,
+        "haproxy_node_down_s": spec.haproxy.node_down_s,
         "haproxy_retries": spec.haproxy.retries,
         "haproxy_redispatch": spec.haproxy.redispatch,
         "haproxy_retry_on": spec.haproxy.retry_on,

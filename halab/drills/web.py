@@ -58,14 +58,13 @@ def app_crash(run: DrillRun) -> DrillResult:
     result = new_result("app-crash", "A web node's app crashes", target, stack)
     rec = Recorder(target, probe)
     web = target.web_names[0]
-    interval = float(target.settings.get("health_check_interval_ms", 2000)) / 1000
-    fall = int(target.settings.get("health_check_fall", 3))
+    node_down = float(target.settings["haproxy_node_down_s"])
     with rec.observing(30.0) as (_watcher, samples):
-        time.sleep(0.8)
+        time.sleep(run.lead_s)
         t0 = target.kill_daemon(web, "uvicorn")
         rec.mark("inject", f"{web}: SIGKILL uvicorn (nginx stays up)", web, t0)
         # Until the health checks mark the node DOWN, and a margin after.
-        time.sleep(interval * (fall + 1) + 1.0)
+        time.sleep(node_down + 1.0)
         t1 = target.start_daemon(web, "uvicorn")
         rec.mark("restore", f"{web}: uvicorn started again", web, t1)
         target.wait_backends(30.0)
@@ -93,7 +92,7 @@ def all_webs_down(run: DrillRun) -> DrillResult:
     patient = replace(probe, total_timeout=max(probe.total_timeout, 3.0))
     rec = Recorder(target, patient)
     with rec.observing(30.0) as (_watcher, samples):
-        time.sleep(0.8)
+        time.sleep(run.lead_s)
         t0 = time.time()
         for web in target.web_names:
             target.crash_host(web)
@@ -145,15 +144,17 @@ def web_hard_failure(run: DrillRun) -> DrillResult:
     web = target.web_names[-1]
     others = [w for w in target.web_names if w != web]
     settings = target.settings
-    interval = float(settings.get("health_check_interval_ms", 2000)) / 1000
-    fall = int(settings.get("health_check_fall", 3))
-    # HAProxy marks it down after `fall` failed checks; each check times out after one interval.
-    detection = interval * (fall + 1)
-    slow = float(settings.get("haproxy_timeout_connect_ms", 1000)) / 1000 / 2
+    detection = float(settings["haproxy_node_down_s"])
+    # A request sent to the dead node waits for the connect timeout before HAProxy sends it
+    # elsewhere: slower than half that timeout on top of the lab's normal latency.
+    timeout_connect = float(settings.get("haproxy_timeout_connect_ms", 1000)) / 1000
+    slow = round(timeout_connect / 2 + run.normal_latency_s, 3)
     watch = 2 * detection + 2.0
+    # The end of the watch that must be fast again: a second, or two of the probe's requests.
+    end = run.tail_s(1.0)
     rec = Recorder(target, probe)
-    with rec.observing(watch + 10.0) as (_watcher, samples):
-        time.sleep(0.8)
+    with rec.observing(run.lead_s + watch + 10.0) as (_watcher, samples):
+        time.sleep(run.lead_s)
         t0 = target.crash_host(web)
         rec.mark("inject", f"{web}: the whole node down", web, t0)
         time.sleep(watch)
@@ -164,7 +165,7 @@ def web_hard_failure(run: DrillRun) -> DrillResult:
     after = analysis.window(samples, t0)
     m = analysis.metrics(after)
     slow_ones = [s for s in after if s.latency >= slow]
-    last_second = analysis.window(samples, t0 + watch - 1.0)
+    last_second = analysis.window(samples, t0 + watch - end)
     result.figures = {
         **m.to_json(),
         "web": web,
@@ -178,7 +179,7 @@ def web_hard_failure(run: DrillRun) -> DrillResult:
         "at least one other web node": bool(others),
         f"failed requests <= {bounds.max_app_crash_failures}": m.failed
         <= bounds.max_app_crash_failures,
-        f"fast again by {watch:.0f}s (every request of the last second under {slow}s)": bool(
+        f"fast again by {watch:.0f}s (every request of the last {end:.1f}s under {slow}s)": bool(
             last_second
         )
         and all(s.ok and s.latency < slow for s in last_second),

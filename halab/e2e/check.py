@@ -17,6 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from halab.drills import report
+from halab.drills.baseline import Baseline, BaselineError, measure
+from halab.drills.core import Bounds, DrillResult, detection_s
+from halab.drills.probe import ProbeConfig
+from halab.e2e import usage
 from halab.e2e.parse import check_plan
 from halab.e2e.vmlab import E2eError, VmLab, default_netns
 from halab.spec import LabSpec
@@ -49,11 +54,35 @@ def load_spec(stack: str, project_dir: Path, pulumi_config: Path | None) -> LabS
     )
 
 
+def vm_bounds(lab: VmLab, probe: ProbeConfig, baseline: Baseline) -> Bounds:
+    """The pass/fail limits of the drills on VMs, from the configured timers and the probe.
+
+    When the master dies, the client waits for the backup's takeover (its detection time, plus
+    up to one advert of skew), for a request sent just before the takeover to time out, and for
+    the probe's next request and its answer.
+    """
+    settings = lab.settings
+    takeover = detection_s(settings) + settings["vrrp_advert_interval_ms"] / 1000
+    return Bounds(
+        max_lb_outage_s=round(
+            takeover + probe.total_timeout + 2 * probe.interval + baseline.p90_s, 3
+        ),
+        # One web node has nothing to alternate with.
+        min_alternation=Bounds().min_alternation if len(lab.web_names) > 1 else 0.0,
+    )
+
+
+def describe(result: DrillResult) -> str:
+    """A drill's summary, and where its time went on the VMs."""
+    text = report.summary(result)
+    lab_usage = result.figures.get("lab_usage")
+    return f"{text}\n  where the time went: {usage.summary_line(lab_usage)}" if lab_usage else text
+
+
 def run_check(args: argparse.Namespace) -> int:
     """Run the steps against the deployed lab; write the reports; 0 when every check held."""
-    from halab.drills import registry, report
-    from halab.drills.core import Bounds, DrillResult, DrillRun, settle
-    from halab.drills.probe import ProbeConfig
+    from halab.drills import registry
+    from halab.drills.core import DrillRun, settle
 
     spec = load_spec(
         args.stack,
@@ -72,24 +101,38 @@ def run_check(args: argparse.Namespace) -> int:
     unknown = [s for s in steps if s != "restore" and s not in registry.REGISTRY]
     if unknown:
         raise E2eError(f"unknown step {unknown[0]!r} (drills: {', '.join(registry.REGISTRY)})")
-    advert = spec.vrrp.advert_interval_ms / 1000
-    bounds = Bounds(
-        # Takeover is 3 adverts + skew; the client needs a retry after that.
-        max_lb_outage_s=3 * advert + 3.0,
-        # One web node has nothing to alternate with.
-        min_alternation=Bounds().min_alternation if len(lab.web_names) > 1 else 0.0,
-    )
-    # TCG guests answer TLS in tens of ms, sometimes hundreds: a patient, slower probe.
-    probe = ProbeConfig(
+    # The fastest probe a check starts from; the lab's own pace may slow it (below).
+    fastest = ProbeConfig(
         url=lab.public_url, interval=args.interval, connect_timeout=1.0, total_timeout=2.0
     )
     results: list[DrillResult] = []
     summary: dict[str, Any] = {"stack": args.stack, "settings": lab.settings, "steps": []}
-    # Slow guests settle slowly: a minute for the VIP to stay put before each drill.
-    run = DrillRun(lab, args.stack, bounds, probe, random.Random(args.seed), settle_timeout_s=60.0)  # noqa: S311 - a kill-phase jitter, not a secret
     ok = True
     try:
         lab.wait_backends(120.0)
+        # What the lab serves with nothing wrong sizes the probe, so that the drills measure
+        # the failover and not an overload of the probe's own making.
+        baseline = measure(lab, fastest)
+        probe = baseline.probe(fastest)
+        summary["baseline"] = baseline.to_json()
+        summary["probe"] = {"interval_s": probe.interval, "total_timeout_s": probe.total_timeout}
+        print(
+            f"baseline: {baseline.requests} requests one at a time, median "
+            f"{1000 * baseline.p50_s:.0f} ms, p90 {1000 * baseline.p90_s:.0f} ms "
+            f"(phases {baseline.phases_median_ms}); probe every {probe.interval} s, "
+            f"timeout {probe.total_timeout} s",
+            flush=True,
+        )
+        # Slow guests settle slowly: a minute for the VIP to stay put before each drill.
+        run = DrillRun(
+            lab,
+            args.stack,
+            vm_bounds(lab, probe, baseline),
+            probe,
+            random.Random(args.seed),  # noqa: S311 - a kill-phase jitter, not a secret
+            settle_timeout_s=60.0,
+            baseline=baseline,
+        )
         for step in steps:
             t0 = time.monotonic()
             if step == "restore":
@@ -113,19 +156,21 @@ def run_check(args: argparse.Namespace) -> int:
                 summary["steps"].append(entry)
                 run.crashed = None
                 continue
+            before = lab.usage_snapshot()
             r = registry.run_drill(run, step)
+            r.figures["lab_usage"] = usage.between(before, lab.usage_snapshot())
             if args.tag:
                 r.name = f"{r.name}-{args.tag}"
             results.append(r)
             report.write(r, out)
-            print(report.summary(r), flush=True)
+            print(describe(r), flush=True)
             ok = ok and r.passed
             summary["steps"].append({
                 "step": r.name, "passed": r.passed, "checks": r.checks,
                 "figures": {k: v for k, v in r.figures.items() if k != "samples"},
                 "seconds": round(time.monotonic() - t0, 1),
             })  # fmt: skip
-    except E2eError as exc:
+    except (E2eError, BaselineError) as exc:
         print(f"check: {exc}", file=sys.stderr)
         summary["error"] = str(exc)
         ok = False
@@ -133,7 +178,7 @@ def run_check(args: argparse.Namespace) -> int:
         lab.close()
     if results:
         index = out / (f"summary-{args.tag}.txt" if args.tag else "summary.txt")
-        index.write_text("\n\n".join(report.summary(r) for r in results) + "\n", "utf-8")
+        index.write_text("\n\n".join(describe(r) for r in results) + "\n", "utf-8")
     summary["passed"] = ok
     name = f"check-{args.tag}.json" if args.tag else "check.json"
     (out / name).write_text(json.dumps(summary, indent=1), encoding="utf-8")

@@ -49,6 +49,7 @@ from pulumi import automation as auto
 
 from halab import PROJECT
 from halab.drills import analysis
+from halab.drills.baseline import measure
 from halab.drills.probe import ProbeConfig, Sample, write_samples
 from halab.e2e.check import check_args, run_check
 from halab.e2e.parse import PlanCheck, check_steps
@@ -106,16 +107,15 @@ def probe_figures(samples: Sequence[Sample]) -> dict[str, Any]:
     }
 
 
-def serving_bound_s(spec: LabSpec) -> float:
+def serving_bound_s(spec: LabSpec, probe: ProbeConfig) -> float:
     """The longest silence a change of one VM may cause and the lab still counts as serving.
 
     The other web node serves throughout, so no client should wait longer than HAProxy takes to
-    mark the gone node down (its check interval x fall; meanwhile retries and redispatch move
-    requests) plus one probe timeout. A longer silence means every path was down: the LBs, the
-    VIP or the edge, not the VM that changed.
+    mark the gone node down (meanwhile retries and redispatch move requests), plus one probe
+    timeout and the probe's next request. A longer silence means every path was down: the LBs,
+    the VIP or the edge, not the VM that changed.
     """
-    detection_s = spec.haproxy.health_check_interval_ms * spec.haproxy.health_check_fall / 1000
-    return round(detection_s + PROBE_TOTAL_TIMEOUT_S, 3)
+    return round(spec.haproxy.node_down_s + probe.total_timeout + probe.interval, 3)
 
 
 class E2eRun:
@@ -283,18 +283,23 @@ class E2eRun:
             raise StepFailedError(f"the drill ({steps}) failed; see {self.reports}")
 
     @contextlib.contextmanager
-    def serving(self, row: Step, max_s: float = PROBE_MAX_S) -> Iterator[None]:
-        """The probe through the public IP while the block runs; its figures go into ``row``."""
+    def serving(self, row: Step, max_s: float = PROBE_MAX_S) -> Iterator[ProbeConfig]:
+        """The probe through the public IP while the block runs, sized by the lab's pace with
+        nothing wrong (:mod:`halab.drills.baseline`); its figures go into ``row``."""
         lab = self.lab()
-        cfg = ProbeConfig(
+        fastest = ProbeConfig(
             url=lab.public_url,
             interval=0.1,
             connect_timeout=1.0,
             total_timeout=PROBE_TOTAL_TIMEOUT_S,
         )
+        baseline = measure(lab, fastest)
+        cfg = baseline.probe(fastest)
+        row.figures["baseline"] = baseline.to_json()
+        row.figures["probe_interval_s"] = cfg.interval
         probe = lab.start_probe(cfg, duration=max_s)
         try:
-            yield
+            yield cfg
         finally:
             samples = probe.stop()
             row.figures["probe"] = probe_figures(samples)
@@ -359,7 +364,7 @@ class E2eRun:
         with self.timings.step(f"{label}: pulumi up, probe running") as row:
             started = time.monotonic()
             try:
-                with self.serving(row):
+                with self.serving(row) as probe_cfg:
                     log = self.up()
             finally:
                 # Whatever happened, what the LBs did while it happened.
@@ -378,7 +383,7 @@ class E2eRun:
                 f"longest silence {probe['longest_silence_s']} s",
                 flush=True,
             )
-            bound = serving_bound_s(self.spec())
+            bound = serving_bound_s(self.spec(), probe_cfg)
             row.figures["longest_silence_bound_s"] = bound
             if probe["longest_silence_s"] > bound:
                 raise StepFailedError(

@@ -33,6 +33,7 @@ from typing import Any
 from halab.drills.probe import ProbeConfig
 from halab.drills.probe_process import PopenHandle, ProbeProcess
 from halab.drills.target import SpecDrillTarget
+from halab.e2e import usage
 from halab.e2e.parse import holds, servers_state
 from halab.lab import netns
 from halab.libvirtd import netns_name
@@ -41,16 +42,24 @@ from halab.spec import LabSpec, ResolvedHost
 
 #: A VIP report older than this no longer counts (the LB is gone or frozen).
 STALE_S = 3.0
-_SERVERS_STATE = (
-    "import socket; s = socket.socket(socket.AF_UNIX); s.settimeout(3); "
-    "s.connect('/run/haproxy/admin.sock'); s.sendall(b'show servers state\\n'); "
-    "d = b''\n"
-    "while True:\n"
-    "    c = s.recv(65536)\n"
-    "    if not c: break\n"
-    "    d += c\n"
-    "print(d.decode())"
-)
+
+
+def _admin_socket(command: str) -> str:
+    """A shell command that sends ``command`` to HAProxy's admin socket and prints the answer
+    (``python3`` is on every VM; no socat needed)."""
+    script = (
+        "import socket; s = socket.socket(socket.AF_UNIX); s.settimeout(3); "
+        f"s.connect('/run/haproxy/admin.sock'); s.sendall(b'{command}\\n'); "
+        "d = b''\n"
+        "while True:\n"
+        "    c = s.recv(65536)\n"
+        "    if not c: break\n"
+        "    d += c\n"
+        "print(d.decode())"
+    )
+    return f"sudo python3 -c {shlex.quote(script)}"
+
+
 _REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -309,7 +318,25 @@ class VmLab(SpecDrillTarget):
 
     def backends(self, lb: str) -> dict[str, str]:
         """HAProxy's view of its servers on one LB."""
-        return servers_state(self.run(lb, f"sudo python3 -c {shlex.quote(_SERVERS_STATE)}"))
+        return servers_state(self.run(lb, _admin_socket("show servers state")))
+
+    def usage_snapshot(self) -> usage.UsageSnapshot:
+        """Every VM's CPU jiffies, and each LB's ``show stat``, now (:mod:`halab.e2e.usage`);
+        a VM that does not answer (crashed) is left out."""
+        snapshot = usage.UsageSnapshot(time.time())
+        for host in self.spec.resolved_hosts:
+            command = "head -n1 /proc/stat"
+            if host.role is Role.LB:
+                command += f"; echo; {_admin_socket('show stat')}"
+            try:
+                text = self.run(host.name, command, timeout=20.0)
+            except E2eError:
+                continue
+            first, _, rest = text.partition("\n")
+            snapshot.cpu[host.name] = usage.cpu_jiffies(first)
+            if host.role is Role.LB:
+                snapshot.haproxy[host.name] = usage.haproxy_stat(rest)
+        return snapshot
 
     def wait_backends(self, timeout: float = 30.0, up: Sequence[str] | None = None) -> float:
         """Until every LB that answers sees ``up`` (default: every web node) RUNNING."""

@@ -44,12 +44,17 @@ def test_ok_refused_and_timeout() -> None:
         try:
             ok = await request_once(ProbeConfig(f"http://127.0.0.1:{ok_port}/"), 0)
             assert ok.ok and ok.backend == "web-1"
+            # Plain HTTP: connected, then the first byte, no TLS phase; all within the request.
+            assert ok.connect_s is not None and ok.first_byte_s is not None
+            assert 0 <= ok.connect_s <= ok.first_byte_s <= ok.latency and ok.tls_s is None
             refused = await request_once(ProbeConfig(f"http://127.0.0.1:{closed_port}/"), 1)
             assert refused.outcome == "refused"
             hung = await request_once(
                 ProbeConfig(f"http://127.0.0.1:{hang_port}/", total_timeout=0.1), 2
             )
             assert hung.outcome == "timeout" and hung.latency < 0.5
+            # It connected; no answer ever started.
+            assert hung.connect_s is not None and hung.first_byte_s is None
             samples = await run_probe(
                 ProbeConfig(f"http://127.0.0.1:{ok_port}/", interval=0.01), 0.2
             )
