@@ -6,8 +6,10 @@ processes by PID and start time) because a lab of VMs starts its probe the same 
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 
@@ -30,3 +32,27 @@ def popen_logged(
             env=dict(env) if env is not None else None,
             close_fds=True,
         )
+
+
+def busy_loop_argv(seconds: float) -> list[str]:
+    """A Python process that keeps one core busy and ends by itself after ``seconds``."""
+    code = (
+        "import time\n"
+        f"end = time.monotonic() + {float(seconds)}\n"
+        "while time.monotonic() < end:\n"
+        "    pass\n"
+    )
+    return [sys.executable, "-I", "-S", "-c", code]
+
+
+@contextlib.contextmanager
+def busy_loops(count: int, seconds: float, log: Path) -> Iterator[None]:
+    """``count`` busy loops beside the block (each ends by itself after ``seconds`` at most),
+    ended by their PIDs when the block ends: a machine made slower on purpose."""
+    loops = [popen_logged(busy_loop_argv(seconds), log) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait(10.0)

@@ -113,7 +113,7 @@ def run_check(args: argparse.Namespace) -> int:
         # What the lab serves with nothing wrong sizes the probe, so that the drills measure
         # the failover and not an overload of the probe's own making.
         baseline = measure(lab, fastest)
-        probe = baseline.probe(fastest)
+        probe = fastest if args.fixed_probe else baseline.probe(fastest)
         summary["baseline"] = baseline.to_json()
         summary["probe"] = {"interval_s": probe.interval, "total_timeout_s": probe.total_timeout}
         print(
@@ -218,7 +218,18 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--steps", default=",".join(DEFAULT_STEPS), help="comma-separated")
     parser.add_argument("--tag", default="", help="suffix of the report names")
-    parser.add_argument("--interval", type=float, default=0.1, help="probe interval (s)")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=0.1,
+        help="the probe's shortest interval (s); a slow lab gets a longer one",
+    )
+    parser.add_argument(
+        "--fixed-probe",
+        action="store_true",
+        help="probe every --interval whatever the lab's pace (to see what a probe that "
+        "overloads the lab does to the figures)",
+    )
     parser.add_argument("--restore-timeout", type=float, default=300.0)
     parser.add_argument("--seed", type=int, default=None)
     parser.set_defaults(func=run_check)

@@ -57,6 +57,7 @@ from halab.e2e.reclaim import Virsh, reclaim
 from halab.e2e.timings import EventLog, Step, Timings, engine_errors, first_line
 from halab.e2e.vmlab import E2eError, VmLab
 from halab.e2e.watchdog import OperationTimeoutError, OperationWatchdog
+from halab.process import busy_loops
 from halab.roles import Role
 from halab.spec import LabSpec
 from halab.stackconfig import project_defaults, spec_from_pulumi_json
@@ -688,8 +689,12 @@ def run(args: argparse.Namespace) -> int:
         e2e.destroy_and_check,
     ]
     try:
-        for step in steps:
-            step()
+        # A slower machine on purpose, beside every step (none by default).
+        with busy_loops(args.cpu_hogs, OPERATION_TIMEOUT_S["up"] * 8, reports / "cpu-hogs.log"):
+            if args.cpu_hogs:
+                e2e.timings.info(f"{args.cpu_hogs} busy loop(s) beside the VMs, all along", 0.0)
+            for step in steps:
+                step()
         passed = True
     except (
         StepFailedError,
@@ -741,6 +746,13 @@ def add_run_command(subparsers: Any) -> None:
             help=text,
         )
     parser.add_argument("--observe-s", type=float, default=120.0, help="quiet time per variant")
+    parser.add_argument(
+        "--cpu-hogs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep N host cores busy all along (a slower machine on purpose)",
+    )
     parser.add_argument(
         "--skip",
         type=lambda text: [v for v in text.split(",") if v],

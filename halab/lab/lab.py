@@ -22,7 +22,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -37,6 +36,7 @@ from halab.lab import netns, procs, recipes, topology
 from halab.lab.procs import ProcRecord
 from halab.lab.recipes import RECIPES, Place, Recipe
 from halab.lab.state import LabState, locked, run_dir
+from halab.process import busy_loop_argv
 from halab.render import RenderedHost, Target, render_host
 from halab.roles import PATHS, Role, ZoneName, lab_binaries
 from halab.sections import EdgeKind
@@ -678,14 +678,8 @@ class NamespaceLab(SpecDrillTarget):
     @contextlib.contextmanager
     def cpu_hog(self, seconds: float) -> Iterator[None]:
         """One busy loop per core (bounded by ``seconds``), stopped by PID after the block."""
-        code = (
-            "import time\n"
-            f"end = time.monotonic() + {float(seconds) + 1.0}\n"
-            "while time.monotonic() < end:\n"
-            "    pass\n"
-        )
         hogs = [
-            self.spawn_helper(f"hog-{i}", [sys.executable, "-I", "-S", "-c", code], "machine")
+            self.spawn_helper(f"hog-{i}", busy_loop_argv(seconds + 1.0), "machine")
             for i in range(os.cpu_count() or 1)
         ]
         try:
