@@ -22,8 +22,11 @@ down: ## `pulumi destroy` of STACK, then the project's libvirtd if it used it: n
 test: ## install what the tests need, then lint, type-check and run every test
 	scripts/test.sh
 
-fresh-test: bootstrap ## `make test` in a pristine Debian 12 root (mmdebstrap; root; CI runs this)
-	python3 -m halab.fresh
+# RELEASE=bookworm|trixie picks the Debian release of the fresh root (default: this machine's).
+RELEASE ?=
+
+fresh-test: bootstrap ## `make test` in a pristine Debian root (RELEASE; mmdebstrap; root; CI runs this)
+	python3 -m halab.fresh $(if $(RELEASE),--release $(RELEASE))
 
 bootstrap: ## Debian packages and the virtualenv (idempotent)
 	scripts/bootstrap.sh

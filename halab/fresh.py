@@ -1,6 +1,7 @@
-"""The README's test command on a fresh machine: a pristine Debian 12 root made with mmdebstrap.
+"""The README's test command on a fresh machine: a pristine Debian root made with mmdebstrap.
 
-``python3 -m halab.fresh`` (``make fresh-test``, and ``.ci/run``) builds a minimal bookworm root
+``python3 -m halab.fresh`` (``make fresh-test``, and ``.ci/run``) builds a minimal root of a
+Debian release (``--release``: bookworm or trixie, this machine's own by default)
 (minbase plus what a newcomer has before the README's first command: git, make, CA
 certificates), puts a clean clone of this checkout in it (with the working tree's uncommitted
 changes) and ``../shared`` beside it, read-only, and runs ``make test`` there as root. Nothing
@@ -39,7 +40,6 @@ from pathlib import Path
 from halab import cache_root, debian
 
 REPO = Path(__file__).resolve().parents[1]
-SUITE = "bookworm"
 #: What a newcomer installs before the README's first command (the README says so).
 NEWCOMER_PACKAGES = ("ca-certificates", "git", "make")
 #: Where the checkout and ../shared sit inside the root (the same layout CI has).
@@ -213,13 +213,14 @@ def run(args: argparse.Namespace) -> int:
     root = work / "root"
     rc = 1
     try:
-        main_mirror, security_mirror = mirror(SUITE), mirror(f"{SUITE}-security")
+        suite = args.release
+        main_mirror, security_mirror = mirror(suite), mirror(f"{suite}-security")
         phases.run(
-            "mmdebstrap (Debian 12 minbase)",
+            f"mmdebstrap (Debian {debian.RELEASES[suite]} minbase)",
             ["mmdebstrap", "--mode=root", "--variant=minbase", "--components=main",
-             f"--include={','.join(NEWCOMER_PACKAGES)}", SUITE, str(root),
-             f"deb {main_mirror} {SUITE} main", f"deb {main_mirror} {SUITE}-updates main",
-             f"deb {security_mirror} {SUITE}-security main"],
+             f"--include={','.join(NEWCOMER_PACKAGES)}", suite, str(root),
+             f"deb {main_mirror} {suite} main", f"deb {main_mirror} {suite}-updates main",
+             f"deb {security_mirror} {suite}-security main"],
         )  # fmt: skip
         with phases.timed("network settings"):
             take_network_settings(root)
@@ -248,16 +249,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"fresh: root kept at {root}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-        report(phases, args.reports, cold=args.cold)
+        report(phases, args.reports / args.release, cold=args.cold, release=args.release)
     return rc
 
 
-def report(phases: Phases, reports: Path, *, cold: bool) -> None:
+def report(phases: Phases, reports: Path, *, cold: bool, release: str) -> None:
     """Print the phase table and write it as JSON (the fresh machine's extra cost)."""
     print(phases.table())
     reports.mkdir(parents=True, exist_ok=True)
     (reports / "timings.json").write_text(
-        json.dumps({"cold_caches": cold, "seconds": phases.seconds}, indent=2) + "\n"
+        json.dumps({"release": release, "cold_caches": cold, "seconds": phases.seconds}, indent=2)
+        + "\n"
     )
 
 
@@ -265,8 +267,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (``--help`` has it all)."""
     parser = argparse.ArgumentParser(
         prog="python3 -m halab.fresh",
-        description="Run `make test` in a pristine Debian 12 root (mmdebstrap), as a fresh "
+        description="Run `make test` in a pristine Debian root (mmdebstrap), as a fresh "
         "machine would. Root only.",
+    )
+    parser.add_argument(
+        "--release",
+        choices=sorted(debian.RELEASES),
+        default=debian.host_release(),
+        help="the Debian release of the root (default: this machine's, %(default)s)",
     )
     parser.add_argument(
         "--cold", action="store_true", help="mount none of the project's caches (slow)"

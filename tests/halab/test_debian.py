@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from halab.debian import deb822_uris, mirror_for, one_line_uris
+from halab.debian import DEFAULT_RELEASE, deb822_uris, host_release, mirror_for, one_line_uris
 
 DEB822 = """\
 Types: deb
@@ -59,3 +59,26 @@ def test_mirror_for_reads_list_files_before_sources_files(tmp_path: Path) -> Non
     (tmp_path / "sources.list").write_text("deb http://list.example/debian bookworm main\n")
     assert mirror_for("bookworm", tmp_path) == "http://list.example/debian"
     assert mirror_for("sid", tmp_path) is None
+
+
+def test_another_release_takes_the_mirror_of_the_same_kind_of_suite(tmp_path: Path) -> None:
+    # A bookworm machine's sources name no trixie: its mirrors serve trixie all the same.
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(DEB822, encoding="utf-8")
+    assert mirror_for("trixie", tmp_path) == "http://deb.debian.org/debian"
+    assert mirror_for("trixie-updates", tmp_path) == "http://deb.debian.org/debian"
+    assert mirror_for("trixie-security", tmp_path) == "http://security.example/debian-security"
+    # And a trixie machine's serve bookworm.
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        DEB822.replace("bookworm", "trixie"), encoding="utf-8"
+    )
+    assert mirror_for("bookworm-security", tmp_path) == "http://security.example/debian-security"
+
+
+def test_the_host_release_is_read_from_os_release(tmp_path: Path) -> None:
+    os_release = tmp_path / "os-release"
+    os_release.write_text('PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nVERSION_CODENAME=trixie\n')
+    assert host_release(os_release) == "trixie"
+    os_release.write_text("VERSION_CODENAME=noble\n")
+    assert host_release(os_release) == DEFAULT_RELEASE
+    assert host_release(tmp_path / "missing") == DEFAULT_RELEASE
