@@ -1,11 +1,13 @@
-"""The project's image of the lab VMs: Debian bookworm from Debian's packages only, built once and
-cached (``python -m halab image [--print-paths|--force]``).
+"""The project's image of the lab VMs: Debian (bookworm or trixie; by default the release this
+machine runs, so the tools that validated the lab's files are the versions its VMs run) from
+Debian's packages only, built once per release and cached
+(``python -m halab image [--release R] [--print-paths|--force]``).
 
 It owns the folder ``<cache>/image`` (:func:`halab.cache_root`): one folder per build, named by
 its key, with ``disk.qcow2``, ``vmlinuz``, ``initrd.img``, ``packages.tsv`` (every package and
 its version), ``build-info`` and ``.complete``; while a build runs, its lock ``.lock-<key>``
-and its work folder ``.build-<key>.*``. Older builds go when a new one is complete
-(``HA_WEB_LAB_IMAGE_KEEP_OLD=1`` keeps them).
+and its work folder ``.build-<key>.*``. Older builds of the same release go when a new one is
+complete (``HA_WEB_LAB_IMAGE_KEEP_OLD=1`` keeps them).
 
 - no option: build unless cached, then print the three paths;
 - ``--print-paths``: print the paths of the cached image (exit 1 when it is not built);
@@ -26,7 +28,7 @@ its own kernel (cmdline: root=/dev/vda rw console=ttyS0 net.ifnames=0); the root
 the whole /dev/vda (no partition table).
 
 Needs (Debian packages): mmdebstrap, e2fsprogs, qemu-utils, and a Debian mirror: the one this
-machine's apt uses for bookworm and bookworm-security (:mod:`halab.debian`), or
+machine's apt uses for the release and its security suite (:mod:`halab.debian`), or
 ``HA_WEB_LAB_DEBIAN_MIRROR`` and ``HA_WEB_LAB_DEBIAN_SECURITY_MIRROR``. Builds as root
 (mmdebstrap's root mode makes a tree with the right owners); a cached image needs no root.
 Standard library only, like :mod:`halab.roles` that it reads.
@@ -55,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from halab import cache_root, flock_within, teller
+from halab import cache_root, debian, flock_within, teller
 from halab.fresh import FreshError, mirror, mounted_under
 from halab.lab import procs
 from halab.roles import all_packages
@@ -65,7 +67,6 @@ from halab.roles import all_packages
 # 4: PasswordAuthentication no from the start (no sshd restart by cloud-init), no nested KVM
 # or PC speaker modules.
 VERSION = 4
-SUITE = "bookworm"
 #: The system the VMs boot into; the roles' own packages come from halab/roles.py, the one list.
 SYSTEM_PACKAGES = (
     "linux-image-amd64", "initramfs-tools", "udev", "dbus", "kmod", "systemd-sysv", "procps",
@@ -233,7 +234,7 @@ def cache_key(version: int, suite: str, size: str, names: Sequence[str]) -> str:
 
 
 def mmdebstrap_argv(
-    root: Path, names: Sequence[str], main_mirror: str, security_mirror: str
+    root: Path, names: Sequence[str], main_mirror: str, security_mirror: str, suite: str
 ) -> list[str]:
     """The mmdebstrap command: minbase, the packages, no docs, man pages, locales or unused
     kernel modules."""
@@ -248,10 +249,10 @@ def mmdebstrap_argv(
         "--dpkgopt=path-include=/usr/share/locale/locale.alias",
         "--dpkgopt=path-exclude=/usr/share/info/*",
         *excludes,
-        SUITE, str(root),
-        f"deb {main_mirror} {SUITE} main",
-        f"deb {main_mirror} {SUITE}-updates main",
-        f"deb {security_mirror} {SUITE}-security main",
+        suite, str(root),
+        f"deb {main_mirror} {suite} main",
+        f"deb {main_mirror} {suite}-updates main",
+        f"deb {security_mirror} {suite}-security main",
     ]  # fmt: skip
 
 
@@ -299,13 +300,22 @@ def newest(boot: Path, prefix: str) -> Path:
     return found[-1]
 
 
+def built_suite(folder: Path) -> str | None:
+    """The release a finished build was of, from its ``build-info`` (None when unreadable)."""
+    try:
+        lines = (folder / "build-info").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    return next((line.partition("=")[2] for line in lines if line.startswith("suite=")), None)
+
+
 def build_info(img: Image, *, kernel: str, built: str, mmdebstrap_s: int, total_s: int) -> str:
     """The ``build-info`` file: what was built, from what, and how long it took (the names
     are scripts/build-image.sh's)."""
     return "".join(
         f"{name}={value}\n"
         for name, value in (
-            ("key", img.key), ("script_version", VERSION), ("suite", SUITE), ("size", img.size),
+            ("key", img.key), ("script_version", VERSION), ("suite", img.suite), ("size", img.size),
             ("kernel", kernel), ("built", built), ("mmdebstrap_seconds", mmdebstrap_s),
             ("total_seconds", total_s),
         )
@@ -323,6 +333,8 @@ class Image:
     key: str
     size: str
     packages: tuple[str, ...]
+    #: The Debian release (:data:`halab.debian.RELEASES`).
+    suite: str
 
     @property
     def out(self) -> Path:
@@ -346,13 +358,18 @@ class Image:
         )
 
 
-def image(cache: Path | None = None, env: Mapping[str, str] | None = None) -> Image:
-    """The image of this checkout's inputs in ``cache`` (default ``<cache root>/image``)."""
+def image(
+    cache: Path | None = None, env: Mapping[str, str] | None = None, release: str | None = None
+) -> Image:
+    """The image of this checkout's inputs in ``cache`` (default ``<cache root>/image``), of
+    ``release`` (default: this machine's, :func:`halab.debian.host_release`)."""
     names = packages()
     size = disk_size(env)
-    return Image(
-        cache or cache_root() / "image", cache_key(VERSION, SUITE, size, names), size, names
-    )
+    suite = release or debian.host_release()
+    if suite not in debian.RELEASES:
+        raise ImageError(f"no image for Debian {suite!r}: one of {', '.join(debian.RELEASES)}")
+    key = cache_key(VERSION, suite, size, names)
+    return Image(cache or cache_root() / "image", key, size, names, suite)
 
 
 def cached(img: Image | None = None) -> tuple[Path, Path, Path]:
@@ -393,12 +410,12 @@ def check_tools() -> None:
 
 
 def remove_older(img: Image) -> None:
-    """Older builds (another version or package list) are of no more use: the lab copies the
-    image into a libvirt pool."""
+    """Older builds of the same release (another version or package list) are of no more use:
+    the lab copies the image into a libvirt pool. Another release's image stays."""
     for old in sorted(img.cache.iterdir()):
         if old.name.startswith(".") or old.is_symlink() or old == img.out:
             continue
-        if not (old / ".complete").is_file():
+        if not (old / ".complete").is_file() or built_suite(old) != img.suite:
             continue
         say(f"removing the older image {old.name}")
         try:
@@ -416,7 +433,7 @@ def build(img: Image) -> None:
     """mmdebstrap into a work folder, the files, ext4, qcow2; the folder becomes the image's.
     A failure or an interruption leaves nothing: no process, no mount, no work folder."""
     try:
-        main_mirror, security_mirror = mirror(SUITE), mirror(f"{SUITE}-security")
+        main_mirror, security_mirror = mirror(img.suite), mirror(f"{img.suite}-security")
     except FreshError as exc:
         raise ImageError(str(exc)) from None
     work = Path(tempfile.mkdtemp(prefix=f".build-{img.key}.", dir=img.cache))
@@ -434,8 +451,8 @@ def _build_in(img: Image, work: Path, main_mirror: str, security_mirror: str) ->
     t0 = time.monotonic()
     root = work / "root"
     root.mkdir()
-    say(f"mmdebstrap {SUITE} ({len(img.packages)} packages) from {main_mirror} into {root}")
-    run_step(mmdebstrap_argv(root, img.packages, main_mirror, security_mirror))
+    say(f"mmdebstrap {img.suite} ({len(img.packages)} packages) from {main_mirror} into {root}")
+    run_step(mmdebstrap_argv(root, img.packages, main_mirror, security_mirror, img.suite))
     t_mmdebstrap = round(time.monotonic() - t0)
 
     say("configuring the tree")
@@ -535,7 +552,8 @@ def remove_tree(folder: Path) -> None:
 
 def _command(args: argparse.Namespace) -> int:
     try:
-        paths = cached() if args.print_paths else ensure(force=args.force)
+        img = image(release=args.release)
+        paths = cached(img) if args.print_paths else ensure(img, force=args.force)
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:  # ImageError too
         say(str(exc))
         return 1
@@ -554,9 +572,15 @@ def add_image_command(subparsers: Any) -> None:
         help=text + " (a build needs root)",
         description=(
             f"{text}: disk.qcow2, vmlinuz, initrd.img, one a line, from "
-            "<cache>/image/<key>/ (Debian bookworm with every role's packages, by mmdebstrap). "
+            "<cache>/image/<key>/ (Debian with every role's packages, by mmdebstrap). "
             "HA_WEB_LAB_IMAGE_SIZE sets the disk size (default 4G)."
         ),
+    )
+    parser.add_argument(
+        "--release",
+        choices=sorted(debian.RELEASES),
+        default=None,
+        help="the Debian release of the image (default: this machine's)",
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument(

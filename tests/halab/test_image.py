@@ -16,7 +16,7 @@ import pytest
 import yaml
 from pytest import CaptureFixture, MonkeyPatch
 
-from halab import image
+from halab import debian, image
 from halab.cli import main
 from halab.lab import procs
 
@@ -28,7 +28,9 @@ KEY_8G = "c1b0d459e7597c3d"
 
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: MonkeyPatch) -> Path:
-    """A cache root of the test's own, the default size; returns <cache>/image."""
+    """A cache root of the test's own, the default size, a bookworm machine (the keys below are
+    bookworm's); returns <cache>/image."""
+    monkeypatch.setattr(debian, "host_release", lambda *_: "bookworm")
     monkeypatch.setenv("HA_WEB_LAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("HA_WEB_LAB_IMAGE_SIZE", raising=False)
     monkeypatch.delenv("HA_WEB_LAB_IMAGE_KEEP_OLD", raising=False)
@@ -40,6 +42,7 @@ def _complete(img: image.Image) -> None:
     img.out.mkdir(parents=True)
     for path in img.paths:
         path.write_bytes(b"x")
+    (img.out / "build-info").write_text(f"key={img.key}\nsuite={img.suite}\n")
     (img.out / ".complete").touch()
 
 
@@ -206,7 +209,9 @@ def test_units_on_and_off(tmp_path: Path) -> None:
 
 
 def test_the_mmdebstrap_command() -> None:
-    argv = image.mmdebstrap_argv(Path("/w/root"), ("a", "b"), "http://m/debian", "http://s/sec")
+    argv = image.mmdebstrap_argv(
+        Path("/w/root"), ("a", "b"), "http://m/debian", "http://s/sec", "bookworm"
+    )
     assert argv[:5] == [
         "mmdebstrap", "--mode=root", "--variant=minbase", "--components=main", "--include=a,b"
     ]  # fmt: skip
@@ -228,18 +233,29 @@ def test_the_newest_kernel_by_version(tmp_path: Path) -> None:
 
 
 def test_older_images_go_the_new_one_and_unfinished_builds_stay(cache: Path) -> None:
-    img = image.image()
+    img = image.image(release="bookworm")
     _complete(img)
-    old = image.Image(cache, "0123456789abcdef", "4G", ())
+    old = image.Image(cache, "0123456789abcdef", "4G", (), "bookworm")
     _complete(old)
     old.lock.touch()
+    # The other release's image is no older build of this one: both releases stay usable.
+    trixie = image.image(release="trixie")
+    _complete(trixie)
     unfinished = cache / "fedcba9876543210"
     unfinished.mkdir()
     (cache / f".build-{img.key}.x").mkdir()
     image.remove_older(img)
     assert sorted(p.name for p in cache.iterdir()) == sorted(
-        [img.key, unfinished.name, f".build-{img.key}.x"]
+        [img.key, trixie.key, unfinished.name, f".build-{img.key}.x"]
     )
+
+
+def test_each_release_has_its_own_key_and_an_unknown_one_is_refused(cache: Path) -> None:
+    assert image.image(release="bookworm").key == KEY_4G
+    assert image.image(release="trixie").key != KEY_4G
+    assert image.image(release="trixie").suite == "trixie"
+    with pytest.raises(image.ImageError, match="no image for Debian 'sid'"):
+        image.image(release="sid")
 
 
 def test_a_failing_or_slow_step_is_an_error_and_ends(monkeypatch: MonkeyPatch) -> None:
@@ -334,9 +350,9 @@ def test_a_build_with_faked_steps_leaves_the_image_and_nothing_else(
 ) -> None:
     steps = FakeSteps()
     monkeypatch.setattr(image, "run_step", steps.run_step)
-    old = image.Image(cache, "0123456789abcdef", "4G", ())
+    old = image.Image(cache, "0123456789abcdef", "4G", (), "bookworm")
     _complete(old)
-    assert main(["image"]) == 0
+    assert main(["image", "--release", "bookworm"]) == 0
     img = image.image()
     assert capsys.readouterr().out.splitlines() == [str(p) for p in img.paths]
     assert steps.ran == ["mmdebstrap", "dpkg-query", "mkfs.ext4", "e2fsck", "qemu-img"]
