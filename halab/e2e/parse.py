@@ -33,6 +33,15 @@ def holds(ip_output: str, vip: str) -> bool:
     return vip in ipv4_addresses(ip_output)
 
 
+def vip_change(monitor_line: str, vip: str) -> bool | None:
+    """What a line of ``ip -o -4 monitor address`` says of ``vip``: True added, False deleted,
+    None when it is about another address (or is a heartbeat)."""
+    deleted = monitor_line.startswith("Deleted ")
+    if not holds(monitor_line.removeprefix("Deleted "), vip):
+        return None
+    return not deleted
+
+
 def servers_state(text: str) -> dict[str, str]:
     """``{server: RUNNING|STOPPED|...}`` from HAProxy's ``show servers state`` answer.
 

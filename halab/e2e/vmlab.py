@@ -6,9 +6,11 @@ there is none (a real hypervisor whose lab networks this machine routes to). lib
 reached through its URI from anywhere.
 
 - probe: ``python -m halab.drills.probe`` as a process in that namespace, against the public URL;
-- VIP holders: one long-lived SSH session per LB prints ``ip -o -4 addr show dev dmz`` every
-  0.2 s; a read is a look at the last answer of each (a silent LB, e.g. a destroyed one, stops
-  counting after :data:`STALE_S`);
+- VIP holders: one long-lived SSH session per LB prints ``ip -o -4 addr show dev dmz`` once,
+  then every change of the DMZ's addresses as it happens (``ip monitor``), and a heartbeat every
+  :data:`HEARTBEAT_S`; a read is a look at the last state of each (a silent LB, e.g. a destroyed
+  one, stops counting after :data:`STALE_S`). Waiting for events instead of running ``ip``
+  every 0.2 s matters under emulation: there that loop alone kept an LB's vCPU a fifth busy;
 - faults: ``virsh destroy`` / ``virsh start`` of a domain, ``systemctl kill -s KILL`` of a unit;
 - HAProxy's view: ``show servers state`` on its admin socket, through ``python3`` on the LB.
 
@@ -34,7 +36,7 @@ from halab.drills.probe import ProbeConfig
 from halab.drills.probe_process import PopenHandle, ProbeProcess
 from halab.drills.target import SpecDrillTarget
 from halab.e2e import usage
-from halab.e2e.parse import holds, servers_state
+from halab.e2e.parse import holds, servers_state, vip_change
 from halab.lab import netns
 from halab.libvirtd import netns_name
 from halab.roles import ROLES, Role
@@ -42,6 +44,16 @@ from halab.spec import LabSpec, ResolvedHost
 
 #: A VIP report older than this no longer counts (the LB is gone or frozen).
 STALE_S = 3.0
+#: How often an LB's VIP stream says it is still there when nothing changes.
+HEARTBEAT_S = 1
+#: The VIP stream: the state once, then changes as they happen and a heartbeat; the monitor
+#: goes with the stream (a write to a closed session ends the loop).
+_VIP_STREAM = (
+    "ip -o -4 addr show dev dmz; echo .; "
+    "ip -o -4 monitor address dev dmz & m=$!; "
+    "trap 'kill $m 2>/dev/null; exit 0' PIPE HUP TERM INT; "
+    f"while sleep {HEARTBEAT_S}; do echo . || break; done; kill $m"
+)
 
 
 def _admin_socket(command: str) -> str:
@@ -102,9 +114,8 @@ class _VipStream:
         self.vip = vip
         self.seen_at = 0.0
         self.holding = False
-        script = "while :; do ip -o -4 addr show dev dmz; echo .; sleep 0.2; done"
         self.proc = subprocess.Popen(
-            lab.ssh_argv(host, script),
+            lab.ssh_argv(host, _VIP_STREAM),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -115,14 +126,20 @@ class _VipStream:
 
     def _run(self) -> None:
         assert self.proc.stdout is not None
-        block: list[str] = []
+        block: list[str] | None = []  # the first state, until its "."; then None: events
         for line in self.proc.stdout:
-            if line.strip() == ".":
-                self.holding = holds("\n".join(block), self.vip)
-                self.seen_at = time.monotonic()
-                block = []
-            else:
-                block.append(line)
+            if block is not None:
+                if line.strip() == ".":
+                    self.holding = holds("\n".join(block), self.vip)
+                    self.seen_at = time.monotonic()
+                    block = None
+                else:
+                    block.append(line)
+                continue
+            change = vip_change(line, self.vip)
+            if change is not None:
+                self.holding = change
+            self.seen_at = time.monotonic()
 
     def current(self) -> bool:
         """Holds the VIP, by a report younger than :data:`STALE_S`."""

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from halab.e2e.parse import check_plan, check_steps, holds, ipv4_addresses, servers_state
+from halab.e2e.parse import (
+    check_plan,
+    check_steps,
+    holds,
+    ipv4_addresses,
+    servers_state,
+    vip_change,
+)
 
 IP_MASTER = (
     "2: dmz    inet 172.22.1.11/24 brd 172.22.1.255 scope global dmz\\"
@@ -128,3 +135,15 @@ def test_an_update_in_place_of_a_domain_is_refused_even_for_the_host() -> None:
     check = check_steps(steps, replaced_hosts=["web-1"])
     assert "update of libvirt:index/domain:Domain lab-web-web-1-domain" in check.problems
     assert "web-1's domain is not replaced" in check.problems
+
+
+def test_vip_change_reads_ip_monitor_lines() -> None:
+    # As `ip -o -4 monitor address dev dmz` printed them in a namespace of this machine.
+    added = (
+        "3: dmz    inet 172.22.1.100/32 scope global dmz\\       valid_lft forever "
+        "preferred_lft forever"
+    )
+    assert vip_change(added, "172.22.1.100") is True
+    assert vip_change(f"Deleted {added}", "172.22.1.100") is False
+    assert vip_change(added, "172.22.1.10") is None
+    assert vip_change(".", "172.22.1.100") is None
