@@ -54,7 +54,7 @@ libvirtd-start: bootstrap ## start the project's own libvirtd in a network names
 libvirtd-stop: bootstrap ## stop it and remove everything it made
 	venv/bin/python -m halab libvirtd stop
 
-preview: bootstrap ## pulumi preview of STACK with the local backend
+preview: bootstrap ## pulumi preview of STACK (your backend, else the local one)
 	venv/bin/python -m halab pulumi $(DEPLOY_STACK) preview
 
 destroy: down ## the same as `make down`

@@ -6,11 +6,12 @@ Read and validate the spec, create the providers once, build the lab, export out
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pulumi
 import pulumi_libvirt as libvirt
 import pulumiverse_fortios as fortios
-from pulumi.runtime.config import is_config_secret
+from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
 from components.ha_web_lab import HaWebLab, HaWebLabArgs
 from components.readiness import SshAccess, agent_answers
@@ -19,10 +20,24 @@ from halab.outputs import stack_outputs
 from halab.sections import EdgeKind
 from halab.stackconfig import from_pulumi_getter
 
+
+def passed_config() -> dict[str, Any]:
+    """Every config key the engine passed to this program, of every namespace, with its value.
+
+    The language host hands the stack's config over as ``PULUMI_CONFIG``, which the SDK loads
+    into its config map before the program starts; the Automation API and Pulumi's mocks set
+    that map directly. Both are read, so no key is missed however it came.
+    """
+    return {**get_config_env(), **CONFIG.get()}
+
+
 config = pulumi.Config()
 try:
     spec = from_pulumi_getter(
-        pulumi.get_stack(), config.get, is_secret=lambda key: is_config_secret(config.full_key(key))
+        pulumi.get_stack(),
+        config.get,
+        is_secret=lambda key: is_config_secret(config.full_key(key)),
+        stack_config=passed_config(),
     ).spec()
     agent = os.environ.get("SSH_AUTH_SOCK") or None
     problem = spec.deploy_problems(agent_socket=agent, agent_answers=agent_answers(agent))

@@ -125,10 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     pulumi = sub.add_parser(
         "pulumi",
-        help="a Pulumi command on a stack, with the project's local state and engine",
-        description="`pulumi ARGS --stack STACK` in the project folder: local file backend, "
-        "passphrase file, the built CLI and the mirror's plugins when there is no CLI on PATH. "
-        "E.g. `python -m halab pulumi local preview`.",
+        help="a Pulumi command on a stack, with the project's environment and engine",
+        description="`pulumi ARGS --stack STACK` in the project folder: your backend "
+        "(PULUMI_BACKEND_URL or `pulumi login`), else a local file backend; your passphrase, "
+        "else the project's passphrase file; the built CLI and the mirror's plugins when there "
+        "is no CLI on PATH. E.g. `python -m halab pulumi local preview`.",
     )
     pulumi.add_argument("stack", help="stack name (made when new)")
     pulumi.add_argument("args", nargs=argparse.REMAINDER, help="the Pulumi command and its flags")

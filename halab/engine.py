@@ -14,8 +14,9 @@ of this project gets.
   user, so the CLI checks their versions against what the SDKs ask for. Plugins are never put on
   PATH, where they would shadow the cache.
 - :func:`engine_env` and :func:`project_env`: the variables a Pulumi run needs here (the built
-  CLI first on PATH, the plugin cache and Pulumi's home in the project's cache, a local file
-  backend and a passphrase file instead of an account).
+  CLI first on PATH, the plugin cache and Pulumi's home in the project's cache, the user's own
+  credentials; the backend the user chose, else a local file backend, and a passphrase file
+  unless the user has one).
 
 Stdlib only: ``make test`` runs it before anything else is installed, and ``make fresh-test``
 runs it on a pristine Debian. ``python3 -m halab.engine --help`` lists its commands;
@@ -111,7 +112,11 @@ def engine_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """``base`` with the built CLI first on PATH, no update check, and Pulumi's home (the plugin
     cache) in the project's cache, so nothing lands in ~/.pulumi. With a plugin mirror, automatic
     plugin downloads are off: a plugin missing from the mirror fails at once instead of trying
-    the registry, which this machine may not reach."""
+    the registry, which this machine may not reach.
+
+    Pulumi keeps the user's logins (``credentials.json``) in its home too: when the user has
+    some in ~/.pulumi, ``PULUMI_CREDENTIALS_PATH`` keeps the CLI reading them there, so moving
+    the plugin cache never logs the user out of their backend."""
     env = dict(os.environ if base is None else base)
     path = env.get("PATH", "")
     if str(bin_dir()) not in path.split(os.pathsep):
@@ -119,20 +124,82 @@ def engine_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     env["PULUMI_SKIP_UPDATE_CHECK"] = "true"
     if plugin_mirror(env) is not None:
         env["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] = "true"
-    env.setdefault("PULUMI_HOME", str(cache_root() / "pulumi-home"))
+    if not env.get("PULUMI_HOME"):
+        own = user_pulumi_home(env)
+        if not env.get("PULUMI_CREDENTIALS_PATH") and (own / CREDENTIALS).is_file():
+            env["PULUMI_CREDENTIALS_PATH"] = str(own)
+        env["PULUMI_HOME"] = str(cache_root() / "pulumi-home")
     return env
 
 
+CREDENTIALS = "credentials.json"
+
+
+def user_pulumi_home(env: Mapping[str, str]) -> Path:
+    """Pulumi's home as the CLI finds it for ``env``: ``$PULUMI_HOME``, else ``~/.pulumi``."""
+    if env.get("PULUMI_HOME"):
+        return Path(env["PULUMI_HOME"])
+    return (Path(env["HOME"]) if env.get("HOME") else Path.home()) / ".pulumi"
+
+
+def current_login(env: Mapping[str, str]) -> tuple[str, Path] | None:
+    """The backend of the user's ``pulumi login`` (the ``current`` of ``credentials.json``) and
+    the folder of that file; None when there is no login.
+
+    Looked up where the CLI looks for ``env`` (``$PULUMI_CREDENTIALS_PATH``, else Pulumi's home),
+    and, when the user set neither, in the project's Pulumi home too, where a login made with
+    the built CLI (after ``. scripts/engine-env.sh``, without ~/.pulumi) is kept.
+    """
+    if env.get("PULUMI_CREDENTIALS_PATH"):
+        folders = [Path(env["PULUMI_CREDENTIALS_PATH"])]
+    else:
+        folders = [user_pulumi_home(env)]
+        if not env.get("PULUMI_HOME"):
+            folders.append(cache_root() / "pulumi-home")
+    for folder in folders:
+        try:
+            stored = json.loads((folder / CREDENTIALS).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        current = stored.get("current") if isinstance(stored, dict) else None
+        if isinstance(current, str) and current:
+            return current, folder
+    return None
+
+
+def declares_backend(project_dir: Path = REPO) -> bool:
+    """Whether ``Pulumi.yaml`` names the project's backend (a top-level ``backend:``), which
+    the CLI then uses unless ``PULUMI_BACKEND_URL`` says otherwise."""
+    try:
+        text = (project_dir / "Pulumi.yaml").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return re.search(r"^backend:", text, re.MULTILINE) is not None
+
+
 def project_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """What a Pulumi run of this project gets, with no account anywhere: state in a local file
-    backend, secrets under a passphrase kept in a file (made once, mode 600; set
-    ``PULUMI_CONFIG_PASSPHRASE`` or ``..._FILE`` to use your own), the official CLI when it is on
-    PATH, else the built one with the mirror's plugins installed."""
+    """What a Pulumi run of this project gets. The backend is the user's when they chose one,
+    in the CLI's order (``PULUMI_BACKEND_URL``, a ``backend:`` in Pulumi.yaml, ``pulumi
+    login``), else a local file backend, so no account is needed; secrets are under the user's
+    passphrase (``PULUMI_CONFIG_PASSPHRASE`` or ``..._FILE``), else one kept in a file (made
+    once, mode 600); the official CLI when it is on PATH, else the built one with the mirror's
+    plugins installed."""
     env = dict(os.environ if base is None else base)
     state = state_root()
-    (state / "pulumi-state").mkdir(parents=True, exist_ok=True)
-    env.setdefault("PULUMI_BACKEND_URL", f"file://{state / 'pulumi-state'}")
-    if not env.get("PULUMI_CONFIG_PASSPHRASE") and not env.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
+    if not env.get("PULUMI_BACKEND_URL") and not declares_backend():
+        login = current_login(env)
+        if login is not None:
+            url, folder = login
+            env["PULUMI_BACKEND_URL"] = url
+            # The login's token is in that folder, wherever Pulumi's home ends up.
+            env.setdefault("PULUMI_CREDENTIALS_PATH", str(folder))
+        else:
+            (state / "pulumi-state").mkdir(parents=True, exist_ok=True)
+            env["PULUMI_BACKEND_URL"] = f"file://{state / 'pulumi-state'}"
+    # The CLI takes a set PULUMI_CONFIG_PASSPHRASE even when empty, a passphrase file only when
+    # named: either is the user's, and wins.
+    if "PULUMI_CONFIG_PASSPHRASE" not in env and not env.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
+        state.mkdir(parents=True, exist_ok=True)
         passphrase = state / "passphrase"
         if not passphrase.is_file() or passphrase.stat().st_size == 0:
             fd = os.open(passphrase, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -528,6 +595,7 @@ ENGINE_VARIABLES = (
     "PULUMI_SKIP_UPDATE_CHECK",
     "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION",
     "PULUMI_HOME",
+    "PULUMI_CREDENTIALS_PATH",
 )
 
 

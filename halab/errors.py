@@ -45,7 +45,7 @@ def _show(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def _path(loc: Sequence[int | str]) -> str:
@@ -53,7 +53,7 @@ def _path(loc: Sequence[int | str]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif not _PLAIN_KEY.match(str(part)):
+        elif not _PLAIN_KEY.fullmatch(str(part)):
             # A key with spaces, quotes or a line break (a typo in YAML) is shown quoted, so the
             # message stays one line and shows exactly what was typed.
             out += f"[{str(part)!r}]"

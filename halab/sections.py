@@ -13,17 +13,19 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import unicodedata
 from collections.abc import Mapping
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -38,8 +40,8 @@ DEFAULT_RETRY_ON = "conn-failure empty-response response-timeout 502 503 504"
 #: A libvirt connection URI (driver[+transport]://[user@][host][:port]/path[?params]), as
 #: libvirt's own parser splits it; the checks of each part are in ``VmSpec._libvirt_uri``.
 LIBVIRT_URI = re.compile(
-    r"^(?P<driver>[a-z0-9]+)(?:\+(?P<transport>[a-z0-9]+))?://"
-    r"(?P<authority>[^/?#\s]*)(?P<path>/[^?#\s]*)(?:\?(?P<query>[^#\s]*))?$"
+    r"(?P<driver>[a-z0-9]+)(?:\+(?P<transport>[a-z0-9]+))?://"
+    r"(?P<authority>[^/?#\s]*)(?P<path>/[^?#\s]*)(?:\?(?P<query>[^#\s]*))?"
 )
 LIBVIRT_TRANSPORTS = ("unix", "ssh", "libssh", "libssh2", "tcp", "tls", "ext")
 #: The options sshd(8) knows in an authorized_keys line (AUTHORIZED_KEYS FILE FORMAT). sshd
@@ -84,6 +86,61 @@ def _dotted_quad(value: Any) -> Any:
 #: An IPv4 address, and a network, written as text.
 Address = Annotated[IPv4Address, BeforeValidator(_dotted_quad)]
 Network = Annotated[IPv4Network, BeforeValidator(_dotted_quad)]
+
+
+def _whole_number(value: Any) -> Any:
+    # pydantic would read true as 1 and 2.0 as 2; in a config file either is a slip. Values
+    # Pulumi hands over as text ("3") are decoded by the readers before they get here.
+    if isinstance(value, bool):
+        raise ValueError("a whole number is expected here, not true/false")
+    if not isinstance(value, int):
+        raise ValueError("a whole number is expected here")
+    return value
+
+
+def _true_or_false(value: Any) -> Any:
+    # pydantic would read 1, "yes" and "on" as true; YAML and JSON write true and false.
+    if not isinstance(value, bool):
+        number = isinstance(value, int | float)
+        raise ValueError("true or false is expected here" + (", not a number" if number else ""))
+    return value
+
+
+#: A number that is never a boolean, and a boolean that is never a number.
+Integer = Annotated[int, BeforeValidator(_whole_number)]
+Boolean = Annotated[bool, BeforeValidator(_true_or_false)]
+MAX_PORT = 65535
+
+
+def check_port(text: str) -> None:
+    """Raise ValueError unless ``text`` is a TCP port, 1-65535."""
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_PORT):
+        raise ValueError(f"port {text} is not a TCP port (1-{MAX_PORT})")
+
+
+def check_text(value: Any, *, multiline: bool = False) -> Any:
+    """Raise ValueError when a string (or a list's string) has a control character or ends with
+    a line break; ``multiline`` text (a PEM) may have line breaks.
+
+    A YAML block scalar (``key: |``) keeps a final line break, and a pasted value can carry a
+    tab or an escape: every tool the value goes to (libvirt, cloud-init, FortiOS, a shell line)
+    would take it as part of the name.
+    """
+    items = value if isinstance(value, list | tuple) else [value]
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            continue
+        where = f"item {index} " if item is not value else ""
+        for position, char in enumerate(item):
+            if unicodedata.category(char) != "Cc" or (multiline and char in "\r\n"):
+                continue
+            if char == "\n" and position == len(item) - 1:
+                raise ValueError(
+                    f"{where}ends with a line break (YAML's `key: |` keeps one: write `key: |-`, "
+                    "or the value on one line)"
+                )
+            raise ValueError(f"{where}has the control character {char!r} at position {position}")
+    return value
 
 
 class EdgeKind(StrEnum):
@@ -151,11 +208,18 @@ class Section(BaseModel):
     """A group of config keys: its fields' aliases are the keys."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    #: Fields whose text may span lines (a PEM); every other string is one clean line.
+    MULTILINE: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="before")
     @classmethod
     def _take_own_keys(cls, data: Any) -> Any:
         return group_keys(cls, data)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_text(cls, value: Any, info: ValidationInfo) -> Any:
+        return check_text(value, multiline=info.field_name in cls.MULTILINE)
 
 
 class VmSpec(Section):
@@ -172,17 +236,18 @@ class VmSpec(Section):
     storage_pool_path: str = Field("", alias="storagePoolPath")
     ssh_public_keys: tuple[str, ...] = Field((), alias="sshPublicKeys")
     admin_user: str = Field("lab", alias="adminUser")
-    install_packages: bool = Field(True, alias="installPackages")
-    default_vcpus: int = Field(1, ge=1, le=64, alias="defaultVcpus")
-    default_memory_mib: int = Field(1024, ge=256, le=262144, alias="defaultMemoryMib")
+    install_packages: Boolean = Field(True, alias="installPackages")
+    default_vcpus: Integer = Field(1, ge=1, le=64, alias="defaultVcpus")
+    default_memory_mib: Integer = Field(1024, ge=256, le=262144, alias="defaultMemoryMib")
 
     @field_validator("libvirt_uri")
     @classmethod
     def _libvirt_uri(cls, value: str) -> str:
         example = "e.g. qemu:///system or qemu+ssh://user@host/system"
-        match = LIBVIRT_URI.match(value)
+        match = LIBVIRT_URI.fullmatch(value)
         if match is None:
             raise ValueError(f"not a libvirt URI ({example})")
+        _authority_port(match["authority"])
         if match["driver"] != "qemu":
             raise ValueError(
                 f"the lab's domains are QEMU/KVM, so the driver is qemu, not {match['driver']!r}"
@@ -215,7 +280,7 @@ class VmSpec(Section):
     @field_validator("admin_user")
     @classmethod
     def _admin_user(cls, value: str) -> str:
-        if not re.match(r"^[a-z_][a-z0-9_-]{0,31}$", value) or value == "root":
+        if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value) or value == "root":
             raise ValueError("not a valid non-root user name")
         return value
 
@@ -231,19 +296,21 @@ class VmSpec(Section):
 class VrrpSpec(Section):
     """Keepalived's VRRP group of the LBs, and BFD between them (fast detection)."""
 
-    version: Literal[2, 3] = Field(3, alias="vrrpVersion")
-    router_id: int = Field(51, alias="vrrpRouterId")
-    advert_interval_ms: int = Field(40, alias="vrrpAdvertIntervalMs")
+    version: Annotated[Literal[2, 3], BeforeValidator(_whole_number)] = Field(
+        3, alias="vrrpVersion"
+    )
+    router_id: Integer = Field(51, alias="vrrpRouterId")
+    advert_interval_ms: Integer = Field(40, alias="vrrpAdvertIntervalMs")
     #: One per lb host in config order; empty derives them (:func:`halab.spec.derived_priorities`).
-    priorities: tuple[int, ...] = Field((), alias="vrrpPriorities")
-    preempt: bool = Field(False, alias="vrrpPreempt")
-    realtime: bool = Field(True, alias="vrrpRealtime")
+    priorities: tuple[Integer, ...] = Field((), alias="vrrpPriorities")
+    preempt: Boolean = Field(False, alias="vrrpPreempt")
+    realtime: Boolean = Field(True, alias="vrrpRealtime")
     #: BFD between the LBs, tracked by VRRP: a dead master is seen in bfd_interval x multiplier.
-    fast_detection: bool = Field(False, alias="vrrpFastDetection")
+    fast_detection: Boolean = Field(False, alias="vrrpFastDetection")
     #: Adverts in the master-down timer as configured: 0 picks (:attr:`master_down_adverts`).
-    down_timer_adverts: int = Field(0, ge=0, le=100, alias="vrrpDownTimerAdverts")
-    bfd_interval_ms: int = Field(10, ge=1, le=1000, alias="bfdIntervalMs")
-    bfd_multiplier: int = Field(3, ge=2, le=255, alias="bfdMultiplier")
+    down_timer_adverts: Integer = Field(0, ge=0, le=100, alias="vrrpDownTimerAdverts")
+    bfd_interval_ms: Integer = Field(10, ge=1, le=1000, alias="bfdIntervalMs")
+    bfd_multiplier: Integer = Field(3, ge=2, le=255, alias="bfdMultiplier")
 
     @field_validator("router_id")
     @classmethod
@@ -323,14 +390,14 @@ class HaproxySpec(Section):
 
     health_check_path: str = Field("/healthz", pattern=r"^/[A-Za-z0-9._~/-]*$",
                                    alias="healthCheckPath")  # fmt: skip
-    health_check_interval_ms: int = Field(500, ge=100, le=60000, alias="healthCheckIntervalMs")
-    health_check_fall: int = Field(2, ge=1, le=10, alias="healthCheckFall")
-    health_check_rise: int = Field(2, ge=1, le=10, alias="healthCheckRise")
-    timeout_connect_ms: int = Field(1000, ge=100, le=60000, alias="haproxyTimeoutConnectMs")
-    retries: int = Field(2, ge=0, le=10, alias="haproxyRetries")
-    redispatch: bool = Field(True, alias="haproxyRedispatch")
+    health_check_interval_ms: Integer = Field(500, ge=100, le=60000, alias="healthCheckIntervalMs")
+    health_check_fall: Integer = Field(2, ge=1, le=10, alias="healthCheckFall")
+    health_check_rise: Integer = Field(2, ge=1, le=10, alias="healthCheckRise")
+    timeout_connect_ms: Integer = Field(1000, ge=100, le=60000, alias="haproxyTimeoutConnectMs")
+    retries: Integer = Field(2, ge=0, le=10, alias="haproxyRetries")
+    redispatch: Boolean = Field(True, alias="haproxyRedispatch")
     retry_on: str = Field(DEFAULT_RETRY_ON, alias="haproxyRetryOn")
-    https_redirect: bool = Field(True, alias="httpsRedirect")
+    https_redirect: Boolean = Field(True, alias="httpsRedirect")
 
     @field_validator("retry_on")
     @classmethod
@@ -356,22 +423,27 @@ class HaproxySpec(Section):
 class FortiGateSpec(Section):
     """The FortiGate edge: where its API is, how it is trusted, how its objects are named."""
 
+    MULTILINE = frozenset({"ca_bundle"})
+
     host: str = Field("", alias="fortigateHost")
     wan_interface: str = Field("port1", alias="fortigateWanInterface")
     dmz_interface: str = Field("port2", alias="fortigateDmzInterface")
-    insecure: bool = Field(False, alias="fortigateInsecure")
+    insecure: Boolean = Field(False, alias="fortigateInsecure")
     ca_bundle_file: str = Field("", alias="fortigateCaBundleFile")
     ca_bundle: str = Field("", alias="fortigateCaBundle")
     vdom: str = Field("root", alias="fortigateVdom")
-    policy_id: int = Field(1000, ge=1, le=FORTIOS_MAX_POLICY_ID, alias="fortigatePolicyId")
+    policy_id: Integer = Field(1000, ge=1, le=FORTIOS_MAX_POLICY_ID, alias="fortigatePolicyId")
     name_prefix: str = Field("", alias="fortigateNamePrefix")
 
     @field_validator("host")
     @classmethod
     def _fortigate_host(cls, value: str) -> str:
         # The provider builds https://<hostname>/api/v2/...: a scheme or a path breaks every call.
-        if value and not re.match(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$", value):
+        found = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}(?::(?P<port>[0-9]+))?", value)
+        if value and found is None:
             raise ValueError("give the FortiGate's address or name, optionally :port, no https://")
+        if found is not None and found["port"] is not None:
+            check_port(found["port"])
         return value
 
     def check(self) -> None:
@@ -388,7 +460,7 @@ class FortiGateSpec(Section):
             ("fortigateWanInterface", self.wan_interface),
             ("fortigateDmzInterface", self.dmz_interface),
         ):
-            if not re.match(r"^[A-Za-z0-9_.-]{1,15}$", name):
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", name):
                 raise TopologyError(key, name, "not a FortiOS interface name")
         # The provider refuses to start when it must verify the FortiGate's certificate and has
         # no CA to verify it with ("CA Bundle should be set when insecure is false").
@@ -419,11 +491,11 @@ class EdgeSpec(Section):
 
     kind: EdgeKind = Field(EdgeKind.LINUX, alias="edge")
     public_ip: Address | None = Field(None, alias="publicIp")
-    ports: tuple[int, ...] = Field((80, 443), alias="edgePorts")
+    ports: tuple[Integer, ...] = Field((80, 443), alias="edgePorts")
     allowed_sources: tuple[Network, ...] = Field(
         (IPv4Network("0.0.0.0/0"),), alias="edgeAllowedSources"
     )
-    source_nat: bool = Field(False, alias="edgeSourceNat")
+    source_nat: Boolean = Field(False, alias="edgeSourceNat")
     fortigate: FortiGateSpec = Field(default_factory=FortiGateSpec, alias="fortigate")
 
     @field_validator("public_ip", mode="before")
@@ -435,8 +507,10 @@ class EdgeSpec(Section):
     @field_validator("ports")
     @classmethod
     def _ports(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if not value or any(not 1 <= p <= 65535 for p in value) or len(set(value)) != len(value):
-            raise ValueError("give distinct TCP ports 1-65535")
+        for port in value:
+            check_port(str(port))
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"give distinct TCP ports 1-{MAX_PORT}")
         return value
 
     @model_validator(mode="after")
@@ -449,8 +523,16 @@ class EdgeSpec(Section):
 class ReadinessSpec(Section):
     """The gates `pulumi up` waits for: on or off, and how long each may wait."""
 
-    enabled: bool = Field(True, alias="readiness")
-    timeout_s: int = Field(900, ge=30, le=7200, alias="readinessTimeoutS")
+    enabled: Boolean = Field(True, alias="readiness")
+    timeout_s: Integer = Field(900, ge=30, le=7200, alias="readinessTimeoutS")
+
+
+def _authority_port(authority: str) -> None:
+    """Check the port of a URI's ``[user@]host[:port]`` (the host may be ``[IPv6]``)."""
+    host = authority.rpartition("@")[2]
+    port = host.rpartition("]")[2] if host.startswith("[") else host
+    if ":" in port:
+        check_port(port.rpartition(":")[2])
 
 
 def _short(text: str) -> str:

@@ -40,9 +40,11 @@ from halab.sections import (
     EdgeKind,
     EdgeSpec,
     HaproxySpec,
+    Integer,
     ReadinessSpec,
     VmSpec,
     VrrpSpec,
+    check_text,
     group_keys,
     section_names,
 )
@@ -64,8 +66,9 @@ class NetworkMode(StrEnum):
 VIP_OFFSET = 100
 PUBLIC_IP_OFFSET = 10
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-IFNAME = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
+#: Matched whole (fullmatch): ``$`` would also match before a final line break.
+DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+IFNAME = re.compile(r"[a-z][a-z0-9-]{0,14}")
 #: FortiOS limits the provider enforces (terraform-provider-fortios 1.20.0, the one pulumiverse
 #: fortios 0.0.6 wraps): name lengths per object kind (the largest policy id: halab.sections).
 FORTIOS_NAME_LIMITS = {"vip": 79, "vip group": 79, "policy": 35, "service": 79, "address": 79}
@@ -93,6 +96,12 @@ class _Model(BaseModel):
         frozen=True,
         use_enum_values=False,
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_text(cls, value: Any) -> Any:
+        # Names, addresses and paths are one clean line (halab.sections.check_text).
+        return check_text(value)
 
 
 class Zone(_Model):
@@ -143,13 +152,13 @@ class Host(_Model):
     name: str
     role: Role
     addresses: dict[ZoneName, Address] = Field(default_factory=dict)
-    vcpus: int | None = Field(default=None, ge=1, le=64)
-    memory_mib: int | None = Field(default=None, ge=256, le=262144)
+    vcpus: Integer | None = Field(default=None, ge=1, le=64)
+    memory_mib: Integer | None = Field(default=None, ge=256, le=262144)
 
     @field_validator("name")
     @classmethod
     def _name_is_dns_label(cls, value: str) -> str:
-        if not DNS_LABEL.match(value) or len(value) > 40:
+        if not DNS_LABEL.fullmatch(value) or len(value) > 40:
             raise ValueError(
                 "not a valid hostname: use 1-40 lowercase letters, digits and '-', "
                 "not starting or ending with '-'"
@@ -330,7 +339,7 @@ class LabSpec(_Model):
                 raise TopologyError(
                     f"zones.{name}.bridge", None, "mode 'bridge' needs the existing bridge's name"
                 )
-            if zone.bridge is not None and not IFNAME.match(zone.bridge):
+            if zone.bridge is not None and not IFNAME.fullmatch(zone.bridge):
                 raise TopologyError(
                     f"zones.{name}.bridge", zone.bridge, "not a valid bridge name (max 15 chars)"
                 )

@@ -2,13 +2,16 @@
 
 ``Pulumi.yaml`` declares every key with its default; ``Pulumi.<stack>.yaml`` overrides them.
 Secret values (``secure: v1:...``) cannot be decrypted here: they become :data:`SECRET_PLACEHOLDER`
-and are reported in ``secrets_present`` so validation still knows they are set.
+and are reported in ``secrets_present`` so validation still knows they are set. Every reader
+refuses a ``ha-web-lab:`` key that ``Pulumi.yaml`` does not declare
+(:func:`refuse_undeclared_keys`).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,9 @@ from halab.spec import SECRET_KEYS, LabSpec, load_spec
 _FIELDS = {
     key: f for key, f in config_fields(LabSpec).items() if key not in ("stack", "secretsPresent")
 }
+#: Every key the project declares: Pulumi.yaml's config section (tests/test_project_file.py keeps
+#: the two the same).
+DECLARED_KEYS = frozenset(_FIELDS) | frozenset(SECRET_KEYS)
 SECRET_PLACEHOLDER = "<secret: set in the stack, not decrypted by the render command>"  # noqa: S105
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,18 +86,51 @@ def read_stack(stack: str, project_dir: Path = REPO_ROOT) -> StackConfig:
             "stack", stack, f"no {path.name} in {project_dir} (stacks: {', '.join(known)})"
         )
     raw = (_read_yaml(path).get("config")) or {}
+    refuse_undeclared_keys(raw, is_secret=lambda key: _is_secure(raw.get(f"{PROJECT}:{key}")))
     values = project_defaults(project_dir)
     secrets: set[str] = set()
     for full_key, value in raw.items():
         namespace, _, key = str(full_key).partition(":")
         if namespace != PROJECT:
             continue  # provider settings such as libvirt:uri are not the lab's
-        if isinstance(value, dict) and set(value) == {"secure"}:
+        if _is_secure(value):
             secrets.add(key)
             values[key] = SECRET_PLACEHOLDER
         else:
             values[key] = _typed(key, value)
     return StackConfig(stack=stack, values=values, secrets_present=frozenset(secrets))
+
+
+def refuse_undeclared_keys(
+    config: Mapping[str, Any], is_secret: Callable[[str], bool] = lambda _key: False
+) -> None:
+    """Raise :class:`ConfigError` for the first ``ha-web-lab:`` key the project does not declare,
+    with the declared key closest to it.
+
+    Every reader calls this: a misspelt key is otherwise never read, and its default is deployed
+    without a word. ``config`` holds every key a stack sets by its full name (``ha-web-lab:edge``,
+    ``libvirt:uri``) with its value; keys of other namespaces belong to the providers and to
+    Pulumi, which check their own. ``is_secret`` (of a key without the prefix) hides the value.
+    """
+    for full_key, value in config.items():
+        namespace, _, key = str(full_key).partition(":")
+        if namespace != PROJECT or key in DECLARED_KEYS:
+            continue
+        raise ConfigError(key, "[secret]" if is_secret(key) else value, _undeclared(key))
+
+
+def _undeclared(key: str) -> str:
+    # Case-blind, so edgeallowedsources and EdgeAllowedSources find their key as well.
+    by_lower = {declared.lower(): declared for declared in DECLARED_KEYS}
+    close = difflib.get_close_matches(key.lower(), by_lower, n=1)
+    if close:
+        return f"not a key of this project: did you mean {by_lower[close[0]]}?"
+    return "not a key of this project (Pulumi.yaml's config section lists every key)"
+
+
+def _is_secure(value: Any) -> bool:
+    """A value as ``pulumi config set --secret`` writes it into a stack file."""
+    return isinstance(value, dict) and set(value) == {"secure"}
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -110,13 +149,18 @@ def from_pulumi_getter(
     stack: str,
     get: Callable[[str], str | None],
     is_secret: Callable[[str], bool] = lambda _key: True,
+    *,
+    stack_config: Mapping[str, Any],
 ) -> StackConfig:
     """Collect the lab's keys through a Pulumi-style getter (``pulumi.Config().get``).
 
     Pulumi hands every value over as a string (objects and numbers as JSON), with the project's
     defaults already applied. Secrets are only checked for presence here; their values travel
-    as Pulumi secret Outputs and never enter the spec.
+    as Pulumi secret Outputs and never enter the spec. ``stack_config``: every key the stack
+    sets, of every namespace, by its full name (see :func:`refuse_undeclared_keys`); the getter
+    alone asks only for declared keys, so it would never see a misspelt one.
     """
+    refuse_undeclared_keys(stack_config, is_secret=is_secret)
     values: dict[str, Any] = {}
     for key, field in _FIELDS.items():
         raw = get(key)
@@ -177,4 +221,10 @@ def spec_from_pulumi_json(
         found = entry(key)
         return bool(found and found.get("secret"))
 
-    return from_pulumi_getter(stack, get, is_secret=is_secret).spec(offline=offline)
+    shown = {
+        key: found.get("objectValue", found.get("value")) if isinstance(found, dict) else found
+        for key, found in config.items()
+    }
+    return from_pulumi_getter(stack, get, is_secret=is_secret, stack_config=shown).spec(
+        offline=offline
+    )

@@ -16,8 +16,8 @@ Then ``pulumi up`` (inside the libvirtd's namespace when it is the project's, wh
 bridges are), the outputs, the picture of the lab, the URL and one command that reaches it from
 the user's shell. ``down`` destroys the stack, then stops the project's libvirtd if this stack
 used it. Pulumi runs as the CLI, as a user would run it, with the environment of
-:func:`halab.engine.project_env` (local state, passphrase file, the built engine when no CLI is
-on PATH).
+:func:`halab.engine.project_env` (the user's backend and passphrase, else local state and a
+passphrase file; the built engine when no CLI is on PATH).
 """
 
 from __future__ import annotations
@@ -268,7 +268,8 @@ def up(stack_name: str) -> int:
     env = pulumi_env()
     stack = Stack(stack_name, env)
     stack.cli("stack", "select", "--create")
-    say(f"stack {stack_name}, state in {env.get('PULUMI_BACKEND_URL', '?')}")
+    where = env.get("PULUMI_BACKEND_URL") or "the backend Pulumi.yaml names"
+    say(f"stack {stack_name}, state in {where}")
     config = stack.config()
     # Bad config first, before anything is started or built: one line naming the key.
     _spec(stack, offline=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
 
 import pulumi
@@ -11,6 +12,7 @@ import yaml
 
 from halab.stackconfig import read_stack
 from tests.conftest import (
+    TEST_PRIVATE_KEY,
     TEST_SSH_KEY,
     TEST_TOKEN,
     Graph,
@@ -186,6 +188,42 @@ def test_plain_text_token_is_refused(program: Program, graph: Graph) -> None:
     with pytest.raises(pulumi.RunError, match=r"fortigateToken.*must be a secret"):
         build(run_program)
     assert graph.resources == []
+
+
+def test_a_misspelt_key_stops_the_program_and_names_the_key_it_meant(
+    program: Program, graph: Graph
+) -> None:
+    with pytest.raises(
+        pulumi.RunError,
+        match=r"^ha-web-lab:edgeAllowedSource = .*10\.0\.0\.0/8.*"
+        r"did you mean edgeAllowedSources\?$",
+    ):
+        program("staging", edgeAllowedSource=["10.0.0.0/8"])
+    assert graph.resources == []
+
+
+def test_keys_the_cli_passes_in_pulumi_config_are_checked_too(
+    graph: Graph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The language host's way: the whole config in PULUMI_CONFIG, the secret keys beside it.
+    flat, secret_keys = stack_config("staging")
+    typo = "ha-web-lab:sshPrivateKy"
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({**flat, typo: TEST_PRIVATE_KEY}))
+    pulumi.runtime.set_all_config({}, [*secret_keys, typo])
+    pulumi.runtime.settings._set_stack("staging")
+    with pytest.raises(pulumi.RunError, match=r"did you mean sshPrivateKey\?") as info:
+        build(run_program)
+    assert "[secret]" in str(info.value) and "PRIVATE KEY" not in str(info.value)
+    assert graph.resources == []
+
+
+def test_other_namespaces_are_left_to_their_owners(program: Program, graph: Graph) -> None:
+    flat, secret_keys = stack_config("staging")
+    extra = {"libvirt:uri": "qemu:///system", "pulumi:tags": "{}", "fortios:insecure": "true"}
+    pulumi.runtime.set_all_config({**flat, **extra}, secret_keys)
+    pulumi.runtime.settings._set_stack("staging")
+    build(run_program)
+    assert graph.of_type("libvirt:index/domain:Domain")
 
 
 def _pushed_files(script: str) -> dict[str, str]:

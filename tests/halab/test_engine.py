@@ -30,6 +30,8 @@ def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv("HA_WEB_LAB_CACHE", str(cache))
     monkeypatch.setenv("HA_WEB_LAB_STATE", str(tmp_path / "state"))
+    # A home of the test's own: the real ~/.pulumi may hold a login.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     return cache
 
 
@@ -240,3 +242,100 @@ def test_project_env_makes_a_private_passphrase_once(tmp_path: Path) -> None:
 def test_project_env_without_any_cli_says_how_to_get_one(tmp_path: Path) -> None:
     with pytest.raises(engine.EngineError, match="make engine"):
         engine.project_env({"PATH": str(tmp_path), "HA_WEB_LAB_PLUGIN_MIRROR": ""})
+
+
+# ---- whose backend: the user's choice first, the project's local one only without one -------
+
+
+def login(folder: Path, current: str) -> Path:
+    """A credentials.json as `pulumi login URL` leaves it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    accounts = {current: {"accessToken": "pul-0123", "username": "me"}}
+    (folder / "credentials.json").write_text(json.dumps({"current": current, "accounts": accounts}))
+    return folder
+
+
+@pytest.fixture
+def with_cli(tmp_path: Path) -> dict[str, str]:
+    """An environment with a stand-in official CLI on PATH and no plugin mirror."""
+    fake_pulumi(tmp_path / "cli", [])
+    return {"PATH": f"{tmp_path / 'cli'}:/usr/bin:/bin", "HA_WEB_LAB_PLUGIN_MIRROR": ""}
+
+
+def test_a_backend_url_of_the_users_wins(with_cli: dict[str, str], tmp_path: Path) -> None:
+    login(tmp_path / "home" / ".pulumi", "https://api.pulumi.com")
+    env = engine.project_env({**with_cli, "PULUMI_BACKEND_URL": "s3://team-state"})
+    assert env["PULUMI_BACKEND_URL"] == "s3://team-state"
+    assert not (tmp_path / "state" / "pulumi-state").exists()
+
+
+def test_a_pulumi_login_of_the_users_wins(with_cli: dict[str, str], tmp_path: Path) -> None:
+    own = login(tmp_path / "home" / ".pulumi", "https://api.pulumi.example.com")
+    env = engine.project_env(with_cli)
+    assert env["PULUMI_BACKEND_URL"] == "https://api.pulumi.example.com"
+    assert env["PULUMI_CREDENTIALS_PATH"] == str(own)  # where the login's token is
+    # Pulumi's home of the user's own, and a login kept elsewhere by PULUMI_CREDENTIALS_PATH.
+    home = login(tmp_path / "pulumi-home", "file:///srv/team-state")
+    assert engine.project_env({**with_cli, "PULUMI_HOME": str(home)})["PULUMI_BACKEND_URL"] == (
+        "file:///srv/team-state"
+    )
+    creds = login(tmp_path / "creds", "gs://team-state")
+    env = engine.project_env({**with_cli, "PULUMI_CREDENTIALS_PATH": str(creds)})
+    assert env["PULUMI_BACKEND_URL"] == "gs://team-state"
+    assert env["PULUMI_CREDENTIALS_PATH"] == str(creds)
+
+
+def test_a_login_made_with_the_built_cli_is_found(
+    with_cli: dict[str, str], own_cache: Path
+) -> None:
+    # `. scripts/engine-env.sh && pulumi login URL` with no ~/.pulumi keeps it in our cache.
+    login(own_cache / "pulumi-home", "https://api.pulumi.com")
+    assert engine.project_env(with_cli)["PULUMI_BACKEND_URL"] == "https://api.pulumi.com"
+
+
+@pytest.mark.parametrize("stored", [None, "", "{not json", json.dumps({"current": ""})])
+def test_without_a_login_the_state_is_local(
+    with_cli: dict[str, str], tmp_path: Path, stored: str | None
+) -> None:
+    if stored is not None:
+        (tmp_path / "home" / ".pulumi").mkdir(parents=True)
+        (tmp_path / "home" / ".pulumi" / "credentials.json").write_text(stored)
+    env = engine.project_env(with_cli)
+    assert env["PULUMI_BACKEND_URL"] == f"file://{tmp_path / 'state' / 'pulumi-state'}"
+    assert "PULUMI_CREDENTIALS_PATH" not in env
+
+
+def test_a_backend_named_in_pulumi_yaml_is_left_to_the_cli(
+    with_cli: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not engine.declares_backend(REPO)
+    (tmp_path / "Pulumi.yaml").write_text("name: x\nbackend:\n  url: s3://team-state\n")
+    assert engine.declares_backend(tmp_path)
+    monkeypatch.setattr(engine, "declares_backend", lambda: True)
+    assert "PULUMI_BACKEND_URL" not in engine.project_env(with_cli)
+
+
+def test_the_built_cli_keeps_reading_the_users_logins(own_cache: Path, tmp_path: Path) -> None:
+    # Pulumi's home moves to our cache (the plugins); the logins stay where the user has them.
+    own = login(tmp_path / "home" / ".pulumi", "https://api.pulumi.com")
+    env = engine.engine_env({"PATH": "/usr/bin", "HA_WEB_LAB_PLUGIN_MIRROR": ""})
+    assert env["PULUMI_HOME"] == str(own_cache / "pulumi-home")
+    assert env["PULUMI_CREDENTIALS_PATH"] == str(own)
+    mine = engine.engine_env({"PATH": "/usr/bin", "PULUMI_CREDENTIALS_PATH": "/c"})
+    assert mine["PULUMI_CREDENTIALS_PATH"] == "/c"
+
+
+@pytest.mark.parametrize(
+    "own",
+    [
+        {"PULUMI_CONFIG_PASSPHRASE": "mine"},
+        {"PULUMI_CONFIG_PASSPHRASE": ""},  # the CLI takes an empty one when it is set
+        {"PULUMI_CONFIG_PASSPHRASE_FILE": "/run/secrets/pulumi-passphrase"},
+    ],
+)
+def test_a_passphrase_of_the_users_wins(
+    with_cli: dict[str, str], tmp_path: Path, own: dict[str, str]
+) -> None:
+    env = engine.project_env({**with_cli, **own})
+    assert env.get("PULUMI_CONFIG_PASSPHRASE_FILE") == own.get("PULUMI_CONFIG_PASSPHRASE_FILE")
+    assert not (tmp_path / "state" / "passphrase").exists()

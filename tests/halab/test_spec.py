@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from halab.errors import ConfigError
 from halab.roles import Role, ZoneName
 from halab.sections import VRRP_STARTUP_DELAY_S, EdgeKind, is_ssh_public_key
 from halab.spec import BFD_DOWN_PRIORITY, LabSpec, derived_priorities, load_spec
-from halab.stackconfig import read_stack
+from halab.stackconfig import read_stack, spec_from_pulumi_json
 from tests.conftest import TEST_SSH_KEY
 
 REPO = Path(__file__).resolve().parents[2]
@@ -536,3 +537,81 @@ def test_vrrp_waits_for_bfd_at_start_only_with_fast_detection() -> None:
     # live master (the master-returns drill, namespace lab).
     assert spec_of().vrrp.startup_delay_s == 0.0
     assert spec_of(vrrpFastDetection=True).vrrp.startup_delay_s == VRRP_STARTUP_DELAY_S > 0
+
+
+# ---- scalars as YAML and JSON write them: a boolean is no number, a name is one clean line ----
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "reason"),
+    [
+        # true where a number belongs, and a number where true/false belongs.
+        ({"vrrpRouterId": True}, "vrrpRouterId", "a whole number is expected here, not true/false"),
+        ({"vrrpVersion": True}, "vrrpVersion", "not true/false"),
+        ({"defaultVcpus": 2.0}, "defaultVcpus", "a whole number is expected here"),
+        ({"vrrpPriorities": [True, 100]}, "vrrpPriorities[0]", "not true/false"),
+        ({"hosts": hosts(replace={2: {"vcpus": True}})}, "hosts[2].vcpus", "not true/false"),
+        ({"vrrpPreempt": 1}, "vrrpPreempt", "true or false is expected here, not a number"),
+        ({"readiness": 0}, "readiness", "not a number"),
+        ({"installPackages": "yes"}, "installPackages", "true or false is expected here"),
+        # A YAML block scalar (`name: |`) keeps its final line break; a paste can carry more.
+        ({"hosts": hosts(replace={2: {"name": "web-1\n"}})}, "hosts[2].name", "a line break"),
+        ({"libvirtUri": "qemu:///system\n"}, "libvirtUri", "ends with a line break"),
+        ({"sshPublicKeys": [TEST_SSH_KEY + "\n"]}, "sshPublicKeys", "item 0 ends with a line"),
+        ({"adminUser": "lab\x1b"}, "adminUser", "control character '\\x1b' at position 3"),
+        ({"kernelCmdline": "console=ttyS0\troot=/dev/vda"}, "kernelCmdline", "'\\t'"),
+        ({"fortigateVdom": "ro\not"}, "fortigateVdom", "control character '\\n'"),
+        ({"zones": zones(dmz={"bridge": "br-dmz\n"})}, "zones.dmz.bridge", "a line break"),
+        # Ports are 1-65535 wherever one is given.
+        ({"edgePorts": [0, 443]}, "edgePorts", "port 0 is not a TCP port (1-65535)"),
+        ({"edgePorts": [80, 70000]}, "edgePorts", "port 70000 is not a TCP port"),
+        ({"fortigateHost": "203.0.113.2:0"}, "fortigateHost", "port 0 is not a TCP port"),
+        ({"fortigateHost": "203.0.113.2:70000"}, "fortigateHost", "port 70000 is not"),
+        ({"libvirtUri": "qemu+tls://kvm1:0/system"}, "libvirtUri", "port 0 is not"),
+        ({"libvirtUri": "qemu+tls://kvm1:70000/system"}, "libvirtUri", "port 70000 is not"),
+        ({"libvirtUri": "qemu+tcp://[::1]:70000/system"}, "libvirtUri", "port 70000 is not"),
+    ],
+)
+def test_scalars_are_what_they_say(overrides: dict[str, Any], key: str, reason: str) -> None:
+    err = refused(**overrides)
+    assert err.key == key, str(err)
+    assert reason in err.reason, str(err)
+    value = next(iter(overrides.values()))
+    if isinstance(value, str | bool | int | float):
+        assert repr(value) in str(err) if isinstance(value, str) else str(value) in str(err)
+
+
+def test_multi_line_text_is_only_a_pems() -> None:
+    pem = "-----BEGIN CERTIFICATE-----\r\nMIIB\r\n-----END CERTIFICATE-----\n"
+    spec = spec_of(fortigateInsecure=False, fortigateCaBundle=pem)
+    assert spec.edge.fortigate.ca_bundle == pem
+    err = refused(fortigateInsecure=False, fortigateCaBundle=pem.replace("MIIB", "MI\x00IB"))
+    assert err.key == "fortigateCaBundle" and "'\\x00'" in err.reason
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"libvirtUri": "qemu+tls://kvm1.example.net:16514/system"},
+        {"libvirtUri": "qemu+ssh://lab@[2001:db8::1]:22/system"},
+        {"fortigateHost": "fw.example.net:65535"},
+        {"edgePorts": [1, 65535]},
+    ],
+)
+def test_ports_at_the_ends_of_the_range_are_taken(overrides: dict[str, Any]) -> None:
+    spec_of(**overrides)
+
+
+def test_values_pulumi_hands_over_as_text_are_still_typed() -> None:
+    # The CLI gives the program every value as a string: "3", "false", JSON for lists.
+    texts = {**{k: json.dumps(v) for k, v in base().items() if not isinstance(v, str)}}
+    texts.update(vrrpVersion="3", installPackages="false", vrrpPriorities="[150, 100]")
+    entries = {f"ha-web-lab:{k}": {"value": v, "secret": False} for k, v in texts.items()}
+    entries["ha-web-lab:fortigateToken"] = {"secret": True}
+    spec = spec_from_pulumi_json("dev", entries, {})
+    assert spec.vrrp.version == 3 and spec.vm.install_packages is False
+    assert spec.vrrp.priorities == (150, 100)
+    entries["ha-web-lab:vrrpRouterId"] = {"value": "true", "secret": False}
+    with pytest.raises(ConfigError) as info:
+        spec_from_pulumi_json("dev", entries, {})
+    assert info.value.key == "vrrpRouterId" and "not true/false" in info.value.reason
