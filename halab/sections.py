@@ -237,6 +237,10 @@ class VmSpec(Section):
     ssh_public_keys: tuple[str, ...] = Field((), alias="sshPublicKeys")
     admin_user: str = Field("lab", alias="adminUser")
     install_packages: Boolean = Field(True, alias="installPackages")
+    #: The Debian release of the project's image (``make up`` builds it when the stack has no
+    #: baseImage); empty: the release of the machine that builds it, whose tools validated the
+    #: lab's files.
+    image_release: Literal["", "bookworm", "trixie"] = Field("", alias="imageRelease")
     default_vcpus: Integer = Field(1, ge=1, le=64, alias="defaultVcpus")
     default_memory_mib: Integer = Field(1024, ge=256, le=262144, alias="defaultMemoryMib")
 

@@ -211,12 +211,13 @@ def _probe() -> str:
     return verdict.domain_type
 
 
-def project_image() -> tuple[str, str, str]:
-    """The project's image (built once, then cached): disk, kernel, initrd."""
+def project_image(release: str) -> tuple[str, str, str]:
+    """The project's image of ``release`` (empty: this machine's; built once, then cached):
+    disk, kernel, initrd."""
     say("the project's image: building it unless cached (about 2 minutes from empty caches)")
     t0 = time.monotonic()
     try:
-        disk, kernel, initrd = image.ensure()
+        disk, kernel, initrd = image.ensure(image.image(release=release or None))
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:  # image.ImageError too
         raise UpError(f"the project's image: {exc}") from None
     say(f"image ready in {time.monotonic() - t0:.0f} s: {disk}")
@@ -272,7 +273,7 @@ def up(stack_name: str) -> int:
     say(f"stack {stack_name}, state in {where}")
     config = stack.config()
     # Bad config first, before anything is started or built: one line naming the key.
-    _spec(stack, offline=False)
+    first = _spec(stack, offline=False)
     check_tools(config)
     hv = choose_hypervisor(config)
     if config.get("libvirtUri", {}).get("value") != hv.uri and hv.uri != DEFAULT_URI:
@@ -280,7 +281,7 @@ def up(stack_name: str) -> int:
     if hv.domain_type and "domainType" not in config:
         stack.set("domainType", hv.domain_type)
     if "baseImage" not in config:
-        disk, kernel, initrd = project_image()
+        disk, kernel, initrd = project_image(first.vm.image_release)
         stack.set("baseImage", disk)
         stack.set("kernel", kernel)
         stack.set("initrd", initrd)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pytest import MonkeyPatch
 
-from halab import image, kvm, libvirtd, up
+from halab import debian, image, kvm, libvirtd, up
 
 OWN = "qemu:///system?socket=/root/.local/state/ha-web-lab/libvirtd/run/libvirt-sock"
 
@@ -123,15 +123,24 @@ def test_the_projects_image_comes_from_halab_image_and_its_refusal_is_one_line(
         Path("/c/image/k/vmlinuz"),
         Path("/c/image/k/initrd.img"),
     )
-    monkeypatch.setattr(image, "ensure", lambda: built)
-    assert up.project_image() == tuple(map(str, built))
+    asked: list[str] = []
 
-    def refuse() -> None:
+    def ensure(img: image.Image) -> tuple[Path, Path, Path]:
+        asked.append(img.suite)
+        return built
+
+    monkeypatch.setattr(image, "ensure", ensure)
+    # The stack's imageRelease picks the release; empty is this machine's.
+    assert up.project_image("trixie") == tuple(map(str, built))
+    assert up.project_image("") == tuple(map(str, built))
+    assert asked == ["trixie", debian.host_release()]
+
+    def refuse(img: image.Image) -> None:
         raise image.ImageError("run as root (mmdebstrap's root mode keeps file owners)")
 
     monkeypatch.setattr(image, "ensure", refuse)
     with pytest.raises(up.UpError, match=r"^the project's image: run as root \(mmdebstrap"):
-        up.project_image()
+        up.project_image("")
 
 
 def test_a_secret_goes_on_stdin_and_a_value_after_double_dash(monkeypatch: MonkeyPatch) -> None:
