@@ -126,6 +126,8 @@ class E2eRun:
         self.uri: str = args.uri
         self.reports = Path(args.reports)
         self.keep: bool = args.keep
+        #: The drills' probe at its shortest interval whatever the lab's pace (for comparison).
+        self.fixed_probe: bool = args.fixed_probe
         self.timings = Timings()
         self.work = Path(tempfile.mkdtemp(prefix="hwl-e2e-"))
         self.project = self.work / "project"
@@ -280,6 +282,8 @@ class E2eRun:
                 "--seed", "8"]  # fmt: skip
         if tag:
             argv += ["--tag", tag]
+        if self.fixed_probe:
+            argv.append("--fixed-probe")
         if run_check(check_args(argv, self.project)) != 0:
             raise StepFailedError(f"the drill ({steps}) failed; see {self.reports}")
 
@@ -746,6 +750,12 @@ def add_run_command(subparsers: Any) -> None:
             help=text,
         )
     parser.add_argument("--observe-s", type=float, default=120.0, help="quiet time per variant")
+    parser.add_argument(
+        "--fixed-probe",
+        action="store_true",
+        help="the drills probe every 0.1 s whatever the lab's pace (what an oversized probe "
+        "does to the figures)",
+    )
     parser.add_argument(
         "--cpu-hogs",
         type=int,
