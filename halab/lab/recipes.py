@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pwd
 import shlex
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,14 +163,24 @@ class WebRecipe:
         ]
 
 
+#: What Keepalived 2.3's package installs beside the config: how the binary was built.
+KEEPALIVED_BUILD_OPTIONS = Path("/etc/keepalived/keepalived.config-opts")
+
+
 class LbRecipe:
     """A receiver for HAProxy's log, HAProxy under its own name, then Keepalived."""
 
     def prepare(self, place: Place) -> None:
-        """HAProxy's folders, and the link that gives this LB's HAProxy a name of its own."""
-        _mkdirs(place.tree, "run/haproxy", "var/lib/haproxy/dev", "bin")
+        """HAProxy's folders, the link that gives this LB's HAProxy a name of its own, and
+        Keepalived's build options beside its config."""
+        _mkdirs(place.tree, "run/haproxy", "var/lib/haproxy/dev", "bin", "etc/keepalived")
         link = place.tree / "bin" / place.target.haproxy_process_name(place.host.name)
         link.symlink_to("/usr/sbin/haproxy")
+        # Keepalived 2.3 (trixie) will not start without the build options its package keeps in
+        # /etc/keepalived ("Unable to read build config options file"); the host's folder here
+        # stands in for that one, so it gets the machine's copy. 2.2 (bookworm) has none.
+        if KEEPALIVED_BUILD_OPTIONS.is_file():
+            shutil.copy(KEEPALIVED_BUILD_OPTIONS, place.tree / "etc/keepalived")
 
     def folders(self) -> list[str]:
         """HAProxy's and Keepalived's config, HAProxy's chroot and run folder."""
