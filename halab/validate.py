@@ -396,20 +396,38 @@ def check_user_data_keys(tree: HostTree) -> list[Problem]:
     return []
 
 
+#: ``cloud-init`` with Python's ``netplan`` module hidden. Where netplan has a Python API
+#: (trixie's netplan 1.1), cloud-init 25 writes through it into the machine's own
+#: ``/etc/netplan``, whatever ``net-convert -d`` says (seen in a trixie root); without it,
+#: cloud-init writes into the directory it was given, as 22.4 (bookworm) always does.
+_CLOUD_INIT_WITHOUT_NETPLAN_API = (
+    "import sys; sys.modules['netplan'] = None; sys.argv[0] = 'cloud-init'; "
+    "from cloudinit.cmd.main import main; sys.exit(main())"
+)
+
+
+def cloud_init_argv(*args: str) -> list[str]:
+    """``cloud-init ARGS`` run by the Python its script names, with no netplan API."""
+    script = Path(which("cloud-init"))
+    shebang = script.read_text(encoding="utf-8", errors="replace").partition("\n")[0]
+    python = shebang.removeprefix("#!").split()[0] if shebang.startswith("#!") else "python3"
+    return [python, "-c", _CLOUD_INIT_WITHOUT_NETPLAN_API, *args]
+
+
 def check_network_config(tree: HostTree) -> list[Problem]:
     """cloud-init turns the network-config into netplan YAML; ``netplan generate`` must accept it.
 
     ``cloud-init devel net-convert`` writes ``<dir>/etc/netplan/50-cloud-init.yaml`` exactly as
-    cloud-init does on the VM. That file is made 0600 first: cloud-init 22.4 writes it 0644 and
+    cloud-init does on the VM, never into this machine's ``/etc/netplan``
+    (:func:`cloud_init_argv`). That file is made 0600 first: cloud-init 22.4 writes it 0644 and
     netplan then warns about the mode, which says nothing about the content.
     """
     with tempfile.TemporaryDirectory(prefix="hwl-netplan-") as tmp:
         convert = run(
-            [
-                which("cloud-init"),
+            cloud_init_argv(
                 *("devel", "net-convert", "-p", str(tree.network_config), "-k", "yaml"),
                 *("-d", tmp, "-D", "debian", "-O", "netplan"),
-            ]
+            )
         )
         written = sorted(Path(tmp, "etc", "netplan").glob("*.yaml"))
         if convert.failed() or not written:
