@@ -311,6 +311,7 @@ class LabSpec(_Model):
         self._check_hosts()
         self._check_vrrp()
         self._check_edge()
+        self._check_access()
         self._check_addresses()
         self._check_links()
         return self
@@ -436,6 +437,32 @@ class LabSpec(_Model):
             raise TopologyError(
                 other, None, f"{given} is set but {other} is not: set both or neither"
             )
+
+    @property
+    def access_enforcement(self) -> dict[str, str | None]:
+        """Each setting that restricts who reaches the lab, by key, and what enforces it; None
+        where nothing would (a restriction that is set but applied nowhere)."""
+        sources = {str(n) for n in self.edge.allowed_sources}
+        if sources == {"0.0.0.0/0"}:
+            return {}
+        enforcer = {
+            EdgeKind.LINUX: "the edge VM's nftables (DNAT and forward rules)",
+            EdgeKind.FORTIGATE: "the FortiGate's policy (source addresses)",
+            EdgeKind.NONE: None,
+        }[self.edge.kind]
+        return {"edgeAllowedSources": enforcer}
+
+    def _check_access(self) -> None:
+        for key, enforcer in self.access_enforcement.items():
+            if enforcer is None:
+                sources = [str(n) for n in self.edge.allowed_sources]
+                raise TopologyError(
+                    key,
+                    sources,
+                    f"restricts who reaches the lab, but edge is {self.edge.kind.value!r}: no "
+                    "edge enforces it and clients reach the VIP from anywhere; set edge linux "
+                    "or fortigate, or remove edgeAllowedSources",
+                )
 
     def _check_fortigate_names(self) -> None:
         # FortiOS limits its object names; the provider checks them only at preview, after this

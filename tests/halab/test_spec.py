@@ -615,3 +615,24 @@ def test_values_pulumi_hands_over_as_text_are_still_typed() -> None:
     with pytest.raises(ConfigError) as info:
         spec_from_pulumi_json("dev", entries, {})
     assert info.value.key == "vrrpRouterId" and "not true/false" in info.value.reason
+
+
+@pytest.mark.parametrize("kind", list(EdgeKind))
+def test_every_access_restriction_is_enforced_somewhere_or_refused(kind: EdgeKind) -> None:
+    restricted = ["198.51.100.0/24"]
+    if kind is EdgeKind.NONE:
+        # Nothing stands between the clients and the VIP: a restriction there would be a lie.
+        error = refused(edge="none", edgeAllowedSources=restricted)
+        assert error.key == "edgeAllowedSources" and "198.51.100.0/24" in str(error)
+        assert "no edge enforces it" in str(error)
+        return
+    # The e2e stack is the Linux edge's, the dev stack the FortiGate's.
+    values = {**read_stack("e2e" if kind is EdgeKind.LINUX else "dev").values}
+    values.update(sshPublicKeys=[TEST_SSH_KEY], edgeAllowedSources=restricted)
+    spec = load_spec(values, stack="dev", secrets_present=frozenset({"fortigateToken"}))
+    assert set(spec.access_enforcement) == {"edgeAllowedSources"}
+    assert all(spec.access_enforcement.values())
+
+
+def test_no_restriction_needs_no_enforcer() -> None:
+    assert spec_of(edge="none").access_enforcement == {}
