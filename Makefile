@@ -28,10 +28,10 @@ RELEASE ?=
 fresh-test: bootstrap ## `make test` in a pristine Debian root (RELEASE; mmdebstrap; root; CI runs this)
 	python3 -m halab.fresh $(if $(RELEASE),--release $(RELEASE))
 
-bootstrap: ## the Debian packages `make up` needs and the virtualenv (idempotent)
+bootstrap: ## the Debian packages `make up` needs and the virtualenv (idempotent; nothing left serving)
 	scripts/bootstrap.sh host
 
-bootstrap-tests: ## that and the packages only the tests and the namespace lab need
+bootstrap-tests: ## that and the packages only the tests and the namespace lab need (their daemons never start here)
 	scripts/bootstrap.sh tests
 
 lint: bootstrap ## ruff and mypy only

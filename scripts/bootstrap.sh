@@ -3,7 +3,8 @@
 #   scripts/bootstrap.sh host    what `make up` needs: the [host] packages of scripts/apt-packages.txt
 #   scripts/bootstrap.sh tests   that, the tests' [tests] packages and sshd unpacked (`make test`)
 # then the virtualenv Pulumi uses (venv/, as Pulumi.yaml says) with requirements-dev.txt.
-# The Debian packages go through halab/hostdeps.py (Debian's python3, standard library only).
+# The Debian packages go through halab/hostdeps.py (Debian's python3, standard library only): no
+# daemon of theirs starts, and what the lab runs only in VMs and namespaces is not left enabled.
 # A second run with everything present takes a second or two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
