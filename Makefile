@@ -8,7 +8,7 @@ STACK ?=
 DEPLOY_STACK = $(or $(STACK),local)
 LAB_STACK = $(or $(STACK),dev)
 
-.PHONY: help up down test fresh-test bootstrap bootstrap-tests lint unit render lab lab-down engine libvirtd-start libvirtd-stop preview destroy check e2e bench
+.PHONY: help up down test fresh-test fresh-boot bootstrap bootstrap-tests lint unit render lab lab-down engine libvirtd-start libvirtd-stop preview destroy check e2e bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ RELEASE ?=
 
 fresh-test: bootstrap ## `make test` in a pristine Debian root (RELEASE; mmdebstrap; root; CI runs this)
 	python3 -m halab.fresh $(if $(RELEASE),--release $(RELEASE))
+
+fresh-boot: bootstrap ## a pristine Debian root booted with systemd: make up's and make test's installs start nothing
+	python3 -m halab.fresh --boot $(if $(RELEASE),--release $(RELEASE))
 
 bootstrap: ## the Debian packages `make up` needs and the virtualenv (idempotent; nothing left serving)
 	scripts/bootstrap.sh host

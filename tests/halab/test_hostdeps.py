@@ -1,5 +1,6 @@
 """The host's Debian packages: which set each command installs, and that what only the tests
-need never serves, runs or starts at boot here (halab/hostdeps.py)."""
+need never serves, runs or starts at boot here (halab/hostdeps.py). The install itself, on a
+Debian booted with systemd, is `python3 -m halab.fresh --boot` (halab/freshboot.py)."""
 
 from __future__ import annotations
 
