@@ -8,7 +8,7 @@ STACK ?=
 DEPLOY_STACK = $(or $(STACK),local)
 LAB_STACK = $(or $(STACK),dev)
 
-.PHONY: help up down test fresh-test bootstrap lint unit render lab lab-down engine libvirtd-start libvirtd-stop preview destroy check e2e bench
+.PHONY: help up down test fresh-test fresh-boot bootstrap bootstrap-tests lint unit render lab lab-down engine libvirtd-start libvirtd-stop preview destroy check e2e bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -28,8 +28,14 @@ RELEASE ?=
 fresh-test: bootstrap ## `make test` in a pristine Debian root (RELEASE; mmdebstrap; root; CI runs this)
 	python3 -m halab.fresh $(if $(RELEASE),--release $(RELEASE))
 
-bootstrap: ## Debian packages and the virtualenv (idempotent)
-	scripts/bootstrap.sh
+fresh-boot: bootstrap ## a pristine Debian root booted with systemd: make up's and make test's installs start nothing
+	python3 -m halab.fresh --boot $(if $(RELEASE),--release $(RELEASE))
+
+bootstrap: ## the Debian packages `make up` needs and the virtualenv (idempotent; nothing left serving)
+	scripts/bootstrap.sh host
+
+bootstrap-tests: ## that and the packages only the tests and the namespace lab need (their daemons never start here)
+	scripts/bootstrap.sh tests
 
 lint: bootstrap ## ruff and mypy only
 	venv/bin/ruff format --check . && venv/bin/ruff check . && venv/bin/mypy .
@@ -37,7 +43,7 @@ lint: bootstrap ## ruff and mypy only
 render: bootstrap ## render every host's files of STACK into build/STACK
 	venv/bin/python -m halab render --stack $(LAB_STACK) --out build/$(LAB_STACK)
 
-lab: bootstrap ## the namespace lab: up, every drill with its report, down (no hypervisor needed)
+lab: bootstrap-tests ## the namespace lab: up, every drill with its report, down (no hypervisor needed)
 	venv/bin/python -m halab lab up --stack $(LAB_STACK) && \
 	  { venv/bin/python -m halab lab drill --stack $(LAB_STACK); rc=$$?; \
 	    venv/bin/python -m halab lab down --stack $(LAB_STACK); exit $$rc; }
@@ -62,7 +68,7 @@ destroy: down ## the same as `make down`
 check: bootstrap ## run the failover drill against the deployed lab of STACK
 	venv/bin/python -m halab check --stack $(DEPLOY_STACK)
 
-bench: bootstrap ## the failover benchmark in namespaces (tutorial baseline and project defaults)
+bench: bootstrap-tests ## the failover benchmark in namespaces (tutorial baseline and project defaults)
 	venv/bin/python scripts/benchmark.py
 
 e2e: bootstrap ## real VMs on the local libvirtd, real plugins: up, no-diff, drill, scale out, replace, drift, interrupt, destroy

@@ -287,18 +287,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where the root is made (default: the system's temporary folder)",
     )
     parser.add_argument(
-        "--reports", type=Path, default=REPO / "reports" / "fresh-test", help="timings folder"
+        "--boot",
+        action="store_true",
+        help="instead: boot the root with systemd and prove that make up's and make test's "
+        "installs leave nothing serving or enabled (halab/freshboot.py)",
+    )
+    parser.add_argument(
+        "--reports",
+        type=Path,
+        default=None,
+        help="reports folder (default: reports/fresh-test, or reports/fresh-boot with --boot)",
     )
     parser.add_argument(
         "pytest_args", nargs="*", help="passed on to the test command (after --), e.g. -k spec"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.reports is None:
+        args.reports = REPO / "reports" / ("fresh-boot" if args.boot else "fresh-test")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; a failed precondition or phase is one line on stderr."""
     args = parse_args(argv)
     try:
+        if args.boot:
+            from halab import freshboot  # it imports this module
+
+            return freshboot.run(args)
         return run(args)
     except FreshError as exc:
         print(f"fresh: {exc}", file=sys.stderr)

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Install everything the lab and its tests need on a Debian machine, idempotently:
-# Debian packages from scripts/apt-packages.txt (apt-get update only when something is missing),
-# sshd unpacked (not installed) for checking the rendered SSH config, then the virtualenv Pulumi uses (venv/, as Pulumi.yaml says) with requirements-dev.txt.
+# Install what the lab needs on a Debian machine, idempotently:
+#   scripts/bootstrap.sh host    what `make up` needs: the [host] packages of scripts/apt-packages.txt
+#   scripts/bootstrap.sh tests   that, the tests' [tests] packages and sshd unpacked (`make test`)
+# then the virtualenv Pulumi uses (venv/, as Pulumi.yaml says) with requirements-dev.txt.
+# The Debian packages go through halab/hostdeps.py (Debian's python3, standard library only): no
+# daemon of theirs starts, and what the lab runs only in VMs and namespaces is not left enabled.
 # A second run with everything present takes a second or two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
+choice=${1:-host}
+[[ $choice == host || $choice == tests ]] || { say "usage: $0 [host|tests]"; exit 2; }
 # The project's cache root, the rule of halab.cache_root(): this runs before Python may exist.
 HWL_CACHE=${HA_WEB_LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ha-web-lab}
 
@@ -15,24 +20,25 @@ if [[ $EUID -ne 0 ]]; then
   sudo_cmd=(sudo)
 fi
 
-mapfile -t wanted < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' scripts/apt-packages.txt | grep -v '^$')
-missing=()
-for pkg in "${wanted[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-  say "installing Debian packages: ${missing[*]}"
+# The installer is Python, so a Debian without python3 (a minimal one) gets it first: it ships
+# no daemon, so it needs none of the installer's care.
+if ! command -v python3 >/dev/null; then
+  say "installing Debian's python3 (the package installer, halab/hostdeps.py, is Python)"
   "${sudo_cmd[@]}" apt-get update -q
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends python3
+fi
+lacking=$(python3 -m halab.hostdeps missing "$choice")
+if [[ -n $lacking ]]; then
+  "${sudo_cmd[@]}" python3 -m halab.hostdeps install "$choice"
 else
-  say "Debian packages present (${#wanted[@]})"
+  say "Debian packages present ($choice)"
 fi
 
-# sshd only checks the rendered sshd drop-in (`sshd -T`, halab/validate.py). Installing
-# openssh-server would start an SSH server on this machine, so its sshd is unpacked into the cache
-# instead (its libraries come from scripts/apt-packages.txt).
+# sshd only checks the rendered sshd drop-in (`sshd -T`, halab/validate.py), a test: `tests` only.
+# Installing openssh-server would start an SSH server on this machine, so its sshd is unpacked
+# into the cache instead (its libraries come from scripts/apt-packages.txt).
 tools=$HWL_CACHE/tools
-if [[ ! -x /usr/sbin/sshd && ! -x $tools/openssh-server/usr/sbin/sshd ]]; then
+if [[ $choice == tests && ! -x /usr/sbin/sshd && ! -x $tools/openssh-server/usr/sbin/sshd ]]; then
   say "unpacking sshd from Debian's openssh-server into $tools (not installed: no server starts)"
   scratch=$(mktemp -d)
   trap 'rm -rf "$scratch"' EXIT

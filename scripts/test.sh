@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/bootstrap.sh
+scripts/bootstrap.sh tests
 # The real Pulumi CLI for tests/engine (about 5 minutes from empty caches, seconds after).
 python3 -m halab.engine
 

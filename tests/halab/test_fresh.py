@@ -1,15 +1,17 @@
 """The fresh-machine runner: what it mounts, what it copies, and that it never deletes through a
-mount. (The run itself, mmdebstrap and `make test` in the root, is `make fresh-test` in CI.)"""
+mount; its boot mode's snapshots and verdicts. (The runs themselves, mmdebstrap and `make test`
+in the root, are `make fresh-test` in CI; the boot mode is `make fresh-boot`.)"""
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from halab import fresh
+from halab import fresh, freshboot
 from halab.fresh import INNER_SHARED, FreshError, Mount, Phases
 
 
@@ -86,3 +88,117 @@ def test_a_failed_phase_is_named_and_still_timed() -> None:
         phases.run("the failing phase", ["false"])
     assert "the failing phase" in phases.seconds
     assert "the failing phase" in phases.table()
+
+
+# --- the boot mode (halab/freshboot.py): its snapshots and verdicts ---------------------------
+
+SNAPSHOT = """\
+@@listeners
+tcp LISTEN 0 128 0.0.0.0:2024 0.0.0.0:*
+tcp LISTEN 0 511 0.0.0.0:80 0.0.0.0:* users:(("nginx",pid=40,fd=6),("nginx",pid=41,fd=6))
+@@enabled
+nginx.service                enabled enabled
+libvirtd.socket              enabled enabled
+@@user-enabled
+@@running
+nginx.service loaded active running A high performance web server
+libvirtd.socket loaded active listening libvirt legacy monolithic daemon socket
+@@failed
+\u25cf haproxy.service loaded failed failed HAProxy
+@@packages
+nginx\tinstalled
+haproxy\tconfig-files
+@@files
+/etc/cloud/cloud-init.disabled
+@@end
+"""
+BEFORE = """\
+@@listeners
+tcp LISTEN 0 128 0.0.0.0:2024 0.0.0.0:*
+@@enabled
+@@user-enabled
+@@running
+@@failed
+@@packages
+@@files
+/usr/sbin/policy-rc.d
+@@end
+"""
+
+
+def test_a_snapshot_is_read_part_by_part() -> None:
+    snap = freshboot.parse_snapshot(SNAPSHOT)
+    assert snap.listeners == {"tcp 0.0.0.0:2024": "", "tcp 0.0.0.0:80": "nginx"}
+    assert snap.enabled == {"nginx.service", "libvirtd.socket"}
+    assert snap.running == {"nginx.service", "libvirtd.socket"}
+    assert snap.failed == {"haproxy.service"}
+    assert snap.packages == {"nginx"}
+    assert snap.counts()["listeners of the root"] == 1
+    with pytest.raises(FreshError, match="cut short"):
+        freshboot.parse_snapshot(SNAPSHOT.replace("@@end\n", ""))
+
+
+def test_anything_new_is_unexpected_but_the_labs_units_and_this_machines_listeners() -> None:
+    before, after = freshboot.parse_snapshot(BEFORE), freshboot.parse_snapshot(SNAPSHOT)
+    after.listeners["udp 0.0.0.0:5353"] = ""  # this machine's: no process of the root owns it
+    found = {(f.kind, f.name): f.verdict for f in freshboot.compare(before, after, "p")}
+    assert found == {
+        ("listener", "tcp 0.0.0.0:80"): "unexpected",
+        ("listener", "udp 0.0.0.0:5353"): "not the root's",
+        ("enabled", "nginx.service"): "unexpected",
+        ("enabled", "libvirtd.socket"): "expected",
+        ("running", "nginx.service"): "unexpected",
+        ("running", "libvirtd.socket"): "expected",
+        ("failed", "haproxy.service"): "unexpected",
+        ("file", "/etc/cloud/cloud-init.disabled"): "expected",
+        ("file", "/usr/sbin/policy-rc.d"): "unexpected",  # the machine's own is gone
+    }
+    on_demand = freshboot.compare(
+        before, after, "p", expected={}, on_demand={"nginx.service": "asked for"}
+    )
+    assert ("running", "nginx.service", "expected") in {
+        (f.kind, f.name, f.verdict) for f in on_demand
+    }
+    assert ("enabled", "nginx.service", "unexpected") in {
+        (f.kind, f.name, f.verdict) for f in on_demand
+    }
+
+
+def test_libvirts_default_network_must_be_neither_active_nor_autostarted() -> None:
+    quiet = freshboot.libvirt_findings("p", True, " default   inactive   no   yes\n")
+    assert [f.verdict for f in quiet] == ["expected", "expected"]
+    loud = freshboot.libvirt_findings("p", True, " default   active   yes   yes\n")
+    assert [f.verdict for f in loud] == ["expected", "unexpected"]
+    silent = freshboot.libvirt_findings("p", False, "")
+    assert [f.verdict for f in silent] == ["unexpected"]
+
+
+def test_the_root_boots_in_this_unit_on_this_network_and_is_entered_by_its_pid_1() -> None:
+    argv = freshboot.nspawn_argv(Path("/tmp/r x/root"), [(Path("/c/apt"), Path("/var/cache/a"))])
+    assert argv[0] == "systemd-nspawn"
+    assert {"--boot", "--keep-unit", "--register=no"} <= set(argv)
+    assert not [a for a in argv if a.startswith(("--private-network", "--network-"))]
+    assert "--directory=/tmp/r x/root" in argv and "--bind=/c/apt:/var/cache/a" in argv
+    inner = freshboot.inner_argv(1234, ["ss", "-Hltnup"])
+    assert inner[:3] == ["nsenter", "--target=1234", "--all"]
+    assert inner[3:5] == ["env", "-i"] and inner[-2:] == ["ss", "-Hltnup"]
+
+
+def test_the_tables_and_the_report_say_what_was_found(tmp_path: Path) -> None:
+    before, after = freshboot.parse_snapshot(BEFORE), freshboot.parse_snapshot(SNAPSHOT)
+    report = freshboot.Report("bookworm", {"before": before, "after": after})
+    report.findings = freshboot.compare(before, after, "after")
+    assert "tcp 0.0.0.0:80" in freshboot.verdict_table(report.findings)
+    assert "listeners of the root" in freshboot.summary_table(report.snapshots)
+    path = report.write(tmp_path, Phases())
+    data = json.loads(path.read_text())
+    assert data["ok"] is False
+    assert data["summary"]["after"]["listeners of the root"] == 1
+    assert "libvirtd.socket" in data["expected_units"]
+    assert freshboot.verdict_table([]).endswith("(no difference from the first snapshot)")
+
+
+def test_boot_mode_reports_beside_the_tests_timings() -> None:
+    assert fresh.parse_args(["--boot"]).reports.name == "fresh-boot"
+    assert fresh.parse_args([]).reports.name == "fresh-test"
+    freshboot.Container(Path("/nonexistent"), [], Path("/nonexistent/log")).stop()  # no-op

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from halab import image
+from halab import hostdeps, image
 from halab.render import TEMPLATE_DIR, render_all
 from halab.roles import COMMON_FILES, ROLES, Role, all_packages, lab_binaries, packages
 from halab.spec import load_spec
@@ -46,8 +46,7 @@ def test_the_package_list_is_one_list() -> None:
         cwd=REPO, capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     assert image.packages() == (*image.SYSTEM_PACKAGES, *all_packages())
-    apt = (REPO / "scripts/apt-packages.txt").read_text(encoding="utf-8")
-    installed = {line.split("#")[0].strip() for line in apt.splitlines()} - {""}
+    installed = set(hostdeps.selected(hostdeps.read_list(), "tests"))
     assert set(all_packages()) <= installed
     for binary, package in lab_binaries().items():
         assert package in installed, binary

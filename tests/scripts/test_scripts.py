@@ -39,3 +39,19 @@ def test_every_other_script_is_a_thin_entry_point(script: Path) -> None:
     assert len(code) <= THIN_LINES, f"{script.name}: {len(code)} lines of code"
     # The cache root is Python's (halab.cache_root); only the bootstrap repeats the rule.
     assert "ha-web-lab}" not in "\n".join(code)
+
+
+def test_bootstrap_installs_what_its_caller_needs_and_nothing_else() -> None:
+    """`make up` gets the host set, `make test` both (halab/hostdeps.py: the one list); an
+    unknown choice stops before anything is installed."""
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "\tscripts/bootstrap.sh host\n" in makefile
+    assert "up: bootstrap " in makefile
+    test_sh = (REPO_ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
+    assert "\nscripts/bootstrap.sh tests\n" in test_sh
+    bad = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "bootstrap.sh"), "everything"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert "usage" in bad.stderr
