@@ -414,13 +414,28 @@ def cloud_init_argv(*args: str) -> list[str]:
     return [python, "-c", _CLOUD_INIT_WITHOUT_NETPLAN_API, *args]
 
 
+#: netplan's generator itself. ``netplan generate`` runs it, then reloads udev and systemd on
+#: this machine whatever ``--root-dir`` says (netplan 1.1, trixie: read in its
+#: netplan_cli/cli/commands/generate.py, and seen failing in a root without systemd); the
+#: generator alone reads and checks the YAML and writes only under the root it is given.
+NETPLAN_GENERATOR = Path("/usr/libexec/netplan/generate")
+
+
+def netplan_generator() -> str:
+    """The generator's path, or :class:`ToolMissingError` naming netplan's package."""
+    if not NETPLAN_GENERATOR.is_file():
+        raise ToolMissingError("netplan")
+    return str(NETPLAN_GENERATOR)
+
+
 def check_network_config(tree: HostTree) -> list[Problem]:
-    """cloud-init turns the network-config into netplan YAML; ``netplan generate`` must accept it.
+    """cloud-init turns the network-config into netplan YAML; netplan must accept it.
 
     ``cloud-init devel net-convert`` writes ``<dir>/etc/netplan/50-cloud-init.yaml`` exactly as
     cloud-init does on the VM, never into this machine's ``/etc/netplan``
-    (:func:`cloud_init_argv`). That file is made 0600 first: cloud-init 22.4 writes it 0644 and
-    netplan then warns about the mode, which says nothing about the content.
+    (:func:`cloud_init_argv`); netplan's generator checks it there (:data:`NETPLAN_GENERATOR`).
+    That file is made 0600 first: cloud-init 22.4 writes it 0644 and netplan then warns about
+    the mode, which says nothing about the content.
     """
     with tempfile.TemporaryDirectory(prefix="hwl-netplan-") as tmp:
         convert = run(
@@ -434,7 +449,7 @@ def check_network_config(tree: HostTree) -> list[Problem]:
             return [Problem(tree.name, "cloud-init net-convert", "network-config", convert.output)]
         for path in written:
             path.chmod(0o600)
-        generate = run([which("netplan"), "generate", "--root-dir", tmp])
+        generate = run([netplan_generator(), "--root-dir", tmp])
         if generate.failed(quiet=True):
             return [Problem(tree.name, "netplan generate", "network-config", generate.output)]
     return []
