@@ -555,8 +555,14 @@ class LabSpec(_Model):
 
     @property
     def lab_name(self) -> str:
-        """Prefix of every libvirt object, so two stacks on one hypervisor never clash."""
-        return f"hwl-{self.stack.lower().replace('_', '-').replace('.', '-')}"
+        """Prefix of every libvirt object and namespace of the lab, so two stacks on one
+        hypervisor never clash: ``hwl-`` and the stack name where that is already lowercase
+        letters, digits and '-'; else the name folded to those and a short hash of the name as
+        it is (``my_lab``, ``my.lab`` and ``My-lab`` would all fold to ``my-lab``)."""
+        folded = re.sub(r"[^a-z0-9-]", "-", self.stack.lower())
+        if folded == self.stack:
+            return f"hwl-{folded}"
+        return f"hwl-{folded}-{short_hash(self.stack)}"
 
     @property
     def web_hosts(self) -> tuple[Host, ...]:
@@ -591,7 +597,11 @@ class LabSpec(_Model):
         configured = self.zones[zone].bridge
         if configured:
             return configured
-        return f"{self.lab_name[:11]}-{zone.value[:3]}"
+        lab = self.lab_name
+        if len(lab) > BRIDGE_LAB_CHARS:
+            # Cut, two labs could share a prefix (staging2, staging3): the hash tells them apart.
+            lab = lab[: BRIDGE_LAB_CHARS - SHORT_HASH_CHARS] + short_hash(lab)
+        return f"{lab}-{zone.value[:3]}"
 
     def mac_for(self, host: str, zone: ZoneName) -> str:
         """Pinned MAC: stable across runs, so network-config can match on it (libvirt's OUI)."""
@@ -832,6 +842,17 @@ class LabSpec(_Model):
         """Where a client reaches the lab."""
         target = self.public_address if self.edge.kind is not EdgeKind.NONE else self.vip_address
         return f"{self.scheme}://{target}/"
+
+
+#: Linux allows 15 characters in an interface name: the lab's part of a bridge name, a '-' and
+#: three letters of the zone.
+BRIDGE_LAB_CHARS = 11
+SHORT_HASH_CHARS = 6
+
+
+def short_hash(text: str) -> str:
+    """Six hex digits of the SHA-256 of ``text``: names that a cut or a fold made alike differ."""
+    return hashlib.sha256(text.encode()).hexdigest()[:SHORT_HASH_CHARS]
 
 
 def derived_priorities(count: int) -> tuple[int, ...]:

@@ -636,3 +636,29 @@ def test_every_access_restriction_is_enforced_somewhere_or_refused(kind: EdgeKin
 
 def test_no_restriction_needs_no_enforcer() -> None:
     assert spec_of(edge="none").access_enforcement == {}
+
+
+#: Stack names people really give side by side: a cut or a fold must not make two of them one.
+LOOK_ALIKES = (
+    "staging", "staging2", "staging-2", "staging_2", "staging.2", "Staging2",
+    "my_lab", "my-lab", "my.lab", "My-lab", "MY_LAB",
+    "tutorial", "tutorial2", "customer-acceptance-2026", "customer-acceptance-2027",
+    "a" * 40, "a" * 39 + "b", "dev", "e2e", "local",
+)  # fmt: skip
+
+
+def test_look_alike_stack_names_never_share_a_libvirt_or_bridge_name() -> None:
+    # The Linux edge's stack: a FortiGate's object names have limits of their own.
+    values = {**read_stack("e2e").values, "sshPublicKeys": [TEST_SSH_KEY]}
+    specs = [load_spec(values, stack=name) for name in LOOK_ALIKES]
+    labs = [spec.lab_name for spec in specs]
+    assert len(set(labs)) == len(LOOK_ALIKES), labs
+    for zone in ZoneName:
+        bridges = [spec.bridge_name(zone) for spec in specs]
+        assert len(set(bridges)) == len(bridges), bridges
+        assert all(len(b) <= 15 for b in bridges)
+    # Names that needed neither a fold nor a cut keep the names labs already run under.
+    by_stack = dict(zip(LOOK_ALIKES, specs, strict=True))
+    assert by_stack["staging"].lab_name == "hwl-staging"
+    assert by_stack["staging"].bridge_name(ZoneName.DMZ) == "hwl-staging-dmz"
+    assert by_stack["e2e"].bridge_name(ZoneName.INTERNAL) == "hwl-e2e-int"
