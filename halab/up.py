@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from halab import PROJECT, engine, image, kvm, libvirtd, teller
+from halab import PROJECT, engine, image, kvm, libvirtd, neighbours, teller
 from halab.errors import ConfigError
 from halab.spec import LabSpec
 from halab.stackconfig import stack_file_keys
@@ -276,6 +276,7 @@ def up(stack_name: str) -> int:
     first = _spec(stack, offline=False)
     check_tools(config)
     hv = choose_hypervisor(config)
+    refuse_neighbours(first, hv.uri)
     if config.get("libvirtUri", {}).get("value") != hv.uri and hv.uri != DEFAULT_URI:
         stack.set("libvirtUri", hv.uri)
     if hv.domain_type and "domainType" not in config:
@@ -317,6 +318,17 @@ def estimate(spec: LabSpec, cores: int | None = None) -> str:
     return (
         f"{vms} emulated VMs: about {seconds / 60:.0f} minutes on {cores or os.cpu_count()} cores"
     )
+
+
+def refuse_neighbours(spec: LabSpec, uri: str) -> None:
+    """Stop before anything is made when a zone would take a bridge or a range another network
+    of the hypervisor has (:mod:`halab.neighbours`): one line naming both."""
+    try:
+        neighbours.refuse_clashes(spec, uri)
+    except ConfigError as exc:
+        raise UpError(exc.line()) from None
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        raise UpError(f"asking the libvirtd at {uri} for its networks: {exc}") from None
 
 
 def _spec(stack: Stack, *, offline: bool) -> LabSpec:
