@@ -144,7 +144,7 @@ def master_returns(run: DrillRun) -> DrillResult:
 
 
 def lb_stall(run: DrillRun) -> DrillResult:
-    """Issue 15: the master stops for :data:`STALL_S` (SIGSTOP, then SIGCONT) and lives on.
+    """The master stops for :data:`STALL_S` (SIGSTOP, then SIGCONT) and lives on.
 
     A stall shorter than the detection time must leave the group as it is; a longer one looks
     exactly like a death for that long, and the VIP moving is then what the setting trades.

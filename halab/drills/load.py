@@ -15,7 +15,7 @@ from halab.drills.core import (
 
 
 def load_run(run: DrillRun) -> DrillResult:
-    """Issue 6: the request loop plus a CPU hog on every core; the fast timers must not flap."""
+    """The request loop plus a CPU hog on every core; the fast timers must not flap."""
     target, stack, probe = run.target, run.stack, run.probe
     seconds = run.load_seconds
     result = new_result(

@@ -20,7 +20,7 @@ BFD_CUT_S = 3.0
 
 
 def partition(run: DrillRun) -> DrillResult:
-    """Issue 6: VRRP between the LBs is cut (both may claim the VIP), then healed.
+    """VRRP between the LBs is cut (both may claim the VIP), then healed.
 
     The LBs settle on one owner within a few adverts; what can lag is the edge's ARP entry for the
     VIP, which the second master's gratuitous ARPs pointed at itself during the cut. So the client
@@ -75,7 +75,7 @@ def partition(run: DrillRun) -> DrillResult:
 
 
 def bfd_loss(run: DrillRun) -> DrillResult:
-    """Issue 15: BFD between the LBs is dropped while VRRP passes, then passes again.
+    """BFD between the LBs is dropped while VRRP passes, then passes again.
 
     Both LBs then believe their peer dead and run at the top priority; VRRP must still keep one
     owner, or recover to one cleanly once BFD is back.

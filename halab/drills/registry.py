@@ -42,9 +42,9 @@ REGISTRY: dict[str, Drill] = {
         Drill("lb-hard-failure", lb.lb_hard_failure),
         Drill("master-returns", lb.master_returns),
         Drill("partition", network.partition),
-        # Issue 6: a minute of load.
+        # A minute of load.
         Drill("load-run", load.load_run, default=False),
-        # Issue 15: what fast detection trades.
+        # What fast detection trades.
         Drill("lb-stall", lb.lb_stall, default=False),
         Drill("bfd-loss", network.bfd_loss, default=False),
     )

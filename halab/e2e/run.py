@@ -425,7 +425,7 @@ class E2eRun:
         self.config_sweep("advert-sweep", variants, observe_s)
 
     def fast_detection_sweep(self, bfd_intervals_ms: Sequence[int], observe_s: float) -> None:
-        """Issue 15 on emulated VMs: fast detection off (the stack as it is), then on at each BFD
+        """Fast detection on emulated VMs: off (the stack as it is), then on at each BFD
         interval (:meth:`config_sweep`)."""
         variants: list[tuple[str, dict[str, str]]] = [("fast detection off", {})]
         variants += [
@@ -739,7 +739,7 @@ def add_run_command(subparsers: Any) -> None:
         "--advert-sweep": "also measure these VRRP advert intervals "
         "(spurious VIP moves, hard-failure outage)",
         "--fast-detection-sweep": "also measure fast detection off, then on at these BFD "
-        "intervals (the same figures; issue 15)",
+        "intervals (the same figures)",
     }
     for flag, text in sweeps.items():
         parser.add_argument(

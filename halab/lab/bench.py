@@ -50,7 +50,7 @@ DRILLS = (
     "master-returns",
 )
 
-#: With ``--fast-detection``, in both columns: what the setting may cost (issue 15).
+#: With ``--fast-detection``, in both columns: what the setting may cost.
 FAST_DETECTION_DRILLS = ("lb-stall", "bfd-loss")
 #: The config keys the benchmark's columns override.
 FAST = "vrrpFastDetection"
@@ -190,7 +190,7 @@ def load_runs(
     progress: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """``count`` load runs (requests plus a CPU hog on every core for ``seconds``) on one lab:
-    a row each with its VIP moves and failed requests. Issue 15 asks for 5 out of 5 clean."""
+    a row each with its VIP moves and failed requests; clean means 5 out of 5."""
     lab = NamespaceLab.create(stack, project_dir, overrides)
     folder = out / f"{'-'.join(label.replace('+', '').split())}-load"
     rows: list[dict[str, Any]] = []

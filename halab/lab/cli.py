@@ -217,7 +217,11 @@ def add_lab_commands(subparsers: Any) -> None:
         )
     )
     drill.add_argument("--only", default="", help="comma-separated drill names (default: all)")
-    drill.add_argument("--load", action="store_true", help="also the 60 s load run (issue 6)")
+    drill.add_argument(
+        "--load",
+        action="store_true",
+        help="also the 60 s load run (requests plus a CPU hog on every core)",
+    )
     drill.add_argument("--load-seconds", type=float, default=60.0)
     drill.add_argument("--out", default=None, help="report folder")
     drill.add_argument("--seed", type=int, default=None, help="seed of the random kill phase")
