@@ -8,7 +8,7 @@ STACK ?=
 DEPLOY_STACK = $(or $(STACK),local)
 LAB_STACK = $(or $(STACK),dev)
 
-.PHONY: help up down test fresh-test fresh-boot bootstrap bootstrap-tests lint unit render lab lab-down engine libvirtd-start libvirtd-stop preview destroy check e2e bench
+.PHONY: help up down test test-fast fresh-test fresh-boot bootstrap bootstrap-tests lint unit render lab lab-down engine libvirtd-start libvirtd-stop preview destroy check e2e bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ down: ## `pulumi destroy` of STACK, then the project's libvirtd if it used it: n
 
 test: ## install what the tests need, then lint, type-check and run every test
 	scripts/test.sh
+
+test-fast: ## the quick loop for contributors: every test but the namespace labs, the real CLI and the validators (no root)
+	venv/bin/python -m pytest -q -m "not lab and not engine and not validators"
 
 # RELEASE=bookworm|trixie picks the Debian release of the fresh root (default: this machine's).
 RELEASE ?=

@@ -30,6 +30,9 @@ from halab.spec import LabSpec, load_spec
 from halab.validate import CHECKS, unknown_cloud_config_keys
 from tests.halab.validators import TEST_SSH_KEY, assert_no_problems, render_to_tree, validate_all
 
+#: Runs the real validators (haproxy, keepalived, nginx, cloud-init...): seconds each.
+pytestmark = pytest.mark.validators
+
 ZONES = ("public", "dmz", "internal")
 PRIVATE_BLOCKS = (
     IPv4Network("10.0.0.0/8"),

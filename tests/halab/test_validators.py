@@ -50,6 +50,9 @@ from tests.halab.validators import (
     render_to_tree,
 )
 
+#: Runs the real validators (haproxy, keepalived, nginx, cloud-init...): seconds each.
+pytestmark = pytest.mark.validators
+
 STACKS = example_stacks()
 
 
