@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +152,17 @@ def mirror(suite: str) -> str:
     return found
 
 
+def minbase_argv(suite: str, root: Path, include: Sequence[str]) -> list[str]:
+    """mmdebstrap of a minimal root of ``suite`` with ``include``, from this machine's mirrors."""
+    main_mirror, security_mirror = mirror(suite), mirror(f"{suite}-security")
+    return [
+        "mmdebstrap", "--mode=root", "--variant=minbase", "--components=main",
+        f"--include={','.join(include)}", suite, str(root),
+        f"deb {main_mirror} {suite} main", f"deb {main_mirror} {suite}-updates main",
+        f"deb {security_mirror} {suite}-security main",
+    ]  # fmt: skip
+
+
 def check_preconditions() -> None:
     """Root, and the few tools this needs on the machine itself."""
     if os.geteuid() != 0:
@@ -213,15 +224,10 @@ def run(args: argparse.Namespace) -> int:
     root = work / "root"
     rc = 1
     try:
-        suite = args.release
-        main_mirror, security_mirror = mirror(suite), mirror(f"{suite}-security")
         phases.run(
-            f"mmdebstrap (Debian {debian.RELEASES[suite]} minbase)",
-            ["mmdebstrap", "--mode=root", "--variant=minbase", "--components=main",
-             f"--include={','.join(NEWCOMER_PACKAGES)}", suite, str(root),
-             f"deb {main_mirror} {suite} main", f"deb {main_mirror} {suite}-updates main",
-             f"deb {security_mirror} {suite}-security main"],
-        )  # fmt: skip
+            f"mmdebstrap (Debian {debian.RELEASES[args.release]} minbase)",
+            minbase_argv(args.release, root, NEWCOMER_PACKAGES),
+        )
         with phases.timed("network settings"):
             take_network_settings(root)
         with phases.timed("clone of the checkout"):

@@ -62,7 +62,7 @@ from halab.fresh import (
     FreshError,
     Phases,
     copy_checkout,
-    mirror,
+    minbase_argv,
     mounted_under,
     take_network_settings,
 )
@@ -547,15 +547,10 @@ def run(args: argparse.Namespace) -> int:
     box = Container(root, binds, work / "console.log")
     try:
         with procs.signals_raise():
-            suite = args.release
-            main_mirror, security_mirror = mirror(suite), mirror(f"{suite}-security")
             phases.run(
-                f"mmdebstrap (Debian {debian.RELEASES[suite]} minbase + systemd)",
-                ["mmdebstrap", "--mode=root", "--variant=minbase", "--components=main",
-                 f"--include={','.join((*NEWCOMER_PACKAGES, *BOOT_PACKAGES))}", suite, str(root),
-                 f"deb {main_mirror} {suite} main", f"deb {main_mirror} {suite}-updates main",
-                 f"deb {security_mirror} {suite}-security main"],
-            )  # fmt: skip
+                f"mmdebstrap (Debian {debian.RELEASES[args.release]} minbase + systemd)",
+                minbase_argv(args.release, root, (*NEWCOMER_PACKAGES, *BOOT_PACKAGES)),
+            )
             with phases.timed("network settings, clone"):
                 take_network_settings(root)
                 copy_checkout(REPO, root / INNER_REPO.relative_to("/"))

@@ -18,6 +18,7 @@ from ipaddress import IPv4Network
 
 from halab.errors import ConfigError
 from halab.spec import LabSpec, NetworkMode
+from halab.virsh import Virsh
 
 #: How long one ``virsh`` question may take.
 VIRSH_TIMEOUT_S = 30.0
@@ -85,8 +86,12 @@ def clashes(spec: LabSpec, networks: list[LibvirtNetwork]) -> list[ConfigError]:
 
 def networks_of(uri: str) -> list[LibvirtNetwork]:
     """Every network (active or not) of the libvirtd at ``uri``."""
-    names = _virsh(uri, "net-list", "--all", "--name").split()
-    return [parse_network_xml(_virsh(uri, "net-dumpxml", name)) for name in names]
+    virsh = Virsh(uri, timeout=VIRSH_TIMEOUT_S)
+    try:
+        names = virsh("net-list", "--all", "--name").split()
+        return [parse_network_xml(virsh("net-dumpxml", name)) for name in names]
+    except subprocess.CalledProcessError as exc:
+        raise RuntimeError(f"virsh {' '.join(exc.cmd[4:])}: {exc.stderr.strip()}") from None
 
 
 def refuse_clashes(spec: LabSpec, uri: str) -> None:
@@ -94,17 +99,3 @@ def refuse_clashes(spec: LabSpec, uri: str) -> None:
     found = clashes(spec, networks_of(uri))
     if found:
         raise found[0]
-
-
-def _virsh(uri: str, *args: str) -> str:
-    done = subprocess.run(
-        ["virsh", "-q", "-c", uri, *args],
-        capture_output=True,
-        text=True,
-        timeout=VIRSH_TIMEOUT_S,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"virsh -c {uri} {' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout

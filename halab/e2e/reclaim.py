@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from halab.virsh import Virsh
+
 #: Resource type -> the libvirt kind it makes.
 KINDS = {
     "libvirt:index/domain:Domain": "domain",
@@ -63,32 +65,6 @@ def leftovers(lab: str, on_host: Inventory, known: Inventory) -> list[tuple[str,
             if name == lab or name.startswith(f"{lab}-"):
                 out.append((kind, name))
     return out
-
-
-class Virsh:
-    """``virsh -c URI`` for the few calls reclaiming needs."""
-
-    def __init__(self, uri: str) -> None:
-        self.uri = uri
-
-    def __call__(self, *args: str, check: bool = True) -> str:
-        """Run it; stdout, or :class:`subprocess.CalledProcessError` when ``check``."""
-        done = subprocess.run(
-            ["virsh", "-q", "-c", self.uri, *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if check and done.returncode != 0:
-            raise subprocess.CalledProcessError(
-                done.returncode, done.args, done.stdout, done.stderr
-            )
-        return done.stdout
-
-    def names(self, *args: str) -> set[str]:
-        """One name a line of a listing command."""
-        return {line.split()[0] for line in self(*args, check=False).splitlines() if line.strip()}
 
 
 def on_host(virsh: Virsh, pool: str) -> Inventory:

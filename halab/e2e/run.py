@@ -53,7 +53,7 @@ from halab.drills.baseline import measure
 from halab.drills.probe import ProbeConfig, Sample, write_samples
 from halab.e2e.check import check_args, run_check
 from halab.e2e.parse import PlanCheck, check_steps
-from halab.e2e.reclaim import Virsh, reclaim
+from halab.e2e.reclaim import reclaim
 from halab.e2e.timings import EventLog, Step, Timings, engine_errors, first_line
 from halab.e2e.vmlab import E2eError, VmLab
 from halab.e2e.watchdog import OperationTimeoutError, OperationWatchdog
@@ -61,6 +61,7 @@ from halab.process import busy_loops
 from halab.roles import Role
 from halab.spec import LabSpec
 from halab.stackconfig import project_defaults, spec_from_pulumi_json
+from halab.virsh import Virsh
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK = "e2e"

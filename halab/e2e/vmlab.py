@@ -41,6 +41,7 @@ from halab.lab import netns
 from halab.libvirtd import netns_name
 from halab.roles import ROLES, Role
 from halab.spec import LabSpec, ResolvedHost
+from halab.virsh import Virsh
 
 #: A VIP report older than this no longer counts (the LB is gone or frozen).
 STALE_S = 3.0
@@ -218,17 +219,10 @@ class VmLab(SpecDrillTarget):
 
     def virsh(self, *args: str, timeout: float = 60.0) -> str:
         """``virsh -c URI ARGS``; its stdout, or :class:`E2eError`."""
-        done = subprocess.run(
-            ["virsh", "-q", "-c", self.uri, *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-        if done.returncode != 0:
-            raise E2eError(f"virsh {' '.join(args)}: {done.stderr.strip()}")
-        return done.stdout
+        try:
+            return Virsh(self.uri)(*args, timeout=timeout)
+        except subprocess.CalledProcessError as exc:
+            raise E2eError(f"virsh {' '.join(args)}: {exc.stderr.strip()}") from None
 
     def drop_master(self, name: str) -> None:
         """End the SSH master connection to a host (after its VM was destroyed)."""

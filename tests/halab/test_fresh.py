@@ -202,3 +202,18 @@ def test_boot_mode_reports_beside_the_tests_timings() -> None:
     assert fresh.parse_args(["--boot"]).reports.name == "fresh-boot"
     assert fresh.parse_args([]).reports.name == "fresh-test"
     freshboot.Container(Path("/nonexistent"), [], Path("/nonexistent/log")).stop()  # no-op
+
+
+def test_a_minimal_root_of_either_release_from_this_machines_mirrors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        fresh, "mirror", lambda suite: f"http://m/{suite.partition('-')[2] or 'main'}"
+    )
+    argv = fresh.minbase_argv("trixie", Path("/w/root"), ("git", "make"))
+    assert argv[:5] == ["mmdebstrap", "--mode=root", "--variant=minbase", "--components=main",
+                        "--include=git,make"]  # fmt: skip
+    assert argv[-5:] == [
+        "trixie", "/w/root", "deb http://m/main trixie main",
+        "deb http://m/main trixie-updates main", "deb http://m/security trixie-security main",
+    ]  # fmt: skip

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import subprocess
 
 import pytest
 
@@ -61,20 +61,36 @@ def test_the_labs_own_networks_and_other_ranges_are_no_clash() -> None:
 
 
 def test_make_up_stops_with_one_line_before_anything_is_made(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     spec = _spec()
     dmz = spec.zones[ZoneName.DMZ].cidr
     xml = f"<network><name>lab-b</name><ip address='{dmz[1]}' prefix='24'/></network>"
     answers = {("net-list", "--all", "--name"): "lab-b\n", ("net-dumpxml", "lab-b"): xml}
-    monkeypatch.setattr(neighbours, "_virsh", lambda _uri, *args: answers[args])
+
+    class Answering:
+        """virsh as the libvirtd answers it: lab-b has this lab's DMZ range."""
+
+        def __init__(self, uri: str, timeout: float) -> None:
+            assert (uri, timeout) == ("qemu:///system", neighbours.VIRSH_TIMEOUT_S)
+
+        def __call__(self, *args: str) -> str:
+            return answers[args]
+
+    monkeypatch.setattr(neighbours, "Virsh", Answering)
     with pytest.raises(up.UpError, match=r"^ha-web-lab:zones\.dmz\.cidr = .*'lab-b'") as info:
         up.refuse_neighbours(spec, "qemu:///system")
     assert "\n" not in str(info.value)
 
-    def broken(_uri: str, *args: str) -> str:
-        raise RuntimeError("virsh -c qemu:///system net-list: failed to connect")
+    class Refusing(Answering):
+        """A libvirtd that does not answer."""
 
-    monkeypatch.setattr(neighbours, "_virsh", broken)
-    with pytest.raises(up.UpError, match="asking the libvirtd at qemu:///system"):
+        def __call__(self, *args: str) -> str:
+            cmd = ["virsh", "-q", "-c", "qemu:///system", *args]
+            raise subprocess.CalledProcessError(1, cmd, "", "failed to connect\n")
+
+    monkeypatch.setattr(neighbours, "Virsh", Refusing)
+    with pytest.raises(
+        up.UpError, match=r"asking the libvirtd at qemu:///system.*failed to connect"
+    ):
         up.refuse_neighbours(spec, "qemu:///system")
