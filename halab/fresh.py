@@ -163,6 +163,18 @@ def minbase_argv(suite: str, root: Path, include: Sequence[str]) -> list[str]:
     ]  # fmt: skip
 
 
+def remove_root(work: Path, root: Path, *, keep: bool) -> None:
+    """Remove the work folder of a root (``keep``: leave it, and say where), never through a
+    mount into this machine's own files: anything still mounted below keeps it."""
+    leftover = mounted_under(work)
+    if leftover:
+        print(f"fresh: still mounted, root kept at {work}: {leftover}", file=sys.stderr)
+    elif keep:
+        print(f"fresh: root kept at {root}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def check_preconditions() -> None:
     """Root, and the few tools this needs on the machine itself."""
     if os.geteuid() != 0:
@@ -248,13 +260,7 @@ def run(args: argparse.Namespace) -> int:
         except FreshError as exc:
             print(f"fresh: {exc}", file=sys.stderr)
     finally:
-        leftover = mounted_under(work)
-        if leftover:  # never delete through a mount into the machine's own files
-            print(f"fresh: still mounted, root kept at {work}: {leftover}", file=sys.stderr)
-        elif args.keep:
-            print(f"fresh: root kept at {root}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        remove_root(work, root, keep=args.keep)
         report(phases, args.reports / args.release, cold=args.cold, release=args.release)
     return rc
 

@@ -63,7 +63,7 @@ from halab.fresh import (
     Phases,
     copy_checkout,
     minbase_argv,
-    mounted_under,
+    remove_root,
     take_network_settings,
 )
 from halab.hostdeps import EXPECTED_UNITS
@@ -563,13 +563,7 @@ def run(args: argparse.Namespace) -> int:
         report.error = str(exc) or type(exc).__name__
         print(f"fresh: {report.error}", file=sys.stderr)
     finally:
-        keep = mounted_under(work)
-        if keep:  # never delete through a mount into this machine's own files
-            print(f"fresh: still mounted, root kept at {work}: {keep}", file=sys.stderr)
-        elif args.keep:
-            print(f"fresh: root kept at {root}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        remove_root(work, root, keep=args.keep)
     print(phases.table())
     if report.snapshots:
         print(summary_table(report.snapshots))
