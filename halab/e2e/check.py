@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from halab.drills import report
 from halab.drills.baseline import Baseline, BaselineError, measure
 from halab.drills.core import Bounds, DrillResult, detection_s
 from halab.drills.probe import ProbeConfig
@@ -74,6 +73,8 @@ def vm_bounds(lab: VmLab, probe: ProbeConfig, baseline: Baseline) -> Bounds:
 
 def describe(result: DrillResult) -> str:
     """A drill's summary, and where its time went on the VMs."""
+    from halab.drills import report  # matplotlib: only when a drill ran
+
     text = report.summary(result)
     lab_usage = result.figures.get("lab_usage")
     return f"{text}\n  where the time went: {usage.summary_line(lab_usage)}" if lab_usage else text
@@ -81,7 +82,7 @@ def describe(result: DrillResult) -> str:
 
 def run_check(args: argparse.Namespace) -> int:
     """Run the steps against the deployed lab; write the reports; 0 when every check held."""
-    from halab.drills import registry
+    from halab.drills import registry, report
     from halab.drills.core import DrillRun, settle
 
     spec = load_spec(
