@@ -1,7 +1,9 @@
 """Property-based tests of the spec and the renderer over generated lab topologies.
 
 Valid topologies: 1-8 web nodes, any three non-overlapping private CIDRs, optional explicit
-addresses (host legs, VIP, public IP), every edge kind, both VRRP versions. For each,
+addresses (host legs, VIP, public IP), every edge kind, both VRRP versions, and every other
+section over its valid range (fast detection, HAProxy's checks and retries, the VMs' size, the
+edge's allowed sources). For each,
 ``load_spec`` and ``render_all`` must succeed and the rendered plan must hold its invariants
 (a fast pure-Python property, many examples); on a few examples, the real validators must accept
 a sample of the rendered hosts (slow: few examples, no shrinking, so the run time stays bounded).
@@ -13,6 +15,7 @@ advert): the :class:`ConfigError` must name the offending key.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -26,7 +29,7 @@ from hypothesis import strategies as st
 from halab.errors import ConfigError
 from halab.render import render_all
 from halab.roles import PATHS, Role, ZoneName
-from halab.spec import LabSpec, load_spec
+from halab.spec import BFD_DOWN_PRIORITY, LabSpec, load_spec
 from halab.validate import CHECKS, unknown_cloud_config_keys
 from tests.halab.validators import TEST_SSH_KEY, assert_no_problems, render_to_tree, validate_all
 
@@ -50,6 +53,9 @@ RESERVED = {
     "internal": {1, 2, 3, *range(10, 18)},
 }
 LEGS = {"lb": ("dmz", "internal"), "web": ("internal",)}
+#: Labs the real validators see per run: a few in `make test` (the same ones every run);
+#: HA_WEB_LAB_PROPERTY_EXAMPLES=200 runs a longer search.
+VALIDATED_EXAMPLES = int(os.environ.get("HA_WEB_LAB_PROPERTY_EXAMPLES", "4"))
 #: libyaml's loader when PyYAML has it: the pure-Python one would make parsing most of the run.
 LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -113,6 +119,50 @@ def _free_offsets(zone: str, cidr: IPv4Network) -> list[int]:
     16 million, and drawing from a list that long makes every example slow)."""
     last = min(cidr.num_addresses - 2, 512)
     return [o for o in range(2, last + 1) if o not in RESERVED[zone]]
+
+
+#: HAProxy's retry-on keywords a config may combine (``none`` only stands alone).
+RETRY_ON = (
+    "conn-failure",
+    "empty-response",
+    "response-timeout",
+    "502",
+    "503",
+    "504",
+    "0rtt-rejected",
+)
+
+
+@st.composite
+def sections(draw: st.DrawFn, edge: str, advert_ms: int) -> dict[str, Any]:
+    """The other sections' keys, each over its whole valid range: fast detection (BFD faster
+    than one advert), the master-down timer, HAProxy's checks and retries, the VMs' size, and
+    who may reach the edge."""
+    fast = draw(st.booleans())
+    values: dict[str, Any] = {"vrrpFastDetection": fast}
+    if fast:
+        multiplier = draw(st.integers(2, 5))
+        values["bfdMultiplier"] = multiplier
+        values["bfdIntervalMs"] = draw(st.integers(1, min(1000, (advert_ms - 1) // multiplier)))
+    values["vrrpDownTimerAdverts"] = draw(
+        st.sampled_from([0, 1, 2, 3, 5] if fast else [0, 2, 3, 5])
+    )
+    retry_on = draw(st.lists(st.sampled_from(RETRY_ON), min_size=1, max_size=4, unique=True))
+    values.update({
+        "healthCheckIntervalMs": draw(st.integers(100, 60000)),
+        "healthCheckFall": draw(st.integers(1, 10)),
+        "healthCheckRise": draw(st.integers(1, 10)),
+        "haproxyTimeoutConnectMs": draw(st.integers(100, 60000)),
+        "haproxyRetries": draw(st.integers(0, 10)),
+        "haproxyRedispatch": draw(st.booleans()),
+        "haproxyRetryOn": draw(st.sampled_from(["none", " ".join(retry_on)])),
+        "defaultVcpus": draw(st.integers(1, 8)),
+        "defaultMemoryMib": draw(st.integers(256, 8192)),
+    })  # fmt: skip
+    if edge != "none":
+        sources = draw(st.lists(subnet(draw(st.sampled_from(PRIVATE_BLOCKS)), 8, 32), max_size=3))
+        values["edgeAllowedSources"] = [str(n) for n in sources] or ["0.0.0.0/0"]
+    return values
 
 
 @st.composite
@@ -188,6 +238,14 @@ def topologies(draw: st.DrawFn) -> Topology:
     public_offset = explicit_offset("public")
     if public_offset is not None:
         values["publicIp"] = str(nets["public"].network_address + public_offset)
+    values.update(draw(sections(edge, interval)))
+    if values.get("vrrpFastDetection"):
+        # BFD lifts a backup's priority up to BFD_DOWN_PRIORITY: refused with preempt, and every
+        # priority stays below the lift.
+        values["vrrpPreempt"] = False
+        values["vrrpPriorities"] = draw(
+            st.lists(st.integers(1, BFD_DOWN_PRIORITY - 1), min_size=2, max_size=2, unique=True)
+        )
     secrets: frozenset[str] = frozenset()
     if edge == "fortigate":
         values["fortigateHost"] = "192.0.2.1"
@@ -255,7 +313,7 @@ def _sample(spec: LabSpec) -> list[str]:
 
 
 @settings(
-    max_examples=4,
+    max_examples=VALIDATED_EXAMPLES,
     deadline=None,
     derandomize=True,  # the same few examples on every run: CI results are reproducible
     phases=[Phase.explicit, Phase.reuse, Phase.generate],  # no shrinking: each run is ~1 s
