@@ -21,7 +21,7 @@ import yaml
 
 from halab.roles import APP, COMMON_FILES, COMMON_SYSCTL, PATHS, ROLES, Role, ZoneName, packages
 from halab.sections import STANDARD_DOWN_TIMER_ADVERTS
-from halab.spec import LabSpec, ResolvedHost
+from halab.spec import LabSpec, ResolvedHost, short_hash
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "cloud-init"
 TLS_PLACEHOLDER = "<secret: the lab's TLS certificate and key (PEM), filled in by Pulumi>"
@@ -40,8 +40,12 @@ class Target:
 
     def haproxy_process_name(self, host: str) -> str:
         """Name Keepalived tracks. Namespace hosts share one process list, so each LB's HAProxy
-        runs under its own name there (see the measurements note); on a VM it is plain haproxy."""
-        return "haproxy" if self.is_vm else f"hap-{host}"[:15]
+        runs under its own name there (see the measurements note): the host's, and a short hash
+        of its namespace, which names its lab too, so two labs up at once never track each
+        other's HAProxy. A process name has 15 characters. On a VM it is plain haproxy."""
+        if self.netns is None:
+            return "haproxy"
+        return f"hap-{host}"[:9] + "-" + short_hash(self.netns)[:5]
 
 
 VM = Target()
