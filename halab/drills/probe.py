@@ -189,9 +189,9 @@ async def request_once(  # noqa: PLR0911 - one outcome per failure kind
         writer.write(request.encode())  # type: ignore[union-attr]  # set just above
         remaining = cfg.total_timeout - (time.perf_counter() - t0)
         data = await asyncio.wait_for(reader.read(65536), max(remaining, 0.001))
-        mark("first_byte_s")
-        remaining = cfg.total_timeout - (time.perf_counter() - t0)
-        if data:
+        if data:  # an empty read is the end: no answer came
+            mark("first_byte_s")
+            remaining = cfg.total_timeout - (time.perf_counter() - t0)
             data += await asyncio.wait_for(reader.read(-1), max(remaining, 0.001))
         status, backend, lb = parse_response(data)
         if status is None:
