@@ -19,7 +19,6 @@ from halab.drills.analysis import Event
 from halab.drills.baseline import Baseline
 from halab.drills.probe import ProbeConfig, Sample
 from halab.drills.target import DrillTarget, ProbeRun
-from halab.sections import STANDARD_DOWN_TIMER_ADVERTS
 
 #: The least a drill probes before its fault (a lab in namespaces answers in milliseconds).
 LEAD_S = 0.8
@@ -213,7 +212,7 @@ def finish(result: DrillResult, rec: Recorder, samples: list[Sample]) -> DrillRe
 
 def advert_s(target: DrillTarget) -> float:
     """The VRRP advert interval of the target, in seconds."""
-    return float(target.settings.get("vrrp_advert_interval_ms", 1000)) / 1000
+    return float(target.settings["vrrp_advert_interval_ms"]) / 1000
 
 
 def settle(target: DrillTarget, exclude: str | None = None, timeout: float = 20.0) -> list[str]:
@@ -261,9 +260,9 @@ def holder_among(holders: Sequence[str], candidates: Sequence[str]) -> bool:
 def detection_s(settings: dict[str, Any]) -> float:
     """How long the backup waits before it takes over from a silent master (skew left out):
     BFD's interval x multiplier with fast detection, else the master-down timer's adverts."""
-    if settings.get("vrrp_fast_detection"):
+    if settings["vrrp_fast_detection"]:
         return float(settings["bfd_interval_ms"] * settings["bfd_multiplier"]) / 1000
-    adverts = int(settings.get("vrrp_down_timer_adverts") or STANDARD_DOWN_TIMER_ADVERTS)
+    adverts = int(settings["vrrp_down_timer_adverts"])  # resolved: never 0
     return adverts * float(settings["vrrp_advert_interval_ms"]) / 1000
 
 

@@ -37,7 +37,7 @@ def haproxy_death(run: DrillRun) -> DrillResult:
         time.sleep(1.0)
         t1 = target.start_daemon(master, "haproxy")
         rec.mark("restore", f"{master}: haproxy started again", master, t1)
-        if target.settings.get("vrrp_preempt"):
+        if target.settings["vrrp_preempt"]:
             # With preempt the repaired LB takes the VIP back: keep probing through that move.
             watcher.wait_for(lambda h: h == [master], 5 * advert_s(target) + 3.0)
         time.sleep(0.5)
@@ -107,7 +107,7 @@ def master_returns(run: DrillRun) -> DrillResult:
     host = run.crashed if run.crashed is not None else crash_the_master(target)
     result = new_result("master-returns", "The failed master returns", target, stack)
     rec = Recorder(target, probe)
-    preempt = bool(target.settings.get("vrrp_preempt", False))
+    preempt = bool(target.settings["vrrp_preempt"])
     with rec.observing(15.0) as (watcher, samples):
         # The crashed LB's namespace may still show the VIP (nobody removed it): not a holder.
         holder_before = [h for h in watcher.holders if h != host]
@@ -116,7 +116,7 @@ def master_returns(run: DrillRun) -> DrillResult:
         rec.mark("restore", f"{host}: haproxy + keepalived started again", host, t0)
         # Long enough for a preempting master: its start-up (VRRP's start-up delay first), then
         # the takeover timer.
-        startup = float(target.settings.get("vrrp_startup_delay_s") or 0.0)
+        startup = float(target.settings["vrrp_startup_delay_s"])
         settle = startup + max(2.0, 5 * advert_s(target) + 1.5)
         # nopreempt: the VIP stays where it is. preempt: it goes to the highest priority of the
         # holder and the returning LB (lb_names is in priority order).

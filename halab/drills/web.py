@@ -147,7 +147,7 @@ def web_hard_failure(run: DrillRun) -> DrillResult:
     detection = float(settings["haproxy_node_down_s"])
     # A request sent to the dead node waits for the connect timeout before HAProxy sends it
     # elsewhere: slower than half that timeout on top of the lab's normal latency.
-    timeout_connect = float(settings.get("haproxy_timeout_connect_ms", 1000)) / 1000
+    timeout_connect = float(settings["haproxy_timeout_connect_ms"]) / 1000
     slow = round(timeout_connect / 2 + run.normal_latency_s, 3)
     watch = 2 * detection + 2.0
     # The end of the watch that must be fast again: a second, or two of the probe's requests.
