@@ -149,9 +149,10 @@ def web_hard_failure(run: DrillRun) -> DrillResult:
     # elsewhere: slower than half that timeout on top of the lab's normal latency.
     timeout_connect = float(settings["haproxy_timeout_connect_ms"]) / 1000
     slow = round(timeout_connect / 2 + run.normal_latency_s, 3)
-    watch = 2 * detection + 2.0
-    # The end of the watch that must be fast again: a second, or two of the probe's requests.
+    # The end of the watch that must be fast again: a second, or two of the probe's requests;
+    # it starts a second after HAProxy has surely marked the node down, however slow the probe.
     end = run.tail_s(1.0)
+    watch = max(2 * detection + 2.0, detection + 1.0 + end)
     rec = Recorder(target, probe)
     with rec.observing(run.lead_s + watch + 10.0) as (_watcher, samples):
         time.sleep(run.lead_s)

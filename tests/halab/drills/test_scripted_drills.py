@@ -1,0 +1,63 @@
+"""The drills that run on VMs, against a scripted target: their logic and their bounds, sized
+from a measured baseline as on a slow machine, without root or a lab."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from halab.drills.baseline import Baseline
+from halab.drills.core import Bounds, DrillRun
+from halab.drills.lb import lb_hard_failure
+from halab.drills.probe import ProbeConfig
+from halab.drills.web import web_hard_failure
+from tests.halab.drills.scripted import ScriptedTarget, drill_settings
+
+FASTEST = ProbeConfig("https://192.0.2.10/", interval=0.1, connect_timeout=1.0, total_timeout=2.0)
+
+
+def _baseline(p90: float) -> Baseline:
+    return Baseline(requests=20, failed=0, p50_s=p90 * 0.8, p90_s=p90, max_s=p90 * 1.1)
+
+
+def _run(target: ScriptedTarget, baseline: Baseline, bounds: Bounds | None = None) -> DrillRun:
+    return DrillRun(
+        target,  # type: ignore[arg-type]  # the protocol's part the drills use
+        "scripted",
+        bounds or Bounds(),
+        baseline.probe(FASTEST),
+        random.Random(8),
+        baseline=baseline,
+    )
+
+
+def test_lb_hard_failure_moves_the_vip_and_the_client_recovers_within_the_bound() -> None:
+    target = ScriptedTarget(drill_settings(), normal_latency=0.05, vip_moves_after=0.35)
+    baseline = _baseline(0.06)
+    run = _run(target, baseline, Bounds(max_lb_outage_s=0.35 + 2.0 + 2 * 0.24 + 0.06))
+    result = lb_hard_failure(run)
+    assert result.passed, result.checks
+    assert result.figures["new_master"] == "lb-2" == result.figures["expected_new_master"]
+    assert result.figures["vip_move_s"] == pytest.approx(0.35, abs=0.15)
+    # The probe the drill used is the one the baseline sized: 4 x 60 ms, not 100 ms.
+    assert target.probes[-1].interval == pytest.approx(0.24)
+    assert run.crashed == "lb-1"
+
+
+def test_web_hard_failure_judges_slow_by_the_labs_own_pace() -> None:
+    # A slow lab: every answer takes 150 ms, more than half of a 200 ms connect timeout. A fixed
+    # threshold of half the timeout would call every request slow and fail a lab that recovered.
+    settings = drill_settings(haproxy_timeout_connect_ms=200, haproxy_node_down_s=0.7)
+    target = ScriptedTarget(settings, normal_latency=0.15, vip_moves_after=0.0)
+    run = _run(target, _baseline(0.15))
+    result = web_hard_failure(run)
+    assert all(s.latency > 0.1 for s in result.samples)
+    assert result.passed, result.checks
+    assert result.figures["slower_than_250ms"] > 0  # those HAProxy still sent to the dead node
+    assert result.figures["answered_at_the_end_by"] == ["web-1"]
+    # The judged end holds at least two of the probe's requests, after HAProxy dropped the node.
+    (fast_again,) = [name for name in result.checks if name.startswith("fast again")]
+    judged = re.search(r"the last ([0-9.]+)s", fast_again)
+    assert judged is not None and float(judged[1]) >= 2 * run.probe.interval
