@@ -53,6 +53,13 @@ def load_spec(stack: str, project_dir: Path, pulumi_config: Path | None) -> LabS
     )
 
 
+def fastest_vm_probe(url: str, interval: float = 0.1) -> ProbeConfig:
+    """The probe a drill on VMs starts from, before the lab's pace slows it
+    (:meth:`halab.drills.baseline.Baseline.probe`): TCG guests answer TLS in tens of ms,
+    sometimes hundreds, so it is patient from the start."""
+    return ProbeConfig(url=url, interval=interval, connect_timeout=1.0, total_timeout=2.0)
+
+
 def vm_bounds(lab: VmLab, probe: ProbeConfig, baseline: Baseline) -> Bounds:
     """The pass/fail limits of the drills on VMs, from the configured timers and the probe.
 
@@ -103,9 +110,7 @@ def run_check(args: argparse.Namespace) -> int:
     if unknown:
         raise E2eError(f"unknown step {unknown[0]!r} (drills: {', '.join(registry.REGISTRY)})")
     # The fastest probe a check starts from; the lab's own pace may slow it (below).
-    fastest = ProbeConfig(
-        url=lab.public_url, interval=args.interval, connect_timeout=1.0, total_timeout=2.0
-    )
+    fastest = fastest_vm_probe(lab.public_url, args.interval)
     results: list[DrillResult] = []
     summary: dict[str, Any] = {"stack": args.stack, "settings": lab.settings, "steps": []}
     ok = True

@@ -49,9 +49,9 @@ from pulumi import automation as auto
 
 from halab import PROJECT
 from halab.drills import analysis
-from halab.drills.baseline import measure
+from halab.drills.baseline import BaselineError, measure
 from halab.drills.probe import ProbeConfig, Sample, write_samples
-from halab.e2e.check import check_args, run_check
+from halab.e2e.check import check_args, fastest_vm_probe, run_check
 from halab.e2e.parse import PlanCheck, check_steps
 from halab.e2e.reclaim import reclaim
 from halab.e2e.timings import EventLog, Step, Timings, engine_errors, first_line
@@ -85,8 +85,6 @@ REFRESH_PARALLEL = 1
 TRUNCATED_ISO = "error while retrieving remote ISO"
 #: How long the probe may run during one change: the longest operation, plus margin.
 PROBE_MAX_S = OPERATION_TIMEOUT_S["up"] + 120
-#: The probe's bound on one request through the public IP during a change.
-PROBE_TOTAL_TIMEOUT_S = 2.0
 #: The LBs' units whose journals a change keeps (what a rerun of setup may touch).
 LB_UNITS = ("haproxy", "keepalived", "nftables")
 #: What a run writes in its report folder (the previous run's files go first).
@@ -293,12 +291,7 @@ class E2eRun:
         """The probe through the public IP while the block runs, sized by the lab's pace with
         nothing wrong (:mod:`halab.drills.baseline`); its figures go into ``row``."""
         lab = self.lab()
-        fastest = ProbeConfig(
-            url=lab.public_url,
-            interval=0.1,
-            connect_timeout=1.0,
-            total_timeout=PROBE_TOTAL_TIMEOUT_S,
-        )
+        fastest = fastest_vm_probe(lab.public_url)
         baseline = measure(lab, fastest)
         cfg = baseline.probe(fastest)
         row.figures["baseline"] = baseline.to_json()
@@ -704,6 +697,7 @@ def run(args: argparse.Namespace) -> int:
     except (
         StepFailedError,
         E2eError,
+        BaselineError,
         OperationTimeoutError,
         auto.CommandError,
         subprocess.CalledProcessError,
