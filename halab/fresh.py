@@ -305,6 +305,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "installs leave nothing serving or enabled (halab/freshboot.py)",
     )
     parser.add_argument(
+        "--lab",
+        action="store_true",
+        help="with --boot: then make up, make check and make down in the booted root, at its "
+        "own libvirtd (qemu:///system), in a network namespace of its own",
+    )
+    parser.add_argument(
         "--reports",
         type=Path,
         default=None,
@@ -314,6 +320,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "pytest_args", nargs="*", help="passed on to the test command (after --), e.g. -k spec"
     )
     args = parser.parse_args(argv)
+    if args.lab and not args.boot:
+        parser.error("--lab needs --boot")
     if args.reports is None:
         args.reports = REPO / "reports" / ("fresh-boot" if args.boot else "fresh-test")
     return args

@@ -19,6 +19,16 @@ reads ``systemd``):
    its socket and must answer, with libvirt's ``default`` network neither active nor autostarted;
    a snapshot.
 
+6. with ``--lab``, the lab itself on the user's kind of libvirtd: the root is booted again with a
+   network namespace of its own (``--private-network``, where libvirt may make bridges and
+   firewall rules without touching this machine's), and ``make up`` (the ``local`` stack),
+   ``make check`` and ``make down`` run in it. ``make up`` must find libvirtd at
+   ``qemu:///system`` (socket-activated, as Debian installs it) and deploy there, not start the
+   project's own; after ``make down`` that libvirtd holds exactly the domains, networks, pools
+   and volumes it held before, and nothing of the lab listens or runs. The Pulumi CLI and the
+   VM image come from this machine's caches (built here first, with the network: the root has
+   none by then), bind-mounted where the root's tools look.
+
 Each snapshot is compared with the first: a new listener, enabled unit or running unit is
 unexpected unless :data:`halab.hostdeps.EXPECTED_UNITS` lists it (or, after step 5, it is one
 of :data:`ON_DEMAND` that the question itself started). A table goes to stdout, everything as
@@ -58,6 +68,7 @@ from halab.fresh import (
     INNER_HOME,
     INNER_PATH,
     INNER_REPO,
+    INNER_SHARED,
     NEWCOMER_PACKAGES,
     FreshError,
     Phases,
@@ -81,6 +92,26 @@ ON_DEMAND: Mapping[str, str] = {
     # libvirt-daemon-system-systemd depends on systemd-container for it.
     "systemd-machined.service": "libvirtd asked it over the bus (D-Bus activation, exits idle)",
 }
+#: Units the lab's own run may leave running at the user's libvirtd after ``make down``: each
+#: is libvirt's, started through its socket for the lab, and exits (or idles) on its own.
+LAB_ON_DEMAND: Mapping[str, str] = {
+    **ON_DEMAND,
+    "virtlogd.service": "libvirt's log daemon for the guests' consoles (socket-activated)",
+    "virtlockd.service": "libvirt's lock daemon for the guests' disks (socket-activated)",
+}
+#: The stack ``make up`` deploys when the user names none.
+LAB_STACK = "local"
+#: What libvirtd at qemu:///system holds: one line per object, ``<kind> <name>``.
+INVENTORY_SCRIPT = """
+v() { virsh -q -c qemu:///system "$@"; }
+v list --all --name | sed '/^$/d; s/^/domain /'
+v net-list --all --name | sed '/^$/d; s/^/network /'
+for p in $(v pool-list --all --name); do
+  echo "pool $p"
+  v vol-list --pool "$p" 2>/dev/null | awk -v p="$p" 'NF {print "volume " p "/" $1}'
+done
+echo @@end
+"""
 #: Files whose presence is part of the answer.
 WATCHED_FILES = (
     "/usr/sbin/policy-rc.d",
@@ -114,6 +145,9 @@ echo @@end
 """
 #: Bounds, in seconds.
 LEADER_TIMEOUT = 30.0
+#: ``make up`` from a warm cache, ``make check`` and ``make down`` on emulated guests: each is
+#: bounded by the lab's own gates (readinessTimeoutS) well inside this.
+LAB_STEP_TIMEOUT = 3600.0
 BOOT_TIMEOUT = 180.0
 SETUP_TIMEOUT = 2700.0
 CALL_TIMEOUT = 120.0
@@ -299,6 +333,38 @@ def libvirt_findings(phase: str, answered: bool, net_list: str) -> list[Finding]
     return found
 
 
+def parse_inventory(text: str) -> set[str]:
+    """:data:`INVENTORY_SCRIPT`'s output as a set of ``"<kind> <name>"``; cut short is an error."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or lines[-1] != "@@end":
+        raise FreshError("listing libvirt's objects was cut short (virsh failed?)")
+    return set(lines[:-1])
+
+
+def lab_findings(before: set[str], during: set[str], after: set[str]) -> list[Finding]:
+    """The lab was deployed at qemu:///system (its objects appeared there), and ``make down``
+    left that libvirtd as it found it: nothing of the lab left, nothing of the user's gone."""
+    phase = "make up / make down"
+    made = during - before
+    found = [
+        Finding(
+            phase, "libvirt", "the lab at qemu:///system",
+            "expected" if any(o.startswith("domain ") for o in made) else "unexpected",
+            f"make up made {len(made)} objects there" if made
+            else "no domain of the lab at qemu:///system: make up went elsewhere",
+        )
+    ]  # fmt: skip
+    found += [
+        Finding(phase, "libvirt", obj, "unexpected", "left by make down")
+        for obj in sorted(after - before)
+    ]
+    found += [
+        Finding(phase, "libvirt", obj, "unexpected", "there before make up, gone after")
+        for obj in sorted(before - after)
+    ]
+    return found
+
+
 def verdict_table(findings: Sequence[Finding]) -> str:
     """One row per finding."""
     rows = [f"{'phase':<26} {'kind':<12} {'name':<44} {'verdict':<14} why"]
@@ -322,11 +388,18 @@ def summary_table(snapshots: Mapping[str, Snapshot]) -> str:
 # --- the container ----------------------------------------------------------------------------
 
 
-def nspawn_argv(root: Path, binds: Sequence[tuple[Path, Path]]) -> list[str]:
-    """Boot ``root`` with systemd as PID 1, in this process's unit (no machined, no scope)."""
+def nspawn_argv(
+    root: Path, binds: Sequence[tuple[Path, Path]], *, private_network: bool = False
+) -> list[str]:
+    """Boot ``root`` with systemd as PID 1, in this process's unit (no machined, no scope).
+
+    ``private_network``: a network namespace of its own with only loopback, where the root gets
+    CAP_NET_ADMIN, so libvirt can make the lab's bridges and rules without reaching this
+    machine's; it then has no route out."""
     return [
         "systemd-nspawn", "--boot", "--keep-unit", "--register=no", "--quiet",
         "--console=read-only", "--resolv-conf=copy-host", f"--directory={root}",
+        *(["--private-network"] if private_network else []),
         *(f"--bind={src}:{dst}" for src, dst in binds),
     ]  # fmt: skip
 
@@ -344,6 +417,8 @@ class Container:
         self.root = root
         self.binds = list(binds)
         self.log = log
+        #: Whether the next :meth:`boot` gives the root a network namespace of its own.
+        self.private_network = False
         self.nspawn: subprocess.Popen[bytes] | None = None
         self.nspawn_start = 0
         self.leader = 0
@@ -353,7 +428,8 @@ class Container:
         """Start nspawn, find its PID 1, wait (bounded) until systemd says it is up."""
         with self.log.open("ab") as out:
             self.nspawn = subprocess.Popen(
-                nspawn_argv(self.root, self.binds), stdin=subprocess.DEVNULL, stdout=out,
+                nspawn_argv(self.root, self.binds, private_network=self.private_network),
+                stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         self.nspawn_start = procs.starttime(self.nspawn.pid)
@@ -529,6 +605,63 @@ def steps(box: Container, report: Report, phases: Phases) -> None:
     report.findings += libvirt_findings(name, answered, nets)
 
 
+def lab_steps(box: Container, report: Report, phases: Phases) -> None:
+    """Step 6 of the module doc: the lab at the root's own libvirtd, in a network of its own."""
+    snaps = report.snapshots
+    with phases.timed("boot with a private network"):
+        box.stop()
+        box.private_network = True
+        box.boot()
+    snaps["before make up"] = start = box.snapshot()
+    inventory = ["sh", "-c", INVENTORY_SCRIPT]
+    before = parse_inventory(box.run(inventory, timeout=CALL_TIMEOUT))
+    make = f"cd {shlex.quote(str(INNER_REPO))} && exec make "
+    during: set[str] = set()
+    try:
+        for target in ("up", "check"):
+            print(f"fresh: make {target} in the booted root ...", flush=True)
+            with phases.timed(f"make {target}"):
+                box.run(
+                    ["bash", "-c", make + f"{target} STACK={LAB_STACK}"],
+                    timeout=LAB_STEP_TIMEOUT,
+                    stream=True,
+                )
+            if target == "up":
+                during = parse_inventory(box.run(inventory, timeout=CALL_TIMEOUT))
+    finally:
+        # Whatever happened, the lab goes: what make down leaves is part of the answer.
+        print("fresh: make down in the booted root ...", flush=True)
+        with phases.timed("make down"):
+            box.run(
+                ["bash", "-c", make + f"down STACK={LAB_STACK}"],
+                timeout=LAB_STEP_TIMEOUT,
+                stream=True,
+            )
+        after = parse_inventory(box.run(inventory, timeout=CALL_TIMEOUT))
+        name = "after make down"
+        snaps[name] = box.snapshot()
+        report.findings += compare(start, snaps[name], name, on_demand=LAB_ON_DEMAND)
+        report.findings += lab_findings(before, during, after)
+
+
+def prepare_lab(release: str, phases: Phases) -> list[tuple[Path, Path]]:
+    """The Pulumi CLI and the VM image of ``release``, built (or found) in this machine's cache
+    while there is a network; the binds that show them to the root where its tools look."""
+    phases.run("the Pulumi CLI (cached)", [sys.executable, "-m", "halab.engine"])
+    venv_python = REPO / "venv" / "bin" / "python"
+    phases.run(
+        f"the {release} VM image (cached)",
+        [str(venv_python), "-m", "halab", "image", "--release", release],
+    )
+    inner_cache = INNER_HOME / ".cache" / "ha-web-lab"
+    binds = [(cache_root() / name, inner_cache / name) for name in ("engine", "image")]
+    shared = (REPO.parent / "shared").resolve()
+    if shared.is_dir():
+        # The registry's plugins, installed from this mirror by make up (no network there).
+        binds.append((shared, INNER_SHARED))
+    return binds
+
+
 def run(args: argparse.Namespace) -> int:
     """Build the root, boot it, run the steps, stop it, remove it; 1 on anything unexpected."""
     check_preconditions()
@@ -547,6 +680,8 @@ def run(args: argparse.Namespace) -> int:
     box = Container(root, binds, work / "console.log")
     try:
         with procs.signals_raise():
+            if args.lab:
+                box.binds += prepare_lab(args.release, phases)
             phases.run(
                 f"mmdebstrap (Debian {debian.RELEASES[args.release]} minbase + systemd)",
                 minbase_argv(args.release, root, (*NEWCOMER_PACKAGES, *BOOT_PACKAGES)),
@@ -556,6 +691,8 @@ def run(args: argparse.Namespace) -> int:
                 copy_checkout(REPO, root / INNER_REPO.relative_to("/"))
             try:
                 steps(box, report, phases)
+                if args.lab:
+                    lab_steps(box, report, phases)
             finally:
                 with phases.timed("power off"):
                     box.stop()

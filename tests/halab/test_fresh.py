@@ -184,6 +184,49 @@ def test_the_root_boots_in_this_unit_on_this_network_and_is_entered_by_its_pid_1
     assert inner[3:5] == ["env", "-i"] and inner[-2:] == ["ss", "-Hltnup"]
 
 
+def test_the_lab_boot_has_a_network_of_its_own() -> None:
+    argv = freshboot.nspawn_argv(Path("/r"), [], private_network=True)
+    assert "--private-network" in argv
+    # Only loopback there: no veth, no bridge of this machine's joins it.
+    assert not [a for a in argv if a.startswith("--network-")]
+
+
+INVENTORY = """domain hwl-local-lb-1
+network hwl-local-dmz
+pool hwl-local
+volume hwl-local/lb-1.qcow2
+pool theirs
+volume theirs/disk.img
+@@end
+"""
+
+
+def test_libvirts_objects_are_listed_and_a_cut_listing_refused() -> None:
+    objects = freshboot.parse_inventory(INVENTORY)
+    assert "volume hwl-local/lb-1.qcow2" in objects and "pool theirs" in objects
+    assert len(objects) == 6
+    with pytest.raises(FreshError, match="cut short"):
+        freshboot.parse_inventory("domain a\n")
+    assert freshboot.parse_inventory("@@end\n") == set()
+
+
+def test_make_down_must_leave_the_users_libvirtd_as_it_found_it() -> None:
+    theirs = {"pool theirs", "volume theirs/disk.img"}
+    during = freshboot.parse_inventory(INVENTORY)
+    clean = freshboot.lab_findings(theirs, during, theirs)
+    assert [f.verdict for f in clean] == ["expected"]
+    assert "4 objects" in clean[0].why
+    left = freshboot.lab_findings(theirs, during, theirs | {"network hwl-local-dmz"})
+    assert [(f.name, f.verdict) for f in left[1:]] == [("network hwl-local-dmz", "unexpected")]
+    lost = freshboot.lab_findings(theirs, during, {"pool theirs"})
+    assert [(f.name, f.why) for f in lost[1:]] == [
+        ("volume theirs/disk.img", "there before make up, gone after")
+    ]
+    # No domain of the lab appeared: make up deployed somewhere else (the project's libvirtd).
+    elsewhere = freshboot.lab_findings(theirs, theirs, theirs)
+    assert [f.verdict for f in elsewhere] == ["unexpected"]
+
+
 def test_the_tables_and_the_report_say_what_was_found(tmp_path: Path) -> None:
     before, after = freshboot.parse_snapshot(BEFORE), freshboot.parse_snapshot(SNAPSHOT)
     report = freshboot.Report("bookworm", {"before": before, "after": after})
@@ -201,6 +244,9 @@ def test_the_tables_and_the_report_say_what_was_found(tmp_path: Path) -> None:
 def test_boot_mode_reports_beside_the_tests_timings() -> None:
     assert fresh.parse_args(["--boot"]).reports.name == "fresh-boot"
     assert fresh.parse_args([]).reports.name == "fresh-test"
+    assert fresh.parse_args(["--boot", "--lab"]).lab
+    with pytest.raises(SystemExit):
+        fresh.parse_args(["--lab"])  # the lab runs only in a booted root
     freshboot.Container(Path("/nonexistent"), [], Path("/nonexistent/log")).stop()  # no-op
 
 
