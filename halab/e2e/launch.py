@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from halab import engine, image, libvirtd, teller
+from halab import debian, engine, image, libvirtd, teller
 
 REPO = Path(__file__).resolve().parents[2]
 #: The longest a whole run may take (its own steps are bounded; about 11 minutes measured here
@@ -53,9 +53,10 @@ def run_argv(uri: str, paths: Sequence[Path], extra: Sequence[str]) -> list[str]
     ]  # fmt: skip
 
 
-def launch(extra: Sequence[str]) -> int:
+def launch(extra: Sequence[str], *, image_release: str | None = None) -> int:
     """Engine, image, libvirtd, then the run; the run's exit status (1 when the set-up failed,
-    143 when this was told to stop)."""
+    143 when this was told to stop). ``image_release``: the Debian release of the VMs' image
+    (default: this machine's)."""
     if os.geteuid() != 0:
         say("run as root (the project's libvirtd runs as root)")
         return 1
@@ -63,7 +64,7 @@ def launch(extra: Sequence[str]) -> int:
         engine.build_cli()
         env = engine.engine_env(libvirtd.tool_env())
         engine.install_plugins(env)
-        paths = image.ensure()
+        paths = image.ensure(image.image(release=image_release))
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:  # EngineError, ImageError
         say(f"set-up failed: {exc}")
         return 1
@@ -137,7 +138,8 @@ def _run_forwarding_signals(
 
 
 def _command(args: argparse.Namespace) -> int:
-    return launch(args.extra[1:] if args.extra[:1] == ["--"] else args.extra)
+    extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
+    return launch(extra, image_release=args.image_release)
 
 
 def add_e2e_command(subparsers: Any) -> None:
@@ -148,6 +150,12 @@ def add_e2e_command(subparsers: Any) -> None:
         "scale-out, replace, drift, interrupt, destroy",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--image-release",
+        choices=sorted(debian.RELEASES),
+        default=None,
+        help="the Debian release the VMs run (default: this machine's; either builds here)",
     )
     # Every other argument goes to the run as it is (halab.cli.main collects them).
     parser.set_defaults(func=_command, passes_on=True)

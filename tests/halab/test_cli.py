@@ -65,13 +65,25 @@ def test_pulumi_and_e2e_pass_every_argument_on(monkeypatch: pytest.MonkeyPatch) 
         return 0
 
     monkeypatch.setattr(up, "exec_pulumi", record)
-    monkeypatch.setattr(launch, "launch", lambda args: record("e2e", args))
+    releases: list[str | None] = []
+
+    def record_e2e(args: Sequence[str], *, image_release: str | None) -> int:
+        releases.append(image_release)
+        return record("e2e", args)
+
+    monkeypatch.setattr(launch, "launch", record_e2e)
     assert main(["pulumi", "local", "preview", "--diff", "--", "-x"]) == 0
     assert main(["e2e", "--skip", "drift,interrupt", "--advert-sweep", "250"]) == 0
+    # The image's release is the launcher's own option; the rest still goes on to the run.
+    assert main(["e2e", "--image-release", "trixie", "--skip", "drift"]) == 0
     assert seen == [
         ("local", ["preview", "--diff", "--", "-x"]),
         ("e2e", ["--skip", "drift,interrupt", "--advert-sweep", "250"]),
+        ("e2e", ["--skip", "drift"]),
     ]
+    assert releases == [None, "trixie"]
+    with pytest.raises(SystemExit):
+        main(["e2e", "--image-release", "buster"])
     # Any other command still refuses an argument it does not know.
     with pytest.raises(SystemExit):
         main(["render", "--stack", "dev", "--no-such-flag"])
