@@ -8,7 +8,7 @@ STACK ?=
 DEPLOY_STACK = $(or $(STACK),local)
 LAB_STACK = $(or $(STACK),dev)
 
-.PHONY: help up down test test-fast fresh-test fresh-boot bootstrap bootstrap-tests lint unit render lab lab-down engine libvirtd-start libvirtd-stop preview destroy check e2e bench
+.PHONY: help up down test test-fast fresh-test fresh-boot bootstrap bootstrap-tests lint unit render lab lab-down engine libvirtd-start libvirtd-stop preview destroy check e2e bench docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -76,3 +76,6 @@ bench: bootstrap-tests ## the failover benchmark in namespaces (tutorial baselin
 
 e2e: bootstrap ## real VMs on the local libvirtd, real plugins: up, no-diff, drill, scale out, replace, drift, interrupt, destroy
 	venv/bin/python -m halab e2e
+
+docs: bootstrap ## write docs/configuration.md from the config keys Pulumi.yaml declares
+	venv/bin/python -m halab docs

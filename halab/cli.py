@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_lab_commands(sub)
+    from halab.docs import add_docs_command
     from halab.e2e.check import add_check_command
     from halab.e2e.launch import add_e2e_command
     from halab.e2e.reclaim import add_reclaim_command
@@ -148,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     from halab.libvirtd import add_libvirtd_command
 
     add_check_command(sub)
+    add_docs_command(sub)
     add_e2e_command(sub)
     add_reclaim_command(sub)
     add_libvirtd_command(sub)

@@ -1,4 +1,4 @@
-"""Stack outputs, computed from the spec alone (so tests and the README agree with `pulumi up`)."""
+"""Stack outputs, computed from the spec alone (so tests and the docs agree with `pulumi up`)."""
 
 from __future__ import annotations
 

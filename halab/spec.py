@@ -4,10 +4,11 @@ Config keys are camelCase (``ha-web-lab:vrrpAdvertIntervalMs``), as Pulumi users
 model's fields are snake_case. Every check runs here, before any resource exists, and every failure
 becomes a :class:`halab.errors.ConfigError` that names the key and the value.
 
-Address plan (documented in the README): a host address not given in ``hosts[].addresses`` is
-derived as ``zone network + offset + k``, where ``k`` counts the hosts of that role, in list order,
-that have a leg in that zone, and the offset is the role's (:data:`halab.roles.ROLES`). The VIP
-defaults to the DMZ network + 100, the public IP to the public network + 10.
+Address plan (documented in docs/architecture.md): a host address not given in
+``hosts[].addresses`` is derived as ``zone network + offset + k``, where ``k`` counts the hosts of
+that role, in list order, that have a leg in that zone, and the offset is the role's
+(:data:`halab.roles.ROLES`). The VIP defaults to the DMZ network + 100, the public IP to the public
+network + 10.
 """
 
 from __future__ import annotations

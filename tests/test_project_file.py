@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +61,3 @@ def test_defaults_alone_make_a_valid_lab() -> None:
     spec = load_spec(project_defaults(REPO), stack="new")
     assert spec.edge.kind.value == "linux"
     assert [h.name for h in spec.resolved_hosts] == ["lb-1", "lb-2", "web-1", "web-2", "edge"]
-
-
-def test_readme_documents_every_key() -> None:
-    readme = (REPO / "README.md").read_text()
-    for key in PROJECT["config"]:
-        assert re.search(rf"`{key}`", readme), f"README does not document {key}"

@@ -1,6 +1,6 @@
 """Turn probe samples and marked events into the figures a drill reports (pure functions).
 
-Definitions used everywhere (README and benchmark):
+Definitions used everywhere (docs/failover.md and the benchmark):
 
 - *failed request*: any sample whose outcome is not ``ok`` (timeouts, resets, non-2xx answers);
 - *outage*: from the start of the first failed request to the start of the first successful

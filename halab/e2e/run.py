@@ -76,7 +76,7 @@ OPERATION_TIMEOUT_S = {"up": 900.0, "preview": 300.0, "refresh": 300.0, "destroy
 #: resource at the same moment can deadlock go-libvirt (digitalocean/go-libvirt#241: the reply
 #: router holds the callback lock while it waits for a reader that is gone). Seen here: a
 #: refresh of the e2e stack hung with a Domain read and a CloudInitDisk download stuck on that
-#: lock, 127 kB unread on the socket. The README tells users the same.
+#: lock, 127 kB unread on the socket. docs/troubleshooting.md tells users the same.
 REFRESH_PARALLEL = 1
 #: The libvirt provider (0.5.4) reads each seed ISO back over that connection on refresh; once
 #: in four runs on 2026-12-05 the read came back cut short ("error while retrieving remote ISO:

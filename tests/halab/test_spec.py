@@ -58,11 +58,22 @@ def hosts(*extra: dict[str, Any], replace: dict[int, dict[str, Any]] | None = No
 # ---- the dev plan ----------------------------------------------------------------------------
 
 
-def test_dev_plan_matches_the_readme_table() -> None:
+def test_dev_plan_matches_the_architecture_table() -> None:
     spec = spec_of()
     plan = {
         h.name: {leg.zone.value: str(leg.address) for leg in h.legs} for h in spec.resolved_hosts
     }
+    # The address plan's table (docs/architecture.md) shows pairs of hosts in one row.
+    table = (REPO / "docs" / "architecture.md").read_text()
+    for zone, first, second in (
+        ("dmz", "lb-1", "lb-2"),
+        ("internal", "lb-1", "lb-2"),
+        ("internal", "web-1", "web-2"),
+    ):
+        row = f"| {first} / {second} | {plan[first][zone]} / {plan[second][zone]} |"
+        assert row in table, row
+    assert f"| VIP (VRRP, one owner) | {spec.vip_address} |" in table
+    assert f"/ public IP | {spec.public_address} |" in table
     assert plan == {
         "lb-1": {"dmz": "10.0.1.11", "internal": "192.168.10.2"},
         "lb-2": {"dmz": "10.0.1.12", "internal": "192.168.10.3"},
