@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,52 +22,18 @@ from typing import Any
 
 import pytest
 
-from halab import engine, libvirtd
 from halab.spec import load_spec
 from halab.stackconfig import read_stack
 from tests.conftest import TEST_SSH_KEY, Graph
+from tests.engine.conftest import BIN, REPO, Workspace, configure, pulumi, stack
 from tests.engine.fake_fortigate import FakeFortiGate, fake_fortigate
 from tests.halab.validators import example_stacks
-
-REPO = Path(__file__).resolve().parents[2]
-BIN = engine.bin_dir()
-PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "halab", "components", "cloud-init")
 
 pytestmark = pytest.mark.engine
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
-    """A copy of the project (so `pulumi config set` never edits the checkout) and its env."""
-    if not (BIN / "pulumi").exists():
-        pytest.fail(f"no Pulumi CLI in {BIN}: build it with make engine")
-    root = tmp_path_factory.mktemp("project")
-    for name in PROJECT_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, root / name)
-    for stack_file in REPO.glob("Pulumi.*.yaml"):
-        shutil.copy(stack_file, root / stack_file.name)
-    (root / "venv").symlink_to(REPO / "venv")
-    (root / "state").mkdir()
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}:{os.environ['PATH']}",
-        "PULUMI_BACKEND_URL": f"file://{root / 'state'}",
-        "PULUMI_CONFIG_PASSPHRASE": "test-only",
-        "PULUMI_HOME": str(root / "pulumi-home"),
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-    }
-    env.pop("SSH_AUTH_SOCK", None)
-    assert engine.install_plugins(env) >= 4, "the plugin mirror (../shared/plugins) is missing"
-    yield root, env
-
-
 def test_the_registry_plugins_are_in_the_plugin_cache_and_nothing_shadows_them(
-    workspace: tuple[Path, dict[str, str]],
+    workspace: Workspace,
 ) -> None:
     done = pulumi(workspace, "plugin", "ls", "--json")
     assert done.returncode == 0, done.stderr
@@ -85,34 +49,14 @@ def test_the_registry_plugins_are_in_the_plugin_cache_and_nothing_shadows_them(
         assert not list(Path(folder).glob("pulumi-resource-*")), folder
 
 
-def pulumi(
-    ws: tuple[Path, dict[str, str]], *args: str, timeout: int = 180
-) -> subprocess.CompletedProcess[str]:
-    root, env = ws
-    return subprocess.run(
-        [str(BIN / "pulumi"), *args, "--non-interactive"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def stack(ws: tuple[Path, dict[str, str]], name: str) -> None:
-    done = pulumi(ws, "stack", "select", "--create", name)
-    assert done.returncode == 0, done.stderr
-
-
-def test_cli_version_is_the_one_we_build(workspace: tuple[Path, dict[str, str]]) -> None:
+def test_cli_version_is_the_one_we_build(workspace: Workspace) -> None:
     done = pulumi(workspace, "version")
     assert done.stdout.strip() == "v3.274.0"
 
 
 @pytest.mark.parametrize("name", ["dev", "staging"])
 def test_cli_accepts_our_config_declarations_and_agrees_with_our_reader(
-    workspace: tuple[Path, dict[str, str]], name: str
+    workspace: Workspace, name: str
 ) -> None:
     stack(workspace, name)
     done = pulumi(workspace, "config", "--json", "--stack", name)
@@ -127,7 +71,7 @@ def test_cli_accepts_our_config_declarations_and_agrees_with_our_reader(
 
 
 def test_bad_config_is_one_line_through_the_real_engine(
-    workspace: tuple[Path, dict[str, str]],
+    workspace: Workspace,
 ) -> None:
     stack(workspace, "staging")
     assert (
@@ -140,39 +84,6 @@ def test_bad_config_is_one_line_through_the_real_engine(
     assert done.returncode != 0
     assert "error: ha-web-lab:vip = '10.9.9.9': is outside 172.20.1.0/24" in done.stdout
     assert "Traceback" not in done.stdout
-
-
-@pytest.fixture(scope="module")
-def libvirt_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A libvirtd of this test's own (halab.libvirtd with its own state and netns)."""
-    own = libvirtd.paths(tmp_path_factory.mktemp("libvirtd"), f"hwl-preview-{os.getpid()}")
-    try:
-        yield libvirtd.start(own)
-    finally:
-        libvirtd.stop(own)
-
-
-def _set(ws: tuple[Path, dict[str, str]], name: str, *settings: tuple[str, ...]) -> None:
-    stack(ws, name)
-    for args in settings:
-        done = pulumi(ws, "config", *args, "--stack", name)
-        assert done.returncode == 0, done.stderr
-
-
-@pytest.fixture(scope="module")
-def machine_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Stand-ins for the files a stack names on this machine (an image, a kernel, an initrd):
-    previews read none of their contents."""
-    folder = tmp_path_factory.mktemp("machine")
-    image = folder / "base.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "64M"], check=True)
-    for name in ("vmlinuz", "initrd.img"):
-        (folder / name).write_bytes(b"\0")
-    return {
-        "image": str(image),
-        "kernel": str(folder / "vmlinuz"),
-        "initrd": str(folder / "initrd.img"),
-    }
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +120,7 @@ def _overrides(
     ("name", "variant"), PREVIEWS, ids=[f"{n}-{v}".strip("-") for n, v in PREVIEWS]
 )
 def test_every_stack_previews_fresh_on_the_real_plugins_and_plans_the_mock_graph(
-    workspace: tuple[Path, dict[str, str]],
+    workspace: Workspace,
     libvirt_uri: str,
     machine_files: dict[str, str],
     fortigate: FakeFortiGate,
@@ -232,7 +143,7 @@ def test_every_stack_previews_fresh_on_the_real_plugins_and_plans_the_mock_graph
     ]  # fmt: skip
     if name == "dev":
         settings.append(("set", "--secret", "fortigateToken", "not-a-real-token"))
-    _set(workspace, stack_name, *settings)
+    configure(workspace, stack_name, *settings)
     done = pulumi(workspace, "preview", "--stack", stack_name, "--json", timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     plan = json.loads(done.stdout)
