@@ -375,6 +375,32 @@ def build_stamp(go_version_text: str, go_mod: bytes, go_sum: bytes) -> str:
     return hashlib.sha256(head.encode() + go_mod + go_sum).hexdigest()
 
 
+def inputs_digest(go_mod: bytes, go_sum: bytes) -> str:
+    """What a binary was built from but the Go that built it: a CLI built here from these
+    inputs is used as it is, with no Go and no network (a machine that freed the Go caches,
+    a root that sees only the built CLI)."""
+    head = f"tags={BUILD_TAGS} var={VERSION_VAR} pkg={CLI_PACKAGE}\n"
+    return hashlib.sha256(head.encode() + go_mod + go_sum).hexdigest()
+
+
+#: Beside a built CLI: :func:`inputs_digest` of what it was built from.
+INPUTS_FILE = ".inputs"
+
+
+def cached_cli(cache: Path, digest: str) -> tuple[str, Path] | None:
+    """The version and binary of a complete build (stamp written last) from ``digest``'s
+    inputs, if the cache holds one."""
+    for out in sorted((cache / "engine").glob("pulumi-v*")):
+        binary = out / CLI_BINARY
+        try:
+            same = (out / INPUTS_FILE).read_text(encoding="utf-8").strip() == digest
+        except OSError:
+            continue
+        if same and (out / ".stamp").is_file() and os.access(binary, os.X_OK):
+            return out.name.removeprefix("pulumi-"), binary
+    return None
+
+
 def go_env(cache: Path, go: Path) -> dict[str, str]:
     """Go's caches under the project's cache; never a toolchain switch; go.sum as committed is
     the truth (``-mod=readonly``), so a changed dependency fails loudly; a static binary."""
@@ -411,9 +437,16 @@ def build_cli(cache: Path | None = None) -> Build:
     mod, sums = MODULE_DIR / "go.mod", MODULE_DIR / "go.sum"
     if not mod.is_file() or not sums.is_file():
         raise EngineError(f"missing {mod} or {sums}")
+    started = time.monotonic()
+    digest = inputs_digest(mod.read_bytes(), sums.read_bytes())
+    found = cached_cli(cache, digest)
+    if found is not None:
+        version, binary = found
+        link_only(cache / "engine" / "bin", binary)
+        say(f"pulumi {version} cached (built from this go.mod and go.sum)")
+        return Build(version, binary, False, time.monotonic() - started)
     go, go_version_text = go_for_build(cache, go_needed())
     env = go_env(cache, go)
-    started = time.monotonic()
     # Reads go.mod/go.sum only; downloads at most the .mod files on a cold cache.
     version = _go(
         [str(go), "list", "-m", "-f", "{{.Version}}", VERSION_MODULE],
@@ -446,6 +479,8 @@ def build_cli(cache: Path | None = None) -> Build:
         )  # fmt: skip
         partial.replace(binary)
         stamp_file.write_text(stamp + "\n", encoding="utf-8")
+    # Also for a build made before this file existed: the next run needs no Go.
+    (out / INPUTS_FILE).write_text(digest + "\n", encoding="utf-8")
     link_only(cache / "engine" / "bin", binary)
     build = Build(version, binary, not fresh, time.monotonic() - started)
     say(f"pulumi {version} {'built' if build.built else 'cached'} in {build.seconds:.0f} s")

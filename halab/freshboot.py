@@ -629,14 +629,19 @@ def lab_steps(box: Container, report: Report, phases: Phases) -> None:
             if target == "up":
                 during = parse_inventory(box.run(inventory, timeout=CALL_TIMEOUT))
     finally:
-        # Whatever happened, the lab goes: what make down leaves is part of the answer.
+        # Whatever make up did (a failure of its is what the run reports), make down runs.
         print("fresh: make down in the booted root ...", flush=True)
         with phases.timed("make down"):
-            box.run(
-                ["bash", "-c", make + f"down STACK={LAB_STACK}"],
-                timeout=LAB_STEP_TIMEOUT,
-                stream=True,
-            )
+            try:
+                box.run(
+                    ["bash", "-c", make + f"down STACK={LAB_STACK}"],
+                    timeout=LAB_STEP_TIMEOUT,
+                    stream=True,
+                )
+            except FreshError as exc:
+                report.findings.append(
+                    Finding("make down", "step", "make down", "unexpected", str(exc))
+                )
         after = parse_inventory(box.run(inventory, timeout=CALL_TIMEOUT))
         name = "after make down"
         snaps[name] = box.snapshot()

@@ -68,6 +68,38 @@ def test_the_stamp_is_the_one_the_bash_build_wrote() -> None:
     )
 
 
+def test_a_cli_built_from_these_inputs_needs_no_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digest = engine.inputs_digest(b"module x\n", b"sum\n")
+    assert digest != engine.inputs_digest(b"module x\n", b"other sum\n")
+    out = tmp_path / "engine" / "pulumi-v3.1.0"
+    out.mkdir(parents=True)
+    binary = out / engine.CLI_BINARY
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    (out / engine.INPUTS_FILE).write_text(digest + "\n")
+    # The stamp is written last: without it the build did not finish.
+    assert engine.cached_cli(tmp_path, digest) is None
+    (out / ".stamp").write_text("s\n")
+    assert engine.cached_cli(tmp_path, digest) == ("v3.1.0", binary)
+    assert engine.cached_cli(tmp_path, "another digest") is None
+    # build_cli then never asks for Go (which would download it on a machine without).
+    mod_dir = tmp_path / "module"
+    mod_dir.mkdir()
+    (mod_dir / "go.mod").write_bytes(b"module x\n")
+    (mod_dir / "go.sum").write_bytes(b"sum\n")
+    monkeypatch.setattr(engine, "MODULE_DIR", mod_dir)
+
+    def no_go(*_args: object) -> None:
+        raise AssertionError("Go was asked for")
+
+    monkeypatch.setattr(engine, "go_for_build", no_go)
+    build = engine.build_cli(tmp_path)
+    assert (build.version, build.binary, build.built) == ("v3.1.0", binary, False)
+    assert (tmp_path / "engine" / "bin" / engine.CLI_BINARY).resolve() == binary
+
+
 def test_toolchain_url_takes_the_first_http_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     tail = f"/golang.org/toolchain/@v/v0.0.1-go{engine.GO_PIN}.linux-amd64.zip"
     assert engine.go_toolchain_url({}) == engine.GO_PROXY_DEFAULT + tail
