@@ -171,7 +171,7 @@ def _context(spec: LabSpec, host: ResolvedHost, target: Target) -> dict[str, Any
             _WebBackend(w.name, str(w.leg(ZoneName.INTERNAL).address))
             for w in spec.hosts_with_role(Role.WEB)
         ]
-        ctx["advert_int"] = _seconds(spec.vrrp.advert_interval_ms)
+        ctx["advert_int"] = _seconds(spec.vrrp.advert_s)
         ctx["instance_name"] = f"VI_{spec.vrrp.router_id}"
         ctx["standard_down_timer_adverts"] = STANDARD_DOWN_TIMER_ADVERTS
         ctx["haproxy_process_name"] = target.haproxy_process_name(host.name)
@@ -179,8 +179,9 @@ def _context(spec: LabSpec, host: ResolvedHost, target: Target) -> dict[str, Any
     return ctx
 
 
-def _seconds(ms: int) -> str:
-    text = f"{ms / 1000:.2f}".rstrip("0").rstrip(".")
+def _seconds(seconds: float) -> str:
+    # Keepalived reads advert_int in seconds; VRRPv3's centiseconds are its finest step.
+    text = f"{seconds:.2f}".rstrip("0").rstrip(".")
     return text or "0"
 
 

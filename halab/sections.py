@@ -68,6 +68,10 @@ SSH_KEY_TYPES = (
 FORTIOS_MAX_POLICY_ID = 2147482999
 #: VRRP's master-down timer, in adverts (RFC 5798); Keepalived's default.
 STANDARD_DOWN_TIMER_ADVERTS = 3
+#: Adverts that bound VRRP's skew time, which the master-down timer adds to its adverts: the skew
+#: is (256 - priority)/256 of an advert in VRRPv3 and that many seconds in VRRPv2 (whose adverts
+#: are whole seconds), so less than one advert at any priority, lifted by BFD or not.
+SKEW_BOUND_ADVERTS = 1
 #: Seconds Keepalived's VRRP waits after a start with fast detection, so BFD is up and steady
 #: first. Keepalived 2.2.7's BFD sends every 0.75-0.9 s until the session is up (its idle_tx);
 #: a session that has just come up then often expires 30 ms later, because the peer still sends
@@ -388,6 +392,35 @@ class VrrpSpec(Section):
         detection, else none)."""
         return VRRP_STARTUP_DELAY_S if self.fast_detection else 0.0
 
+    @property
+    def advert_s(self) -> float:
+        """The advert interval, in seconds."""
+        return self.advert_interval_ms / 1000
+
+    @property
+    def bfd_detection_s(self) -> float:
+        """How long BFD takes to call a silent peer down: ``bfdIntervalMs`` x ``bfdMultiplier``
+        (it runs only with fast detection)."""
+        return self.bfd_interval_ms * self.bfd_multiplier / 1000
+
+    @property
+    def detection_s(self) -> float:
+        """How long a backup takes to notice a silent master, skew left out: BFD's time with
+        fast detection, else the master-down timer's adverts."""
+        if self.fast_detection:
+            return self.bfd_detection_s
+        return self.master_down_adverts * self.advert_interval_ms / 1000
+
+    @property
+    def takeover_s(self) -> float:
+        """The longest a backup takes to take over from a master that died: the master-down
+        timer, its adverts plus the skew (:data:`SKEW_BOUND_ADVERTS`), counted from the dead
+        master's last advert. Fast detection does not shorten the timer: BFD's peer-down lifts
+        the backup's priority, which only shrinks the skew, so the timer still decides (it is
+        one advert there, unless ``vrrpDownTimerAdverts`` says otherwise)."""
+        adverts = self.master_down_adverts + SKEW_BOUND_ADVERTS
+        return adverts * self.advert_interval_ms / 1000
+
 
 class HaproxySpec(Section):
     """HAProxy on every LB: health checks, timeouts, retries, the HTTPS redirect."""
@@ -422,6 +455,12 @@ class HaproxySpec(Section):
         timing out after one interval (no ``timeout check`` is set), one interval after the
         last good one."""
         return self.health_check_interval_ms * (self.health_check_fall + 1) / 1000
+
+    @property
+    def timeout_connect_s(self) -> float:
+        """How long HAProxy waits for a web node to accept a connection, in seconds: what a
+        request sent to a node that is gone costs before HAProxy retries it elsewhere."""
+        return self.timeout_connect_ms / 1000
 
 
 class FortiGateSpec(Section):

@@ -12,13 +12,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from halab.drills.analysis import Event
 from halab.drills.baseline import Baseline
 from halab.drills.probe import ProbeConfig, Sample
-from halab.drills.target import DrillTarget, ProbeRun
+from halab.drills.target import DrillSettings, DrillTarget, ProbeRun
 
 #: The least a drill probes before its fault (a lab in namespaces answers in milliseconds).
 LEAD_S = 0.8
@@ -44,7 +44,7 @@ class DrillResult:
     name: str
     title: str
     stack: str
-    settings: dict[str, Any]
+    settings: DrillSettings
     started: float
     samples: list[Sample] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
@@ -63,7 +63,7 @@ class DrillResult:
             "name": self.name,
             "title": self.title,
             "stack": self.stack,
-            "settings": self.settings,
+            "settings": asdict(self.settings),
             "started": self.started,
             "passed": self.passed,
             "figures": self.figures,
@@ -200,7 +200,7 @@ class Recorder:
 
 def new_result(name: str, title: str, target: DrillTarget, stack: str) -> DrillResult:
     """A drill's result before it ran: its name, title and the target's settings now."""
-    return DrillResult(name, title, stack, dict(target.settings), time.time())
+    return DrillResult(name, title, stack, target.settings, time.time())
 
 
 def finish(result: DrillResult, rec: Recorder, samples: list[Sample]) -> DrillResult:
@@ -210,19 +210,15 @@ def finish(result: DrillResult, rec: Recorder, samples: list[Sample]) -> DrillRe
     return result
 
 
-def advert_s(target: DrillTarget) -> float:
-    """The VRRP advert interval of the target, in seconds."""
-    return float(target.settings["vrrp_advert_interval_ms"]) / 1000
-
-
 def settle(target: DrillTarget, exclude: str | None = None, timeout: float = 20.0) -> list[str]:
-    """Wait until one LB holds the VIP and nothing changed for 3 adverts + 0.3 s.
+    """Wait until one LB holds the VIP and nothing changed for a few adverts
+    (:attr:`~halab.drills.target.DrillSettings.settle_quiet_s`).
 
     A drill must start from a settled pair: right after a repair, a preempting LB takes the VIP
     back within about an advert interval, and that move would land inside the next drill.
     ``exclude``: a crashed LB whose namespace still shows the stale VIP.
     """
-    quiet = 3 * advert_s(target) + 0.3
+    quiet = target.settings.settle_quiet_s
     deadline = time.monotonic() + timeout
     with VipWatcher(target) as watcher:
         last = [h for h in watcher.holders if h != exclude]
@@ -257,20 +253,11 @@ def holder_among(holders: Sequence[str], candidates: Sequence[str]) -> bool:
     return len(holders) == 1 and holders[0] in candidates
 
 
-def detection_s(settings: dict[str, Any]) -> float:
-    """How long the backup waits before it takes over from a silent master (skew left out):
-    BFD's interval x multiplier with fast detection, else the master-down timer's adverts."""
-    if settings["vrrp_fast_detection"]:
-        return float(settings["bfd_interval_ms"] * settings["bfd_multiplier"]) / 1000
-    adverts = int(settings["vrrp_down_timer_adverts"])  # resolved: never 0
-    return adverts * float(settings["vrrp_advert_interval_ms"]) / 1000
-
-
 def crash_the_master(target: DrillTarget) -> str:
     """Crash whichever LB holds the VIP (the preferred master if none does) and wait until a
-    backup could have taken over; its name."""
+    backup has surely taken over (a second at least); its name."""
     with VipWatcher(target) as watcher:
         master, _backups = master_and_backups(target, watcher.holders)
     target.crash_host(master)
-    time.sleep(max(1.0, 5 * advert_s(target)))
+    time.sleep(max(1.0, target.settings.vip_moved_s))
     return master

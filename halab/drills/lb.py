@@ -9,10 +9,8 @@ from halab.drills.core import (
     DrillResult,
     DrillRun,
     Recorder,
-    advert_s,
     check_healthy_before,
     crash_the_master,
-    detection_s,
     finish,
     holder_among,
     master_and_backups,
@@ -37,9 +35,9 @@ def haproxy_death(run: DrillRun) -> DrillResult:
         time.sleep(1.0)
         t1 = target.start_daemon(master, "haproxy")
         rec.mark("restore", f"{master}: haproxy started again", master, t1)
-        if target.settings["vrrp_preempt"]:
+        if target.settings.vrrp_preempt:
             # With preempt the repaired LB takes the VIP back: keep probing through that move.
-            watcher.wait_for(lambda h: h == [master], 5 * advert_s(target) + 3.0)
+            watcher.wait_for(lambda h: h == [master], target.settings.vip_moved_s + 3.0)
         time.sleep(0.5)
     gain = analysis.first_vip_gain(rec.events, t0, exclude=master)
     m = analysis.metrics(analysis.window(samples, t0 - 0.3, t1))
@@ -65,10 +63,11 @@ def lb_hard_failure(run: DrillRun) -> DrillResult:
     result = new_result("lb-hard-failure", "Hard failure of the master LB", target, stack)
     rec = Recorder(target, probe)
     tail = run.tail_s(1.2)
-    with rec.observing(run.lead_s + advert_s(target) + 10.0 + tail + 3.0) as (watcher, samples):
+    advert = target.settings.vrrp_advert_s
+    with rec.observing(run.lead_s + advert + 10.0 + tail + 3.0) as (watcher, samples):
         master, backups = master_and_backups(target, watcher.holders)
         # The kill lands at a random phase of the advert cycle, as a real crash would.
-        time.sleep(run.lead_s + run.rng.uniform(0, advert_s(target)))
+        time.sleep(run.lead_s + run.rng.uniform(0, advert))
         t0 = target.crash_host(master)
         rec.mark("inject", f"{master}: SIGSTOP all processes, then SIGKILL", master, t0)
         # The crashed LB's namespace still shows the VIP (nobody removed it): not a holder.
@@ -107,7 +106,8 @@ def master_returns(run: DrillRun) -> DrillResult:
     host = run.crashed if run.crashed is not None else crash_the_master(target)
     result = new_result("master-returns", "The failed master returns", target, stack)
     rec = Recorder(target, probe)
-    preempt = bool(target.settings["vrrp_preempt"])
+    settings = target.settings
+    preempt = settings.vrrp_preempt
     with rec.observing(15.0) as (watcher, samples):
         # The crashed LB's namespace may still show the VIP (nobody removed it): not a holder.
         holder_before = [h for h in watcher.holders if h != host]
@@ -116,8 +116,7 @@ def master_returns(run: DrillRun) -> DrillResult:
         rec.mark("restore", f"{host}: haproxy + keepalived started again", host, t0)
         # Long enough for a preempting master: its start-up (VRRP's start-up delay first), then
         # the takeover timer.
-        startup = float(target.settings["vrrp_startup_delay_s"])
-        settle = startup + max(2.0, 5 * advert_s(target) + 1.5)
+        settle = settings.vrrp_startup_delay_s + max(2.0, settings.vip_moved_s + 1.5)
         # nopreempt: the VIP stays where it is. preempt: it goes to the highest priority of the
         # holder and the returning LB (lb_names is in priority order).
         expected = list(holder_before)
@@ -166,7 +165,7 @@ def lb_stall(run: DrillRun) -> DrillResult:
         holders = list(watcher.holders)
     m = analysis.metrics(analysis.window(samples, t0 - 0.3))
     moves = analysis.vip_moves(rec.events, t0)
-    detect = detection_s(target.settings)
+    detect = target.settings.vrrp_detection_s
     result.figures = {
         **m.to_json(),
         "master": master,

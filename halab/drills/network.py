@@ -9,7 +9,6 @@ from halab.drills.core import (
     DrillResult,
     DrillRun,
     Recorder,
-    advert_s,
     check_healthy_before,
     finish,
     new_result,
@@ -28,9 +27,9 @@ def partition(run: DrillRun) -> DrillResult:
     """
     target, stack, bounds, probe = run.target, run.stack, run.bounds, run.probe
     result = new_result("partition", "VRRP partition between the LBs, then healed", target, stack)
-    # Long enough for the backup's master-down timer (at most 4 adverts) to expire: the cut must
-    # really split the group, also with the tutorial's 1 s adverts.
-    cut_s = max(3.0, 4 * advert_s(target) + 1.0)
+    # Long enough for the backup's master-down timer to expire (its takeover time, a second
+    # more): the cut must really split the group, also with the tutorial's 1 s adverts.
+    cut_s = max(3.0, target.settings.vrrp_takeover_s + 1.0)
     rec = Recorder(target, probe)
     with rec.observing(cut_s + bounds.max_heal_s + 15.0) as (watcher, samples):
         time.sleep(run.lead_s)

@@ -17,6 +17,12 @@ from halab.drills.core import (
 
 #: Requests of the round-robin drill, one after another.
 ROUND_ROBIN_REQUESTS = 20
+#: ``web-hard-failure`` watches the client for this many of HAProxy's times to drop a node: the
+#: first shows the requests HAProxy still sends to the dead node, the rest that they stopped.
+WATCH_NODE_DOWNS = 2
+#: A request HAProxy sent to a dead node waits out the whole connect timeout; one slower than
+#: this share of it (on top of the lab's normal latency) is counted as one of those.
+SLOW_CONNECT_SHARE = 0.5
 
 
 def round_robin(run: DrillRun) -> DrillResult:
@@ -58,7 +64,7 @@ def app_crash(run: DrillRun) -> DrillResult:
     result = new_result("app-crash", "A web node's app crashes", target, stack)
     rec = Recorder(target, probe)
     web = target.web_names[0]
-    node_down = float(target.settings["haproxy_node_down_s"])
+    node_down = target.settings.haproxy_node_down_s
     with rec.observing(30.0) as (_watcher, samples):
         time.sleep(run.lead_s)
         t0 = target.kill_daemon(web, "uvicorn")
@@ -144,15 +150,14 @@ def web_hard_failure(run: DrillRun) -> DrillResult:
     web = target.web_names[-1]
     others = [w for w in target.web_names if w != web]
     settings = target.settings
-    detection = float(settings["haproxy_node_down_s"])
+    detection = settings.haproxy_node_down_s
     # A request sent to the dead node waits for the connect timeout before HAProxy sends it
-    # elsewhere: slower than half that timeout on top of the lab's normal latency.
-    timeout_connect = float(settings["haproxy_timeout_connect_ms"]) / 1000
-    slow = round(timeout_connect / 2 + run.normal_latency_s, 3)
+    # elsewhere.
+    slow = round(SLOW_CONNECT_SHARE * settings.haproxy_timeout_connect_s + run.normal_latency_s, 3)
     # The end of the watch that must be fast again: a second, or two of the probe's requests;
     # it starts a second after HAProxy has surely marked the node down, however slow the probe.
     end = run.tail_s(1.0)
-    watch = max(2 * detection + 2.0, detection + 1.0 + end)
+    watch = max(WATCH_NODE_DOWNS * detection + 2.0, detection + 1.0 + end)
     rec = Recorder(target, probe)
     with rec.observing(run.lead_s + watch + 10.0) as (_watcher, samples):
         time.sleep(run.lead_s)

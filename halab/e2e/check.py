@@ -14,11 +14,12 @@ import random
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from halab.drills.baseline import Baseline, BaselineError, measure
-from halab.drills.core import Bounds, DrillResult, detection_s
+from halab.drills.core import Bounds, DrillResult
 from halab.drills.probe import ProbeConfig
 from halab.e2e import usage
 from halab.e2e.parse import check_plan
@@ -63,12 +64,11 @@ def fastest_vm_probe(url: str, interval: float = 0.1) -> ProbeConfig:
 def vm_bounds(lab: VmLab, probe: ProbeConfig, baseline: Baseline) -> Bounds:
     """The pass/fail limits of the drills on VMs, from the configured timers and the probe.
 
-    When the master dies, the client waits for the backup's takeover (its detection time, plus
-    up to one advert of skew), for a request sent just before the takeover to time out, and for
-    the probe's next request and its answer.
+    When the master dies, the client waits for the backup's takeover (its master-down timer and
+    the skew: :attr:`~halab.sections.VrrpSpec.takeover_s`), for a request sent just before the
+    takeover to time out, and for the probe's next request and its answer.
     """
-    settings = lab.settings
-    takeover = detection_s(settings) + settings["vrrp_advert_interval_ms"] / 1000
+    takeover = lab.settings.vrrp_takeover_s
     return Bounds(
         max_lb_outage_s=round(
             takeover + probe.total_timeout + 2 * probe.interval + baseline.p90_s, 3
@@ -112,7 +112,7 @@ def run_check(args: argparse.Namespace) -> int:
     # The fastest probe a check starts from; the lab's own pace may slow it (below).
     fastest = fastest_vm_probe(lab.public_url, args.interval)
     results: list[DrillResult] = []
-    summary: dict[str, Any] = {"stack": args.stack, "settings": lab.settings, "steps": []}
+    summary: dict[str, Any] = {"stack": args.stack, "settings": asdict(lab.settings), "steps": []}
     ok = True
     try:
         lab.wait_backends(120.0)

@@ -51,6 +51,7 @@ from halab import PROJECT
 from halab.drills import analysis
 from halab.drills.baseline import BaselineError, measure
 from halab.drills.probe import ProbeConfig, Sample, write_samples
+from halab.drills.target import DrillSettings, TargetKind, drill_settings
 from halab.e2e.check import check_args, fastest_vm_probe, run_check
 from halab.e2e.parse import PlanCheck, check_steps
 from halab.e2e.reclaim import reclaim
@@ -107,7 +108,7 @@ def probe_figures(samples: Sequence[Sample]) -> dict[str, Any]:
     }
 
 
-def serving_bound_s(spec: LabSpec, probe: ProbeConfig) -> float:
+def serving_bound_s(settings: DrillSettings, probe: ProbeConfig) -> float:
     """The longest silence a change of one VM may cause and the lab still counts as serving.
 
     The other web node serves throughout, so no client should wait longer than HAProxy takes to
@@ -115,7 +116,7 @@ def serving_bound_s(spec: LabSpec, probe: ProbeConfig) -> float:
     timeout and the probe's next request. A longer silence means every path was down: the LBs,
     the VIP or the edge, not the VM that changed.
     """
-    return round(spec.haproxy.node_down_s + probe.total_timeout + probe.interval, 3)
+    return round(settings.haproxy_node_down_s + probe.total_timeout + probe.interval, 3)
 
 
 class E2eRun:
@@ -382,7 +383,7 @@ class E2eRun:
                 f"longest silence {probe['longest_silence_s']} s",
                 flush=True,
             )
-            bound = serving_bound_s(self.spec(), probe_cfg)
+            bound = serving_bound_s(drill_settings(self.spec(), TargetKind.VMS), probe_cfg)
             row.figures["longest_silence_bound_s"] = bound
             if probe["longest_silence_s"] > bound:
                 raise StepFailedError(

@@ -30,11 +30,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from halab.drills.probe import ProbeConfig
 from halab.drills.probe_process import PopenHandle, ProbeProcess
-from halab.drills.target import SpecDrillTarget
+from halab.drills.target import SpecDrillTarget, TargetKind
 from halab.e2e import usage
 from halab.e2e.parse import holds, servers_state, vip_change
 from halab.lab import netns
@@ -161,6 +160,8 @@ class _VipStream:
 class VmLab(SpecDrillTarget):
     """The :class:`halab.drills.target.DrillTarget` of a deployed lab of VMs."""
 
+    KIND = TargetKind.VMS
+
     def __init__(
         self,
         spec: LabSpec,
@@ -241,16 +242,7 @@ class VmLab(SpecDrillTarget):
         for h in (*self.lbs, *self.webs):
             self.drop_master(h.name)
 
-    # --- DrillTarget (names: SpecDrillTarget) -------------------------------------------------
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        """The spec values that decide the drills' figures, and that these are VMs."""
-        return {
-            **super().settings,
-            "target": "vms",
-            "domain_type": self.spec.vm.domain_type.value,
-        }
+    # --- DrillTarget (names and settings: SpecDrillTarget) -----------------------------------
 
     def start_probe(self, cfg: ProbeConfig, duration: float) -> ProbeProcess:
         """Start :mod:`halab.drills.probe` where the lab is reachable; returns once it sends."""

@@ -31,7 +31,7 @@ from pyroute2 import IPRoute
 
 from halab.drills.probe import ProbeConfig
 from halab.drills.probe_process import ProbeProcess
-from halab.drills.target import SpecDrillTarget
+from halab.drills.target import SpecDrillTarget, TargetKind
 from halab.lab import netns, procs, recipes, topology
 from halab.lab.procs import ProcRecord
 from halab.lab.recipes import RECIPES, Place, Recipe
@@ -106,6 +106,8 @@ def lab_spec(
 
 class NamespaceLab(SpecDrillTarget):
     """One stack's namespace lab. Use :meth:`create` + :meth:`up`, or :meth:`attach`."""
+
+    KIND = TargetKind.NAMESPACES
 
     def __init__(self, spec: LabSpec, state: LabState) -> None:
         self.spec = spec

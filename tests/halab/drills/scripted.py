@@ -13,37 +13,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from halab.drills.probe import OK, TIMEOUT, ProbeConfig, Sample
+from halab.drills.target import DrillSettings, TargetKind, drill_settings
+from halab.spec import load_spec
+from halab.stackconfig import read_stack
 
 #: What the client sees of a request started at ``t`` (wall clock): outcome, web node, latency.
 Answer = tuple[str, str | None, float]
 
 
-def drill_settings(**changes: Any) -> dict[str, Any]:
-    """Every setting a drill reads (the keys of ``halab.drills.target.drill_settings``)."""
-    settings: dict[str, Any] = {
-        "stack": "scripted",
-        "vrrp_version": 3,
-        "vrrp_advert_interval_ms": 100,
-        "vrrp_preempt": False,
-        "vrrp_realtime": True,
-        "vrrp_priorities": [150, 100],
-        "vrrp_fast_detection": False,
-        "vrrp_down_timer_adverts": 3,
-        "vrrp_startup_delay_s": 0.0,
-        "bfd_interval_ms": None,
-        "bfd_multiplier": None,
-        "health_check_interval_ms": 100,
-        "health_check_fall": 2,
-        "health_check_rise": 2,
-        "haproxy_node_down_s": 0.3,
-        "haproxy_retries": 2,
-        "haproxy_redispatch": True,
-        "haproxy_retry_on": "conn-failure",
-        "haproxy_timeout_connect_ms": 1000,
-        "web_nodes": 2,
-    }
-    settings.update(changes)
-    return settings
+#: What the scripted lab is configured with where the dev stack's values would make a test slow:
+#: 100 ms adverts (takeover 0.4 s) and health checks every 100 ms (a node dropped in 0.3 s).
+SCRIPTED_CONFIG: dict[str, Any] = {
+    "vrrpAdvertIntervalMs": 100,
+    "healthCheckIntervalMs": 100,
+    "healthCheckFall": 2,
+}
+
+
+def scripted_settings(**config: Any) -> DrillSettings:
+    """The drill settings of the dev stack with :data:`SCRIPTED_CONFIG` and ``config`` (config
+    keys, as a stack file writes them), built as every target builds them."""
+    values = {**read_stack("dev").values, **SCRIPTED_CONFIG, **config}
+    spec = load_spec(values, stack="scripted", secrets_present=frozenset({"fortigateToken"}))
+    return drill_settings(spec, TargetKind.NAMESPACES)
 
 
 @dataclass
@@ -76,7 +68,7 @@ class ScriptedRun:
 class ScriptedTarget:
     """Two LBs, two web nodes; faults take effect on the script's own clock."""
 
-    def __init__(self, settings: dict[str, Any], *, normal_latency: float, vip_moves_after: float):
+    def __init__(self, settings: DrillSettings, *, normal_latency: float, vip_moves_after: float):
         self.lb_names = ["lb-1", "lb-2"]
         self.web_names = ["web-1", "web-2"]
         self.public_url = "https://192.0.2.10/"
@@ -96,8 +88,8 @@ class ScriptedTarget:
             return TIMEOUT, None, 2.0
         live = [w for w in self.web_names if w not in self.crashed]
         web_down = self.crashed.get("web-2")
-        node_down = float(self.settings["haproxy_node_down_s"])
-        connect = float(self.settings["haproxy_timeout_connect_ms"]) / 1000
+        node_down = self.settings.haproxy_node_down_s
+        connect = self.settings.haproxy_timeout_connect_s
         turn = live[int(t * 10) % len(live)]
         if web_down is not None and web_down <= t < web_down + node_down:
             return OK, turn, connect + self.normal_latency
@@ -116,12 +108,21 @@ class ScriptedTarget:
         self.crashed[host] = t
         if host in self.holders:
             # The backup takes over after its master-down timer.
-            timer = threading.Timer(
-                self.vip_moves_after, lambda: self.holders.__setitem__(0, "lb-2")
-            )
-            timer.daemon = True
-            timer.start()
+            self._move_vip_after(self.vip_moves_after)
         return t
+
+    def stall_host(self, host: str, seconds: float) -> tuple[float, float]:
+        """A stall as long as the backup's detection or longer moves the VIP at once; a
+        shorter one goes unnoticed."""
+        t = time.time()
+        if host in self.holders and seconds >= self.settings.vrrp_detection_s:
+            self._move_vip_after(0.0)
+        return t, seconds
+
+    def _move_vip_after(self, seconds: float) -> None:
+        timer = threading.Timer(seconds, lambda: self.holders.__setitem__(0, "lb-2"))
+        timer.daemon = True
+        timer.start()
 
     def restore_host(self, host: str) -> float:
         self.crashed.pop(host, None)

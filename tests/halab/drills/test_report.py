@@ -9,6 +9,7 @@ from halab.drills import report
 from halab.drills.analysis import Event
 from halab.drills.core import DrillResult
 from halab.drills.probe import Sample
+from tests.halab.drills.scripted import scripted_settings
 
 
 def test_report_files(tmp_path: Path) -> None:
@@ -18,13 +19,14 @@ def test_report_files(tmp_path: Path) -> None:
         for i in range(60)
     ]  # fmt: skip
     result = DrillResult(
-        "lb-hard-failure", "Hard failure", "dev", {"vrrp_advert_interval_ms": 50}, 10.0,
+        "lb-hard-failure", "Hard failure", "dev", scripted_settings(vrrpAdvertIntervalMs=50), 10.0,
         samples, [Event(10.5, "inject", "crash", "lb-1"), Event(10.7, "vip", "+VIP", "lb-2")],
         {"failed": 9, "outage_s": 0.16, "requests": 60}, {"outage < 2s": True},
     )  # fmt: skip
     paths = report.write(result, tmp_path)
     data = json.loads(paths["json"].read_text())
     assert len(data["samples"]) == 60 and data["passed"] is True
+    assert data["settings"]["vrrp_advert_interval_ms"] == 50
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = paths["txt"].read_text()
     assert "PASSED" in text and "outage 160 ms" in text

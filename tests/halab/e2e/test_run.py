@@ -13,6 +13,7 @@ from pulumi.automation._cmd import CommandResult
 from pytest import MonkeyPatch
 
 from halab.drills.probe import OK, TIMEOUT, ProbeConfig, Sample
+from halab.drills.target import TargetKind, drill_settings
 from halab.e2e import run
 from halab.e2e.timings import Step, Timings
 from halab.stackconfig import read_stack
@@ -22,10 +23,10 @@ def test_serving_bound_is_haproxy_detection_plus_one_probe_request() -> None:
     # The e2e stack checks every 2000 ms and marks a server down after 3 failures, each timing
     # out after one interval: 8 s; one request may take up to the probe's timeout, and the next
     # one starts an interval later.
-    spec = read_stack("e2e").spec(offline=True)
-    assert (spec.haproxy.health_check_interval_ms, spec.haproxy.health_check_fall) == (2000, 3)
+    settings = drill_settings(read_stack("e2e").spec(offline=True), TargetKind.VMS)
+    assert (settings.health_check_interval_ms, settings.health_check_fall) == (2000, 3)
     probe = ProbeConfig("https://192.0.2.10/", interval=0.5, total_timeout=2.0)
-    assert run.serving_bound_s(spec, probe) == 10.5
+    assert run.serving_bound_s(settings, probe) == 10.5
 
 
 def test_probe_figures_report_the_longest_silence() -> None:

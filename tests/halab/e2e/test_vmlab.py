@@ -24,8 +24,9 @@ def test_names_and_settings(tmp_path: Path) -> None:
     assert lab.web_names == ["web-1"]
     assert lab.domain("lb-1") == "hwl-e2e-lb-1"
     assert lab.public_url == "https://192.0.2.10/"
-    assert lab.settings["vrrp_advert_interval_ms"] == 1000
-    assert lab.settings["domain_type"] == "qemu"
+    assert lab.settings.vrrp_advert_interval_ms == 1000
+    assert lab.settings.domain_type == "qemu"
+    assert lab.settings.target == "vms"
 
 
 def test_ssh_command_line(tmp_path: Path) -> None:

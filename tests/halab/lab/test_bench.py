@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from halab.drills.core import DrillResult, detection_s
+from halab.drills.core import DrillResult
 from halab.lab import bench
+from tests.halab.drills.scripted import scripted_settings
 
 
 def _result(name: str, **figures: object) -> DrillResult:
-    return DrillResult(name, name, "dev", {}, 0.0, figures=dict(figures))
+    return DrillResult(name, name, "dev", scripted_settings(), 0.0, figures=dict(figures))
 
 
 def test_partition_and_load_run_figures_reach_the_table() -> None:
@@ -68,10 +69,9 @@ def test_fast_detection_runs_each_stack_off_and_on_side_by_side() -> None:
 
 
 def test_detection_is_bfd_with_fast_detection_else_the_down_timer() -> None:
-    fast = {"vrrp_fast_detection": True, "bfd_interval_ms": 10, "bfd_multiplier": 3}
-    assert detection_s({**fast, "vrrp_advert_interval_ms": 40}) == 0.03
-    slow = {"vrrp_fast_detection": False, "vrrp_down_timer_adverts": 3}
-    assert detection_s({**slow, "vrrp_advert_interval_ms": 40}) == 0.12
+    fast = scripted_settings(vrrpAdvertIntervalMs=40, vrrpFastDetection=True)
+    assert fast.vrrp_detection_s == 0.03
+    assert scripted_settings(vrrpAdvertIntervalMs=40).vrrp_detection_s == 0.12
 
 
 def test_load_runs_columns_each_variant_with_realtime_on_and_off() -> None:
