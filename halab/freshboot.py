@@ -404,6 +404,29 @@ def nspawn_argv(
     ]  # fmt: skip
 
 
+def host_has_cgroup_v1(mounts: str | None = None) -> bool:
+    """Whether this machine still mounts cgroup v1 controllers (a legacy or hybrid layout)."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/self/mounts").read_text(encoding="utf-8")
+        except OSError:
+            return False
+    return any(line.split()[2:3] == ["cgroup"] for line in mounts.splitlines())
+
+
+def nspawn_env(
+    base: Mapping[str, str], *, lab: bool, cgroup_v1: bool | None = None
+) -> dict[str, str]:
+    """nspawn's environment. For the lab, on a machine still on cgroup v1: the root gets the
+    unified hierarchy (cgroup v2), the only one a Debian 13 host has. On v1, nspawn hands the
+    root its controllers read-only, and libvirt cannot make a guest's cgroup there ("Failed to
+    create v1 controller cpu for group: Read-only file system"), which no user's host does."""
+    env = dict(base)
+    if lab and (host_has_cgroup_v1() if cgroup_v1 is None else cgroup_v1):
+        env["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"] = "1"
+    return env
+
+
 def inner_argv(leader: int, command: Sequence[str]) -> list[str]:
     """``command`` in every namespace of the container's PID 1, with a clean environment."""
     env = ["env", "-i", f"HOME={INNER_HOME}", f"PATH={INNER_PATH}", "LANG=C.UTF-8", "TERM=dumb"]
@@ -429,6 +452,7 @@ class Container:
         with self.log.open("ab") as out:
             self.nspawn = subprocess.Popen(
                 nspawn_argv(self.root, self.binds, private_network=self.private_network),
+                env=nspawn_env(os.environ, lab=self.private_network),
                 stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip

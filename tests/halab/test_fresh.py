@@ -191,6 +191,17 @@ def test_the_lab_boot_has_a_network_of_its_own() -> None:
     assert not [a for a in argv if a.startswith("--network-")]
 
 
+def test_the_lab_root_gets_the_unified_cgroup_hierarchy_a_debian_13_host_has() -> None:
+    hybrid = "cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\ncgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n"
+    unified = "cgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\n"
+    assert freshboot.host_has_cgroup_v1(hybrid) and not freshboot.host_has_cgroup_v1(unified)
+    key = "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"
+    assert freshboot.nspawn_env({"A": "1"}, lab=True, cgroup_v1=True) == {"A": "1", key: "1"}
+    # Only the lab needs it; on a unified host nspawn does it by itself.
+    assert key not in freshboot.nspawn_env({}, lab=False, cgroup_v1=True)
+    assert key not in freshboot.nspawn_env({}, lab=True, cgroup_v1=False)
+
+
 INVENTORY = """domain hwl-local-lb-1
 network hwl-local-dmz
 pool hwl-local
