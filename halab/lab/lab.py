@@ -29,6 +29,7 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
+from halab import hostdeps
 from halab.drills.probe import ProbeConfig
 from halab.drills.probe_process import ProbeProcess
 from halab.drills.target import SpecDrillTarget
@@ -44,16 +45,16 @@ from halab.spec import LabSpec, ResolvedHost, load_spec
 from halab.stackconfig import REPO_ROOT, read_stack
 from halab.tls import self_signed_pem
 
-#: Binaries the lab runs, with the Debian package that brings each (named when one is missing):
-#: every role's daemons (halab/roles.py), and what the lab itself runs around them.
-REQUIRED: dict[str, str] = {
-    **lab_binaries(),
-    "/usr/sbin/nft": "nftables",
-    "/usr/sbin/sysctl": "procps",
-    "/usr/bin/openssl": "openssl",
-    "/usr/bin/python3": "python3",
-    "/usr/lib/python3/dist-packages/fastapi": "python3-fastapi",
-}
+#: Files the lab runs (their packages: scripts/apt-packages.txt): every role's daemons
+#: (halab/roles.py), and what the lab itself runs around them.
+REQUIRED: tuple[str, ...] = (
+    *lab_binaries(),
+    "/usr/sbin/nft",
+    "/usr/sbin/sysctl",
+    "/usr/bin/openssl",
+    "/usr/bin/python3",
+    "/usr/lib/python3/dist-packages/fastapi",
+)
 
 READY_TIMEOUT_S = 30.0
 POLL_S = 0.02
@@ -63,20 +64,9 @@ class LabError(RuntimeError):
     """The lab cannot do what was asked; the message says why and what to do."""
 
 
-def missing_packages() -> list[str]:
-    """Debian packages whose binaries the lab needs but this machine lacks."""
-    return [pkg for path, pkg in REQUIRED.items() if not Path(path).exists()]
-
-
-def require_packages() -> None:
-    """Fail with the package names (apt-get install line) when a daemon binary is missing."""
-    missing = missing_packages()
-    if missing:
-        names = " ".join(p.split(" ")[0] for p in missing)
-        raise LabError(
-            f"missing Debian packages for the local lab: {', '.join(missing)} "
-            f"(run: apt-get install -y {names})"
-        )
+def require_packages(error: Callable[[str], BaseException] = LabError) -> None:
+    """Fail with the package names (apt-get install line) when a file the lab runs is missing."""
+    hostdeps.require_tools(REQUIRED, error)
 
 
 def lab_values(stack: str, project_dir: Path = REPO_ROOT) -> tuple[dict[str, Any], frozenset[str]]:
@@ -769,4 +759,4 @@ def http_get(
     return int(parts[1]), body.decode(errors="replace")
 
 
-__all__ = ["LabError", "NamespaceLab", "ZoneName", "http_get", "lab_spec", "missing_packages"]
+__all__ = ["LabError", "NamespaceLab", "ZoneName", "http_get", "lab_spec", "require_packages"]
