@@ -38,7 +38,7 @@ from halab.lab.procs import ProcRecord
 from halab.lab.recipes import RECIPES, Place, Recipe
 from halab.lab.state import LabState, locked, run_dir
 from halab.process import busy_loop_argv
-from halab.render import RenderedHost, Target, render_host
+from halab.render import RenderedHost, Target, render_host, write_files
 from halab.roles import PATHS, Role, ZoneName, lab_binaries
 from halab.sections import EdgeKind
 from halab.spec import LabSpec, ResolvedHost, load_spec
@@ -180,11 +180,7 @@ class NamespaceLab(SpecDrillTarget):
     def _write_tree(self, rendered: RenderedHost) -> None:
         host = rendered.host
         tree = self.tree(host.name)
-        for f in rendered.files:
-            path = tree / f.path.lstrip("/")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(f.content, encoding="utf-8")
-            path.chmod(int(f.mode, 8))
+        write_files(rendered.files, tree)
         (self.logdir(host.name)).mkdir(parents=True, exist_ok=True)
         RECIPES[host.role].prepare(self.place(host))
         for path in [tree, *tree.rglob("*")]:
