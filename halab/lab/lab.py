@@ -20,7 +20,6 @@ import contextlib
 import os
 import shutil
 import socket
-import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -43,7 +42,7 @@ from halab.roles import PATHS, Role, ZoneName, lab_binaries
 from halab.sections import EdgeKind
 from halab.spec import LabSpec, ResolvedHost, load_spec
 from halab.stackconfig import REPO_ROOT, read_stack
-from halab.tls import self_signed_pem
+from halab.tls import self_signed_pem, unverified_context
 
 #: Files the lab runs (their packages: scripts/apt-packages.txt): every role's daemons
 #: (halab/roles.py), and what the lab itself runs around them.
@@ -733,11 +732,7 @@ def http_get(
         sock.connect((ip, port))
         conn: socket.socket = sock
         if tls:
-            ctx = ssl.create_default_context()
-            # The lab's certificate is self-signed, like the tutorial's `curl -k`.
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            conn = ctx.wrap_socket(sock, server_hostname=ip)
+            conn = unverified_context().wrap_socket(sock, server_hostname=ip)
         conn.sendall(f"GET {path} HTTP/1.1\r\nHost: {ip}\r\nConnection: close\r\n\r\n".encode())
         data = b""
         deadline = time.monotonic() + timeout
