@@ -57,6 +57,7 @@ from halab.e2e.reclaim import reclaim
 from halab.e2e.timings import EventLog, Step, Timings, engine_errors, first_line
 from halab.e2e.vmlab import E2eError, VmLab
 from halab.e2e.watchdog import OperationTimeoutError, OperationWatchdog
+from halab.engine import copy_project
 from halab.process import busy_loops
 from halab.roles import Role
 from halab.spec import LabSpec
@@ -65,8 +66,6 @@ from halab.virsh import Virsh
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK = "e2e"
-#: What a copy of the project needs to run the program.
-PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "halab", "components", "cloud-init")
 #: Longest each kind of Pulumi operation may take before the run stops it (OperationWatchdog).
 #: Measured here: a first `up` of 4 emulated VMs 195-367 s (the slow one on a loaded machine),
 #: later `up`s 60-215 s, previews and refreshes under 30 s, destroy under 60 s.
@@ -144,18 +143,8 @@ class E2eRun:
 
     def prepare(self) -> None:
         """A copy of the project, a local backend, a key, the stack with this machine's config."""
-        self.project.mkdir(parents=True)
+        copy_project(self.project, STACK, REPO_ROOT)
         self.state.mkdir()
-        for name in PROJECT_FILES:
-            src = REPO_ROOT / name
-            if src.is_dir():
-                shutil.copytree(
-                    src, self.project / name, ignore=shutil.ignore_patterns("__pycache__")
-                )
-            else:
-                shutil.copy(src, self.project / name)
-        shutil.copy(REPO_ROOT / f"Pulumi.{STACK}.yaml", self.project / f"Pulumi.{STACK}.yaml")
-        (self.project / "venv").symlink_to(REPO_ROOT / "venv")
         subprocess.run(
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ha-web-lab-e2e", "-f",
              str(self.key)],

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -33,7 +32,6 @@ from tests.halab.validators import example_stacks
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = engine.bin_dir()
-PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "halab", "components", "cloud-init")
 
 pytestmark = pytest.mark.engine
 
@@ -44,15 +42,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     if not (BIN / "pulumi").exists():
         pytest.fail(f"no Pulumi CLI in {BIN}: build it with make engine")
     root = tmp_path_factory.mktemp("project")
-    for name in PROJECT_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, root / name)
-    for stack_file in REPO.glob("Pulumi.*.yaml"):
-        shutil.copy(stack_file, root / stack_file.name)
-    (root / "venv").symlink_to(REPO / "venv")
+    engine.copy_project(root, project_dir=REPO)
     (root / "state").mkdir()
     env = {
         **os.environ,
