@@ -447,13 +447,9 @@ class NamespaceLab(SpecDrillTarget):
         )
 
     def vip_holders(self) -> list[str]:
-        """LB hosts whose DMZ leg carries the VIP right now (netlink address dump)."""
-        vip = self.spec.vip_address
-        return [
-            lb.name
-            for lb in self.lbs
-            if any(a.ip == vip for a in topology.addresses(self.ns(lb.name)))
-        ]
+        """LB hosts whose DMZ leg carries the VIP right now (one read of :meth:`vip_reader`)."""
+        with self.vip_reader() as read:
+            return read()
 
     def haproxy_command(self, host: str, command: str, timeout: float = 2.0) -> str:
         """Ask a host's HAProxy on its admin socket (a unix socket in the host's tree)."""
