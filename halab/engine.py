@@ -48,6 +48,8 @@ from halab import cache_root, state_root, teller
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE_DIR = REPO / "engine" / "pulumi"
+#: What a copy of the project needs to run the program (:func:`copy_project`).
+PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "halab", "components", "cloud-init")
 
 #: What is built: the CLI's main package, the module whose version names the build, the variable
 #: that gets that version (``pulumi version`` and the plugin version checks read it), the tags.
@@ -165,6 +167,22 @@ def current_login(env: Mapping[str, str]) -> tuple[str, Path] | None:
         if isinstance(current, str) and current:
             return current, folder
     return None
+
+
+def copy_project(dest: Path, stacks: str = "*", project_dir: Path = REPO) -> None:
+    """A Pulumi workspace in ``dest`` for runs that must not touch the checkout (its stack files
+    and state): the program's files, the stack files whose names match ``stacks`` (a glob), and a
+    link to the project's virtualenv, which the program runs with."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        src = project_dir / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, dest / name)
+    for stack_file in project_dir.glob(f"Pulumi.{stacks}.yaml"):
+        shutil.copy(stack_file, dest / stack_file.name)
+    (dest / "venv").symlink_to(project_dir / "venv")
 
 
 def declares_backend(project_dir: Path = REPO) -> bool:

@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from halab import cache_root, debian
+from halab import cache_root, debian, hostdeps
 
 REPO = Path(__file__).resolve().parents[1]
 #: What a newcomer installs before the README's first command (the README says so).
@@ -177,11 +177,8 @@ def remove_root(work: Path, root: Path, *, keep: bool) -> None:
 
 def check_preconditions() -> None:
     """Root, and the few tools this needs on the machine itself."""
-    if os.geteuid() != 0:
-        raise FreshError("run as root: mmdebstrap's root mode, mounts and chroot need it")
-    for tool, package in (("mmdebstrap", "mmdebstrap"), ("unshare", "util-linux"), ("git", "git")):
-        if shutil.which(tool) is None:
-            raise FreshError(f"missing {tool}: apt-get install {package}")
+    hostdeps.require_root("mmdebstrap's root mode, mounts and chroot need it", FreshError)
+    hostdeps.require_tools(("mmdebstrap", "unshare", "git"), FreshError)
 
 
 def copy_checkout(repo: Path, dest: Path) -> None:

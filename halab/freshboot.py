@@ -53,7 +53,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -63,7 +62,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from halab import cache_root, debian
+from halab import cache_root, debian, hostdeps
 from halab.fresh import (
     INNER_HOME,
     INNER_PATH,
@@ -555,14 +554,8 @@ class Container:
 
 def check_preconditions() -> None:
     """Root, and the tools the boot needs on this machine."""
-    if os.geteuid() != 0:
-        raise FreshError("run as root: mmdebstrap's root mode and systemd-nspawn need it")
-    for tool, package in (
-        ("mmdebstrap", "mmdebstrap"), ("systemd-nspawn", "systemd-container"),
-        ("nsenter", "util-linux"), ("git", "git"),
-    ):  # fmt: skip
-        if shutil.which(tool) is None:
-            raise FreshError(f"missing {tool}: apt-get install {package}")
+    hostdeps.require_root("mmdebstrap's root mode and systemd-nspawn need it", FreshError)
+    hostdeps.require_tools(("mmdebstrap", "systemd-nspawn", "nsenter", "git"), FreshError)
 
 
 @dataclass

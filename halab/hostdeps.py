@@ -1,10 +1,14 @@
 """The Debian packages this machine gets, and no daemon of theirs left serving or enabled here
 (``python3 -m halab.hostdeps missing|install|list host|tests``, run by ``scripts/bootstrap.sh``).
 
-``scripts/apt-packages.txt`` is the one list, in two sections: ``[host]``, what ``make up`` needs
+``scripts/apt-packages.txt`` is the one list, in sections: ``[host]``, what ``make up`` needs
 on this machine (libvirt and QEMU, the image build's tools, Python's venv, ssh, ...), and
 ``[tests]``, what only the tests and the namespace lab need (the validators: HAProxy, Keepalived,
-nginx, cloud-init, netplan, shellcheck, ...). ``host`` installs the first, ``tests`` both.
+nginx, cloud-init, netplan, shellcheck, ...). ``host`` installs the first, ``tests`` both;
+``[elsewhere]`` holds the few packages the code names but neither installs. A line
+``package: tool ...`` also says which of the package's tools the code checks for, so that every
+"is it installed" check (:func:`require_tools`) names the package the install step would bring,
+from the same table; :func:`require_root` is every "run as root" check.
 
 On a Debian host that runs systemd, installing a package with a daemon starts the daemon and
 enables it at boot: nginx on 0.0.0.0:80, HAProxy, cloud-init's units (cloud-init would run at
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
@@ -49,7 +54,9 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGE_LIST = REPO / "scripts" / "apt-packages.txt"
 #: What each choice installs: the tests run what `make up` runs, so they need its packages too.
 CHOICES: Mapping[str, tuple[str, ...]] = {"host": ("host",), "tests": ("host", "tests")}
-SECTIONS = ("host", "tests")
+#: The list's sections: a choice's, and one of packages whose tools the code checks for but no
+#: choice installs (a developer's check's, dpkg, the unpacked sshd).
+SECTIONS = ("host", "tests", "elsewhere")
 
 #: Units the lab needs on this machine: left enabled (and started, when this run installed them
 #: on a running systemd), each with why. Everything else a newly installed package enabled is
@@ -146,10 +153,10 @@ class HostDepsError(RuntimeError):
 # --- the list ---------------------------------------------------------------------------------
 
 
-def parse_list(text: str) -> dict[str, tuple[str, ...]]:
-    """The sections of the package list: ``{name: packages}``. A line ``[name]`` starts a section;
-    ``#`` starts a comment; every package sits in exactly one known section."""
+def _parse(text: str) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """The list's sections (``{name: packages}``) and its tools (``{tool: package}``)."""
     sections: dict[str, list[str]] = {}
+    tools: dict[str, str] = {}
     current: str | None = None
     seen: set[str] = set()
     for number, raw in enumerate(text.splitlines(), 1):
@@ -162,13 +169,33 @@ def parse_list(text: str) -> dict[str, tuple[str, ...]]:
                 raise HostDepsError(f"line {number}: section [{current}] unknown or repeated")
             sections[current] = []
             continue
-        if current is None or " " in line:
-            raise HostDepsError(f"line {number}: {line!r}: one package a line, under a [section]")
-        if line in seen:
-            raise HostDepsError(f"line {number}: {line} is listed twice")
-        seen.add(line)
-        sections[current].append(line)
-    return {name: tuple(sections.get(name, ())) for name in SECTIONS}
+        package, colon, names = (part.strip() for part in line.partition(":"))
+        if current is None or " " in package or (colon and not names):
+            raise HostDepsError(
+                f"line {number}: {line!r}: one package a line (`package: tool ...` with its "
+                "tools), under a [section]"
+            )
+        if package in seen:
+            raise HostDepsError(f"line {number}: {package} is listed twice")
+        seen.add(package)
+        sections[current].append(package)
+        for tool in names.split():
+            if tool in tools:
+                raise HostDepsError(f"line {number}: {tool} is {tools[tool]}'s already")
+            tools[tool] = package
+    return {name: tuple(sections.get(name, ())) for name in SECTIONS}, tools
+
+
+def parse_list(text: str) -> dict[str, tuple[str, ...]]:
+    """The sections of the package list: ``{name: packages}``. A line ``[name]`` starts a section;
+    ``#`` starts a comment; every package sits in exactly one known section."""
+    return _parse(text)[0]
+
+
+def parse_tools(text: str) -> dict[str, str]:
+    """Which package brings each tool: ``{tool: package}`` from the ``package: tool ...`` lines;
+    a tool belongs to one package."""
+    return _parse(text)[1]
 
 
 def read_list(path: Path = PACKAGE_LIST) -> dict[str, tuple[str, ...]]:
@@ -181,6 +208,57 @@ def selected(sections: Mapping[str, Sequence[str]], choice: str) -> tuple[str, .
     if choice not in CHOICES:
         raise HostDepsError(f"unknown choice {choice!r}: one of {', '.join(CHOICES)}")
     return tuple(pkg for name in CHOICES[choice] for pkg in sections[name])
+
+
+# --- which package brings a tool -------------------------------------------------------------
+
+
+@functools.cache
+def tool_packages(path: Path = PACKAGE_LIST) -> dict[str, str]:
+    """Which Debian package brings each tool the code checks for (``scripts/apt-packages.txt``)."""
+    return parse_tools(path.read_text(encoding="utf-8"))
+
+
+def package_of(tool: str) -> str:
+    """The package that brings ``tool``: a command, or an absolute path, found by itself or else
+    by its file name (``/usr/sbin/haproxy`` is haproxy's)."""
+    table = tool_packages()
+    for name in (tool, os.path.basename(tool)):
+        if name in table:
+            return table[name]
+    raise KeyError(f"{tool}: no `package: {tool}` line in {PACKAGE_LIST}")
+
+
+def have(tool: str, path: str | None = None) -> bool:
+    """An absolute path exists; a command is on ``path`` (default: ``$PATH``)."""
+    if os.path.isabs(tool):
+        return os.path.exists(tool)
+    return shutil.which(tool, path=path) is not None
+
+
+def missing_message(tools: Iterable[str]) -> str:
+    """What to tell a user who lacks ``tools``: each of them, then the install of their packages."""
+    names = list(tools)
+    packages = dict.fromkeys(package_of(tool) for tool in names)
+    return (
+        f"missing {', '.join(names)}: apt-get install --no-install-recommends {' '.join(packages)}"
+    )
+
+
+def require_tools(
+    tools: Iterable[str], error: Callable[[str], BaseException], *, path: str | None = None
+) -> None:
+    """Every tool there (:func:`have`), else ``error`` with :func:`missing_message` of all that
+    are not: one answer names everything to install."""
+    absent = [tool for tool in tools if not have(tool, path)]
+    if absent:
+        raise error(missing_message(absent))
+
+
+def require_root(why: str, error: Callable[[str], BaseException]) -> None:
+    """Running as root, else ``error`` saying so and ``why`` root is needed."""
+    if os.geteuid() != 0:
+        raise error(f"run as root: {why}")
 
 
 # --- what dpkg has ----------------------------------------------------------------------------
@@ -540,8 +618,7 @@ def install(choice: str) -> int:
     if not lacking:
         say(f"Debian packages present ({len(wanted)})")
         return 0
-    if os.geteuid() != 0:
-        raise HostDepsError("installing Debian packages needs root")
+    require_root("installing Debian packages needs it", HostDepsError)
     say(f"installing Debian packages: {' '.join(lacking)}")
     runtime_before = runtime_enabled() if booted_with_systemd() else set()
     with services_forbidden():

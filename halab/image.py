@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from halab import cache_root, debian, flock_within, teller
+from halab import cache_root, debian, flock_within, hostdeps, teller
 from halab.fresh import FreshError, mirror, mounted_under
 from halab.lab import procs
 from halab.roles import all_packages
@@ -81,15 +81,8 @@ MODULE_EXCLUDES = (
     "drivers/infiniband", "drivers/iio", "drivers/staging", "drivers/isdn", "drivers/bluetooth",
     "net/wireless", "net/bluetooth", "sound",
 )  # fmt: skip
-#: command: the Debian package that has it.
-COMMANDS = {
-    "mmdebstrap": "mmdebstrap",
-    "mkfs.ext4": "e2fsprogs",
-    "e2fsck": "e2fsprogs",
-    "qemu-img": "qemu-utils",
-    "systemctl": "systemd",
-    "dpkg-query": "dpkg",
-}
+#: The commands a build runs (their packages: scripts/apt-packages.txt).
+TOOLS = ("mmdebstrap", "mkfs.ext4", "e2fsck", "qemu-img", "systemctl", "dpkg-query")
 #: Seconds to wait for another build of the same key to let go of its lock.
 LOCK_TIMEOUT = 1800.0
 #: Seconds any one step (mmdebstrap, mkfs.ext4, e2fsck, qemu-img) may take; mmdebstrap took
@@ -402,11 +395,8 @@ def ensure(img: Image | None = None, *, force: bool = False) -> tuple[Path, Path
 
 def check_tools() -> None:
     """Root, and each command a build runs, its package named when missing."""
-    if os.geteuid() != 0:
-        raise ImageError("run as root (mmdebstrap's root mode keeps file owners)")
-    for cmd, pkg in COMMANDS.items():
-        if shutil.which(cmd) is None:
-            raise ImageError(f"missing {cmd}: apt-get install {pkg}")
+    hostdeps.require_root("mmdebstrap's root mode keeps file owners", ImageError)
+    hostdeps.require_tools(TOOLS, ImageError)
 
 
 def remove_older(img: Image) -> None:

@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from halab import flock_within, state_root, teller
+from halab import flock_within, hostdeps, state_root, teller
 from halab.lab import netns, procs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,18 +72,11 @@ LOCK_TIMEOUT = 120.0
 VIRSH_TIMEOUT = 30.0
 #: Where the daemons live, besides PATH.
 SBIN = ("/usr/sbin", "/sbin")
-#: command: the Debian package that has it.
-COMMANDS = {
-    "libvirtd": "libvirt-daemon",
-    "virtlogd": "libvirt-daemon",
-    "virsh": "libvirt-clients",
-    "qemu-system-x86_64": "qemu-system-x86",
-    "qemu-img": "qemu-utils",
-    "dnsmasq": "dnsmasq-base",
-    "iptables": "iptables",
-    "ip": "iproute2",
-    "unshare": "util-linux",
-}
+#: The commands the daemons and this module run (their packages: scripts/apt-packages.txt).
+COMMANDS = (
+    "libvirtd", "virtlogd", "virsh", "qemu-system-x86_64", "qemu-img", "dnsmasq", "iptables", "ip",
+    "unshare",
+)  # fmt: skip
 QEMU_DRIVER = "libvirt/connection-driver/libvirt_driver_qemu.so"
 #: Where our folders are mounted inside the daemons' namespace (and what they must exist for).
 MOUNT_POINTS = ("/etc/libvirt", "/var/lib/libvirt", "/var/cache/libvirt", "/var/log/libvirt")
@@ -174,33 +167,22 @@ def tool_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def _need_root() -> None:
-    if os.geteuid() != 0:
-        raise LibvirtdError("run as root (a root libvirtd with its own network namespace)")
+    hostdeps.require_root("a root libvirtd with its own network namespace", LibvirtdError)
+
+
+def qemu_driver(usr_lib: Path = Path("/usr/lib")) -> str:
+    """libvirtd's QEMU driver: in the multiarch folder or right under ``usr_lib`` (that path when
+    neither has it)."""
+    plain = usr_lib / QEMU_DRIVER
+    return str(next((p for p in (plain, *usr_lib.glob(f"*/{QEMU_DRIVER}")) if p.exists()), plain))
 
 
 def check_packages() -> None:
-    """Root, and every Debian package the daemons need, each named when missing."""
+    """Root, and every Debian package the daemons need, each named when missing: the commands,
+    the QEMU driver, and the folders our own are mounted on."""
     _need_root()
-    path = tool_env()["PATH"]
-    for cmd, pkg in COMMANDS.items():
-        if shutil.which(cmd, path=path) is None:
-            raise LibvirtdError(
-                f"missing Debian package {pkg} (no {cmd}): apt-get install "
-                f"--no-install-recommends {pkg}"
-            )
-    usr_lib = Path("/usr/lib")
-    if not (usr_lib / QEMU_DRIVER).exists() and not any(usr_lib.glob(f"*/{QEMU_DRIVER}")):
-        raise LibvirtdError(
-            "missing Debian package libvirt-daemon-driver-qemu: apt-get install "
-            "--no-install-recommends libvirt-daemon-driver-qemu"
-        )
-    # The mount points for our folders.
-    for folder in MOUNT_POINTS:
-        if not Path(folder).is_dir():
-            raise LibvirtdError(
-                f"missing Debian package libvirt-daemon-system (no {folder}): apt-get install "
-                "--no-install-recommends libvirt-daemon-system"
-            )
+    tools = (*COMMANDS, qemu_driver(), *MOUNT_POINTS)
+    hostdeps.require_tools(tools, LibvirtdError, path=tool_env()["PATH"])
 
 
 # --- processes ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -335,22 +336,26 @@ def write_tree(rendered: dict[str, RenderedHost], out: Path) -> list[Path]:
     written: list[Path] = []
     for name, host in rendered.items():
         base = out / name
-        for rel, text in (
-            ("user-data", host.user_data),
-            ("network-config", host.network_config),
-            ("meta-data", host.meta_data),
-        ):
-            written.append(_write(base / rel, text, 0o644))
-        for f in host.files:
-            written.append(_write(base / "files" / f.path.lstrip("/"), f.content, int(f.mode, 8)))
+        seed = (
+            RenderedFile("user-data", host.user_data),
+            RenderedFile("network-config", host.network_config),
+            RenderedFile("meta-data", host.meta_data),
+        )
+        written += write_files(seed, base)
+        written += write_files(host.files, base / "files")
     return written
 
 
-def _write(path: Path, text: str, mode: int) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    path.chmod(mode)
-    return path
+def write_files(files: Iterable[RenderedFile], root: Path) -> list[Path]:
+    """Each file at its path under ``root`` (``/etc/x`` becomes ``root/etc/x``), with its mode."""
+    written: list[Path] = []
+    for f in files:
+        path = root / f.path.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f.content, encoding="utf-8")
+        path.chmod(int(f.mode, 8))
+        written.append(path)
+    return written
 
 
 def readiness_script(spec: LabSpec, rendered: RenderedHost) -> str:

@@ -56,9 +56,9 @@ class Daemon:
     name: str
     #: The systemd unit that runs it on a VM.
     unit: str
-    #: The binary (or Python package) the namespace lab runs, and the Debian package with it.
+    #: The binary (or Python package) the namespace lab runs (its Debian package:
+    #: scripts/apt-packages.txt).
     binary: str
-    package: str
 
 
 @dataclass(frozen=True)
@@ -169,10 +169,8 @@ ROLES: dict[Role, RoleDefinition] = {
                 RoleFile(PATHS.nginx_site, "nginx-site.conf.j2"),
             ),
             daemons=(
-                Daemon(
-                    "uvicorn", APP.unit, "/usr/lib/python3/dist-packages/uvicorn", "python3-uvicorn"
-                ),
-                Daemon("nginx", "nginx.service", "/usr/sbin/nginx", "nginx"),
+                Daemon("uvicorn", APP.unit, "/usr/lib/python3/dist-packages/uvicorn"),
+                Daemon("nginx", "nginx.service", "/usr/sbin/nginx"),
             ),
             service_user=APP.user,
             checks=(
@@ -196,8 +194,8 @@ ROLES: dict[Role, RoleDefinition] = {
                 RoleFile(PATHS.tls_pem, None, "0600", secret=True),
             ),
             daemons=(
-                Daemon("haproxy", "haproxy.service", "/usr/sbin/haproxy", "haproxy"),
-                Daemon("keepalived", "keepalived.service", "/usr/sbin/keepalived", "keepalived"),
+                Daemon("haproxy", "haproxy.service", "/usr/sbin/haproxy"),
+                Daemon("keepalived", "keepalived.service", "/usr/sbin/keepalived"),
             ),
             sysctl=(
                 SysctlSetting(
@@ -255,6 +253,6 @@ def all_packages() -> tuple[str, ...]:
     return tuple(dict.fromkeys(p for role in Role for p in packages(role)))
 
 
-def lab_binaries() -> dict[str, str]:
-    """Binary -> Debian package of every daemon the namespace lab runs, over all roles."""
-    return {d.binary: d.package for role in ROLES.values() for d in role.daemons}
+def lab_binaries() -> tuple[str, ...]:
+    """The binary of every daemon the namespace lab runs, over all roles."""
+    return tuple(dict.fromkeys(d.binary for role in ROLES.values() for d in role.daemons))

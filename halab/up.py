@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from halab import PROJECT, engine, image, kvm, libvirtd, neighbours, teller
+from halab import PROJECT, engine, hostdeps, image, kvm, libvirtd, neighbours, teller
 from halab.errors import ConfigError
 from halab.spec import LabSpec
 from halab.stackconfig import stack_file_keys
@@ -194,11 +194,11 @@ def choose_hypervisor(config: Mapping[str, Any]) -> Hypervisor:
     if not wanted and libvirt_answers(DEFAULT_URI):
         say(f"using the libvirtd at {DEFAULT_URI}")
         return Hypervisor(DEFAULT_URI, False, domain_type or _probe())
-    if os.geteuid() != 0:
-        raise UpError(
-            f"no libvirtd answers at {DEFAULT_URI}, and the project's own needs root: "
-            "run `sudo make up`, or set libvirtUri to a libvirtd of yours"
-        )
+    hostdeps.require_root(
+        f"no libvirtd answers at {DEFAULT_URI}, and the project's own needs root (`sudo make "
+        "up`); or set libvirtUri to a libvirtd of yours",
+        UpError,
+    )
     domain_type = domain_type or _probe()
     say("starting the project's own libvirtd (python -m halab libvirtd start)")
     # KVM that ran the tiny guest is left visible to it; otherwise /dev/kvm is hidden.
@@ -251,11 +251,9 @@ def reach_command(hv: Hypervisor, url: str) -> str:
 
 def check_tools(config: Mapping[str, Any]) -> None:
     """What the providers need on this machine, and a local base image that exists."""
-    if not (shutil.which("mkisofs") or shutil.which("genisoimage")):
-        raise UpError(
-            "the libvirt provider makes cloud-init disks with mkisofs: apt-get install "
-            "genisoimage (make bootstrap does)"
-        )
+    # The provider makes cloud-init disks with mkisofs; genisoimage is the same program.
+    if shutil.which("genisoimage") is None:
+        hostdeps.require_tools(["mkisofs"], UpError)
     base = str(config.get("baseImage", {}).get("value") or "")
     if base and "://" not in base and not Path(base).is_file():
         raise UpError(

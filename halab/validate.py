@@ -54,26 +54,14 @@ from typing import Any
 
 import yaml
 
-from halab import cache_root
+from halab import cache_root, hostdeps
 from halab.tls import self_signed_pem
 
-#: Which Debian package brings each tool, for the "install it" message.
-TOOL_PACKAGES: dict[str, str] = {
-    "cloud-init": "cloud-init",
-    "netplan": "netplan.io",
-    "haproxy": "haproxy",
-    "nginx": "nginx",
-    "keepalived": "keepalived",
-    "systemd-analyze": "systemd",
-    "shellcheck": "shellcheck",
-    "nft": "nftables",
-    "unshare": "util-linux",
-    "mount": "mount",
-    "ip": "iproute2",
-    "openssl": "openssl",
-    "sshd": "openssh-server",
-    "ssh-keygen": "openssh-client",
-}
+#: The validators' tools (their packages: scripts/apt-packages.txt).
+TOOLS = (
+    "cloud-init", "netplan", "haproxy", "nginx", "keepalived", "systemd-analyze", "shellcheck",
+    "nft", "unshare", "mount", "ip", "openssl", "sshd", "ssh-keygen",
+)  # fmt: skip
 
 #: Where Debian's cloud-init package ships its cloud-config JSON schema.
 CLOUD_CONFIG_SCHEMA_GLOB = (
@@ -115,15 +103,11 @@ class ToolMissingError(Exception):
 
     def __init__(self, tool: str) -> None:
         self.tool = tool
-        self.package = TOOL_PACKAGES.get(tool, tool)
-        if tool == "sshd":
-            how = "run scripts/bootstrap.sh (it unpacks sshd into the cache; no server starts)"
-        else:
-            how = f"run `apt-get install {self.package}`"
-        super().__init__(
-            f"{tool!r} is not installed: {how} "
-            f"(Debian package {self.package}; scripts/apt-packages.txt lists them all)"
-        )
+        self.package = hostdeps.package_of(tool)
+        # sshd is unpacked, never installed: an install would start a server on this machine.
+        unpacked = "missing sshd: scripts/bootstrap.sh unpacks it into the cache (no server starts)"
+        message = unpacked if tool == "sshd" else hostdeps.missing_message([tool])
+        super().__init__(f"{message} (scripts/apt-packages.txt lists them all)")
 
 
 class HostTree:

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from halab import debian, engine, image, libvirtd, teller
+from halab import debian, engine, hostdeps, image, libvirtd, teller
 
 REPO = Path(__file__).resolve().parents[2]
 #: The longest a whole run may take (its own steps are bounded; about 11 minutes measured here
@@ -57,8 +57,10 @@ def launch(extra: Sequence[str], *, image_release: str | None = None) -> int:
     """Engine, image, libvirtd, then the run; the run's exit status (1 when the set-up failed,
     143 when this was told to stop). ``image_release``: the Debian release of the VMs' image
     (default: this machine's)."""
-    if os.geteuid() != 0:
-        say("run as root (the project's libvirtd runs as root)")
+    try:
+        hostdeps.require_root("the project's libvirtd runs as root", RuntimeError)
+    except RuntimeError as exc:
+        say(str(exc))
         return 1
     try:
         engine.build_cli()

@@ -58,16 +58,16 @@ from halab.e2e.reclaim import reclaim
 from halab.e2e.timings import EventLog, Step, Timings, engine_errors, first_line
 from halab.e2e.vmlab import E2eError, VmLab
 from halab.e2e.watchdog import OperationTimeoutError, OperationWatchdog
+from halab.engine import copy_project
 from halab.process import busy_loops
 from halab.roles import Role
 from halab.spec import LabSpec
 from halab.stackconfig import project_defaults, spec_from_pulumi_json
+from halab.sweep import Variant, run_sweep, sweep_table
 from halab.virsh import Virsh
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK = "e2e"
-#: What a copy of the project needs to run the program.
-PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "halab", "components", "cloud-init")
 #: Longest each kind of Pulumi operation may take before the run stops it (OperationWatchdog).
 #: Measured here: a first `up` of 4 emulated VMs 195-367 s (the slow one on a loaded machine),
 #: later `up`s 60-215 s, previews and refreshes under 30 s, destroy under 60 s.
@@ -145,18 +145,8 @@ class E2eRun:
 
     def prepare(self) -> None:
         """A copy of the project, a local backend, a key, the stack with this machine's config."""
-        self.project.mkdir(parents=True)
+        copy_project(self.project, STACK, REPO_ROOT)
         self.state.mkdir()
-        for name in PROJECT_FILES:
-            src = REPO_ROOT / name
-            if src.is_dir():
-                shutil.copytree(
-                    src, self.project / name, ignore=shutil.ignore_patterns("__pycache__")
-                )
-            else:
-                shutil.copy(src, self.project / name)
-        shutil.copy(REPO_ROOT / f"Pulumi.{STACK}.yaml", self.project / f"Pulumi.{STACK}.yaml")
-        (self.project / "venv").symlink_to(REPO_ROOT / "venv")
         subprocess.run(
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ha-web-lab-e2e", "-f",
              str(self.key)],
@@ -416,38 +406,40 @@ class E2eRun:
     def advert_sweep(self, intervals_ms: Sequence[int], observe_s: float) -> None:
         """The benchmark of VRRP advert intervals (:meth:`config_sweep` of
         ``vrrpAdvertIntervalMs``)."""
-        variants = [(f"advert {ms} ms", {"vrrpAdvertIntervalMs": str(ms)}) for ms in intervals_ms]
+        variants = [
+            Variant(f"advert {ms} ms", {"vrrpAdvertIntervalMs": str(ms)}) for ms in intervals_ms
+        ]
         self.config_sweep("advert-sweep", variants, observe_s)
 
     def fast_detection_sweep(self, bfd_intervals_ms: Sequence[int], observe_s: float) -> None:
         """Fast detection on emulated VMs: off (the stack as it is), then on at each BFD
         interval (:meth:`config_sweep`)."""
-        variants: list[tuple[str, dict[str, str]]] = [("fast detection off", {})]
+        variants = [Variant("fast detection off")]
         variants += [
-            (f"BFD {ms} ms", {"vrrpFastDetection": "true", "bfdIntervalMs": str(ms)})
+            Variant(f"BFD {ms} ms", {"vrrpFastDetection": "true", "bfdIntervalMs": str(ms)})
             for ms in bfd_intervals_ms
         ]
         self.config_sweep("fast-detection-sweep", variants, observe_s)
 
-    def config_sweep(
-        self, name: str, variants: Sequence[tuple[str, dict[str, str]]], observe_s: float
-    ) -> None:
-        """Per variant of the stack's config: ``up`` with those values, VIP moves with nothing
-        wrong (spurious ones) while the probe runs for ``observe_s``, then the outage of a hard
-        failure of the master and its return. The stack's own values are set back afterwards.
-        Writes ``NAME.txt`` and ``NAME.json`` in the reports."""
+    def config_sweep(self, name: str, variants: Sequence[Variant], observe_s: float) -> None:
+        """A sweep (:mod:`halab.sweep`) of the stack's config: per variant, ``up`` with those
+        values, VIP moves with nothing wrong (spurious ones) while the probe runs for
+        ``observe_s``, then the outage of a hard failure of the master and its return. The
+        stack's own values are set back afterwards. Writes ``NAME.txt`` and ``NAME.json`` in the
+        reports."""
         from halab.drills.core import VipWatcher
 
         assert self.stack is not None
-        keys = sorted({key for _, values in variants for key in values})
+        keys = sorted({key for variant in variants for key in variant.values})
         config = self.stack.get_all_config()
         original = {key: config.get(f"{PROJECT}:{key}") for key in keys}
-        rows: list[dict[str, Any]] = []
-        for label, values in variants:
-            tag = "-".join(label.split())
-            with self.timings.step(f"{label}: converge, observe {observe_s:.0f} s, crash") as row:
+
+        def measure(variant: Variant) -> dict[str, Any]:
+            tag = "-".join(variant.label.split())
+            label = f"{variant.label}: converge, observe {observe_s:.0f} s, crash"
+            with self.timings.step(label) as row:
                 for key in keys:
-                    self.set_or_remove(key, values.get(key, original[key]))
+                    self.set_or_remove(key, variant.values.get(key, original[key]))
                 self.up()
                 lab = self.lab()
                 try:
@@ -463,29 +455,22 @@ class E2eRun:
                 crash = json.loads((self.reports / f"check-{tag}.json").read_text())
                 hard = next(s for s in crash["steps"] if s["step"].startswith("lb-hard-failure"))
                 figures = {
-                    "variant": label,
-                    **values,
-                    "spurious_vip_changes": moves,
-                    "failed_while_quiet": row.figures["probe"]["failed"],
+                    "vip_moves": moves,
+                    "failed": row.figures["probe"]["failed"],
                     "hard_failure_outage_s": hard["figures"].get("outage_s"),
                     "vip_move_s": hard["figures"].get("vip_move_s"),
                 }
-                row.figures.update(figures)
-                rows.append(figures)
+                row.figures.update({"variant": variant.label, **variant.values, **figures})
+            return figures
+
+        rows = list(run_sweep(variants, measure, lambda line: print(f"e2e: {line}", flush=True)))
         with self.timings.step(f"{name}: the stack's own values again"):
             for key in keys:
                 self.set_or_remove(key, original[key])
             self.up()
-        table = [f"{'variant':<22} {'VIP changes, quiet':>19} {'failed, quiet':>14} "
-                 f"{'hard-failure outage':>20} {'VIP move':>9}"]  # fmt: skip
-        for r in rows:
-            table.append(
-                f"{r['variant']:<22} {r['spurious_vip_changes']:>19} "
-                f"{r['failed_while_quiet']:>14} "
-                f"{r['hard_failure_outage_s']!s:>19}s {r['vip_move_s']!s:>8}s"
-            )
-        print("\n".join(table), flush=True)
-        (self.reports / f"{name}.txt").write_text("\n".join(table) + "\n", encoding="utf-8")
+        table = sweep_table(rows)
+        print(table, flush=True)
+        (self.reports / f"{name}.txt").write_text(table + "\n", encoding="utf-8")
         (self.reports / f"{name}.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
 
     def set_or_remove(self, key: str, value: auto.ConfigValue | str | None) -> None:

@@ -37,6 +37,7 @@ from halab.lab.procs import signals_raise
 from halab.lab.state import LabState
 from halab.lab.throughput import throughput
 from halab.stackconfig import REPO_ROOT
+from halab.sweep import Variant, run_sweep, sweep_table
 
 #: Partition runs while the higher-priority LB still holds the VIP (haproxy-death and the hard
 #: failure move it to the peer, where nopreempt keeps it): the case where a stale ARP entry at
@@ -256,42 +257,62 @@ def load_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def advert_variants(intervals_ms: Sequence[int]) -> list[Variant]:
+    """The sweep's variants: each advert interval (VRRPv3, which has adverts under a second)
+    with ``vrrpRealtime`` on, then off."""
+    return [
+        Variant(
+            f"advert {ms} ms, realtime {'on' if realtime else 'off'}",
+            {"vrrpVersion": 3, "vrrpAdvertIntervalMs": ms, REALTIME: realtime},
+        )
+        for ms in intervals_ms
+        for realtime in (True, False)
+    ]
+
+
+#: The sweep table's columns beyond the ones every sweep has.
+SWEEP_EXTRA = (
+    ("requests", "requests under load"),
+    ("vrrp_child_kills", "VRRP child killed"),
+    ("stable", "stable"),
+)
+
+
 def sweep_one(
     stack: str,
-    advert_ms: int,
-    realtime: bool,
+    variant: Variant,
     out: Path,
     *,
     project_dir: Path,
     hog_seconds: float,
     rng: random.Random,
 ) -> dict[str, Any]:
-    """One advert interval, realtime on or off: load + hog stability, then a hard failure."""
-    overrides = {"vrrpVersion": 3, "vrrpAdvertIntervalMs": advert_ms, "vrrpRealtime": realtime}
-    lab = NamespaceLab.create(stack, project_dir, overrides)
-    folder = out / f"sweep-{advert_ms}ms-{'rt' if realtime else 'nort'}"
-    row: dict[str, Any] = {"advert_ms": advert_ms, "realtime": realtime}
+    """One variant of the stack, a lab of its own: VIP moves and failed requests under load and
+    a CPU hog, then a hard failure under the same hog (a sweep's figures, :mod:`halab.sweep`)."""
+    lab = NamespaceLab.create(stack, project_dir, variant.values)
+    folder = out / ("sweep-" + "-".join(variant.label.replace(",", "").split()))
+    figures: dict[str, Any] = {}
     try:
-        row["bring_up_s"] = round(lab.up(lambda _m: None), 3)
+        figures["bring_up_s"] = round(lab.up(lambda _m: None), 3)
         run = DrillRun(lab, stack, Bounds(), _probe(lab), rng, load_seconds=hog_seconds)
         loaded = load.load_run(run)
         report.write(loaded, folder)
-        row["vip_moves_under_load"] = loaded.figures["vip_moves"]
-        row["failed_under_load"] = loaded.figures["failed"]
-        row["requests_under_load"] = loaded.figures["requests"]
+        figures["vip_moves"] = loaded.figures["vip_moves"]
+        figures["failed"] = loaded.figures["failed"]
+        figures["requests"] = loaded.figures["requests"]
         # The same hog during a hard failure: does the short timer still hold its promise?
         with lab.cpu_hog(20.0):
             hard = lb.lb_hard_failure(run)
         report.write(hard, folder)
-        row["hard_failure_outage_ms"] = _ms(hard.figures.get("outage_s"))
-        row["hard_failure_failed"] = hard.figures.get("failed")
-        row["hard_failure_vip_move_ms"] = _ms(hard.figures.get("vip_move_s"))
-        row["vrrp_child_kills"] = lab.vrrp_child_kills()
-        row["stable"] = row["vip_moves_under_load"] == 0 and row["failed_under_load"] == 0
+        figures["hard_failure_outage_s"] = hard.figures.get("outage_s")
+        figures["hard_failure_failed"] = hard.figures.get("failed")
+        figures["vip_move_s"] = hard.figures.get("vip_move_s")
+        figures["vrrp_child_kills"] = lab.vrrp_child_kills()
+        figures["stable"] = figures["vip_moves"] == 0 and figures["failed"] == 0
     finally:
         lab.down(lambda _m: None)
-    row["reports"] = str(folder)
-    return row
+    figures["reports"] = str(folder)
+    return figures
 
 
 def _probe(lab: NamespaceLab) -> ProbeConfig:
@@ -313,24 +334,6 @@ def median_table(runs: Sequence[RunFigures], stacks: Sequence[str]) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     counts = {s: sum(1 for r in runs if r.stack == s) for s in stacks}
     lines.append("| runs | " + " | ".join(str(counts[s]) for s in stacks) + " |")
-    return "\n".join(lines)
-
-
-def sweep_table(rows: Sequence[dict[str, Any]]) -> str:
-    """A markdown table of the advert-interval sweep."""
-    lines = [
-        "| advert (ms) | realtime | VIP moves under load | failed under load | "
-        "hard-failure outage (ms) | VIP move (ms) | VRRP child killed | stable |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['advert_ms']} | {'on' if r['realtime'] else 'off'} | "
-            f"{r.get('vip_moves_under_load')} | {r.get('failed_under_load')}/"
-            f"{r.get('requests_under_load')} | {r.get('hard_failure_outage_ms')} | "
-            f"{r.get('hard_failure_vip_move_ms')} | {r.get('vrrp_child_kills')} | "
-            f"{'yes' if r.get('stable') else 'no'} |"
-        )
     return "\n".join(lines)
 
 
@@ -448,25 +451,20 @@ def main_from_args(args: argparse.Namespace) -> int:
                     )
             if args.sweep:
                 rng = random.Random(7)  # noqa: S311 - a kill-phase jitter, not a secret
-                for advert in [int(x) for x in args.intervals.split(",") if x]:
-                    for realtime in (True, False):
-                        row = sweep_one(
-                            args.sweep_stack,
-                            advert,
-                            realtime,
-                            out,
-                            project_dir=project_dir,
-                            hog_seconds=args.hog_seconds,
-                            rng=rng,
-                        )
-                        print(
-                            f"  sweep {advert} ms realtime {'on' if realtime else 'off'}: "
-                            f"{row.get('vip_moves_under_load')} VIP moves, "
-                            f"{row.get('failed_under_load')} failed, hard-failure outage "
-                            f"{row.get('hard_failure_outage_ms')} ms",
-                            flush=True,
-                        )
-                        sweep.append(row)
+                # Row by row: an interrupted sweep still writes the rows it measured.
+                for row in run_sweep(
+                    advert_variants([int(x) for x in args.intervals.split(",") if x]),
+                    lambda variant: sweep_one(
+                        args.sweep_stack,
+                        variant,
+                        out,
+                        project_dir=project_dir,
+                        hog_seconds=args.hog_seconds,
+                        rng=rng,
+                    ),
+                    lambda line: print(f"  sweep {line}", flush=True),
+                ):
+                    sweep.append(row)
     finally:
         data = {
             "started": started,
@@ -485,7 +483,7 @@ def main_from_args(args: argparse.Namespace) -> int:
         print(load_table(loads))
     if sweep:
         print()
-        print(sweep_table(sweep))
+        print(sweep_table(sweep, SWEEP_EXTRA))
     print(f"\nJSON: {out / 'benchmark.json'}; drill reports under {out}")
     return 0
 

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from halab import hostdeps
 from halab.stackconfig import REPO_ROOT
 
 
 def _need_root() -> None:
-    if os.geteuid() != 0:
-        raise SystemExit("error: the local lab needs root (network namespaces, bind mounts)")
+    hostdeps.require_root(
+        "the local lab makes network namespaces and bind mounts",
+        lambda m: SystemExit(f"error: {m}"),
+    )
 
 
 def _progress(msg: str) -> None:

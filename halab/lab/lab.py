@@ -20,7 +20,6 @@ import contextlib
 import os
 import shutil
 import socket
-import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -29,6 +28,7 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
+from halab import hostdeps
 from halab.drills.probe import ProbeConfig
 from halab.drills.probe_process import ProbeProcess
 from halab.drills.target import SpecDrillTarget, TargetKind
@@ -37,23 +37,23 @@ from halab.lab.procs import ProcRecord
 from halab.lab.recipes import RECIPES, Place, Recipe
 from halab.lab.state import LabState, locked, run_dir
 from halab.process import busy_loop_argv
-from halab.render import RenderedHost, Target, render_host
+from halab.render import RenderedHost, Target, render_host, write_files
 from halab.roles import PATHS, Role, ZoneName, lab_binaries
 from halab.sections import EdgeKind
 from halab.spec import LabSpec, ResolvedHost, load_spec
 from halab.stackconfig import REPO_ROOT, read_stack
-from halab.tls import self_signed_pem
+from halab.tls import self_signed_pem, unverified_context
 
-#: Binaries the lab runs, with the Debian package that brings each (named when one is missing):
-#: every role's daemons (halab/roles.py), and what the lab itself runs around them.
-REQUIRED: dict[str, str] = {
-    **lab_binaries(),
-    "/usr/sbin/nft": "nftables",
-    "/usr/sbin/sysctl": "procps",
-    "/usr/bin/openssl": "openssl",
-    "/usr/bin/python3": "python3",
-    "/usr/lib/python3/dist-packages/fastapi": "python3-fastapi",
-}
+#: Files the lab runs (their packages: scripts/apt-packages.txt): every role's daemons
+#: (halab/roles.py), and what the lab itself runs around them.
+REQUIRED: tuple[str, ...] = (
+    *lab_binaries(),
+    "/usr/sbin/nft",
+    "/usr/sbin/sysctl",
+    "/usr/bin/openssl",
+    "/usr/bin/python3",
+    "/usr/lib/python3/dist-packages/fastapi",
+)
 
 READY_TIMEOUT_S = 30.0
 POLL_S = 0.02
@@ -63,20 +63,9 @@ class LabError(RuntimeError):
     """The lab cannot do what was asked; the message says why and what to do."""
 
 
-def missing_packages() -> list[str]:
-    """Debian packages whose binaries the lab needs but this machine lacks."""
-    return [pkg for path, pkg in REQUIRED.items() if not Path(path).exists()]
-
-
-def require_packages() -> None:
-    """Fail with the package names (apt-get install line) when a daemon binary is missing."""
-    missing = missing_packages()
-    if missing:
-        names = " ".join(p.split(" ")[0] for p in missing)
-        raise LabError(
-            f"missing Debian packages for the local lab: {', '.join(missing)} "
-            f"(run: apt-get install -y {names})"
-        )
+def require_packages(error: Callable[[str], BaseException] = LabError) -> None:
+    """Fail with the package names (apt-get install line) when a file the lab runs is missing."""
+    hostdeps.require_tools(REQUIRED, error)
 
 
 def lab_values(stack: str, project_dir: Path = REPO_ROOT) -> tuple[dict[str, Any], frozenset[str]]:
@@ -192,11 +181,7 @@ class NamespaceLab(SpecDrillTarget):
     def _write_tree(self, rendered: RenderedHost) -> None:
         host = rendered.host
         tree = self.tree(host.name)
-        for f in rendered.files:
-            path = tree / f.path.lstrip("/")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(f.content, encoding="utf-8")
-            path.chmod(int(f.mode, 8))
+        write_files(rendered.files, tree)
         (self.logdir(host.name)).mkdir(parents=True, exist_ok=True)
         RECIPES[host.role].prepare(self.place(host))
         for path in [tree, *tree.rglob("*")]:
@@ -464,13 +449,9 @@ class NamespaceLab(SpecDrillTarget):
         )
 
     def vip_holders(self) -> list[str]:
-        """LB hosts whose DMZ leg carries the VIP right now (netlink address dump)."""
-        vip = self.spec.vip_address
-        return [
-            lb.name
-            for lb in self.lbs
-            if any(a.ip == vip for a in topology.addresses(self.ns(lb.name)))
-        ]
+        """LB hosts whose DMZ leg carries the VIP right now (one read of :meth:`vip_reader`)."""
+        with self.vip_reader() as read:
+            return read()
 
     def haproxy_command(self, host: str, command: str, timeout: float = 2.0) -> str:
         """Ask a host's HAProxy on its admin socket (a unix socket in the host's tree)."""
@@ -749,11 +730,7 @@ def http_get(
         sock.connect((ip, port))
         conn: socket.socket = sock
         if tls:
-            ctx = ssl.create_default_context()
-            # The lab's certificate is self-signed, like the tutorial's `curl -k`.
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            conn = ctx.wrap_socket(sock, server_hostname=ip)
+            conn = unverified_context().wrap_socket(sock, server_hostname=ip)
         conn.sendall(f"GET {path} HTTP/1.1\r\nHost: {ip}\r\nConnection: close\r\n\r\n".encode())
         data = b""
         deadline = time.monotonic() + timeout
@@ -771,4 +748,4 @@ def http_get(
     return int(parts[1]), body.decode(errors="replace")
 
 
-__all__ = ["LabError", "NamespaceLab", "ZoneName", "http_get", "lab_spec", "missing_packages"]
+__all__ = ["LabError", "NamespaceLab", "ZoneName", "http_get", "lab_spec", "require_packages"]

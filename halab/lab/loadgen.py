@@ -16,12 +16,13 @@ import argparse
 import asyncio
 import contextlib
 import json
-import ssl
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
+
+from halab.tls import unverified_context
 
 
 @dataclass
@@ -49,11 +50,7 @@ async def _client(url: str, deadline: float, counts: list[int], max_requests: in
     host = parts.hostname or "localhost"
     tls = parts.scheme == "https"
     port = parts.port or (443 if tls else 80)
-    ctx: ssl.SSLContext | None = None
-    if tls:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE  # the lab's self-signed certificate
+    ctx = unverified_context() if tls else None
     request = f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
     sent = 0
     while time.monotonic() < deadline and sent < max_requests:

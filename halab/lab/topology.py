@@ -209,15 +209,6 @@ def set_port_state(topo: TopologyPlan, node: NodePlan, up: bool) -> None:
             sw.link("set", index=_index(sw, leg.port), state="up" if up else "down")
 
 
-def addresses(name: str) -> list[IPv4Interface]:
-    """IPv4 addresses configured in a namespace (netlink dump)."""
-    with IPRoute(netns=name) as ipr:
-        return [
-            IPv4Interface(f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}")
-            for msg in ipr.get_addr(family=2)
-        ]
-
-
 def remove_namespace(name: str) -> None:
     """Delete a named namespace; its interfaces go with it (veth peers too)."""
     netns.remove(name)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,6 @@ from halab import engine, libvirtd
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = engine.bin_dir()
-PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "halab", "components", "cloud-init")
 
 #: The project copy and the environment the CLI runs with there.
 Workspace = tuple[Path, dict[str, str]]
@@ -37,15 +35,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     if not (BIN / "pulumi").exists():
         pytest.fail(f"no Pulumi CLI in {BIN}: build it with make engine")
     root = tmp_path_factory.mktemp("project")
-    for name in PROJECT_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, root / name)
-    for stack_file in REPO.glob("Pulumi.*.yaml"):
-        shutil.copy(stack_file, root / stack_file.name)
-    (root / "venv").symlink_to(REPO / "venv")
+    engine.copy_project(root, project_dir=REPO)
     (root / "state").mkdir()
     env = {
         **os.environ,

@@ -371,3 +371,27 @@ def test_a_passphrase_of_the_users_wins(
     env = engine.project_env({**with_cli, **own})
     assert env.get("PULUMI_CONFIG_PASSPHRASE_FILE") == own.get("PULUMI_CONFIG_PASSPHRASE_FILE")
     assert not (tmp_path / "state" / "passphrase").exists()
+
+
+def test_a_copy_of_the_project_runs_the_program_and_takes_only_the_stacks_asked_for(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "checkout"
+    for name in ("Pulumi.yaml", "__main__.py", "Pulumi.dev.yaml", "Pulumi.e2e.yaml", "README.md"):
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(name)
+    for folder in ("halab", "components", "cloud-init"):
+        (project / folder / "__pycache__").mkdir(parents=True)
+        (project / folder / "__pycache__" / "x.pyc").write_text("")
+        (project / folder / "a.py").write_text(folder)
+    engine.copy_project(tmp_path / "one", "e2e", project)
+    copied = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert copied == sorted([*engine.PROJECT_FILES, "Pulumi.e2e.yaml", "venv"])
+    assert (tmp_path / "one" / "halab" / "a.py").read_text() == "halab"
+    assert not (tmp_path / "one" / "halab" / "__pycache__").exists()
+    assert (tmp_path / "one" / "venv").readlink() == project / "venv"
+    engine.copy_project(tmp_path / "all", project_dir=project)
+    assert {p.name for p in (tmp_path / "all").glob("Pulumi.*.yaml")} == {
+        "Pulumi.dev.yaml",
+        "Pulumi.e2e.yaml",
+    }

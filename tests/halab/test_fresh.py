@@ -192,7 +192,10 @@ def test_the_lab_boot_has_a_network_of_its_own() -> None:
 
 
 def test_the_lab_root_gets_the_unified_cgroup_hierarchy_a_debian_13_host_has() -> None:
-    hybrid = "cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\ncgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n"
+    hybrid = (
+        "cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n"
+        "cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n"
+    )
     unified = "cgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\n"
     assert freshboot.host_has_cgroup_v1(hybrid) and not freshboot.host_has_cgroup_v1(unified)
     key = "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"

@@ -24,9 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_sections_parse_and_a_choice_takes_what_it_needs() -> None:
-    text = "# comment\n[host]\npython3  # why\n\n[tests]\nnginx\n"
+    text = "# comment\n[host]\npython3  # why\n\n[tests]\nnginx\n[elsewhere]\ngit\n"
     sections = hostdeps.parse_list(text)
-    assert sections == {"host": ("python3",), "tests": ("nginx",)}
+    assert sections == {"host": ("python3",), "tests": ("nginx",), "elsewhere": ("git",)}
     assert hostdeps.selected(sections, "host") == ("python3",)
     assert hostdeps.selected(sections, "tests") == ("python3", "nginx")
     with pytest.raises(HostDepsError):
@@ -41,6 +41,9 @@ def test_sections_parse_and_a_choice_takes_what_it_needs() -> None:
         "[host]\n[host]\n",  # repeated section
         "[host]\nnginx\n[tests]\nnginx\n",  # in two sections
         "[host]\nnginx haproxy\n",  # two on a line
+        "[host]\nnginx haproxy: haproxy\n",  # two before the tools
+        "[host]\nhaproxy:\n",  # a colon and no tool
+        "[host]\nnginx: nginx\nangie: nginx\n",  # a tool of two packages
     ],
 )
 def test_a_malformed_list_is_refused(text: str) -> None:
@@ -58,17 +61,71 @@ def test_make_up_gets_no_daemon_the_lab_runs_only_in_vms_or_namespaces() -> None
     for package in ("nginx", "haproxy", "keepalived", "cloud-init", "netplan.io"):
         assert package in tests, package
         assert package not in host, package
-    for package in lab_binaries().values():
-        assert package in host | tests, package
+    for binary in lab_binaries():
+        assert hostdeps.package_of(binary) in host | tests, binary
 
 
 def test_make_up_gets_every_tool_it_runs() -> None:
     host = set(hostdeps.read_list()["host"])
-    needed = {*libvirtd.COMMANDS.values(), *image.COMMANDS.values()} - {"dpkg"}
+    tools = (*libvirtd.COMMANDS, libvirtd.qemu_driver(), *libvirtd.MOUNT_POINTS, *image.TOOLS)
+    needed = {hostdeps.package_of(tool) for tool in tools} - {"dpkg"}
     assert needed <= host, needed - host
     # make up's own checks and commands: mkisofs, ssh-keygen, the certificate, the tier gate,
     # the picture, the venv.
     assert {"genisoimage", "openssh-client", "openssl", "curl", "graphviz", "python3-venv"} <= host
+
+
+def test_a_package_line_names_its_tools() -> None:
+    text = "[host]\ne2fsprogs: mkfs.ext4 e2fsck  # why\ncurl\n[tests]\nnginx: /usr/sbin/nginx\n"
+    assert hostdeps.parse_list(text)["host"] == ("e2fsprogs", "curl")
+    assert hostdeps.parse_tools(text) == {
+        "mkfs.ext4": "e2fsprogs",
+        "e2fsck": "e2fsprogs",
+        "/usr/sbin/nginx": "nginx",
+    }
+
+
+def test_every_tool_the_code_checks_for_has_its_package_in_the_one_list() -> None:
+    """A tool missing from scripts/apt-packages.txt would fail its own check with a KeyError."""
+    from halab import validate
+    from halab.lab import lab
+
+    listed = {p for section in hostdeps.read_list().values() for p in section}
+    checked = (
+        *image.TOOLS, *libvirtd.COMMANDS, libvirtd.qemu_driver(), *libvirtd.MOUNT_POINTS,
+        *validate.TOOLS, *lab.REQUIRED, "mkisofs", "git", "systemd-nspawn", "nsenter",
+    )  # fmt: skip
+    for tool in checked:
+        assert hostdeps.package_of(tool) in listed, tool
+    # An absolute path is found by itself or by its file name.
+    assert hostdeps.package_of("/usr/lib/python3/dist-packages/fastapi") == "python3-fastapi"
+    assert hostdeps.package_of("/usr/sbin/haproxy") == "haproxy"
+    with pytest.raises(KeyError):
+        hostdeps.package_of("no-such-tool")
+
+
+def test_missing_tools_are_named_all_at_once_with_their_packages(tmp_path: Path) -> None:
+    (tmp_path / "mkfs.ext4").touch(mode=0o755)
+    path = str(tmp_path)
+    hostdeps.require_tools(["mkfs.ext4", str(tmp_path)], HostDepsError, path=path)
+    with pytest.raises(HostDepsError) as failure:
+        hostdeps.require_tools(
+            ["mkfs.ext4", "e2fsck", "mmdebstrap", "/nonexistent/sbin/haproxy"],
+            HostDepsError,
+            path=path,
+        )
+    assert str(failure.value) == (
+        "missing e2fsck, mmdebstrap, /nonexistent/sbin/haproxy: apt-get install "
+        "--no-install-recommends e2fsprogs mmdebstrap haproxy"
+    )
+
+
+def test_root_is_required_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    hostdeps.require_root("the test needs it", HostDepsError)
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    with pytest.raises(SystemExit, match=r"^run as root: the test needs it$"):
+        hostdeps.require_root("the test needs it", SystemExit)
 
 
 # --- what dpkg says ---------------------------------------------------------------------------

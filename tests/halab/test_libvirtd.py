@@ -257,3 +257,15 @@ def test_start_answers_and_stop_leaves_nothing_but_definitions(
     assert (p.etc / "qemu" / "networks" / "hwl-t1.xml").is_file()
     stopped = _cli("status")
     assert (stopped.returncode, stopped.stdout) == (3, "stopped\n")
+
+
+def test_the_qemu_driver_is_found_multiarch_or_not(tmp_path: Path) -> None:
+    plain = tmp_path / libvirtd.QEMU_DRIVER
+    assert libvirtd.qemu_driver(tmp_path) == str(plain)  # neither: the path a check reports
+    multiarch = tmp_path / "x86_64-linux-gnu" / libvirtd.QEMU_DRIVER
+    multiarch.parent.mkdir(parents=True)
+    multiarch.touch()
+    assert libvirtd.qemu_driver(tmp_path) == str(multiarch)
+    plain.parent.mkdir(parents=True)
+    plain.touch()
+    assert libvirtd.qemu_driver(tmp_path) == str(plain)

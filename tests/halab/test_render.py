@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from halab.render import readiness_script, render_all, vip_check_script
+from halab import hostdeps
+from halab.render import (
+    RenderedFile,
+    readiness_script,
+    render_all,
+    vip_check_script,
+    write_files,
+    write_tree,
+)
 from halab.roles import PATHS, Role
 from halab.spec import LabSpec
 from halab.stackconfig import read_stack
@@ -27,8 +34,7 @@ def spec(request: pytest.FixtureRequest) -> LabSpec:
 
 
 def _shellcheck(script: str, tmp_path: Path, name: str) -> None:
-    if shutil.which("shellcheck") is None:
-        pytest.fail("shellcheck is missing: apt-get install shellcheck")
+    hostdeps.require_tools(["shellcheck"], pytest.fail)
     path = tmp_path / name
     path.write_text(script)
     done = subprocess.run(
@@ -93,3 +99,25 @@ def test_instance_id_follows_content(spec: LabSpec) -> None:
         n: h.instance_id for n, h in again.items()
     }
     assert len({h.instance_id for h in first.values()}) == len(first)
+
+
+def test_files_go_under_a_root_at_their_real_paths_with_their_modes(tmp_path: Path) -> None:
+    files = (RenderedFile("/etc/a/b.conf", "b\n"), RenderedFile("/etc/key.pem", "k", "0600"))
+    written = write_files(files, tmp_path / "root")
+    assert written == [tmp_path / "root/etc/a/b.conf", tmp_path / "root/etc/key.pem"]
+    assert [p.read_text() for p in written] == ["b\n", "k"]
+    assert [p.stat().st_mode & 0o777 for p in written] == [0o644, 0o600]
+
+
+def test_a_tree_holds_each_hosts_seed_and_its_files_under_files(tmp_path: Path) -> None:
+    rendered = render_all(read_stack("dev").spec(offline=True))
+    written = write_tree(rendered, tmp_path)
+    assert len(written) == sum(3 + len(host.files) for host in rendered.values())
+    for name, host in rendered.items():
+        assert (tmp_path / name / "user-data").read_text() == host.user_data
+        assert (tmp_path / name / "network-config").read_text() == host.network_config
+        assert (tmp_path / name / "meta-data").read_text() == host.meta_data
+        for f in host.files:
+            path = tmp_path / name / "files" / f.path.lstrip("/")
+            assert path.read_text() == f.content
+            assert path.stat().st_mode & 0o777 == int(f.mode, 8)

@@ -29,7 +29,7 @@ from halab.spec import LabSpec
 from halab.stackconfig import read_stack
 from halab.validate import (
     CHECKS_BY_NAME,
-    TOOL_PACKAGES,
+    TOOLS,
     HostTree,
     Problem,
     cloud_config_keys,
@@ -168,10 +168,10 @@ def test_app_serves_root_test_and_health(stack: str, host: str, validated: Valid
 # ---- the validators themselves ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tool", sorted(TOOL_PACKAGES))
+@pytest.mark.parametrize("tool", sorted(TOOLS))
 def test_validator_tool_is_installed(tool: str) -> None:
     """Each tool is here; if not, the failure names the Debian package that brings it."""
-    which(tool)  # raises ToolMissingError: "'nginx' is not installed: run `apt-get install ...`"
+    which(tool)  # raises ToolMissingError: "missing nginx: apt-get install ... nginx"
 
 
 def test_a_missing_tool_fails_and_names_its_package(
@@ -184,7 +184,7 @@ def test_a_missing_tool_fails_and_names_its_package(
     problems = run_check(CHECKS_BY_NAME["haproxy"], tree)
     with pytest.raises(AssertionError) as failure:
         assert_no_problems(problems)
-    assert "'haproxy' is not installed: run `apt-get install haproxy`" in str(failure.value)
+    assert "missing haproxy: apt-get install --no-install-recommends haproxy" in str(failure.value)
 
 
 def test_known_cloud_config_keys_come_from_cloud_inits_schema() -> None:

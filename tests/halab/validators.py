@@ -13,7 +13,7 @@ from pathlib import Path
 from halab.render import RenderedHost, render_all, write_tree
 from halab.spec import LabSpec
 from halab.stackconfig import REPO_ROOT
-from halab.validate import CHECKS, TOOL_PACKAGES, Check, HostTree, Problem, run_check, run_checks
+from halab.validate import CHECKS, Check, HostTree, Problem, run_check, run_checks
 
 #: A real OpenSSH public key line (its blob names its type), for configs that need one.
 TEST_SSH_KEY = (
@@ -73,9 +73,3 @@ def validate_all(trees: Iterable[HostTree]) -> list[Problem]:
     """Every applicable check on every given host, in parallel."""
     tasks = [(c, t) for t in trees for c in CHECKS if c.applies(t.files())]
     return [p for problems in run_checks(tasks) for p in problems]
-
-
-def missing_tool_message(tool: str) -> str:
-    """The failure text for a validator that is not installed."""
-    package = TOOL_PACKAGES[tool]
-    return f"{tool!r} is not installed: run `apt-get install {package}` (Debian package {package})"

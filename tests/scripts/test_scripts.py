@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from halab import hostdeps
 from halab.stackconfig import REPO_ROOT
 
 SCRIPTS = sorted((REPO_ROOT / "scripts").glob("*.sh"))
@@ -19,8 +19,7 @@ THIN_LINES = 20
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_shellcheck_passes(script: Path) -> None:
-    if shutil.which("shellcheck") is None:
-        pytest.fail("shellcheck is missing: apt-get install shellcheck")
+    hostdeps.require_tools(["shellcheck"], pytest.fail)
     run = subprocess.run(
         ["shellcheck", "-x", str(script)], capture_output=True, text=True, check=False
     )

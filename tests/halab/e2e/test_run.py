@@ -114,6 +114,8 @@ def test_fast_detection_sweep_sets_each_variant_then_the_stacks_own_values(
     rows = json.loads((tmp_path / "fast-detection-sweep.json").read_text())
     assert [r["variant"] for r in rows] == ["fast detection off", "BFD 100 ms", "BFD 50 ms"]
     assert rows[1]["hard_failure_outage_s"] == 0.04
+    assert (rows[0]["vip_moves"], rows[0]["failed"]) == (0, 0)
+    assert (rows[1]["bfdIntervalMs"], rows[1]["vip_move_s"]) == ("100", 0.05)
     assert "BFD 50 ms" in (tmp_path / "fast-detection-sweep.txt").read_text()
 
 

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
+from halab import hostdeps
 from halab.drills import registry, report
 from halab.drills.core import DrillResult
 from halab.drills.probe import ProbeConfig
 from halab.lab import netns, procs
-from halab.lab.lab import NamespaceLab, missing_packages
+from halab.lab.lab import NamespaceLab, require_packages
 from halab.lab.state import LabState
 
 #: Where Keepalived keeps a namespace's run files (its children's pid files unless told).
@@ -25,11 +26,8 @@ KEEPALIVED_RUN = Path("/run/keepalived")
 def running_lab(stack: str, overrides: dict[str, Any] | None = None) -> Iterator[NamespaceLab]:
     """Bring the stack's lab up (with ``overrides`` of its values); on the way out take it down
     and fail if a namespace, a process, the run folder or a Keepalived run file of it is left."""
-    if os.geteuid() != 0:
-        pytest.fail("the namespace lab tests need root (network namespaces)")
-    missing = missing_packages()
-    if missing:
-        pytest.fail(f"missing Debian packages for the lab: {', '.join(missing)} (apt-get install)")
+    hostdeps.require_root("the namespace lab tests make network namespaces", pytest.fail)
+    require_packages(pytest.fail)
     if LabState.load(stack) is not None:
         NamespaceLab.attach(stack).down(lambda _m: None)  # a previous run's leftovers
     created = NamespaceLab.create(stack, overrides=overrides)

@@ -110,3 +110,18 @@ def test_load_runs_options() -> None:
     args = parser.parse_args(["--load-runs", "5", "--realtime-both", "--no-drills"])
     assert (args.load_runs, args.realtime_both, args.no_drills) == (5, True, True)
     assert parser.parse_args([]).load_runs == 0
+
+
+def test_the_sweep_takes_each_advert_interval_with_realtime_on_then_off() -> None:
+    variants = bench.advert_variants([10, 50])
+    assert [v.label for v in variants] == [
+        "advert 10 ms, realtime on",
+        "advert 10 ms, realtime off",
+        "advert 50 ms, realtime on",
+        "advert 50 ms, realtime off",
+    ]
+    assert variants[1].values == {
+        "vrrpVersion": 3,
+        "vrrpAdvertIntervalMs": 10,
+        bench.REALTIME: False,
+    }

@@ -8,7 +8,6 @@ package to install (it never skips). Every drill's report is written under
 from __future__ import annotations
 
 import socket
-import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from halab.lab import netns, procs
 from halab.lab.lab import LabError, NamespaceLab, http_get
 from halab.roles import APP, Role, ZoneName
 from halab.stackconfig import REPO_ROOT
+from halab.tls import unverified_context
 from tests.halab.lab import vrrp_packets
 from tests.halab.lab.running import passing_drills, running_lab
 
@@ -77,10 +77,7 @@ def _vip_certificate(lab: NamespaceLab) -> bytes:
     """The DER certificate the VIP presents, seen from the DMZ."""
     sock = netns.socket_in(lab.ns("edge"))
     sock.settimeout(2.0)
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with ctx.wrap_socket(sock) as tls:
+    with unverified_context().wrap_socket(sock) as tls:
         tls.connect((str(lab.spec.vip_address), 443))
         der = tls.getpeercert(binary_form=True)
     assert der
