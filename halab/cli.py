@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     from halab.e2e.check import add_check_command
     from halab.e2e.launch import add_e2e_command
     from halab.e2e.reclaim import add_reclaim_command
+    from halab.fortigate.server import add_fortigate_command
     from halab.image import add_image_command
     from halab.libvirtd import add_libvirtd_command
 
@@ -152,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_docs_command(sub)
     add_e2e_command(sub)
     add_reclaim_command(sub)
+    add_fortigate_command(sub)
     add_libvirtd_command(sub)
     add_image_command(sub)
     return parser

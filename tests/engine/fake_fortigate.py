@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from halab.fortigate.tls import make_ca_and_server_cert
 
 #: What FortiOS 7.2 answers to the status call (the fields the provider reads).
 STATUS = {
@@ -41,26 +42,6 @@ class FakeFortiGate:
     host: str
     ca_file: Path
     requests: list[tuple[str, str, str]] = field(default_factory=list)
-
-
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-
-def make_ca_and_server_cert(folder: Path) -> tuple[Path, Path, Path]:
-    """A CA, and a certificate for 127.0.0.1 signed by it: (ca.pem, server.pem, server.key)."""
-    ca_key, ca, key, csr, cert = (
-        folder / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")
-    )
-    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
-    _openssl("req", "-x509", *ec, "-days", "1", "-subj", "/CN=test FortiGate CA",
-             "-keyout", str(ca_key), "-out", str(ca))  # fmt: skip
-    _openssl("req", "-new", *ec, "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(csr))
-    ext = folder / "san.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
-             "-CAcreateserial", "-days", "1", "-extfile", str(ext), "-out", str(cert))  # fmt: skip
-    return ca, cert, key
 
 
 @contextmanager
