@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from halab.fortigate import EMULATOR_NOTICE, schema
 from halab.fortigate.errors import FortiOSError, unproven
+from halab.fortigate.nft import Forwarding, NftApplier, parse_interface
 from halab.fortigate.store import DEFAULT_INTERFACES, Store
 from halab.fortigate.tls import make_ca_and_server_cert
 
@@ -73,9 +74,11 @@ class Request:
 class Api:
     """The routing and the answers, apart from the socket (the unit tests call this directly)."""
 
-    def __init__(self, store: Store, token: str) -> None:
+    def __init__(self, store: Store, token: str, forwarding: Forwarding | None = None) -> None:
         self.store = store
         self._token = token
+        #: With ``--apply-nft``: every successful change is loaded into the kernel, or undone.
+        self.forwarding = forwarding
         self._revision = 0
         self._lock = threading.Lock()
 
@@ -120,6 +123,7 @@ class Api:
             return out
         with self._lock:
             old = self._revision_hash()
+            before = self.store.snapshot() if self.forwarding is not None else None
             if request.method == "POST" and mkey is None:
                 out["mkey"] = self.store.create(vdom, table_path, self._json(request))
             elif request.method == "PUT" and mkey is not None:
@@ -130,6 +134,14 @@ class Api:
             else:
                 where = "with" if mkey is not None else "without"
                 raise unproven(f"{request.method} {where} a key on {table_path}")
+            if self.forwarding is not None and before is not None:
+                try:
+                    self.forwarding.sync(self.store)
+                except FortiOSError:
+                    # The kernel keeps the last ruleset loaded, so the store goes back to what
+                    # that ruleset means: the two never disagree.
+                    self.store.restore(before)
+                    raise
             self._revision += 1
             out |= {
                 "status": "success",
@@ -271,10 +283,15 @@ def serve(
     key: Path,
     ca: Path,
     address: tuple[str, int] = ("127.0.0.1", 0),
+    forwarding: Forwarding | None = None,
 ) -> Iterator[Running]:
-    """Serve the API over HTTPS until the block ends."""
+    """Serve the API over HTTPS until the block ends (loading rules with ``forwarding``)."""
     seen: list[tuple[str, str, int]] = []
-    server = ThreadingHTTPServer(address, _handler(Api(store, token), seen))
+    if forwarding is not None:
+        # The kernel starts from the configuration the state file kept; a state it cannot load
+        # stops the start rather than serve a store the firewall does not follow.
+        forwarding.sync(store)
+    server = ThreadingHTTPServer(address, _handler(Api(store, token, forwarding), seen))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
@@ -296,6 +313,13 @@ def _listen(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _interface(text: str) -> tuple[str, str | None]:
+    try:
+        return parse_interface(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _run(args: argparse.Namespace) -> int:
     state = Path(args.state) if args.state else None
     host, port = args.listen
@@ -309,20 +333,34 @@ def _run(args: argparse.Namespace) -> int:
         token_file.write_text(secrets.token_urlsafe(24) + "\n")
         token_file.chmod(0o600)
     token = token_file.read_text().strip()
-    store = Store(
-        vdoms=args.vdom or ["root"],
-        interfaces=args.interface or DEFAULT_INTERFACES,
-        state_file=state,
-    )
-    with serve(store, token, cert=cert, key=key, ca=ca, address=(host, port)) as running:
-        print(
-            f"{EMULATOR_NOTICE}\nlistening on https://{running.host} (CA: {ca}; token in "
-            f"{token_file}; state: {state or 'memory only'}); Ctrl-C stops it",
-            file=sys.stderr,
-            flush=True,
-        )
-        with suppress(KeyboardInterrupt):
-            threading.Event().wait()
+    ports = dict(args.interface or [(name, None) for name in DEFAULT_INTERFACES])
+    vdoms = args.vdom or ["root"]
+    store = Store(vdoms=vdoms, interfaces=ports, state_file=state)
+    forwarding = None
+    if args.apply_nft:
+        if len(vdoms) != 1:
+            # Each VDOM is a firewall of its own; one network namespace holds one.
+            print("--apply-nft takes one VDOM", file=sys.stderr)
+            return 2
+        nft_file = Path(args.nft_file or (state.parent if state else Path.cwd()) / "fortigate.nft")
+        linux = {name: ifname for name, ifname in ports.items() if ifname is not None}
+        forwarding = Forwarding(NftApplier(nft_file), linux, vdoms[0])
+    try:
+        with serve(store, token, cert=cert, key=key, ca=ca, address=(host, port),
+                   forwarding=forwarding) as running:  # fmt: skip
+            print(
+                f"{EMULATOR_NOTICE}\nlistening on https://{running.host} (CA: {ca}; token in "
+                f"{token_file}; state: {state or 'memory only'}; forwarding: "
+                f"{'nft' if forwarding else 'off'}); Ctrl-C stops it",
+                file=sys.stderr,
+                flush=True,
+            )
+            with suppress(KeyboardInterrupt):
+                threading.Event().wait()
+    except FortiOSError as error:
+        # Only the first load can fail here: the state holds what cannot be forwarded.
+        print(f"fortigate-emulator: not started: {error.cli_error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -369,7 +407,25 @@ def add_fortigate_command(sub: Any) -> None:
     command.add_argument(
         "--interface",
         action="append",
-        metavar="NAME",
-        help="an interface it has (repeat; default: any, port1 ... port10)",
+        type=_interface,
+        metavar="NAME[=LINUX]",
+        help=(
+            "an interface it has, and the Linux interface it stands for with --apply-nft "
+            "(repeat; e.g. port1=eth0; default: any, port1 ... port10)"
+        ),
+    )
+    command.add_argument(
+        "--apply-nft",
+        action="store_true",
+        help=(
+            "forward by what it was told: after each change load its VIPs and policies as "
+            "nftables rules (table inet fortigate) with nft -f, undoing a change nft refuses"
+        ),
+    )
+    command.add_argument(
+        "--nft-file",
+        default=None,
+        metavar="FILE",
+        help="where the loaded ruleset is kept (default: fortigate.nft beside the state)",
     )
     command.set_defaults(func=_run)

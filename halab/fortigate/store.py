@@ -112,6 +112,18 @@ class Store:
         temp.write_text(json.dumps(data, indent=1, sort_keys=True))
         os.replace(temp, self._state_file)
 
+    def snapshot(self) -> dict[str, dict[str, dict[str, Entry]]]:
+        """Every VDOM's tables as they are now, for :meth:`restore`."""
+        with self._lock:
+            return copy.deepcopy(self._vdoms)
+
+    def restore(self, snapshot: dict[str, dict[str, dict[str, Entry]]]) -> None:
+        """Put back what :meth:`snapshot` took (and write it to the state file): a change the
+        kernel refused is undone, so the store never says what the firewall does not do."""
+        with self._lock:
+            self._vdoms = copy.deepcopy(snapshot)
+            self._save()
+
     # -- lookups -----------------------------------------------------------------------------
 
     def _tables(self, vdom: str) -> dict[str, dict[str, Entry]]:
