@@ -10,6 +10,8 @@ refused, not guessed, and listed in docs/fortigate-emulator.md.
 - :mod:`halab.fortigate.store`: objects per VDOM, referential integrity, FortiOS's error codes.
 - :mod:`halab.fortigate.server`: HTTPS, token auth, the REST paths and FortiOS's response shape.
 - :mod:`halab.fortigate.tls`: a throwaway CA and a server certificate signed by it.
+- :mod:`halab.fortigate.nft`: with ``--apply-nft``, its VIPs and policies as nftables rules,
+  loaded after every change (``fortigate.nft.j2``).
 """
 
 from __future__ import annotations
