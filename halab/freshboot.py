@@ -53,6 +53,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -622,8 +623,9 @@ def steps(box: Container, report: Report, phases: Phases) -> None:
     report.findings += libvirt_findings(name, answered, nets)
 
 
-def lab_steps(box: Container, report: Report, phases: Phases) -> None:
-    """Step 6 of the module doc: the lab at the root's own libvirtd, in a network of its own."""
+def lab_steps(box: Container, report: Report, phases: Phases, reports: Path) -> None:
+    """Step 6 of the module doc: the lab at the root's own libvirtd, in a network of its own;
+    the lab's own reports (make up's picture, make check's drills) are kept in ``reports``."""
     snaps = report.snapshots
     with phases.timed("boot with a private network"):
         box.stop()
@@ -646,6 +648,10 @@ def lab_steps(box: Container, report: Report, phases: Phases) -> None:
             if target == "up":
                 during = parse_inventory(box.run(inventory, timeout=CALL_TIMEOUT))
     finally:
+        lab_reports = box.root / INNER_REPO.relative_to("/") / "reports"
+        if lab_reports.is_dir():
+            shutil.rmtree(reports, ignore_errors=True)
+            shutil.copytree(lab_reports, reports)
         # Whatever make up did (a failure of its is what the run reports), make down runs.
         print("fresh: make down in the booted root ...", flush=True)
         with phases.timed("make down"):
@@ -714,7 +720,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 steps(box, report, phases)
                 if args.lab:
-                    lab_steps(box, report, phases)
+                    lab_steps(box, report, phases, args.reports / args.release / "lab")
             finally:
                 with phases.timed("power off"):
                     box.stop()

@@ -300,7 +300,25 @@ class VmLab(SpecDrillTarget):
             except E2eError as exc:
                 last = str(exc)
                 time.sleep(2.0)
-        raise E2eError(f"{host} not healthy within {timeout:.0f}s: {last}")
+        raise E2eError(
+            f"{host} not healthy within {timeout:.0f}s: {last}{self._why_unhealthy(host)}"
+        )
+
+    def _why_unhealthy(self, host: str) -> str:
+        """Each unit's state and the end of its journal this boot, for the error: the quiet
+        check above says only that one is not active."""
+        units = " ".join(ROLES[self.host(host).role].units)
+        journal = " ".join(f"-u {unit}" for unit in units.split())
+        try:
+            # `true` last: is-active fails for an inactive unit, which is the answer wanted.
+            told = self.run(
+                host,
+                f"systemctl is-active {units}; sudo journalctl -b --no-pager -n 30 {journal}; true",
+                timeout=30.0,
+            )
+        except E2eError as exc:
+            return f"\n(and asking it why failed: {exc})"
+        return f"\n{told.strip()}"
 
     def unit(self, host: str, name: str) -> str:
         """The systemd unit of a host's daemon (its role's definition)."""

@@ -93,3 +93,24 @@ def test_balanced() -> None:
     assert balanced({"web-1": 6, "web-2": 4}, ["web-1", "web-2"])
     assert not balanced({"web-1": 9, "web-2": 1}, ["web-1", "web-2"])
     assert not balanced({"web-1": 10}, ["web-1", "web-2"])
+
+
+def test_a_host_that_never_gets_healthy_says_which_unit_and_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = _lab(tmp_path)
+    asked: list[str] = []
+
+    def run(name: str, command: str, timeout: float = 30.0) -> str:
+        asked.append(command)
+        if "--quiet" in command:
+            raise E2eError(f"{name}: `{command}` exit 3: ")
+        return "active\ninactive\nkeepalived[412]: Stopped (exit 1)\n"
+
+    monkeypatch.setattr(lab, "run", run)
+    monkeypatch.setattr("halab.e2e.vmlab.time.sleep", lambda _s: None)
+    with pytest.raises(E2eError, match="not healthy within 0s") as failed:
+        lab.wait_healthy("lb-1", timeout=0.01)
+    assert "inactive" in str(failed.value) and "Stopped (exit 1)" in str(failed.value)
+    # The quiet check first, then one question for the states and the journal.
+    assert "journalctl -b" in asked[-1] and "-u keepalived.service" in asked[-1]
