@@ -31,8 +31,8 @@ RELEASE ?=
 fresh-test: bootstrap ## `make test` in a pristine Debian root (RELEASE; mmdebstrap; root; CI runs this)
 	python3 -m halab.fresh $(if $(RELEASE),--release $(RELEASE))
 
-fresh-boot: bootstrap ## a pristine Debian root booted with systemd: make up's and make test's installs start nothing (LAB=1: then make up, check, down at its qemu:///system)
-	python3 -m halab.fresh --boot $(if $(RELEASE),--release $(RELEASE)) $(if $(LAB),--lab)
+fresh-boot: bootstrap ## a pristine Debian root booted with systemd: make up's and make test's installs start nothing (LAB=1: then make up, check, down at its qemu:///system; LAB=2: two labs at once)
+	python3 -m halab.fresh --boot $(if $(RELEASE),--release $(RELEASE)) $(if $(LAB),--lab) $(if $(filter 2,$(LAB)),--second-lab)
 
 bootstrap: ## the Debian packages `make up` needs and the virtualenv (idempotent; nothing left serving)
 	scripts/bootstrap.sh host

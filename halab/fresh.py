@@ -308,6 +308,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "own libvirtd (qemu:///system), in a network namespace of its own",
     )
     parser.add_argument(
+        "--second-lab",
+        action="store_true",
+        help="with --lab: a second lab with its own address plan up beside the first on the "
+        "same libvirtd; both checked; its make down must leave the first untouched",
+    )
+    parser.add_argument(
         "--reports",
         type=Path,
         default=None,
@@ -319,6 +325,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.lab and not args.boot:
         parser.error("--lab needs --boot")
+    if args.second_lab and not args.lab:
+        parser.error("--second-lab needs --lab")
     if args.reports is None:
         args.reports = REPO / "reports" / ("fresh-boot" if args.boot else "fresh-test")
     return args

@@ -101,6 +101,29 @@ LAB_ON_DEMAND: Mapping[str, str] = {
 }
 #: The stack ``make up`` deploys when the user names none.
 LAB_STACK = "local"
+#: A second lab beside it: the local stack's settings (VM sizes, VRRP and health-check timers
+#: that hold on emulated guests), with an address plan, a VRRP router id and names of its own.
+SECOND_STACK = "neighbour"
+SECOND_LAB_CONFIG: Mapping[str, object] = {
+    "ha-web-lab:edge": "linux",
+    "ha-web-lab:defaultMemoryMib": 512,
+    "ha-web-lab:defaultVcpus": 1,
+    "ha-web-lab:vrrpVersion": 3,
+    "ha-web-lab:vrrpAdvertIntervalMs": 1000,
+    "ha-web-lab:vrrpRealtime": True,
+    "ha-web-lab:vrrpRouterId": 55,
+    "ha-web-lab:readinessTimeoutS": 900,
+    "ha-web-lab:healthCheckIntervalMs": 2000,
+    "ha-web-lab:healthCheckFall": 3,
+    "ha-web-lab:zones": {
+        "public": {"cidr": "198.51.100.0/24", "mode": "route"},
+        "dmz": {
+            "cidr": "10.0.2.0/24", "mode": "isolated", "hostAddress": None,
+            "gateway": "10.0.2.1",
+        },
+        "internal": {"cidr": "192.168.20.0/24", "mode": "nat"},
+    },
+}  # fmt: skip
 #: What libvirtd at qemu:///system holds: one line per object, ``<kind> <name>``.
 INVENTORY_SCRIPT = """
 v() { virsh -q -c qemu:///system "$@"; }
@@ -365,6 +388,24 @@ def lab_findings(before: set[str], during: set[str], after: set[str]) -> list[Fi
     return found
 
 
+def neighbour_findings(first: set[str], before: set[str], now: set[str]) -> list[Finding]:
+    """After the second lab's ``make down``: libvirtd holds what it held before plus the first
+    lab's objects, exactly (the second's all gone, none of the first's touched)."""
+    phase = "second lab's make down"
+    expected = before | first
+    found = [
+        Finding(phase, "libvirt", obj, "unexpected", "the first lab's, gone with the second")
+        for obj in sorted(expected - now)
+    ]
+    found += [
+        Finding(phase, "libvirt", obj, "unexpected", "left by the second lab's make down")
+        for obj in sorted(now - expected)
+    ]
+    return found or [
+        Finding(phase, "libvirt", "the first lab", "expected", f"all {len(first)} objects kept")
+    ]
+
+
 def verdict_table(findings: Sequence[Finding]) -> str:
     """One row per finding."""
     rows = [f"{'phase':<26} {'kind':<12} {'name':<44} {'verdict':<14} why"]
@@ -623,53 +664,93 @@ def steps(box: Container, report: Report, phases: Phases) -> None:
     report.findings += libvirt_findings(name, answered, nets)
 
 
-def lab_steps(box: Container, report: Report, phases: Phases, reports: Path) -> None:
+class LabRun:
+    """The lab steps' commands in the booted root, each timed and shown as it runs."""
+
+    def __init__(self, box: Container, phases: Phases) -> None:
+        self.box = box
+        self.phases = phases
+
+    def make(self, target: str, stack: str, *extra: str) -> None:
+        """``make TARGET STACK=stack`` (or, with ``extra``, ``python -m halab TARGET``)."""
+        where = f"cd {shlex.quote(str(INNER_REPO))} && exec "
+        if extra:
+            command = shlex.join(
+                ["venv/bin/python", "-m", "halab", target, "--stack", stack, *extra]
+            )
+        else:
+            command = f"make {target} STACK={shlex.quote(stack)}"
+        label = f"make {target} ({stack}{', ' + ' '.join(extra) if extra else ''})"
+        print(f"fresh: {label} in the booted root ...", flush=True)
+        with self.phases.timed(label):
+            self.box.run(["bash", "-c", where + command], timeout=LAB_STEP_TIMEOUT, stream=True)
+
+    def inventory(self) -> set[str]:
+        """What libvirtd at qemu:///system holds now."""
+        return parse_inventory(self.box.run(["sh", "-c", INVENTORY_SCRIPT], timeout=CALL_TIMEOUT))
+
+
+def write_second_stack(root: Path) -> None:
+    """The second lab's stack file in the root's clone. JSON is YAML, and the standard library
+    writes it (this module runs before the venv exists)."""
+    path = root / INNER_REPO.relative_to("/") / f"Pulumi.{SECOND_STACK}.yaml"
+    path.write_text(json.dumps({"config": SECOND_LAB_CONFIG}, indent=2) + "\n", encoding="utf-8")
+
+
+def lab_steps(
+    box: Container, report: Report, phases: Phases, reports: Path, *, second: bool = False
+) -> None:
     """Step 6 of the module doc: the lab at the root's own libvirtd, in a network of its own;
-    the lab's own reports (make up's picture, make check's drills) are kept in ``reports``."""
+    the lab's own reports (make up's picture, make check's drills) are kept in ``reports``.
+
+    ``second``: a second lab with its own address plan beside the first, on the same libvirtd:
+    both up, both checked, then the second's ``make down`` must leave the first as it was
+    (its objects all there, and it still serves)."""
     snaps = report.snapshots
     with phases.timed("boot with a private network"):
         box.stop()
         box.private_network = True
         box.boot()
     snaps["before make up"] = start = box.snapshot()
-    inventory = ["sh", "-c", INVENTORY_SCRIPT]
-    before = parse_inventory(box.run(inventory, timeout=CALL_TIMEOUT))
-    make = f"cd {shlex.quote(str(INNER_REPO))} && exec make "
-    during: set[str] = set()
+    lab = LabRun(box, phases)
+    before = lab.inventory()
+    stacks = [LAB_STACK, *([SECOND_STACK] if second else [])]
+    if second:
+        write_second_stack(box.root)
+    up: list[str] = []
+    made: dict[str, set[str]] = {}
     try:
-        for target in ("up", "check"):
-            print(f"fresh: make {target} in the booted root ...", flush=True)
-            with phases.timed(f"make {target}"):
-                box.run(
-                    ["bash", "-c", make + f"{target} STACK={LAB_STACK}"],
-                    timeout=LAB_STEP_TIMEOUT,
-                    stream=True,
-                )
-            if target == "up":
-                during = parse_inventory(box.run(inventory, timeout=CALL_TIMEOUT))
+        for stack in stacks:
+            held = lab.inventory()
+            up.append(stack)
+            lab.make("up", stack)
+            made[stack] = lab.inventory() - held
+        for stack in stacks:
+            lab.make("check", stack)
+        if second:
+            up.remove(SECOND_STACK)
+            lab.make("down", SECOND_STACK)
+            report.findings += neighbour_findings(made[LAB_STACK], before, lab.inventory())
+            # The first lab still serves, and its drills still pass, with the second gone.
+            lab.make("check", LAB_STACK, "--steps", "round-robin", "--tag", "after-neighbour-down")
     finally:
         lab_reports = box.root / INNER_REPO.relative_to("/") / "reports"
         if lab_reports.is_dir():
             shutil.rmtree(reports, ignore_errors=True)
             shutil.copytree(lab_reports, reports)
         # Whatever make up did (a failure of its is what the run reports), make down runs.
-        print("fresh: make down in the booted root ...", flush=True)
-        with phases.timed("make down"):
+        for stack in reversed(up):
             try:
-                box.run(
-                    ["bash", "-c", make + f"down STACK={LAB_STACK}"],
-                    timeout=LAB_STEP_TIMEOUT,
-                    stream=True,
-                )
+                lab.make("down", stack)
             except FreshError as exc:
                 report.findings.append(
-                    Finding("make down", "step", "make down", "unexpected", str(exc))
+                    Finding("make down", "step", f"make down ({stack})", "unexpected", str(exc))
                 )
-        after = parse_inventory(box.run(inventory, timeout=CALL_TIMEOUT))
+        after = lab.inventory()
         name = "after make down"
         snaps[name] = box.snapshot()
         report.findings += compare(start, snaps[name], name, on_demand=LAB_ON_DEMAND)
-        report.findings += lab_findings(before, during, after)
+        report.findings += lab_findings(before, before.union(*made.values()), after)
 
 
 def prepare_lab(release: str, phases: Phases) -> list[tuple[Path, Path]]:
@@ -720,7 +801,10 @@ def run(args: argparse.Namespace) -> int:
             try:
                 steps(box, report, phases)
                 if args.lab:
-                    lab_steps(box, report, phases, args.reports / args.release / "lab")
+                    lab_steps(
+                        box, report, phases, args.reports / args.release / "lab",
+                        second=args.second_lab,
+                    )  # fmt: skip
             finally:
                 with phases.timed("power off"):
                     box.stop()

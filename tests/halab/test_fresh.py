@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pytest
 
 from halab import fresh, freshboot
 from halab.fresh import INNER_SHARED, FreshError, Mount, Phases
+from halab.roles import ZoneName
+from halab.stackconfig import REPO_ROOT, read_stack
 
 
 def test_every_mount_lands_inside_the_root_and_shared_is_read_only() -> None:
@@ -241,6 +244,34 @@ def test_make_down_must_leave_the_users_libvirtd_as_it_found_it() -> None:
     assert [f.verdict for f in elsewhere] == ["unexpected"]
 
 
+def test_the_second_labs_make_down_must_leave_the_first_as_it_was() -> None:
+    theirs = {"pool theirs"}
+    first = {"domain hwl-local-lb-1", "network hwl-local-dmz"}
+    kept = freshboot.neighbour_findings(first, theirs, theirs | first)
+    assert [(f.name, f.verdict) for f in kept] == [("the first lab", "expected")]
+    gone = freshboot.neighbour_findings(first, theirs, theirs | {"domain hwl-local-lb-1"})
+    assert [(f.name, f.verdict) for f in gone] == [("network hwl-local-dmz", "unexpected")]
+    left = freshboot.neighbour_findings(first, theirs, theirs | first | {"pool hwl-neighbour"})
+    assert [(f.name, f.why) for f in left] == [
+        ("pool hwl-neighbour", "left by the second lab's make down")
+    ]
+
+
+def test_the_second_lab_has_an_address_plan_of_its_own(tmp_path: Path) -> None:
+    repo = tmp_path / fresh.INNER_REPO.relative_to("/")
+    repo.mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "Pulumi.yaml", repo)
+    freshboot.write_second_stack(tmp_path)
+    # Read as make up reads it: the project's one reader, every key declared.
+    second = read_stack(freshboot.SECOND_STACK, repo).spec(offline=True)
+    first = read_stack(freshboot.LAB_STACK, REPO_ROOT).spec(offline=True)
+    for zone in ZoneName:
+        assert not second.zones[zone].cidr.overlaps(first.zones[zone].cidr), zone
+        assert second.bridge_name(zone) != first.bridge_name(zone)
+    assert second.vrrp.router_id != first.vrrp.router_id
+    assert second.lab_name != first.lab_name
+
+
 def test_the_tables_and_the_report_say_what_was_found(tmp_path: Path) -> None:
     before, after = freshboot.parse_snapshot(BEFORE), freshboot.parse_snapshot(SNAPSHOT)
     report = freshboot.Report("bookworm", {"before": before, "after": after})
@@ -261,6 +292,9 @@ def test_boot_mode_reports_beside_the_tests_timings() -> None:
     assert fresh.parse_args(["--boot", "--lab"]).lab
     with pytest.raises(SystemExit):
         fresh.parse_args(["--lab"])  # the lab runs only in a booted root
+    assert fresh.parse_args(["--boot", "--lab", "--second-lab"]).second_lab
+    with pytest.raises(SystemExit):
+        fresh.parse_args(["--boot", "--second-lab"])
     freshboot.Container(Path("/nonexistent"), [], Path("/nonexistent/log")).stop()  # no-op
 
 
