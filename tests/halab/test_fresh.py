@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -270,6 +271,21 @@ def test_the_second_lab_has_an_address_plan_of_its_own(tmp_path: Path) -> None:
         assert second.bridge_name(zone) != first.bridge_name(zone)
     assert second.vrrp.router_id != first.vrrp.router_id
     assert second.lab_name != first.lab_name
+
+
+def test_the_labs_reports_are_kept_without_its_ssh_sockets(tmp_path: Path) -> None:
+    source = tmp_path / "reports"
+    (source / "check-local" / ".work" / "ssh").mkdir(parents=True)
+    (source / "check-local" / "summary.txt").write_text("PASSED\n")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(source / "check-local" / ".work" / "ssh" / "203.0.113.10"))
+    try:
+        freshboot.keep_lab_reports(source, tmp_path / "kept")
+    finally:
+        sock.close()
+    assert (tmp_path / "kept" / "check-local" / "summary.txt").read_text() == "PASSED\n"
+    assert not (tmp_path / "kept" / "check-local" / ".work").exists()
+    freshboot.keep_lab_reports(tmp_path / "none", tmp_path / "kept")  # nothing to keep: no error
 
 
 def test_the_tables_and_the_report_say_what_was_found(tmp_path: Path) -> None:
