@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from halab import PROJECT
+from halab.plumbing.roots import PROJECT
 from halab.sections import Section
 from halab.spec import SECRET_KEYS, LabSpec
 

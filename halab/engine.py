@@ -44,7 +44,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from halab import cache_root, state_root, teller
+from halab.plumbing.roots import cache_root, state_root
+from halab.plumbing.teller import teller
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE_DIR = REPO / "engine" / "pulumi"

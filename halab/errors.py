@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from halab import PROJECT
+from halab.plumbing.roots import PROJECT
 
 
 class ConfigError(Exception):

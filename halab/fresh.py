@@ -37,7 +37,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from halab import cache_root, debian, hostdeps
+from halab import debian
+from halab.plumbing import hostdeps
+from halab.plumbing.roots import cache_root
 
 REPO = Path(__file__).resolve().parents[1]
 #: What a newcomer installs before the README's first command (the README says so).

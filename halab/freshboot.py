@@ -30,8 +30,8 @@ reads ``systemd``):
    none by then), bind-mounted where the root's tools look.
 
 Each snapshot is compared with the first: a new listener, enabled unit or running unit is
-unexpected unless :data:`halab.hostdeps.EXPECTED_UNITS` lists it (or, after step 5, it is one
-of :data:`ON_DEMAND` that the question itself started). A table goes to stdout, everything as
+unexpected unless :data:`halab.plumbing.hostdeps.EXPECTED_UNITS` lists it (or, after step 5, it is
+one of :data:`ON_DEMAND` that the question itself started). A table goes to stdout, everything as
 JSON to ``reports/fresh-boot/<release>/``; the exit status is 1 on anything unexpected.
 
 The root shares this machine's network namespace: the set-up needs the package mirrors and
@@ -62,7 +62,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from halab import cache_root, debian, hostdeps
+from halab import debian
 from halab.fresh import (
     INNER_HOME,
     INNER_PATH,
@@ -76,8 +76,9 @@ from halab.fresh import (
     remove_root,
     take_network_settings,
 )
-from halab.hostdeps import EXPECTED_UNITS
-from halab.lab import procs
+from halab.plumbing import hostdeps, procs
+from halab.plumbing.hostdeps import EXPECTED_UNITS
+from halab.plumbing.roots import cache_root
 
 REPO = Path(__file__).resolve().parents[1]
 #: What makes the minimal root boot as a Debian host does: systemd as PID 1, udev (every

@@ -3,11 +3,11 @@ machine runs, so the tools that validated the lab's files are the versions its V
 Debian's packages only, built once per release and cached
 (``python -m halab image [--release R] [--print-paths|--force]``).
 
-It owns the folder ``<cache>/image`` (:func:`halab.cache_root`): one folder per build, named by
-its key, with ``disk.qcow2``, ``vmlinuz``, ``initrd.img``, ``packages.tsv`` (every package and
-its version), ``build-info`` and ``.complete``; while a build runs, its lock ``.lock-<key>``
-and its work folder ``.build-<key>.*``. Older builds of the same release go when a new one is
-complete (``HA_WEB_LAB_IMAGE_KEEP_OLD=1`` keeps them).
+It owns the folder ``<cache>/image`` (:func:`halab.plumbing.roots.cache_root`): one folder per
+build, named by its key, with ``disk.qcow2``, ``vmlinuz``, ``initrd.img``, ``packages.tsv`` (every
+package and its version), ``build-info`` and ``.complete``; while a build runs, its lock
+``.lock-<key>`` and its work folder ``.build-<key>.*``. Older builds of the same release go when a
+new one is complete (``HA_WEB_LAB_IMAGE_KEEP_OLD=1`` keeps them).
 
 - no option: build unless cached, then print the three paths;
 - ``--print-paths``: print the paths of the cached image (exit 1 when it is not built);
@@ -39,7 +39,7 @@ Standard library only, like :mod:`halab.roles` that it reads.
 # and initrd are copied out for direct kernel boot.
 #
 # Every long step is a child this process waits for with a bound; a Ctrl-C, a TERM or a HUP
-# (halab.lab.procs.signals_raise) ends it by PID and start time, unmounts whatever it left
+# (halab.plumbing.procs.signals_raise) ends it by PID and start time, unmounts whatever it left
 # mounted in the work folder, and removes that folder, never through a mount.
 
 from __future__ import annotations
@@ -57,9 +57,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from halab import cache_root, debian, flock_within, hostdeps, teller
+from halab import debian
 from halab.fresh import FreshError, mirror, mounted_under
-from halab.lab import procs
+from halab.plumbing import hostdeps, procs
+from halab.plumbing.locks import flock_within
+from halab.plumbing.roots import cache_root
+from halab.plumbing.teller import teller
 from halab.roles import all_packages
 
 # Bump when anything this module puts into the image changes: it is part of the cache key.

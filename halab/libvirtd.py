@@ -2,10 +2,10 @@
 its own (``python -m halab libvirtd start|stop|status|env|uri|exec CMD...``).
 
 It owns, while it runs, the network namespace ``HA_WEB_LAB_LIBVIRT_NETNS`` (default
-``hwl-libvirt``); always, its folder ``<state>/libvirtd`` (:func:`halab.state_root`): the config
-files rendered there from ``halab/libvirt/*.conf.in``, the definitions, pools, logs and QEMU
-capability cache libvirt keeps, the pid files, a lock and the empty file that hides ``/dev/kvm``;
-and the processes it starts (virtlogd, libvirtd) with theirs (qemu, dnsmasq).
+``hwl-libvirt``); always, its folder ``<state>/libvirtd`` (:func:`halab.plumbing.roots.state_root`):
+the config files rendered there from ``halab/libvirt/*.conf.in``, the definitions, pools, logs and
+QEMU capability cache libvirt keeps, the pid files, a lock and the empty file that hides
+``/dev/kvm``; and the processes it starts (virtlogd, libvirtd) with theirs (qemu, dnsmasq).
 
 - ``start``: start it (idempotent), wait until it answers, print the URI;
 - ``stop``: stop guests, networks and daemons; remove the namespace;
@@ -37,7 +37,7 @@ libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base iptables iproute2 util-l
 #
 # Nothing is ever signalled by name: only PIDs from the daemons' pid files, from the pid files
 # libvirt keeps in run/, and processes inside our own namespace, each checked for what it runs
-# and where, and signalled only while its start time (halab.lab.procs) still matches.
+# and where, and signalled only while its start time (halab.plumbing.procs) still matches.
 
 from __future__ import annotations
 
@@ -56,8 +56,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from halab import flock_within, hostdeps, state_root, teller
-from halab.lab import netns, procs
+from halab.plumbing import hostdeps, netns, procs
+from halab.plumbing.locks import flock_within
+from halab.plumbing.roots import state_root
+from halab.plumbing.teller import teller
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent / "libvirt"
@@ -130,8 +132,8 @@ class Paths:
 
 
 def paths(state: Path | None = None, name: str | None = None) -> Paths:
-    """The libvirtd of ``state`` (default :func:`halab.state_root`) and namespace ``name``
-    (default :func:`netns_name`)."""
+    """The libvirtd of ``state`` (default :func:`halab.plumbing.roots.state_root`) and namespace
+    ``name`` (default :func:`netns_name`)."""
     return Paths.at(name or netns_name(), (state or state_root()) / "libvirtd")
 
 

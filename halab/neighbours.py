@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 
 from halab.errors import ConfigError
+from halab.plumbing.virsh import Virsh
 from halab.spec import LabSpec, NetworkMode
-from halab.virsh import Virsh
 
 #: How long one ``virsh`` question may take.
 VIRSH_TIMEOUT_S = 30.0

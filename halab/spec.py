@@ -33,8 +33,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from halab import PROJECT
 from halab.errors import ConfigError, TopologyError, from_validation_error
+from halab.plumbing.roots import PROJECT
 from halab.roles import ROLES, Role, ZoneName
 from halab.sections import (
     Address,

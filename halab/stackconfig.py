@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from halab import PROJECT
 from halab.errors import ConfigError
+from halab.plumbing.roots import PROJECT
 from halab.sections import config_fields
 from halab.spec import SECRET_KEYS, LabSpec, load_spec
 

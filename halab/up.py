@@ -35,8 +35,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from halab import PROJECT, engine, hostdeps, image, kvm, libvirtd, neighbours, teller
+from halab import engine, image, kvm, libvirtd, neighbours
 from halab.errors import ConfigError
+from halab.plumbing import hostdeps
+from halab.plumbing.roots import PROJECT
+from halab.plumbing.teller import teller
 from halab.spec import LabSpec
 from halab.stackconfig import stack_file_keys
 

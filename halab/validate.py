@@ -54,8 +54,9 @@ from typing import Any
 
 import yaml
 
-from halab import cache_root, hostdeps
-from halab.tls import self_signed_pem
+from halab.plumbing import hostdeps
+from halab.plumbing.roots import cache_root
+from halab.plumbing.tls import self_signed_pem
 
 #: The validators' tools (their packages: scripts/apt-packages.txt).
 TOOLS = (

@@ -18,7 +18,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from halab import PROJECT
+from halab.plumbing.roots import PROJECT
 from halab.spec import SECRET_KEYS
 from halab.stackconfig import read_stack
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from halab.tls import unverified_context
+from halab.plumbing.tls import unverified_context
 
 #: Outcomes: ``ok`` is a 2xx answer; everything else is a failed request.
 OK = "ok"

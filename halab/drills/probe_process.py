@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from halab.drills.probe import ProbeConfig, Sample, read_samples
-from halab.process import popen_logged
+from halab.plumbing.process import popen_logged
 
 #: Until the probe prints ``started``: an interpreter start, slow on a machine busy with VMs.
 START_TIMEOUT_S = 10.0

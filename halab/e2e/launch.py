@@ -25,7 +25,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from halab import debian, engine, hostdeps, image, libvirtd, teller
+from halab import debian, engine, image, libvirtd
+from halab.plumbing import hostdeps
+from halab.plumbing.teller import teller
 
 REPO = Path(__file__).resolve().parents[2]
 #: The longest a whole run may take (its own steps are bounded; about 11 minutes measured here

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from halab.virsh import Virsh
+from halab.plumbing.virsh import Virsh
 
 #: Resource type -> the libvirt kind it makes.
 KINDS = {

@@ -47,7 +47,6 @@ from typing import Any
 
 from pulumi import automation as auto
 
-from halab import PROJECT
 from halab.drills import analysis
 from halab.drills.baseline import BaselineError, measure
 from halab.drills.probe import ProbeConfig, Sample, write_samples
@@ -59,12 +58,13 @@ from halab.e2e.timings import EventLog, Step, Timings, engine_errors, first_line
 from halab.e2e.vmlab import E2eError, VmLab
 from halab.e2e.watchdog import OperationTimeoutError, OperationWatchdog
 from halab.engine import copy_project
-from halab.process import busy_loops
+from halab.plumbing.process import busy_loops
+from halab.plumbing.roots import PROJECT
+from halab.plumbing.virsh import Virsh
 from halab.roles import Role
 from halab.spec import LabSpec
 from halab.stackconfig import project_defaults, spec_from_pulumi_json
 from halab.sweep import Variant, run_sweep, sweep_table
-from halab.virsh import Virsh
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK = "e2e"

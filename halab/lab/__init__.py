@@ -7,7 +7,7 @@ Layout:
   data, :mod:`halab.roles`);
 - :mod:`halab.lab.lab` starts the daemons with the rendered files and records everything it
   starts in a state file (:mod:`halab.lab.state`), so ``down``, a failure or Ctrl-C removes all
-  of it; :mod:`halab.lab.procs` reaches each process by PID and start time, never by name;
+  of it; :mod:`halab.plumbing.procs` reaches each process by PID and start time, never by name;
 - :mod:`halab.lab.throughput` measures its requests/s (``wrk``, else the loop of
   :mod:`halab.lab.loadgen`); :mod:`halab.lab.bench` is the failover benchmark;
 - the drills (:mod:`halab.drills`) run against it through the

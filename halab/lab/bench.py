@@ -33,9 +33,9 @@ from halab.drills import lb, load, registry, report
 from halab.drills.core import Bounds, DrillResult, DrillRun
 from halab.drills.probe import ProbeConfig
 from halab.lab.lab import NamespaceLab
-from halab.lab.procs import signals_raise
 from halab.lab.state import LabState
 from halab.lab.throughput import throughput
+from halab.plumbing.procs import signals_raise
 from halab.stackconfig import REPO_ROOT
 from halab.sweep import Variant, run_sweep, sweep_table
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from halab import hostdeps
+from halab.plumbing import hostdeps
 from halab.stackconfig import REPO_ROOT
 
 
@@ -32,7 +32,7 @@ def _progress(msg: str) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     from halab.lab.lab import LabError, NamespaceLab
-    from halab.lab.procs import signals_raise
+    from halab.plumbing.procs import signals_raise
 
     _need_root()
     try:
@@ -98,8 +98,8 @@ def _drill(args: argparse.Namespace) -> int:
     from halab.drills.core import DrillResult
     from halab.drills.probe import ProbeConfig
     from halab.lab.lab import LabError, NamespaceLab
-    from halab.lab.procs import signals_raise
     from halab.lab.state import LabState
+    from halab.plumbing.procs import signals_raise
 
     _need_root()
     names = [n for n in args.only.split(",") if n] if args.only else list(registry.ALL)

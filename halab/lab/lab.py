@@ -2,7 +2,7 @@
 
 Each host runs the files :func:`halab.render.render_host` renders for ``Target(netns=...)``,
 unedited. They are written into a per-host tree (``/run/ha-web-lab/<stack>/hosts/<host>/root``)
-that :mod:`halab.lab.nsexec` bind-mounts over the real paths in a private mount namespace, so
+that :mod:`halab.plumbing.nsexec` bind-mounts over the real paths in a private mount namespace, so
 HAProxy reads ``/etc/haproxy/haproxy.cfg``, nginx ``/etc/nginx/sites-available/ha-web-lab`` and
 uvicorn runs in ``/opt/ha-web-lab/app`` exactly as on a VM. What only a VM has around the files
 (nginx's main config, the site link, HAProxy's per-host process name, Keepalived's pid files),
@@ -28,21 +28,21 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
-from halab import hostdeps
 from halab.drills.probe import ProbeConfig
 from halab.drills.probe_process import ProbeProcess
 from halab.drills.target import SpecDrillTarget, TargetKind
-from halab.lab import netns, procs, recipes, topology
-from halab.lab.procs import ProcRecord
+from halab.lab import recipes, topology
 from halab.lab.recipes import RECIPES, Place, Recipe
 from halab.lab.state import LabState, locked, run_dir
-from halab.process import busy_loop_argv
+from halab.plumbing import hostdeps, netns, procs
+from halab.plumbing.process import busy_loop_argv
+from halab.plumbing.procs import ProcRecord
+from halab.plumbing.tls import self_signed_pem, unverified_context
 from halab.render import RenderedHost, Target, render_host, write_files
 from halab.roles import PATHS, Role, ZoneName, lab_binaries
 from halab.sections import EdgeKind
 from halab.spec import LabSpec, ResolvedHost, load_spec
 from halab.stackconfig import REPO_ROOT, read_stack
-from halab.tls import self_signed_pem, unverified_context
 
 #: Files the lab runs (their packages: scripts/apt-packages.txt): every role's daemons
 #: (halab/roles.py), and what the lab itself runs around them.

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
-from halab.tls import unverified_context
+from halab.plumbing.tls import unverified_context
 
 
 @dataclass

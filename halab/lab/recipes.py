@@ -3,7 +3,7 @@
 A VM gets its packages' own files and systemd; a namespace host gets only the rendered files,
 so a recipe supplies what a VM would have around them (nginx's main config, the site link, the
 folders the daemons write to), says which folders of the host's tree are bind-mounted over the
-real paths, and how each daemon starts (argv through :mod:`halab.lab.nsexec`, its log). The
+real paths, and how each daemon starts (argv through :mod:`halab.plumbing.nsexec`, its log). The
 files themselves are the renderer's, unedited.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from halab.lab import procs
+from halab.plumbing import procs
 from halab.render import Target
 from halab.roles import APP, PATHS, Role
 from halab.spec import ResolvedHost

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from halab.lab.procs import ProcRecord
+from halab.plumbing.procs import ProcRecord
 
 RUN_ROOT = Path("/run/ha-web-lab")
 

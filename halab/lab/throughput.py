@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from halab.lab import procs
 from halab.lab.lab import LabError, NamespaceLab
+from halab.plumbing import procs
 from halab.roles import ZoneName
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
-from halab.lab import netns
+from halab.plumbing import netns
 from halab.roles import ZoneName
 from halab.spec import LabSpec, ResolvedHost
 

@@ -24,11 +24,12 @@ from xml.sax.saxutils import quoteattr
 
 import pytest
 
-from halab import neighbours, tls, up
+from halab import neighbours, up
+from halab.plumbing import tls
+from halab.plumbing.virsh import Virsh
 from halab.roles import ZoneName
 from halab.spec import LabSpec, load_spec
 from halab.stackconfig import read_stack
-from halab.virsh import Virsh
 from tests.conftest import TEST_SSH_KEY
 from tests.engine.conftest import Workspace, configure, pulumi
 

@@ -18,7 +18,7 @@ from pytest import CaptureFixture, MonkeyPatch
 
 from halab import debian, image
 from halab.cli import main
-from halab.lab import procs
+from halab.plumbing import procs
 
 #: The key scripts/build-image.sh printed for these inputs (its last version, 4, with the
 #: roles' packages of today): images it built stay cached.

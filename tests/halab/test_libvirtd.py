@@ -20,7 +20,7 @@ from pytest import CaptureFixture, MonkeyPatch
 
 from halab import libvirtd
 from halab.cli import main
-from halab.lab import netns, procs
+from halab.plumbing import netns, procs
 from halab.stackconfig import REPO_ROOT
 
 TEST_NETNS = "hwl-libvirt-t1"

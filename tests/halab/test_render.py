@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from halab import hostdeps
+from halab.plumbing import hostdeps
 from halab.render import (
     RenderedFile,
     readiness_script,

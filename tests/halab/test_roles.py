@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from halab import hostdeps, image
+from halab import image
+from halab.plumbing import hostdeps
 from halab.render import TEMPLATE_DIR, render_all
 from halab.roles import COMMON_FILES, ROLES, Role, all_packages, lab_binaries, packages
 from halab.spec import load_spec

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from halab import PROJECT
 from halab.errors import ConfigError
+from halab.plumbing.roots import PROJECT
 from halab.stackconfig import (
     from_pulumi_getter,
     project_defaults,

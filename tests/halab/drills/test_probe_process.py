@@ -22,7 +22,7 @@ from halab.drills.probe_process import (
     ProcessHandle,
     probe_command,
 )
-from halab.lab import procs
+from halab.plumbing import procs
 from halab.stackconfig import REPO_ROOT
 from tests.local_http import serving
 

@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 
-from halab import hostdeps
 from halab.drills import registry, report
 from halab.drills.core import DrillResult
 from halab.drills.probe import ProbeConfig
-from halab.lab import netns, procs
 from halab.lab.lab import NamespaceLab, require_packages
 from halab.lab.state import LabState
+from halab.plumbing import hostdeps, netns, procs
 
 #: Where Keepalived keeps a namespace's run files (its children's pid files unless told).
 KEEPALIVED_RUN = Path("/run/keepalived")

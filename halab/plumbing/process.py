@@ -1,6 +1,6 @@
 """A child process with its output in a log file: the one way the labs and the probe start one.
 
-Kept apart from :mod:`halab.lab.procs` (how the namespace lab tracks, freezes and ends its
+Kept apart from :mod:`halab.plumbing.procs` (how the namespace lab tracks, freezes and ends its
 processes by PID and start time) because a lab of VMs starts its probe the same way.
 """
 

@@ -1,4 +1,5 @@
-"""Processes the lab starts: spawn through :mod:`halab.lab.nsexec`, find, signal, wait — by PID.
+"""Processes the labs start: spawn through :mod:`halab.plumbing.nsexec`, find, signal, wait:
+by PID.
 
 A PID alone can be reused after the process dies, so every record keeps the process's start time
 (``/proc/PID/stat`` field 22) and a signal is only ever sent when both still match. Nothing is
@@ -19,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from halab.process import popen_logged
+from halab.plumbing.process import popen_logged
 
 NSEXEC = Path(__file__).resolve().parent / "nsexec.py"
 

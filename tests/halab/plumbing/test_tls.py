@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from halab.tls import self_signed_pem, unverified_context
+from halab.plumbing.tls import self_signed_pem, unverified_context
 
 
 def test_one_pem_with_the_certificate_then_the_key() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from halab.process import busy_loop_argv, busy_loops, popen_logged
+from halab.plumbing.process import busy_loop_argv, busy_loops, popen_logged
 
 
 def test_a_busy_loop_ends_by_itself() -> None:
@@ -29,7 +29,7 @@ def test_busy_loops_run_beside_the_block_and_end_with_it(
         started.append(proc)
         return proc
 
-    monkeypatch.setattr("halab.process.popen_logged", recording)
+    monkeypatch.setattr("halab.plumbing.process.popen_logged", recording)
     with busy_loops(2, 60.0, tmp_path / "hogs.log"):
         assert len(started) == 2 and all(p.poll() is None for p in started)
     # Ended by their own PIDs, long before their 60 s.

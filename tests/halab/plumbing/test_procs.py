@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from halab.lab import procs
+from halab.plumbing import procs
 
 
 def _state(pid: int) -> str:

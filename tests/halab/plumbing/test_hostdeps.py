@@ -1,6 +1,6 @@
 """The host's Debian packages: which set each command installs, and that what only the tests
-need never serves, runs or starts at boot here (halab/hostdeps.py). The install itself, on a
-Debian booted with systemd, is `python3 -m halab.fresh --boot` (halab/freshboot.py)."""
+need never serves, runs or starts at boot here (halab/plumbing/hostdeps.py). The install itself, on
+a Debian booted with systemd, is `python3 -m halab.fresh --boot` (halab/freshboot.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from halab import hostdeps, image, libvirtd
-from halab.hostdeps import EXPECTED_UNITS, HostDepsError, Unit
+from halab import image, libvirtd
+from halab.plumbing import hostdeps
+from halab.plumbing.hostdeps import EXPECTED_UNITS, HostDepsError, Unit
 from halab.roles import all_packages, lab_binaries
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 # --- the list ---------------------------------------------------------------------------------
@@ -361,7 +362,7 @@ def test_on_a_running_systemd_the_labs_sockets_start_and_nothing_else(stubs: Pat
 def test_the_module_runs_on_debians_python_alone() -> None:
     """scripts/bootstrap.sh runs it before the virtualenv exists (no site-packages)."""
     done = subprocess.run(
-        [sys.executable, "-S", "-m", "halab.hostdeps", "list", "host"],
+        [sys.executable, "-S", "-m", "halab.plumbing.hostdeps", "list", "host"],
         cwd=REPO, capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     assert done.stdout.split() == list(hostdeps.read_list()["host"])

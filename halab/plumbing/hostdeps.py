@@ -1,5 +1,6 @@
 """The Debian packages this machine gets, and no daemon of theirs left serving or enabled here
-(``python3 -m halab.hostdeps missing|install|list host|tests``, run by ``scripts/bootstrap.sh``).
+(``python3 -m halab.plumbing.hostdeps missing|install|list host|tests``, run by
+``scripts/bootstrap.sh``).
 
 ``scripts/apt-packages.txt`` is the one list, in sections: ``[host]``, what ``make up`` needs
 on this machine (libvirt and QEMU, the image build's tools, Python's venv, ssh, ...), and
@@ -47,10 +48,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from halab import teller
-from halab.lab.procs import signals_raise
+from halab.plumbing.procs import signals_raise
+from halab.plumbing.teller import teller
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PACKAGE_LIST = REPO / "scripts" / "apt-packages.txt"
 #: What each choice installs: the tests run what `make up` runs, so they need its packages too.
 CHOICES: Mapping[str, tuple[str, ...]] = {"host": ("host",), "tests": ("host", "tests")}
@@ -120,7 +121,7 @@ POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 #: The first lines of ours: how a later run knows one left behind by a killed run.
 POLICY_MARK = "# ha-web-lab: temporary policy-rc.d"
 POLICY_TEXT = f"""#!/bin/sh
-{POLICY_MARK} (halab/hostdeps.py), present only while apt-get installs
+{POLICY_MARK} (halab/plumbing/hostdeps.py), present only while apt-get installs
 # the lab's packages: no daemon of theirs starts on this machine (exit 101: action forbidden).
 exit 101
 """
@@ -634,8 +635,8 @@ def install(choice: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = print) -> int:
-    """``python3 -m halab.hostdeps missing|install|list host|tests``."""
-    parser = argparse.ArgumentParser(prog="python3 -m halab.hostdeps", description=__doc__)
+    """``python3 -m halab.plumbing.hostdeps missing|install|list host|tests``."""
+    parser = argparse.ArgumentParser(prog="python3 -m halab.plumbing.hostdeps", description=__doc__)
     parser.add_argument("action", choices=["missing", "install", "list"])
     parser.add_argument("choice", choices=sorted(CHOICES))
     args = parser.parse_args(argv)
