@@ -1,10 +1,11 @@
 """ha-web-lab: the pure-Python heart of the lab, in the order the data flows.
 
-- ``halab.spec`` and its sections (``halab.sections``): the one source of truth; it validates a
+- ``halab.model.spec`` and its sections (``halab.model.sections``): the one source of truth; it
+validates a
   stack's config and computes every address, MAC, interface name, VRRP priority and firewall
   rule;
-- ``halab.roles``: what each kind of host is (legs, packages, files, daemons, checks);
-- ``halab.render``: spec and roles -> every host's files;
+- ``halab.model.roles``: what each kind of host is (legs, packages, files, daemons, checks);
+- ``halab.render.hosts``: spec and roles -> every host's files;
 - the namespace lab (``halab.lab``) and a deployed lab of VMs (``halab.e2e``), two targets of
   the drills (``halab.drills``);
 - around them: ``make up``/``make down`` (``halab.up``), the Pulumi engine and the environment

@@ -31,7 +31,7 @@ Needs (Debian packages): mmdebstrap, e2fsprogs, qemu-utils, and a Debian mirror:
 machine's apt uses for the release and its security suite (:mod:`halab.debian`), or
 ``HA_WEB_LAB_DEBIAN_MIRROR`` and ``HA_WEB_LAB_DEBIAN_SECURITY_MIRROR``. Builds as root
 (mmdebstrap's root mode makes a tree with the right owners); a cached image needs no root.
-Standard library only, like :mod:`halab.roles` that it reads.
+Standard library only, like :mod:`halab.model.roles` that it reads.
 """
 
 # How: mmdebstrap (minbase + the packages below) into a folder, a few files written into it,
@@ -59,18 +59,19 @@ from typing import IO, Any
 
 from halab import debian
 from halab.fresh import FreshError, mirror, mounted_under
+from halab.model.roles import all_packages
 from halab.plumbing import hostdeps, procs
 from halab.plumbing.locks import flock_within
 from halab.plumbing.roots import cache_root
 from halab.plumbing.teller import teller
-from halab.roles import all_packages
 
 # Bump when anything this module puts into the image changes: it is part of the cache key.
 # net-tools: cloud-init's ENI renderer turns network-config routes into `route add ...`.
 # 4: PasswordAuthentication no from the start (no sshd restart by cloud-init), no nested KVM
 # or PC speaker modules.
 VERSION = 4
-#: The system the VMs boot into; the roles' own packages come from halab/roles.py, the one list.
+#: The system the VMs boot into; the roles' own packages come from halab/model/roles.py, the one
+# list.
 SYSTEM_PACKAGES = (
     "linux-image-amd64", "initramfs-tools", "udev", "dbus", "kmod", "systemd-sysv", "procps",
     "e2fsprogs", "cloud-init", "ifupdown", "iproute2", "net-tools", "netbase", "iputils-ping",
@@ -195,7 +196,7 @@ def packages() -> tuple[str, ...]:
     """Every package the image installs: the system's, then every role's."""
     roles = all_packages()
     if not roles:
-        raise ImageError("halab.roles lists no package")
+        raise ImageError("halab.model.roles lists no package")
     return (*SYSTEM_PACKAGES, *roles)
 
 

@@ -16,9 +16,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
-from halab.errors import ConfigError
+from halab.model.errors import ConfigError
+from halab.model.spec import LabSpec, NetworkMode
 from halab.plumbing.virsh import Virsh
-from halab.spec import LabSpec, NetworkMode
 
 #: How long one ``virsh`` question may take.
 VIRSH_TIMEOUT_S = 30.0

@@ -36,12 +36,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from halab import engine, image, kvm, libvirtd, neighbours
-from halab.errors import ConfigError
+from halab.model.errors import ConfigError
+from halab.model.spec import LabSpec
+from halab.model.stackconfig import stack_file_keys
 from halab.plumbing import hostdeps
 from halab.plumbing.roots import PROJECT
 from halab.plumbing.teller import teller
-from halab.spec import LabSpec
-from halab.stackconfig import stack_file_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The network namespace of the project's libvirtd.
@@ -335,7 +335,7 @@ def refuse_neighbours(spec: LabSpec, uri: str) -> None:
 def _spec(stack: Stack, *, offline: bool) -> LabSpec:
     """The stack's spec as the program will see it (secrets only as 'set'); ``offline=False``
     also wants what a deployment needs (a FortiGate's token)."""
-    from halab.stackconfig import project_defaults, spec_from_pulumi_json
+    from halab.model.stackconfig import project_defaults, spec_from_pulumi_json
 
     raw = json.loads(stack.cli("config", "--json"))
     try:
@@ -350,7 +350,7 @@ def _picture(stack_name: str, spec: LabSpec, key: Path) -> None:
     folder = ROOT / "reports" / stack_name
     try:
         from halab.e2e.vmlab import E2eError, vip_holder
-        from halab.picture import write_picture
+        from halab.render.picture import write_picture
 
         try:
             holder = vip_holder(spec, key if key.is_file() else None, folder / ".work")

@@ -34,7 +34,7 @@ else
   say "Debian packages present ($choice)"
 fi
 
-# sshd only checks the rendered sshd drop-in (`sshd -T`, halab/validate.py), a test: `tests` only.
+# sshd only checks the rendered sshd drop-in (`sshd -T`, halab/render/validate.py), a test: `tests` only.
 # Installing openssh-server would start an SSH server on this machine, so its sshd is unpacked
 # into the cache instead (its libraries come from scripts/apt-packages.txt).
 tools=$HWL_CACHE/tools

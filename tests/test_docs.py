@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from halab.cli import main
-from halab.docs import PAGE, configuration_page
 from halab.plumbing.roots import PROJECT
+from halab.render.docs import PAGE, configuration_page
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

@@ -14,8 +14,8 @@ from enum import StrEnum
 from typing import ClassVar, Protocol
 
 from halab.drills.probe import ProbeConfig, Sample
-from halab.roles import Role
-from halab.spec import LabSpec
+from halab.model.roles import Role
+from halab.model.spec import LabSpec
 
 
 class ProbeRun(Protocol):

@@ -112,7 +112,7 @@ def run_reclaim(args: Any) -> int:
     """``python -m halab reclaim``: list (and with ``--yes`` remove) a stack's leftovers."""
     import json
 
-    from halab.stackconfig import read_stack
+    from halab.model.stackconfig import read_stack
 
     spec = read_stack(args.stack, Path(args.project_dir)).spec(offline=True)
     exported = subprocess.run(

@@ -58,12 +58,12 @@ from halab.e2e.timings import EventLog, Step, Timings, engine_errors, first_line
 from halab.e2e.vmlab import E2eError, VmLab
 from halab.e2e.watchdog import OperationTimeoutError, OperationWatchdog
 from halab.engine import copy_project
+from halab.model.roles import Role
+from halab.model.spec import LabSpec
+from halab.model.stackconfig import project_defaults, spec_from_pulumi_json
 from halab.plumbing.process import busy_loops
 from halab.plumbing.roots import PROJECT
 from halab.plumbing.virsh import Virsh
-from halab.roles import Role
-from halab.spec import LabSpec
-from halab.stackconfig import project_defaults, spec_from_pulumi_json
 from halab.sweep import Variant, run_sweep, sweep_table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -37,10 +37,10 @@ from halab.drills.target import SpecDrillTarget, TargetKind
 from halab.e2e import usage
 from halab.e2e.parse import holds, servers_state, vip_change
 from halab.libvirtd import netns_name
+from halab.model.roles import ROLES, Role
+from halab.model.spec import LabSpec, ResolvedHost
 from halab.plumbing import netns
 from halab.plumbing.virsh import Virsh
-from halab.roles import ROLES, Role
-from halab.spec import LabSpec, ResolvedHost
 
 #: A VIP report older than this no longer counts (the LB is gone or frozen).
 STALE_S = 3.0

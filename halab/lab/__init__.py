@@ -4,7 +4,7 @@ Layout:
 
 - :mod:`halab.lab.topology` turns a spec into namespaces, bridges and veth legs (pyroute2);
 - :mod:`halab.lab.recipes` says how each role's daemons run in a namespace (from the roles'
-  data, :mod:`halab.roles`);
+  data, :mod:`halab.model.roles`);
 - :mod:`halab.lab.lab` starts the daemons with the rendered files and records everything it
   starts in a state file (:mod:`halab.lab.state`), so ``down``, a failure or Ctrl-C removes all
   of it; :mod:`halab.plumbing.procs` reaches each process by PID and start time, never by name;

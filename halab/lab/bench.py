@@ -35,8 +35,8 @@ from halab.drills.probe import ProbeConfig
 from halab.lab.lab import NamespaceLab
 from halab.lab.state import LabState
 from halab.lab.throughput import throughput
+from halab.model.stackconfig import REPO_ROOT
 from halab.plumbing.procs import signals_raise
-from halab.stackconfig import REPO_ROOT
 from halab.sweep import Variant, run_sweep, sweep_table
 
 #: Partition runs while the higher-priority LB still holds the VIP (haproxy-death and the hard

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from halab.model.stackconfig import REPO_ROOT
 from halab.plumbing import hostdeps
-from halab.stackconfig import REPO_ROOT
 
 
 def _need_root() -> None:

@@ -1,6 +1,6 @@
 """The namespace lab: bring a stack up with the rendered files, inject faults, tear it down.
 
-Each host runs the files :func:`halab.render.render_host` renders for ``Target(netns=...)``,
+Each host runs the files :func:`halab.render.hosts.render_host` renders for ``Target(netns=...)``,
 unedited. They are written into a per-host tree (``/run/ha-web-lab/<stack>/hosts/<host>/root``)
 that :mod:`halab.plumbing.nsexec` bind-mounts over the real paths in a private mount namespace, so
 HAProxy reads ``/etc/haproxy/haproxy.cfg``, nginx ``/etc/nginx/sites-available/ha-web-lab`` and
@@ -34,18 +34,18 @@ from halab.drills.target import SpecDrillTarget, TargetKind
 from halab.lab import recipes, topology
 from halab.lab.recipes import RECIPES, Place, Recipe
 from halab.lab.state import LabState, locked, run_dir
+from halab.model.roles import PATHS, Role, ZoneName, lab_binaries
+from halab.model.sections import EdgeKind
+from halab.model.spec import LabSpec, ResolvedHost, load_spec
+from halab.model.stackconfig import REPO_ROOT, read_stack
 from halab.plumbing import hostdeps, netns, procs
 from halab.plumbing.process import busy_loop_argv
 from halab.plumbing.procs import ProcRecord
 from halab.plumbing.tls import self_signed_pem, unverified_context
-from halab.render import RenderedHost, Target, render_host, write_files
-from halab.roles import PATHS, Role, ZoneName, lab_binaries
-from halab.sections import EdgeKind
-from halab.spec import LabSpec, ResolvedHost, load_spec
-from halab.stackconfig import REPO_ROOT, read_stack
+from halab.render.hosts import RenderedHost, Target, render_host, write_files
 
 #: Files the lab runs (their packages: scripts/apt-packages.txt): every role's daemons
-#: (halab/roles.py), and what the lab itself runs around them.
+#: (halab/model/roles.py), and what the lab itself runs around them.
 REQUIRED: tuple[str, ...] = (
     *lab_binaries(),
     "/usr/sbin/nft",

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from halab.model.roles import APP, PATHS, Role
+from halab.model.spec import ResolvedHost
 from halab.plumbing import procs
-from halab.render import Target
-from halab.roles import APP, PATHS, Role
-from halab.spec import ResolvedHost
+from halab.render.hosts import Target
 
 #: Private main config for nginx: Debian's nginx.conf cut to what the rendered site needs. A VM
 #: gets Debian's own file from the package; the rendered site is the part we own.

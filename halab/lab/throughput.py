@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from halab.lab.lab import LabError, NamespaceLab
+from halab.model.roles import ZoneName
 from halab.plumbing import procs
-from halab.roles import ZoneName
 
 
 def measure_load(

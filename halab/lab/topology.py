@@ -18,9 +18,9 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
+from halab.model.roles import ZoneName
+from halab.model.spec import LabSpec, ResolvedHost
 from halab.plumbing import netns
-from halab.roles import ZoneName
-from halab.spec import LabSpec, ResolvedHost
 
 CLIENT = "client"
 SWITCH = "sw"

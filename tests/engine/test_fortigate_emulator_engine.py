@@ -42,8 +42,8 @@ import pulumi
 import pulumiverse_fortios as fortios
 
 from components.edge import FortiGateEdge, FortiGateEdgeArgs
-from halab.spec import load_spec
-from halab.stackconfig import read_stack
+from halab.model.spec import load_spec
+from halab.model.stackconfig import read_stack
 
 config = pulumi.Config()
 values = {{

@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
-from halab.spec import load_spec
-from halab.stackconfig import read_stack
+from halab.model.spec import load_spec
+from halab.model.stackconfig import read_stack
 from tests.conftest import TEST_SSH_KEY, Graph
 from tests.engine.conftest import BIN, REPO, Workspace, configure, pulumi, stack
 from tests.engine.fake_fortigate import FakeFortiGate, fake_fortigate
-from tests.halab.validators import example_stacks
+from tests.halab.render.validators import example_stacks
 
 pytestmark = pytest.mark.engine
 

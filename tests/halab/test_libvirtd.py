@@ -20,8 +20,8 @@ from pytest import CaptureFixture, MonkeyPatch
 
 from halab import libvirtd
 from halab.cli import main
+from halab.model.stackconfig import REPO_ROOT
 from halab.plumbing import netns, procs
-from halab.stackconfig import REPO_ROOT
 
 TEST_NETNS = "hwl-libvirt-t1"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from halab.model.stackconfig import REPO_ROOT
 from halab.plumbing import hostdeps
-from halab.stackconfig import REPO_ROOT
 
 SCRIPTS = sorted((REPO_ROOT / "scripts").glob("*.sh"))
 #: bootstrap.sh installs Python itself (a fresh Debian may have none), so it is the one script

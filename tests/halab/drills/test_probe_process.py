@@ -22,8 +22,8 @@ from halab.drills.probe_process import (
     ProcessHandle,
     probe_command,
 )
+from halab.model.stackconfig import REPO_ROOT
 from halab.plumbing import procs
-from halab.stackconfig import REPO_ROOT
 from tests.local_http import serving
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}

@@ -17,8 +17,8 @@ from halab.drills.target import DrillSettings, TargetKind, drill_settings
 from halab.e2e.check import vm_bounds
 from halab.e2e.run import serving_bound_s
 from halab.e2e.vmlab import VmLab
-from halab.sections import VRRP_STARTUP_DELAY_S
-from halab.stackconfig import REPO_ROOT, read_stack
+from halab.model.sections import VRRP_STARTUP_DELAY_S
+from halab.model.stackconfig import REPO_ROOT, read_stack
 from tests.halab.drills.scripted import scripted_settings
 
 STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml")

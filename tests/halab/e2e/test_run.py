@@ -16,7 +16,7 @@ from halab.drills.probe import OK, TIMEOUT, ProbeConfig, Sample
 from halab.drills.target import TargetKind, drill_settings
 from halab.e2e import run
 from halab.e2e.timings import Step, Timings
-from halab.stackconfig import read_stack
+from halab.model.stackconfig import read_stack
 
 
 def test_serving_bound_is_haproxy_detection_plus_one_probe_request() -> None:

@@ -10,7 +10,7 @@ import pytest
 from halab.drills.probe import REFUSED, ProbeConfig
 from halab.e2e.cli import build_parser
 from halab.e2e.vmlab import E2eError, VmLab, in_netns
-from halab.stackconfig import REPO_ROOT, read_stack
+from halab.model.stackconfig import REPO_ROOT, read_stack
 
 
 def _lab(tmp_path: Path, netns: str | None = None) -> VmLab:
@@ -63,7 +63,7 @@ def test_check_command_arguments() -> None:
 
 
 def test_spec_from_pulumi_config_json() -> None:
-    from halab.stackconfig import project_defaults, spec_from_pulumi_json
+    from halab.model.stackconfig import project_defaults, spec_from_pulumi_json
 
     # What `pulumi config --json` prints after `pulumi config set`: every value a string.
     config = {

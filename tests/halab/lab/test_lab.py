@@ -16,10 +16,10 @@ import pytest
 
 from halab.drills.core import DrillResult
 from halab.lab.lab import LabError, NamespaceLab, http_get
+from halab.model.roles import APP, Role, ZoneName
+from halab.model.stackconfig import REPO_ROOT
 from halab.plumbing import netns, procs
 from halab.plumbing.tls import unverified_context
-from halab.roles import APP, Role, ZoneName
-from halab.stackconfig import REPO_ROOT
 from tests.halab.lab import vrrp_packets
 from tests.halab.lab.running import passing_drills, running_lab
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from halab.lab.lab import NamespaceLab
-from halab.stackconfig import REPO_ROOT
+from halab.model.stackconfig import REPO_ROOT
 from tests.halab.lab.running import passing_drills, running_lab
 
 pytestmark = pytest.mark.lab

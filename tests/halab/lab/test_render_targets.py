@@ -7,8 +7,8 @@ import difflib
 import pytest
 
 from halab.lab.lab import lab_spec, lab_values
-from halab.render import VM, Target, render_host
-from halab.roles import Role
+from halab.model.roles import Role
+from halab.render.hosts import VM, Target, render_host
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "tutorial"])
@@ -51,7 +51,7 @@ def test_lab_spec_plays_the_fortigate_with_the_linux_edge() -> None:
     assert lab.edge.kind.value == "linux"
     real = lab_spec("dev", {**values, "edge": "linux"}, secrets)
     assert lab.firewall_rule == real.firewall_rule
-    from halab.stackconfig import read_stack
+    from halab.model.stackconfig import read_stack
 
     fortigate = read_stack("dev").spec(offline=True)
     for host in fortigate.resolved_hosts:

@@ -8,7 +8,7 @@ import pytest
 
 from halab.lab import topology
 from halab.lab.lab import lab_spec, lab_values
-from halab.roles import ZoneName
+from halab.model.roles import ZoneName
 
 
 def _plan(stack: str) -> topology.TopologyPlan:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from halab.roles import ZoneName
-from halab.stackconfig import REPO_ROOT
+from halab.model.roles import ZoneName
+from halab.model.stackconfig import REPO_ROOT
 from tests.halab.lab.running import passing_drills, running_lab
 
 pytestmark = pytest.mark.lab

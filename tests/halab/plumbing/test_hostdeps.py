@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from halab import image, libvirtd
+from halab.model.roles import all_packages, lab_binaries
 from halab.plumbing import hostdeps
 from halab.plumbing.hostdeps import EXPECTED_UNITS, HostDepsError, Unit
-from halab.roles import all_packages, lab_binaries
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -88,8 +88,8 @@ def test_a_package_line_names_its_tools() -> None:
 
 def test_every_tool_the_code_checks_for_has_its_package_in_the_one_list() -> None:
     """A tool missing from scripts/apt-packages.txt would fail its own check with a KeyError."""
-    from halab import validate
     from halab.lab import lab
+    from halab.render import validate
 
     listed = {p for section in hostdeps.read_list().values() for p in section}
     checked = (

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import graphviz
 
-from halab.roles import Role
-from halab.sections import EdgeKind
-from halab.spec import LabSpec
+from halab.model.roles import Role
+from halab.model.sections import EdgeKind
+from halab.model.spec import LabSpec
 
 #: Top to bottom, the way a request travels: zones at their order, each role between the zones
 #: it joins (a link is drawn from the upper node to the lower, which is how dot ranks them).

@@ -20,11 +20,20 @@ from typing import Any
 import jinja2
 import yaml
 
-from halab.roles import APP, COMMON_FILES, COMMON_SYSCTL, PATHS, ROLES, Role, ZoneName, packages
-from halab.sections import STANDARD_DOWN_TIMER_ADVERTS
-from halab.spec import LabSpec, ResolvedHost, short_hash
+from halab.model.roles import (
+    APP,
+    COMMON_FILES,
+    COMMON_SYSCTL,
+    PATHS,
+    ROLES,
+    Role,
+    ZoneName,
+    packages,
+)
+from halab.model.sections import STANDARD_DOWN_TIMER_ADVERTS
+from halab.model.spec import LabSpec, ResolvedHost, short_hash
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "cloud-init"
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "cloud-init"
 TLS_PLACEHOLDER = "<secret: the lab's TLS certificate and key (PEM), filled in by Pulumi>"
 
 
@@ -190,7 +199,7 @@ def role_files(
     spec: LabSpec, host: ResolvedHost, target: Target = VM, tls_pem: str = TLS_PLACEHOLDER
 ) -> tuple[RenderedFile, ...]:
     """The config files a host's user-data writes (also what the local lab runs): every host's
-    own, then its role's (:mod:`halab.roles`), each from its template; the secret one is
+    own, then its role's (:mod:`halab.model.roles`), each from its template; the secret one is
     ``tls_pem``."""
     ctx = _context(spec, host, target)
     return tuple(

@@ -2,13 +2,13 @@
 
 Config keys are camelCase (``ha-web-lab:vrrpAdvertIntervalMs``), as Pulumi users write them; the
 model's fields are snake_case. Every check runs here, before any resource exists, and every failure
-becomes a :class:`halab.errors.ConfigError` that names the key and the value.
+becomes a :class:`halab.model.errors.ConfigError` that names the key and the value.
 
 Address plan (documented in docs/architecture.md): a host address not given in
 ``hosts[].addresses`` is derived as ``zone network + offset + k``, where ``k`` counts the hosts of
 that role, in list order, that have a leg in that zone, and the offset is the role's
-(:data:`halab.roles.ROLES`). The VIP defaults to the DMZ network + 100, the public IP to the public
-network + 10.
+(:data:`halab.model.roles.ROLES`). The VIP defaults to the DMZ network + 100, the public IP to the
+public network + 10.
 """
 
 from __future__ import annotations
@@ -33,10 +33,9 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from halab.errors import ConfigError, TopologyError, from_validation_error
-from halab.plumbing.roots import PROJECT
-from halab.roles import ROLES, Role, ZoneName
-from halab.sections import (
+from halab.model.errors import ConfigError, TopologyError, from_validation_error
+from halab.model.roles import ROLES, Role, ZoneName
+from halab.model.sections import (
     Address,
     EdgeKind,
     EdgeSpec,
@@ -49,6 +48,7 @@ from halab.sections import (
     group_keys,
     section_names,
 )
+from halab.plumbing.roots import PROJECT
 
 
 class NetworkMode(StrEnum):
@@ -71,14 +71,14 @@ PUBLIC_IP_OFFSET = 10
 DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 IFNAME = re.compile(r"[a-z][a-z0-9-]{0,14}")
 #: FortiOS limits the provider enforces (terraform-provider-fortios 1.20.0, the one pulumiverse
-#: fortios 0.0.6 wraps): name lengths per object kind (the largest policy id: halab.sections).
+#: fortios 0.0.6 wraps): name lengths per object kind (the largest policy id: halab.model.sections).
 FORTIOS_NAME_LIMITS = {"vip": 79, "vip group": 79, "policy": 35, "service": 79, "address": 79}
 #: The preferred master's priority while BFD says its peer is down (fast detection); every LB is
 #: lifted by the same amount, so their order never changes. The master-down timer is adverts x
 #: interval + (256 - priority)/256 of an interval: the higher the lift, the sooner a backup takes
 #: over once BFD is down, and the less a lifted backup tolerates a late advert. BFD goes down
 #: falsely too (Keepalived 2.2.7 expires a session that has just come up: see
-#: halab.sections.VRRP_STARTUP_DELAY_S); at 254 (0.3 ms of margin at 40 ms adverts) a
+#: halab.model.sections.VRRP_STARTUP_DELAY_S); at 254 (0.3 ms of margin at 40 ms adverts) a
 #: returning LB, lifted by such a bounce, took the VIP from a live master in the lab. 230
 #: leaves 26/256 of an interval (4 ms at 40 ms adverts) and costs as much on a takeover.
 BFD_DOWN_PRIORITY = 230
@@ -101,7 +101,7 @@ class _Model(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _plain_text(cls, value: Any) -> Any:
-        # Names, addresses and paths are one clean line (halab.sections.check_text).
+        # Names, addresses and paths are one clean line (halab.model.sections.check_text).
         return check_text(value)
 
 
@@ -292,7 +292,7 @@ class LabSpec(_Model):
     @model_validator(mode="before")
     @classmethod
     def _sections(cls, data: Any) -> Any:
-        # Users write flat keys; each section takes its own (halab/sections.py).
+        # Users write flat keys; each section takes its own (halab/model/sections.py).
         return group_keys(cls, data)
 
     @field_validator("vip", mode="before")

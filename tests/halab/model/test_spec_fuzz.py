@@ -7,9 +7,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from halab.errors import ConfigError
-from halab.spec import LabSpec, load_spec
-from halab.stackconfig import read_stack
+from halab.model.errors import ConfigError
+from halab.model.spec import LabSpec, load_spec
+from halab.model.stackconfig import read_stack
 
 KEYS = [*sorted(read_stack("dev").values), "bogus", "zones", "hosts"]
 

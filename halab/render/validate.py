@@ -1,7 +1,7 @@
 """Prove every rendered file with the real tool that will read it, before any VM exists.
 
-Input is a tree written by :func:`halab.render.write_tree` (``python -m halab render``): one folder
-per host holding ``user-data``, ``network-config``, ``meta-data`` and ``files/<real path>``.
+Input is a tree written by :func:`halab.render.hosts.write_tree` (``python -m halab render``): one
+folder per host holding ``user-data``, ``network-config``, ``meta-data`` and ``files/<real path>``.
 Each :class:`Check` runs one validator from Debian's packages on one host folder and returns
 :class:`Problem` objects that carry the validator's own output, so a failure reads as the tool
 wrote it. Nothing here changes a rendered file: where a tool needs the file's surroundings (the

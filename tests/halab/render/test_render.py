@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from halab.model.roles import PATHS, Role
+from halab.model.spec import LabSpec
+from halab.model.stackconfig import read_stack
 from halab.plumbing import hostdeps
-from halab.render import (
+from halab.render.hosts import (
     RenderedFile,
     readiness_script,
     render_all,
@@ -18,13 +21,10 @@ from halab.render import (
     write_files,
     write_tree,
 )
-from halab.roles import PATHS, Role
-from halab.spec import LabSpec
-from halab.stackconfig import read_stack
 
 STACKS = sorted(
     p.name[len("Pulumi.") : -len(".yaml")]
-    for p in Path(__file__).resolve().parents[2].glob("Pulumi.*.yaml")
+    for p in Path(__file__).resolve().parents[3].glob("Pulumi.*.yaml")
 )
 
 

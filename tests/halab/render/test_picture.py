@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from halab.picture import lab_graph, write_picture
-from halab.roles import Role
-from halab.stackconfig import read_stack
+from halab.model.roles import Role
+from halab.model.stackconfig import read_stack
+from halab.render.picture import lab_graph, write_picture
 
 
 @pytest.mark.parametrize("stack", ["staging", "dev", "e2e", "tutorial"])

@@ -1,4 +1,4 @@
-"""Test helpers around :mod:`halab.validate`: render a spec to a tree, and fail loudly.
+"""Test helpers around :mod:`halab.render.validate`: render a spec to a tree, and fail loudly.
 
 A failing check raises ``AssertionError`` whose message is the validator's own output, so pytest
 shows exactly what HAProxy, nginx, cloud-init, ... said about the rendered file.
@@ -10,10 +10,10 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from halab.render import RenderedHost, render_all, write_tree
-from halab.spec import LabSpec
-from halab.stackconfig import REPO_ROOT
-from halab.validate import CHECKS, Check, HostTree, Problem, run_check, run_checks
+from halab.model.spec import LabSpec
+from halab.model.stackconfig import REPO_ROOT
+from halab.render.hosts import RenderedHost, render_all, write_tree
+from halab.render.validate import CHECKS, Check, HostTree, Problem, run_check, run_checks
 
 #: A real OpenSSH public key line (its blob names its type), for configs that need one.
 TEST_SSH_KEY = (

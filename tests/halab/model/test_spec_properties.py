@@ -26,12 +26,17 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from halab.errors import ConfigError
-from halab.render import render_all
-from halab.roles import PATHS, Role, ZoneName
-from halab.spec import BFD_DOWN_PRIORITY, LabSpec, load_spec
-from halab.validate import CHECKS, unknown_cloud_config_keys
-from tests.halab.validators import TEST_SSH_KEY, assert_no_problems, render_to_tree, validate_all
+from halab.model.errors import ConfigError
+from halab.model.roles import PATHS, Role, ZoneName
+from halab.model.spec import BFD_DOWN_PRIORITY, LabSpec, load_spec
+from halab.render.hosts import render_all
+from halab.render.validate import CHECKS, unknown_cloud_config_keys
+from tests.halab.render.validators import (
+    TEST_SSH_KEY,
+    assert_no_problems,
+    render_to_tree,
+    validate_all,
+)
 
 #: Runs the real validators (haproxy, keepalived, nginx, cloud-init...): seconds each.
 pytestmark = pytest.mark.validators

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from halab.errors import ConfigError
-from halab.plumbing.roots import PROJECT
-from halab.stackconfig import (
+from halab.model.errors import ConfigError
+from halab.model.stackconfig import (
     from_pulumi_getter,
     project_defaults,
     read_stack,
@@ -19,6 +18,7 @@ from halab.stackconfig import (
     spec_from_pulumi_json,
     stack_file_keys,
 )
+from halab.plumbing.roots import PROJECT
 
 
 def test_only_the_stack_files_own_keys_count() -> None:
@@ -41,7 +41,7 @@ def test_other_namespaces_are_not_the_labs(tmp_path: Path) -> None:
 
 # ---- no undeclared key is ever ignored -------------------------------------------------------
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TYPO = "ha-web-lab:edgeAllowedSource"
 
 

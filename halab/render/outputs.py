@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from halab.sections import EdgeKind
-from halab.spec import LabSpec
+from halab.model.sections import EdgeKind
+from halab.model.spec import LabSpec
 
 
 def ssh_command(spec: LabSpec, host: str) -> str:

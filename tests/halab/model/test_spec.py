@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from halab.errors import ConfigError
-from halab.roles import Role, ZoneName
-from halab.sections import VRRP_STARTUP_DELAY_S, EdgeKind, is_ssh_public_key
-from halab.spec import BFD_DOWN_PRIORITY, LabSpec, derived_priorities, load_spec
-from halab.stackconfig import read_stack, spec_from_pulumi_json
+from halab.model.errors import ConfigError
+from halab.model.roles import Role, ZoneName
+from halab.model.sections import VRRP_STARTUP_DELAY_S, EdgeKind, is_ssh_public_key
+from halab.model.spec import BFD_DOWN_PRIORITY, LabSpec, derived_priorities, load_spec
+from halab.model.stackconfig import read_stack, spec_from_pulumi_json
 from tests.conftest import TEST_SSH_KEY
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def base(**overrides: Any) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 The stacks are every ``Pulumi.<stack>.yaml`` in the checkout. Each is rendered once, by the render
 command itself (``python -m halab render``), and every applicable check of
-:mod:`halab.validate` runs on every host, all in parallel, once per module; each
+:mod:`halab.render.validate` runs on every host, all in parallel, once per module; each
 (stack, host, check) is then its own test, failing with the validator's own output.
 
 The tools come from Debian's packages (``scripts/apt-packages.txt``). A missing tool fails its tests
@@ -20,14 +20,14 @@ from typing import Any
 import jinja2
 import pytest
 
-import halab.render as render_module
-import halab.validate as validate_module
+import halab.render.hosts as render_module
+import halab.render.validate as validate_module
 from halab.cli import main as cli_main
-from halab.render import TEMPLATE_DIR, render_all
-from halab.roles import PATHS, Role, ZoneName
-from halab.spec import LabSpec
-from halab.stackconfig import read_stack
-from halab.validate import (
+from halab.model.roles import PATHS, Role, ZoneName
+from halab.model.spec import LabSpec
+from halab.model.stackconfig import read_stack
+from halab.render.hosts import TEMPLATE_DIR, render_all
+from halab.render.validate import (
     CHECKS_BY_NAME,
     TOOLS,
     HostTree,
@@ -41,7 +41,7 @@ from halab.validate import (
     validate_tree,
     which,
 )
-from tests.halab.validators import (
+from tests.halab.render.validators import (
     TEST_SSH_KEY,
     applicable_checks,
     assert_no_problems,

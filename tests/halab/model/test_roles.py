@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 from halab import image
+from halab.model.roles import COMMON_FILES, ROLES, Role, all_packages, lab_binaries, packages
+from halab.model.spec import load_spec
+from halab.model.stackconfig import read_stack
 from halab.plumbing import hostdeps
-from halab.render import TEMPLATE_DIR, render_all
-from halab.roles import COMMON_FILES, ROLES, Role, all_packages, lab_binaries, packages
-from halab.spec import load_spec
-from halab.stackconfig import read_stack
+from halab.render.hosts import TEMPLATE_DIR, render_all
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_every_role_is_defined_and_its_templates_exist() -> None:

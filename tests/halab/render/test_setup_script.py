@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from halab.render import render_all
-from halab.roles import PATHS
-from halab.spec import LabSpec
-from halab.stackconfig import read_stack
+from halab.model.roles import PATHS
+from halab.model.spec import LabSpec
+from halab.model.stackconfig import read_stack
+from halab.render.hosts import render_all
 
 #: Everything the script may call; each stub appends its name and arguments to the log.
 COMMANDS = ("sysctl", "nft", "systemctl", "sshd", "haproxy", "keepalived", "nginx", "rm", "ln")

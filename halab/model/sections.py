@@ -5,7 +5,7 @@ key belongs to one section, and a section is a model with its own checks, so a c
 template takes the one section it needs (``spec.vrrp``, ``spec.haproxy``) instead of the whole
 spec. A field's alias is its config key, so an error names the key the user wrote. Checks that
 need more than one section (the VIP in the DMZ, fast detection against the number of LBs) are
-the spec's own (:class:`halab.spec.LabSpec`).
+the spec's own (:class:`halab.model.spec.LabSpec`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
-from halab.errors import TopologyError
+from halab.model.errors import TopologyError
 
 DEFAULT_BASE_IMAGE = (
     "https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2"
@@ -309,7 +309,8 @@ class VrrpSpec(Section):
     )
     router_id: Integer = Field(51, alias="vrrpRouterId")
     advert_interval_ms: Integer = Field(40, alias="vrrpAdvertIntervalMs")
-    #: One per lb host in config order; empty derives them (:func:`halab.spec.derived_priorities`).
+    #: One per lb host in config order; empty derives them
+    # (:func:`halab.model.spec.derived_priorities`).
     priorities: tuple[Integer, ...] = Field((), alias="vrrpPriorities")
     preempt: Boolean = Field(False, alias="vrrpPreempt")
     realtime: Boolean = Field(True, alias="vrrpRealtime")

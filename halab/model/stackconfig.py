@@ -18,10 +18,10 @@ from typing import Any
 
 import yaml
 
-from halab.errors import ConfigError
+from halab.model.errors import ConfigError
+from halab.model.sections import config_fields
+from halab.model.spec import SECRET_KEYS, LabSpec, load_spec
 from halab.plumbing.roots import PROJECT
-from halab.sections import config_fields
-from halab.spec import SECRET_KEYS, LabSpec, load_spec
 
 #: Every config key the spec reads (each section's too), with its field.
 _FIELDS = {
@@ -31,7 +31,7 @@ _FIELDS = {
 #: the two the same).
 DECLARED_KEYS = frozenset(_FIELDS) | frozenset(SECRET_KEYS)
 SECRET_PLACEHOLDER = "<secret: set in the stack, not decrypted by the render command>"  # noqa: S105
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """docs/configuration.md, written from ``Pulumi.yaml`` (``python -m halab docs [--check]``).
 
 ``Pulumi.yaml`` is the one home of the config keys: their types, defaults and descriptions. The
-page groups them by the spec section that validates them (``halab/sections.py``), in the order
+page groups them by the spec section that validates them (``halab/model/sections.py``), in the order
 ``Pulumi.yaml`` declares them, so neither a key nor a default can be documented in two places
 that drift apart; ``tests/test_docs.py`` fails when the page is not what this writes.
 """
@@ -16,9 +16,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from halab.model.sections import Section
+from halab.model.spec import SECRET_KEYS, LabSpec
 from halab.plumbing.roots import PROJECT
-from halab.sections import Section
-from halab.spec import SECRET_KEYS, LabSpec
 
 PAGE = Path("docs") / "configuration.md"
 #: The spec's own keys (topology) and the secrets, which no section holds.
@@ -35,12 +35,13 @@ HEADER = """\
 
 Every key is declared in [`Pulumi.yaml`](../Pulumi.yaml) with its type, description and
 default; a stack sets its own values in `Pulumi.<stack>.yaml` (or `scripts/pulumi.sh STACK
-config set KEY VALUE`, `--secret` for the secrets). `halab/spec.py` validates them all before
-anything is created, and each error names the key and the value:
+config set KEY VALUE`, `--secret` for the secrets). `halab/model/spec.py` validates them all
+before anything is created, and each error names the key and the value:
 `ha-web-lab:vip = '10.9.9.9': is outside 10.0.1.0/24`. The keys are flat, as Pulumi wants them;
-in the spec each belongs to one section with its own checks (`halab/sections.py`), and this page
-lists them section by section; zones, hosts and the VIP, and the checks that span sections, are
-the spec's own. Addresses left out are derived as [the address plan](architecture.md#address-plan)
+in the spec each belongs to one section with its own checks (`halab/model/sections.py`), and
+this page lists them section by section; zones, hosts and the VIP, and the checks that span
+sections, are the spec's own. Addresses left out are derived as
+[the address plan](architecture.md#address-plan)
 says; what the VRRP, BFD and HAProxy knobs cost and buy is in [failover](failover.md).
 """
 
