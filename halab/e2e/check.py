@@ -20,11 +20,11 @@ from typing import Any
 
 from halab.drills.baseline import Baseline, BaselineError, measure
 from halab.drills.core import Bounds, DrillResult
-from halab.drills.probe import ProbeConfig
 from halab.e2e import usage
 from halab.e2e.parse import check_plan
 from halab.e2e.vmlab import E2eError, VmLab, default_netns
 from halab.model.spec import LabSpec
+from halab.target.probe import ProbeConfig
 
 #: The drills a check runs by default, in order (``restore`` brings the crashed LB back).
 DEFAULT_STEPS = ("round-robin", "lb-hard-failure", "restore")

@@ -49,8 +49,7 @@ from pulumi import automation as auto
 
 from halab.drills import analysis
 from halab.drills.baseline import BaselineError, measure
-from halab.drills.probe import ProbeConfig, Sample, write_samples
-from halab.drills.target import DrillSettings, TargetKind, drill_settings
+from halab.drills.sweep import Variant, run_sweep, sweep_table
 from halab.e2e.check import check_args, fastest_vm_probe, run_check
 from halab.e2e.parse import PlanCheck, check_steps
 from halab.e2e.reclaim import reclaim
@@ -58,13 +57,14 @@ from halab.e2e.timings import EventLog, Step, Timings, engine_errors, first_line
 from halab.e2e.vmlab import E2eError, VmLab
 from halab.e2e.watchdog import OperationTimeoutError, OperationWatchdog
 from halab.engine import copy_project
+from halab.model.drill_settings import DrillSettings, TargetKind, drill_settings
 from halab.model.roles import Role
 from halab.model.spec import LabSpec
 from halab.model.stackconfig import project_defaults, spec_from_pulumi_json
 from halab.plumbing.process import busy_loops
 from halab.plumbing.roots import PROJECT
 from halab.plumbing.virsh import Virsh
-from halab.sweep import Variant, run_sweep, sweep_table
+from halab.target.probe import ProbeConfig, Sample, write_samples
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK = "e2e"
@@ -422,7 +422,7 @@ class E2eRun:
         self.config_sweep("fast-detection-sweep", variants, observe_s)
 
     def config_sweep(self, name: str, variants: Sequence[Variant], observe_s: float) -> None:
-        """A sweep (:mod:`halab.sweep`) of the stack's config: per variant, ``up`` with those
+        """A sweep (:mod:`halab.drills.sweep`) of the stack's config: per variant, ``up`` with those
         values, VIP moves with nothing wrong (spurious ones) while the probe runs for
         ``observe_s``, then the outage of a hard failure of the master and its return. The
         stack's own values are set back afterwards. Writes ``NAME.txt`` and ``NAME.json`` in the

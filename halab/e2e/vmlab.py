@@ -5,7 +5,7 @@ lab's bridges live (the project's own libvirtd, :mod:`halab.libvirtd`), or direc
 there is none (a real hypervisor whose lab networks this machine routes to). libvirt itself is
 reached through its URI from anywhere.
 
-- probe: ``python -m halab.drills.probe`` as a process in that namespace, against the public URL;
+- probe: ``python -m halab.target.probe`` as a process in that namespace, against the public URL;
 - VIP holders: one long-lived SSH session per LB prints ``ip -o -4 addr show dev dmz`` once,
   then every change of the DMZ's addresses as it happens (``ip monitor``), and a heartbeat every
   :data:`HEARTBEAT_S`; a read is a look at the last state of each (a silent LB, e.g. a destroyed
@@ -31,16 +31,17 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from halab.drills.probe import ProbeConfig
-from halab.drills.probe_process import PopenHandle, ProbeProcess
-from halab.drills.target import SpecDrillTarget, TargetKind
 from halab.e2e import usage
 from halab.e2e.parse import holds, servers_state, vip_change
 from halab.libvirtd import netns_name
+from halab.model.drill_settings import TargetKind
 from halab.model.roles import ROLES, Role
 from halab.model.spec import LabSpec, ResolvedHost
 from halab.plumbing import netns
 from halab.plumbing.virsh import Virsh
+from halab.target.probe import ProbeConfig
+from halab.target.probe_process import PopenHandle, ProbeProcess
+from halab.target.protocol import SpecDrillTarget
 
 #: A VIP report older than this no longer counts (the LB is gone or frozen).
 STALE_S = 3.0
@@ -158,7 +159,7 @@ class _VipStream:
 
 
 class VmLab(SpecDrillTarget):
-    """The :class:`halab.drills.target.DrillTarget` of a deployed lab of VMs."""
+    """The :class:`halab.target.protocol.DrillTarget` of a deployed lab of VMs."""
 
     KIND = TargetKind.VMS
 
@@ -245,7 +246,7 @@ class VmLab(SpecDrillTarget):
     # --- DrillTarget (names and settings: SpecDrillTarget) -----------------------------------
 
     def start_probe(self, cfg: ProbeConfig, duration: float) -> ProbeProcess:
-        """Start :mod:`halab.drills.probe` where the lab is reachable; returns once it sends."""
+        """Start :mod:`halab.target.probe` where the lab is reachable; returns once it sends."""
         env = {**os.environ, "PYTHONPATH": str(_REPO_ROOT)}
 
         def launch(cmd: Sequence[str], log: Path) -> PopenHandle:

@@ -11,7 +11,7 @@ Layout:
 - :mod:`halab.lab.throughput` measures its requests/s (``wrk``, else the loop of
   :mod:`halab.lab.loadgen`); :mod:`halab.lab.bench` is the failover benchmark;
 - the drills (:mod:`halab.drills`) run against it through the
-  :class:`halab.drills.target.DrillTarget` protocol, which
+  :class:`halab.target.protocol.DrillTarget` protocol, which
   :class:`halab.lab.lab.NamespaceLab` implements;
 - :mod:`halab.lab.cli` adds ``lab up|status|drill|down|bench`` to ``python -m halab``.
 

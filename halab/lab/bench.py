@@ -31,13 +31,13 @@ from typing import Any
 
 from halab.drills import lb, load, registry, report
 from halab.drills.core import Bounds, DrillResult, DrillRun
-from halab.drills.probe import ProbeConfig
+from halab.drills.sweep import Variant, run_sweep, sweep_table
 from halab.lab.lab import NamespaceLab
 from halab.lab.state import LabState
 from halab.lab.throughput import throughput
 from halab.model.stackconfig import REPO_ROOT
 from halab.plumbing.procs import signals_raise
-from halab.sweep import Variant, run_sweep, sweep_table
+from halab.target.probe import ProbeConfig
 
 #: Partition runs while the higher-priority LB still holds the VIP (haproxy-death and the hard
 #: failure move it to the peer, where nopreempt keeps it): the case where a stale ARP entry at
@@ -288,7 +288,8 @@ def sweep_one(
     rng: random.Random,
 ) -> dict[str, Any]:
     """One variant of the stack, a lab of its own: VIP moves and failed requests under load and
-    a CPU hog, then a hard failure under the same hog (a sweep's figures, :mod:`halab.sweep`)."""
+    a CPU hog, then a hard failure under the same hog (a sweep's figures,
+    :mod:`halab.drills.sweep`)."""
     lab = NamespaceLab.create(stack, project_dir, variant.values)
     folder = out / ("sweep-" + "-".join(variant.label.replace(",", "").split()))
     figures: dict[str, Any] = {}

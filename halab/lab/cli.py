@@ -96,10 +96,10 @@ def _down(args: argparse.Namespace) -> int:
 def _drill(args: argparse.Namespace) -> int:
     from halab.drills import registry, report
     from halab.drills.core import DrillResult
-    from halab.drills.probe import ProbeConfig
     from halab.lab.lab import LabError, NamespaceLab
     from halab.lab.state import LabState
     from halab.plumbing.procs import signals_raise
+    from halab.target.probe import ProbeConfig
 
     _need_root()
     names = [n for n in args.only.split(",") if n] if args.only else list(registry.ALL)

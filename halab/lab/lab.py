@@ -28,12 +28,10 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
-from halab.drills.probe import ProbeConfig
-from halab.drills.probe_process import ProbeProcess
-from halab.drills.target import SpecDrillTarget, TargetKind
 from halab.lab import recipes, topology
 from halab.lab.recipes import RECIPES, Place, Recipe
 from halab.lab.state import LabState, locked, run_dir
+from halab.model.drill_settings import TargetKind
 from halab.model.roles import PATHS, Role, ZoneName, lab_binaries
 from halab.model.sections import EdgeKind
 from halab.model.spec import LabSpec, ResolvedHost, load_spec
@@ -43,6 +41,9 @@ from halab.plumbing.process import busy_loop_argv
 from halab.plumbing.procs import ProcRecord
 from halab.plumbing.tls import self_signed_pem, unverified_context
 from halab.render.hosts import RenderedHost, Target, render_host, write_files
+from halab.target.probe import ProbeConfig
+from halab.target.probe_process import ProbeProcess
+from halab.target.protocol import SpecDrillTarget
 
 #: Files the lab runs (their packages: scripts/apt-packages.txt): every role's daemons
 #: (halab/model/roles.py), and what the lab itself runs around them.
@@ -627,10 +628,11 @@ class NamespaceLab(SpecDrillTarget):
         self.state.save()
         return record
 
-    # ---- the drill protocol (halab.drills.target.DrillTarget; names and settings: SpecDrillTarget)
+    # ---- the drill protocol (halab.target.protocol.DrillTarget; names and settings:
+    # SpecDrillTarget)
 
     def start_probe(self, cfg: ProbeConfig, duration: float) -> ProbeProcess:
-        """Start :mod:`halab.drills.probe` in the client namespace; returns once it sends."""
+        """Start :mod:`halab.target.probe` in the client namespace; returns once it sends."""
 
         def launch(cmd: Sequence[str], log: Path) -> procs.PidHandle:
             # Through the tracked spawn, so `lab down` ends the probe even after a crash of ours.

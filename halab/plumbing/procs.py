@@ -222,7 +222,7 @@ def kill_tree(targets: Sequence[tuple[int, int]], timeout: float = 5.0) -> list[
 
 @dataclass(frozen=True)
 class PidHandle:
-    """One process by PID and start time, as :class:`halab.drills.probe_process.ProcessHandle`:
+    """One process by PID and start time, as :class:`halab.target.probe_process.ProcessHandle`:
     what a drill helper the lab spawned (and recorded in its state file) is reached through."""
 
     pid: int

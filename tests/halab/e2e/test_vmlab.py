@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from halab.drills.probe import REFUSED, ProbeConfig
 from halab.e2e.cli import build_parser
 from halab.e2e.vmlab import E2eError, VmLab, in_netns
 from halab.model.stackconfig import REPO_ROOT, read_stack
+from halab.target.probe import REFUSED, ProbeConfig
 
 
 def _lab(tmp_path: Path, netns: str | None = None) -> VmLab:

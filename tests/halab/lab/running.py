@@ -12,10 +12,10 @@ import pytest
 
 from halab.drills import registry, report
 from halab.drills.core import DrillResult
-from halab.drills.probe import ProbeConfig
 from halab.lab.lab import NamespaceLab, require_packages
 from halab.lab.state import LabState
 from halab.plumbing import hostdeps, netns, procs
+from halab.target.probe import ProbeConfig
 
 #: Where Keepalived keeps a namespace's run files (its children's pid files unless told).
 KEEPALIVED_RUN = Path("/run/keepalived")

@@ -1,6 +1,6 @@
 """The probe as a process: its command, its start, its end and its samples, for every target.
 
-Both drill targets run ``python -m halab.drills.probe`` as a child process and differ only in how
+Both drill targets run ``python -m halab.target.probe`` as a child process and differ only in how
 they start it and reach it: the namespace lab spawns it in the client namespace through its
 tracked spawn (PID and start time go into the lab's state file, so ``lab down`` ends it even
 after a crash), a lab of VMs starts it with :class:`subprocess.Popen` where the lab's bridges are
@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from halab.drills.probe import ProbeConfig, Sample, read_samples
 from halab.plumbing.process import popen_logged
+from halab.target.probe import ProbeConfig, Sample, read_samples
 
 #: Until the probe prints ``started``: an interpreter start, slow on a machine busy with VMs.
 START_TIMEOUT_S = 10.0
@@ -110,11 +110,11 @@ def probe_command(
     cfg: ProbeConfig, duration: float, out: Path, python: str = sys.executable
 ) -> list[str]:
     """The command line of one probe run writing its samples to ``out``."""
-    return [python, "-m", "halab.drills.probe", *cfg.argv(duration, out)]
+    return [python, "-m", "halab.target.probe", *cfg.argv(duration, out)]
 
 
 class ProbeProcess:
-    """One run of :mod:`halab.drills.probe` (a :class:`halab.drills.target.ProbeRun`).
+    """One run of :mod:`halab.target.probe` (a :class:`halab.target.protocol.ProbeRun`).
 
     :meth:`start` returns once it sends; :meth:`stop` ends it and returns every sample. Its two
     files (samples and log) live in the folder given to :meth:`start` and are removed by

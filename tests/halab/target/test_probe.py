@@ -7,7 +7,7 @@ import socket
 from dataclasses import replace
 from pathlib import Path
 
-from halab.drills.probe import ProbeConfig, parse_response, request_once, run_probe
+from halab.target.probe import ProbeConfig, parse_response, request_once, run_probe
 
 
 def test_parse_response() -> None:

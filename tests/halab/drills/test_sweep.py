@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from halab.sweep import COLUMNS, Variant, run_sweep, sweep_table
+from halab.drills.sweep import COLUMNS, Variant, run_sweep, sweep_table
 
 
 def test_each_variant_is_measured_in_turn_into_a_row_with_its_values() -> None:

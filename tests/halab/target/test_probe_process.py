@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from halab.drills.probe import ProbeConfig
-from halab.drills.probe_process import (
+from halab.model.stackconfig import REPO_ROOT
+from halab.plumbing import procs
+from halab.target.probe import ProbeConfig
+from halab.target.probe_process import (
     Launcher,
     PopenHandle,
     ProbeProcess,
     ProcessHandle,
     probe_command,
 )
-from halab.model.stackconfig import REPO_ROOT
-from halab.plumbing import procs
 from tests.local_http import serving
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
@@ -64,7 +64,7 @@ def _start(
 def test_the_command_runs_the_probe_module_with_the_configs_arguments() -> None:
     cfg = ProbeConfig("http://192.0.2.1/", max_requests=3)
     cmd = probe_command(cfg, 5.0, Path("out.jsonl"), python="py")
-    assert cmd == ["py", "-m", "halab.drills.probe", *cfg.argv(5.0, Path("out.jsonl"))]
+    assert cmd == ["py", "-m", "halab.target.probe", *cfg.argv(5.0, Path("out.jsonl"))]
 
 
 def test_a_probe_that_ends_by_itself_gives_every_sample_and_leaves_no_file(

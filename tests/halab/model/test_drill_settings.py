@@ -1,5 +1,5 @@
 """The timings the drills read: derived once by the spec's sections, carried by
-:class:`halab.drills.target.DrillSettings`, the same for every stack file as the drills' own
+:class:`halab.model.drill_settings.DrillSettings`, the same for every stack file as the drills' own
 formulas gave before they moved there."""
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from halab.drills.baseline import Baseline
-from halab.drills.probe import ProbeConfig
-from halab.drills.target import DrillSettings, TargetKind, drill_settings
 from halab.e2e.check import vm_bounds
 from halab.e2e.run import serving_bound_s
 from halab.e2e.vmlab import VmLab
+from halab.model.drill_settings import DrillSettings, TargetKind, drill_settings
 from halab.model.sections import VRRP_STARTUP_DELAY_S
 from halab.model.stackconfig import REPO_ROOT, read_stack
+from halab.target.probe import ProbeConfig
 from tests.halab.drills.scripted import scripted_settings
 
 STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml")

@@ -12,7 +12,7 @@ the same code can run on any machine against a real lab's public URL.
 
 Command line (used by the lab; writes JSON lines)::
 
-    python -m halab.drills.probe --url https://203.0.113.10/ --interval 0.02 --duration 10 --out F
+    python -m halab.target.probe --url https://203.0.113.10/ --interval 0.02 --duration 10 --out F
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class ProbeConfig:
     max_requests: int | None = None
 
     def argv(self, duration: float, out: Path) -> list[str]:
-        """The arguments of ``python -m halab.drills.probe`` for this config (both lab targets)."""
+        """The arguments of ``python -m halab.target.probe`` for this config (both lab targets)."""
         args = [
             "--url", self.url, "--interval", str(self.interval),
             "--connect-timeout", str(self.connect_timeout),
@@ -258,7 +258,7 @@ def read_samples(path: Path) -> list[Sample]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Probe until the duration ends or SIGTERM/SIGINT; write the samples; print ``done N``."""
-    parser = argparse.ArgumentParser(prog="python -m halab.drills.probe", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m halab.target.probe", description=__doc__)
     parser.add_argument("--url", required=True)
     parser.add_argument("--interval", type=float, default=0.02)
     parser.add_argument("--connect-timeout", type=float, default=0.2)
