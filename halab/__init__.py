@@ -9,9 +9,9 @@ validates a
 - the namespace lab (``halab.lab``) and a deployed lab of VMs (``halab.e2e``), two targets of
   the drills (``halab.drills``);
 - around them: ``make up``/``make down`` (``halab.up``), the Pulumi engine and the environment
-  of every Pulumi run (``halab.engine``), the project's libvirtd (``halab.libvirtd``) and image
-  (``halab.image``, its Debian mirror from ``halab.debian``), ``make fresh-test``
-  (``halab.fresh``).
+  of every Pulumi run (``halab.machine.engine``), the project's libvirtd
+  (``halab.machine.libvirtd``) and image (``halab.machine.image``, its Debian mirror from
+  ``halab.machine.debian``), ``make fresh-test`` (``halab.machine.fresh``).
 
 Nothing here imports Pulumi but the e2e run, so the render command, the namespace lab and the
 tests use exactly what ``pulumi up`` deploys.

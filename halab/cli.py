@@ -145,8 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     from halab.e2e.launch import add_e2e_command
     from halab.e2e.reclaim import add_reclaim_command
     from halab.fortigate.server import add_fortigate_command
-    from halab.image import add_image_command
-    from halab.libvirtd import add_libvirtd_command
+    from halab.machine.image import add_image_command
+    from halab.machine.libvirtd import add_libvirtd_command
     from halab.render.docs import add_docs_command
 
     add_check_command(sub)

@@ -3,15 +3,17 @@
 #   scripts/bootstrap.sh host    what `make up` needs: the [host] packages of scripts/apt-packages.txt
 #   scripts/bootstrap.sh tests   that, the tests' [tests] packages and sshd unpacked (`make test`)
 # then the virtualenv Pulumi uses (venv/, as Pulumi.yaml says) with requirements-dev.txt.
-# The Debian packages go through halab/plumbing/hostdeps.py (Debian's python3, standard library only): no
-# daemon of theirs starts, and what the lab runs only in VMs and namespaces is not left enabled.
+# The Debian packages go through halab/plumbing/hostdeps.py (Debian's python3, standard library
+# only): no daemon of theirs starts, and what the lab runs only in VMs and namespaces is not left
+# enabled.
 # A second run with everything present takes a second or two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 choice=${1:-host}
 [[ $choice == host || $choice == tests ]] || { say "usage: $0 [host|tests]"; exit 2; }
-# The project's cache root, the rule of halab.plumbing.roots.cache_root(): this runs before Python may exist.
+# The project's cache root, the rule of halab.plumbing.roots.cache_root(): this runs before
+# Python may exist.
 HWL_CACHE=${HA_WEB_LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ha-web-lab}
 
 sudo_cmd=()

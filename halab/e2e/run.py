@@ -56,7 +56,7 @@ from halab.e2e.reclaim import reclaim
 from halab.e2e.timings import EventLog, Step, Timings, engine_errors, first_line
 from halab.e2e.vmlab import E2eError, VmLab
 from halab.e2e.watchdog import OperationTimeoutError, OperationWatchdog
-from halab.engine import copy_project
+from halab.machine.engine import copy_project
 from halab.model.drill_settings import DrillSettings, TargetKind, drill_settings
 from halab.model.roles import Role
 from halab.model.spec import LabSpec

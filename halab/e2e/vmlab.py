@@ -1,7 +1,7 @@
 """A deployed lab of VMs as a drill target: the drills of :mod:`halab.drills`, unchanged.
 
 Everything that must reach the VMs (SSH, the probe) runs in the network namespace where the
-lab's bridges live (the project's own libvirtd, :mod:`halab.libvirtd`), or directly when
+lab's bridges live (the project's own libvirtd, :mod:`halab.machine.libvirtd`), or directly when
 there is none (a real hypervisor whose lab networks this machine routes to). libvirt itself is
 reached through its URI from anywhere.
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from halab.e2e import usage
 from halab.e2e.parse import holds, servers_state, vip_change
-from halab.libvirtd import netns_name
+from halab.machine.libvirtd import netns_name
 from halab.model.drill_settings import TargetKind
 from halab.model.roles import ROLES, Role
 from halab.model.spec import LabSpec, ResolvedHost

@@ -7,7 +7,7 @@ gets and what its readiness gate checks. The spec, the renderer, the namespace l
 the image build and the tests read it here, so a package, a file or a daemon of a role is a
 change in one place.
 
-Pure standard library on purpose: the image build (:mod:`halab.image`, standard library too)
+Pure standard library on purpose: the image build (:mod:`halab.machine.image`, standard library too)
 reads the packages every role needs from :func:`all_packages`, and runs before the project's
 virtualenv exists.
 """

@@ -29,7 +29,7 @@ namespaces, so an install here:
 4. libvirt's ``default`` network newly installed: its autostart goes (the lab makes networks of
    its own; ``default`` would put virbr0 and a dnsmasq on 192.168.122.1:53 on this machine).
 
-``python3 -m halab.fresh --boot`` proves it on a pristine Debian root booted with systemd.
+``python3 -m halab.machine.fresh --boot`` proves it on a pristine Debian root booted with systemd.
 
 Standard library only: it runs with Debian's python3, before the virtualenv exists.
 """
@@ -61,7 +61,7 @@ SECTIONS = ("host", "tests", "elsewhere")
 
 #: Units the lab needs on this machine: left enabled (and started, when this run installed them
 #: on a running systemd), each with why. Everything else a newly installed package enabled is
-#: disabled. One place: ``python3 -m halab.fresh --boot`` allows exactly these.
+#: disabled. One place: ``python3 -m halab.machine.fresh --boot`` allows exactly these.
 EXPECTED_UNITS: Mapping[str, str] = {
     # `make up` uses the libvirtd at qemu:///system when one answers (halab/up.py), as any
     # libvirt tool would. These are unix sockets under /run/libvirt (root only, or read-only);
@@ -109,7 +109,8 @@ GENERATOR_DIRS = ("/lib/systemd/system-generators/", "/usr/lib/systemd/system-ge
 GENERATOR_MASKS = Path("/etc/systemd/system-generators")
 KEPT_GENERATORS: Mapping[str, str] = {
     # cloud-init's own off switch is read by its generator, which then says so in
-    # /run/cloud-init/disabled: the proof (halab/freshboot.py) checks that file after a reboot.
+    # /run/cloud-init/disabled: the proof (halab/machine/freshboot.py) checks that file after a
+    # reboot.
     "cloud-init-generator": "reads /etc/cloud/cloud-init.disabled and keeps cloud-init off",
 }
 #: `systemctl is-enabled` answers that mean the unit starts by itself (at boot or on an event).

@@ -274,7 +274,7 @@ def user_data(spec: LabSpec, host: ResolvedHost, files: tuple[RenderedFile, ...]
         "runcmd": [[PATHS.setup]],
     }
     if spec.vm.install_packages:
-        # Images that already have everything (halab.image) skip apt entirely.
+        # Images that already have everything (halab.machine.image) skip apt entirely.
         doc["package_update"] = True
         doc["packages"] = list(packages(host.role))
     return doc

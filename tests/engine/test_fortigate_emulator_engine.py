@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from halab import engine
 from halab.fortigate.server import Running, serve
 from halab.fortigate.store import Store
 from halab.fortigate.tls import make_ca_and_server_cert
+from halab.machine import engine
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = engine.bin_dir()

@@ -3,7 +3,7 @@ engine plans for one shares no libvirt name and no address range with the other'
 neighbour check ``make up`` runs first sees the one's networks on that libvirtd and refuses only
 a stack that would collide with them.
 
-Both stacks preview once, fresh, through the CLI halab/engine.py builds and the registry's
+Both stacks preview once, fresh, through the CLI halab/machine/engine.py builds and the registry's
 libvirt provider, against the same libvirtd (the module's own, from tests/engine/conftest.py).
 They are copies of staging and tutorial under names that share their first characters, so even
 the bridge names, cut to Linux's 15 characters, differ only by the hash of the lab's name

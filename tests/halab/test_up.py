@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from pytest import MonkeyPatch
 
-from halab import debian, image, kvm, libvirtd, up
+from halab import up
+from halab.machine import debian, image, kvm, libvirtd
 
 OWN = "qemu:///system?socket=/root/.local/state/ha-web-lab/libvirtd/run/libvirt-sock"
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from halab import image
+from halab.machine import image
 from halab.model.roles import COMMON_FILES, ROLES, Role, all_packages, lab_binaries, packages
 from halab.model.spec import load_spec
 from halab.model.stackconfig import read_stack
@@ -43,7 +43,7 @@ def test_the_package_list_is_one_list() -> None:
     site-packages: it runs before the virtualenv exists), and this machine has each one, since
     the namespace lab runs every role's daemons."""
     subprocess.run(
-        [sys.executable, "-S", "-c", "import halab.image"],
+        [sys.executable, "-S", "-c", "import halab.machine.image"],
         cwd=REPO, capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     assert image.packages() == (*image.SYSTEM_PACKAGES, *all_packages())

@@ -1,6 +1,7 @@
 """The host's Debian packages: which set each command installs, and that what only the tests
 need never serves, runs or starts at boot here (halab/plumbing/hostdeps.py). The install itself, on
-a Debian booted with systemd, is `python3 -m halab.fresh --boot` (halab/freshboot.py)."""
+a Debian booted with systemd, is `python3 -m halab.machine.fresh --boot`
+(halab/machine/freshboot.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from halab import image, libvirtd
+from halab.machine import image, libvirtd
 from halab.model.roles import all_packages, lab_binaries
 from halab.plumbing import hostdeps
 from halab.plumbing.hostdeps import EXPECTED_UNITS, HostDepsError, Unit

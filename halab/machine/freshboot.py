@@ -1,5 +1,5 @@
-"""``python3 -m halab.fresh --boot``: proof that ``make up``'s and ``make test``'s installs leave
-nothing of theirs serving, running or enabled on a Debian machine that runs systemd.
+"""``python3 -m halab.machine.fresh --boot``: proof that ``make up``'s and ``make test``'s installs
+leave nothing of theirs serving, running or enabled on a Debian machine that runs systemd.
 
 A pristine root (mmdebstrap minbase, what a newcomer has, and a booting system: systemd,
 systemd-sysv, udev, dbus, iproute2) gets a clean clone of this checkout and is booted with
@@ -43,7 +43,7 @@ network: nothing in it can add links, addresses or firewall rules to this machin
 
 Cleanup, also on failure or interruption: the container is powered off (SIGTERM to nspawn),
 else its PID 1 is killed (with it, every process in its PID namespace), else nspawn; the root
-is removed unless a mount is left below it. Standard library only, like :mod:`halab.fresh`.
+is removed unless a mount is left below it. Standard library only, like :mod:`halab.machine.fresh`.
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from halab import debian
-from halab.fresh import (
+from halab.machine import debian
+from halab.machine.freshroot import (
     INNER_HOME,
     INNER_PATH,
     INNER_REPO,
@@ -80,7 +80,7 @@ from halab.plumbing import hostdeps, procs
 from halab.plumbing.hostdeps import EXPECTED_UNITS
 from halab.plumbing.roots import cache_root
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: What makes the minimal root boot as a Debian host does: systemd as PID 1, udev (every
 #: Debian host booted with systemd has it; trixie's libvirt pulls it in otherwise, and its units
 #: are the machine's own), the system bus (libvirt's polkit talks over it), `ss`.
@@ -670,7 +670,7 @@ def lab_steps(box: Container, report: Report, phases: Phases) -> None:
 def prepare_lab(release: str, phases: Phases) -> list[tuple[Path, Path]]:
     """The Pulumi CLI and the VM image of ``release``, built (or found) in this machine's cache
     while there is a network; the binds that show them to the root where its tools look."""
-    phases.run("the Pulumi CLI (cached)", [sys.executable, "-m", "halab.engine"])
+    phases.run("the Pulumi CLI (cached)", [sys.executable, "-m", "halab.machine.engine"])
     venv_python = REPO / "venv" / "bin" / "python"
     phases.run(
         f"the {release} VM image (cached)",

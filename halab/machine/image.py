@@ -28,7 +28,7 @@ its own kernel (cmdline: root=/dev/vda rw console=ttyS0 net.ifnames=0); the root
 the whole /dev/vda (no partition table).
 
 Needs (Debian packages): mmdebstrap, e2fsprogs, qemu-utils, and a Debian mirror: the one this
-machine's apt uses for the release and its security suite (:mod:`halab.debian`), or
+machine's apt uses for the release and its security suite (:mod:`halab.machine.debian`), or
 ``HA_WEB_LAB_DEBIAN_MIRROR`` and ``HA_WEB_LAB_DEBIAN_SECURITY_MIRROR``. Builds as root
 (mmdebstrap's root mode makes a tree with the right owners); a cached image needs no root.
 Standard library only, like :mod:`halab.model.roles` that it reads.
@@ -57,8 +57,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from halab import debian
-from halab.fresh import FreshError, mirror, mounted_under
+from halab.machine import debian
+from halab.machine.freshroot import FreshError, mirror, mounted_under
 from halab.model.roles import all_packages
 from halab.plumbing import hostdeps, procs
 from halab.plumbing.locks import flock_within
@@ -330,7 +330,7 @@ class Image:
     key: str
     size: str
     packages: tuple[str, ...]
-    #: The Debian release (:data:`halab.debian.RELEASES`).
+    #: The Debian release (:data:`halab.machine.debian.RELEASES`).
     suite: str
 
     @property
@@ -359,7 +359,7 @@ def image(
     cache: Path | None = None, env: Mapping[str, str] | None = None, release: str | None = None
 ) -> Image:
     """The image of this checkout's inputs in ``cache`` (default ``<cache root>/image``), of
-    ``release`` (default: this machine's, :func:`halab.debian.host_release`)."""
+    ``release`` (default: this machine's, :func:`halab.machine.debian.host_release`)."""
     names = packages()
     size = disk_size(env)
     suite = release or debian.host_release()

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from halab.debian import DEFAULT_RELEASE, deb822_uris, host_release, mirror_for, one_line_uris
+from halab.machine.debian import (
+    DEFAULT_RELEASE,
+    deb822_uris,
+    host_release,
+    mirror_for,
+    one_line_uris,
+)
 
 DEB822 = """\
 Types: deb

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from halab import fresh, freshboot
-from halab.fresh import INNER_SHARED, FreshError, Mount, Phases
+from halab.machine import fresh, freshboot, freshroot
+from halab.machine.fresh import Mount
+from halab.machine.freshroot import INNER_SHARED, FreshError, Phases
 
 
 def test_every_mount_lands_inside_the_root_and_shared_is_read_only() -> None:
@@ -64,7 +65,7 @@ def test_the_copy_is_a_clean_clone_plus_the_working_trees_changes(tmp_path: Path
     (repo / "sub" / "added").write_text("a")
     (repo / "noise.log").write_text("ignored")
     dest = tmp_path / "dest"
-    fresh.copy_checkout(repo, dest)
+    freshroot.copy_checkout(repo, dest)
     assert (dest / "kept").read_text() == "1"
     assert (dest / "changed").read_text() == "new"
     assert (dest / "sub" / "added").read_text() == "a"
@@ -78,8 +79,8 @@ def test_mounts_below_the_root_are_found_so_it_is_never_deleted_through_one() ->
         "90 22 0:5 / /tmp/fresh-1/root/dev rw - devtmpfs udev rw\n"
         "91 22 0:6 / /tmp/fresh-10 rw - tmpfs tmpfs rw\n"
     )
-    assert fresh.mounted_under(Path("/tmp/fresh-1"), mountinfo) == ["/tmp/fresh-1/root/dev"]
-    assert fresh.mounted_under(Path("/tmp/fresh-2"), mountinfo) == []
+    assert freshroot.mounted_under(Path("/tmp/fresh-1"), mountinfo) == ["/tmp/fresh-1/root/dev"]
+    assert freshroot.mounted_under(Path("/tmp/fresh-2"), mountinfo) == []
 
 
 def test_a_failed_phase_is_named_and_still_timed() -> None:
@@ -90,7 +91,8 @@ def test_a_failed_phase_is_named_and_still_timed() -> None:
     assert "the failing phase" in phases.table()
 
 
-# --- the boot mode (halab/freshboot.py): its snapshots and verdicts ---------------------------
+# --- the boot mode (halab/machine/freshboot.py): its snapshots and verdicts
+# ---------------------------
 
 SNAPSHOT = """\
 @@listeners
@@ -268,9 +270,9 @@ def test_a_minimal_root_of_either_release_from_this_machines_mirrors(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(
-        fresh, "mirror", lambda suite: f"http://m/{suite.partition('-')[2] or 'main'}"
+        freshroot, "mirror", lambda suite: f"http://m/{suite.partition('-')[2] or 'main'}"
     )
-    argv = fresh.minbase_argv("trixie", Path("/w/root"), ("git", "make"))
+    argv = freshroot.minbase_argv("trixie", Path("/w/root"), ("git", "make"))
     assert argv[:5] == ["mmdebstrap", "--mode=root", "--variant=minbase", "--components=main",
                         "--include=git,make"]  # fmt: skip
     assert argv[-5:] == [

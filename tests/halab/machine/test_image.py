@@ -16,8 +16,8 @@ import pytest
 import yaml
 from pytest import CaptureFixture, MonkeyPatch
 
-from halab import debian, image
 from halab.cli import main
+from halab.machine import debian, image
 from halab.plumbing import procs
 
 #: The key scripts/build-image.sh printed for these inputs (its last version, 4, with the

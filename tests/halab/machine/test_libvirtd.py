@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from pytest import CaptureFixture, MonkeyPatch
 
-from halab import libvirtd
 from halab.cli import main
+from halab.machine import libvirtd
 from halab.model.stackconfig import REPO_ROOT
 from halab.plumbing import netns, procs
 

@@ -3,8 +3,8 @@ its own (``python -m halab libvirtd start|stop|status|env|uri|exec CMD...``).
 
 It owns, while it runs, the network namespace ``HA_WEB_LAB_LIBVIRT_NETNS`` (default
 ``hwl-libvirt``); always, its folder ``<state>/libvirtd`` (:func:`halab.plumbing.roots.state_root`):
-the config files rendered there from ``halab/libvirt/*.conf.in``, the definitions, pools, logs and
-QEMU capability cache libvirt keeps, the pid files, a lock and the empty file that hides
+the config files rendered there from ``halab/machine/libvirt/*.conf.in``, the definitions, pools,
+logs and QEMU capability cache libvirt keeps, the pid files, a lock and the empty file that hides
 ``/dev/kvm``; and the processes it starts (virtlogd, libvirtd) with theirs (qemu, dnsmasq).
 
 - ``start``: start it (idempotent), wait until it answers, print the URI;
@@ -61,7 +61,7 @@ from halab.plumbing.locks import flock_within
 from halab.plumbing.roots import state_root
 from halab.plumbing.teller import teller
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = Path(__file__).resolve().parent / "libvirt"
 CONFIGS = ("libvirtd.conf", "qemu.conf", "virtlogd.conf")
 DEFAULT_NETNS = "hwl-libvirt"
@@ -205,7 +205,7 @@ def check_netns_free(p: Paths) -> None:
     someone else's)."""
     if netns.exists(p.netns) and not ours(p):
         raise LibvirtdError(
-            f"network namespace {p.netns} exists but was not made by halab.libvirtd (state "
+            f"network namespace {p.netns} exists but was not made by halab.machine.libvirtd (state "
             f"{p.base}): remove it or set HA_WEB_LAB_LIBVIRT_NETNS"
         )
 
@@ -342,11 +342,11 @@ def _lo_up(name: str) -> None:
 
 
 def _daemons_argv(p: Paths, keep_kvm: bool) -> list[str]:
-    """``ip netns exec NS unshare --mount --propagation private -- python -m halab.libvirtd
+    """``ip netns exec NS unshare --mount --propagation private -- python -m halab.machine.libvirtd
     __daemons ...``: in the new mount namespace, :func:`daemons` puts our folders in place of
     libvirt's and starts both daemons there; they keep that namespace (and qemu and dnsmasq,
     their children, too) after it exits."""
-    inner = [sys.executable, "-m", "halab.libvirtd", "__daemons", "--base", str(p.base),
+    inner = [sys.executable, "-m", "halab.machine.libvirtd", "__daemons", "--base", str(p.base),
              "--netns", p.netns]  # fmt: skip
     if keep_kvm:
         inner.append("--keep-kvm")
@@ -392,7 +392,7 @@ def start(p: Paths | None = None, *, kvm: bool | None = None) -> str:
     """Start the libvirtd (idempotent), wait until it answers; returns its URI.
 
     ``kvm``: leave ``/dev/kvm`` visible to it, for domainType kvm (default:
-    ``HA_WEB_LAB_KVM=1``; ``make up`` passes what its tiny guest said, :mod:`halab.kvm`).
+    ``HA_WEB_LAB_KVM=1``; ``make up`` passes what its tiny guest said, :mod:`halab.machine.kvm`).
     """
     p = p or paths()
     keep_kvm = os.environ.get("HA_WEB_LAB_KVM", "0") == "1" if kvm is None else kvm
@@ -466,8 +466,8 @@ def daemons(p: Paths, keep_kvm: bool) -> None:
         (p.log, "/var/log/libvirt"),
     ):
         procs.run(["mount", "--bind", str(src), dst])
-    # keep_kvm (HA_WEB_LAB_KVM=1; make up sets it when a tiny guest ran on KVM, halab/kvm.py):
-    # leave /dev/kvm as it is, for domainType kvm. Otherwise hide it:
+    # keep_kvm (HA_WEB_LAB_KVM=1; make up sets it when a tiny guest ran on KVM,
+    # halab/machine/kvm.py): leave /dev/kvm as it is, for domainType kvm. Otherwise hide it:
     if os.path.exists("/dev/kvm") and not keep_kvm:
         # Read-only, so that access(W_OK) fails even for root (EROFS): libvirt then takes KVM as
         # unusable and keeps its TCG-only QEMU capabilities cached, instead of re-probing QEMU
@@ -554,7 +554,7 @@ def cleanup(p: Paths) -> None:
         if netns.exists(p.netns):
             raise LibvirtdError(f"network namespace {p.netns} is still there after removing it")
     elif netns.exists(p.netns):
-        say(f"left network namespace {p.netns} alone: halab.libvirtd did not make it")
+        say(f"left network namespace {p.netns} alone: halab.machine.libvirtd did not make it")
     for made in (p.libvirtd_pid, p.virtlogd_pid, p.netns_mark):
         made.unlink(missing_ok=True)
     if p.run.is_dir():
@@ -720,8 +720,8 @@ def add_libvirtd_command(subparsers: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m halab.libvirtd ACTION`` (what start runs in the daemons' namespace)."""
-    parser = argparse.ArgumentParser(prog="python -m halab.libvirtd")
+    """``python -m halab.machine.libvirtd ACTION`` (what start runs in the daemons' namespace)."""
+    parser = argparse.ArgumentParser(prog="python -m halab.machine.libvirtd")
     add_actions(parser)
     args = parser.parse_args(argv)
     return int(args.func(args))

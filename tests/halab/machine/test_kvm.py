@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from halab import kvm
+from halab.machine import kvm
 
 
 def test_the_guest_is_a_boot_sector_that_writes_the_byte_to_the_exit_port() -> None:

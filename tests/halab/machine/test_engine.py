@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from halab import engine
+from halab.machine import engine
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 MIRROR_NAMES = (
     "pulumi-language-python-v3.259.0-linux-amd64.tar.gz",
     "pulumi-resource-command-v1.2.1-linux-amd64.tar.gz",

@@ -19,7 +19,7 @@ of this project gets.
   unless the user has one).
 
 Stdlib only: ``make test`` runs it before anything else is installed, and ``make fresh-test``
-runs it on a pristine Debian. ``python3 -m halab.engine --help`` lists its commands;
+runs it on a pristine Debian. ``python3 -m halab.machine.engine --help`` lists its commands;
 ``make engine`` runs it; ``. scripts/engine-env.sh`` takes its ``--shell-env`` lines.
 """
 
@@ -47,7 +47,7 @@ from pathlib import Path
 from halab.plumbing.roots import cache_root, state_root
 from halab.plumbing.teller import teller
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MODULE_DIR = REPO / "engine" / "pulumi"
 #: What a copy of the project needs to run the program (:func:`copy_project`).
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "halab", "components", "cloud-init")
@@ -235,7 +235,7 @@ def project_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
         if shutil.which("pulumi", path=env["PATH"]) is None:
             raise EngineError(
                 "no Pulumi CLI: install it, or build it here with `make engine` "
-                "(python3 -m halab.engine)"
+                "(python3 -m halab.machine.engine)"
             )
     install_plugins(env)
     return env
@@ -654,10 +654,10 @@ ENGINE_VARIABLES = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python3 -m halab.engine``: build (or find) the CLI, install the mirror's plugins, print
-    the bin folder; ``--print-bin-dir`` and ``--shell-env`` build nothing."""
+    """``python3 -m halab.machine.engine``: build (or find) the CLI, install the mirror's plugins,
+    print the bin folder; ``--print-bin-dir`` and ``--shell-env`` build nothing."""
     parser = argparse.ArgumentParser(
-        prog="python3 -m halab.engine",
+        prog="python3 -m halab.machine.engine",
         description="The Pulumi CLI built from the Go module proxy (cached by version and "
         "stamp), then the registry's plugins from the local plugin mirror "
         "($HA_WEB_LAB_PLUGIN_MIRROR, default ../shared/plugins). Prints the bin folder.",
