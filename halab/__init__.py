@@ -6,7 +6,7 @@ validates a
   rule;
 - ``halab.model.roles``: what each kind of host is (legs, packages, files, daemons, checks);
 - ``halab.render.hosts``: spec and roles -> every host's files;
-- the namespace lab (``halab.lab``) and a deployed lab of VMs (``halab.e2e``), two targets of
+- the namespace lab (``halab.nslab``) and a deployed lab of VMs (``halab.e2e``), two targets of
   the drills (``halab.drills``);
 - around them: ``make up``/``make down`` (``halab.up``), the Pulumi engine and the environment
   of every Pulumi run (``halab.machine.engine``), the project's libvirtd

@@ -136,11 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     pulumi.set_defaults(func=_pulumi)
 
     try:
-        from halab.lab.cli import add_lab_commands
+        from halab.bench.cli import add_drill_commands
+        from halab.nslab.cli import add_lab_commands
     except ImportError:  # the local lab is optional for the render command
         pass
     else:
-        add_lab_commands(sub)
+        add_drill_commands(add_lab_commands(sub))
     from halab.e2e.check import add_check_command
     from halab.e2e.launch import add_e2e_command
     from halab.e2e.reclaim import add_reclaim_command

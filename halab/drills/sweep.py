@@ -2,7 +2,7 @@
 
 Per variant: the lab with those values, then the VIP moves and the failed requests while nothing
 is wrong, then a hard failure of the master LB: the client's outage and the VIP's move. The
-namespace lab's benchmark (:mod:`halab.lab.bench`) measures the quiet part under a CPU hog and
+namespace lab's benchmark (:mod:`halab.bench.benchmark`) measures the quiet part under a CPU hog and
 load, the e2e run (:mod:`halab.e2e.run`) on quiet VMs; each says how it brings its lab to a
 variant and measures it. The loop, the rows and the table are here, so both sweeps report
 alike.

@@ -89,7 +89,7 @@ def test_a_package_line_names_its_tools() -> None:
 
 def test_every_tool_the_code_checks_for_has_its_package_in_the_one_list() -> None:
     """A tool missing from scripts/apt-packages.txt would fail its own check with a KeyError."""
-    from halab.lab import lab
+    from halab.nslab import lab
     from halab.render import validate
 
     listed = {p for section in hostdeps.read_list().values() for p in section}

@@ -63,7 +63,7 @@ def test_every_web_node_is_an_haproxy_backend(spec: LabSpec) -> None:
 
 def test_both_lbs_re_announce_the_vip_after_a_partition(spec: LabSpec) -> None:
     """The loser of a healed split answers the winner's advert before it steps down, so the
-    winner re-sends gratuitous ARPs (the partition drill in tests/halab/lab proves the effect)."""
+    winner re-sends gratuitous ARPs (the partition drill in tests/halab/nslab proves the effect)."""
     rendered = render_all(spec)
     for lb in spec.hosts_with_role(Role.LB):
         lines = rendered[lb.name].file(PATHS.keepalived_conf).content.splitlines()

@@ -6,8 +6,8 @@ from typing import ClassVar
 
 import pytest
 
-from halab.lab import lab as lab_module
-from halab.lab.lab import NamespaceLab
+from halab.nslab import lab as lab_module
+from halab.nslab.lab import NamespaceLab
 
 
 class _Address:

@@ -6,8 +6,8 @@ import difflib
 
 import pytest
 
-from halab.lab.lab import lab_spec, lab_values
 from halab.model.roles import Role
+from halab.nslab.lab import lab_spec, lab_values
 from halab.render.hosts import VM, Target, render_host
 
 

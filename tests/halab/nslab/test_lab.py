@@ -15,13 +15,13 @@ from collections.abc import Iterator
 import pytest
 
 from halab.drills.core import DrillResult
-from halab.lab.lab import LabError, NamespaceLab, http_get
 from halab.model.roles import APP, Role, ZoneName
 from halab.model.stackconfig import REPO_ROOT
+from halab.nslab.lab import LabError, NamespaceLab, http_get
 from halab.plumbing import netns, procs
 from halab.plumbing.tls import unverified_context
-from tests.halab.lab import vrrp_packets
-from tests.halab.lab.running import passing_drills, running_lab
+from tests.halab.nslab import vrrp_packets
+from tests.halab.nslab.running import passing_drills, running_lab
 
 pytestmark = pytest.mark.lab
 

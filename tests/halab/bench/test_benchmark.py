@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from halab.bench import benchmark
 from halab.drills.core import DrillResult
-from halab.lab import bench
 from tests.halab.drills.scripted import scripted_settings
 
 
@@ -14,7 +14,7 @@ def _result(name: str, **figures: object) -> DrillResult:
 
 
 def test_partition_and_load_run_figures_reach_the_table() -> None:
-    flat = bench._flatten(
+    flat = benchmark._flatten(
         [
             _result(
                 "partition",
@@ -34,10 +34,10 @@ def test_partition_and_load_run_figures_reach_the_table() -> None:
     assert flat["load-run.vip_moves"] == 0.0
     assert flat["load-run.requests"] == 2950.0
     runs = [
-        bench.RunFigures("dev", 1, flat),
-        bench.RunFigures("dev", 2, {**flat, "partition.single_owner_after_heal_ms": 80.0}),
+        benchmark.RunFigures("dev", 1, flat),
+        benchmark.RunFigures("dev", 2, {**flat, "partition.single_owner_after_heal_ms": 80.0}),
     ]
-    table = bench.median_table(runs, ["dev"])
+    table = benchmark.median_table(runs, ["dev"])
     rows = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines()}
     # The median of 57.3 and 80.0; the load run only in the run that had it.
     assert rows["partition: one VIP owner after healing (ms)"].endswith("| 68.65 |")
@@ -46,23 +46,23 @@ def test_partition_and_load_run_figures_reach_the_table() -> None:
 
 
 def test_every_drill_of_the_benchmark_has_a_row() -> None:
-    in_rows = {name for _label, name, _key in bench.ROWS if name}
-    assert set(bench.DRILLS) <= in_rows
+    in_rows = {name for _label, name, _key in benchmark.ROWS if name}
+    assert set(benchmark.DRILLS) <= in_rows
     assert "load-run" in in_rows
     # Partition must see the higher-priority LB holding the VIP: before anything moves it.
-    assert bench.DRILLS.index("partition") < bench.DRILLS.index("haproxy-death")
+    assert benchmark.DRILLS.index("partition") < benchmark.DRILLS.index("haproxy-death")
 
 
 def test_load_run_defaults_to_the_issues_sixty_seconds() -> None:
     parser = argparse.ArgumentParser()
-    bench.add_arguments(parser)
+    benchmark.add_arguments(parser)
     assert parser.parse_args([]).load_run_seconds == 60.0
     assert parser.parse_args(["--load-run-seconds", "0"]).load_run_seconds == 0.0
 
 
 def test_fast_detection_runs_each_stack_off_and_on_side_by_side() -> None:
-    assert bench.fast_detection_variants(["dev"], False) == [("dev", "dev", None)]
-    assert bench.fast_detection_variants(["dev"], True) == [
+    assert benchmark.fast_detection_variants(["dev"], False) == [("dev", "dev", None)]
+    assert benchmark.fast_detection_variants(["dev"], True) == [
         ("dev", "dev", {"vrrpFastDetection": False}),
         ("dev", "dev +fast detection", {"vrrpFastDetection": True}),
     ]
@@ -75,12 +75,12 @@ def test_detection_is_bfd_with_fast_detection_else_the_down_timer() -> None:
 
 
 def test_load_runs_columns_each_variant_with_realtime_on_and_off() -> None:
-    variants = bench.fast_detection_variants(["dev"], both=True)
-    assert bench.load_variants(variants, realtime_both=False) == [
+    variants = benchmark.fast_detection_variants(["dev"], both=True)
+    assert benchmark.load_variants(variants, realtime_both=False) == [
         ("dev", "dev", {"vrrpFastDetection": False}),
         ("dev", "dev +fast detection", {"vrrpFastDetection": True}),
     ]
-    columns = bench.load_variants(variants, realtime_both=True)
+    columns = benchmark.load_variants(variants, realtime_both=True)
     assert [label for _, label, _ in columns] == [
         "dev realtime on",
         "dev realtime off",
@@ -88,7 +88,9 @@ def test_load_runs_columns_each_variant_with_realtime_on_and_off() -> None:
         "dev +fast detection realtime off",
     ]
     assert columns[3][2] == {"vrrpFastDetection": True, "vrrpRealtime": False}
-    assert bench.load_variants(bench.fast_detection_variants(["dev"], both=False), True)[1] == (
+    assert benchmark.load_variants(benchmark.fast_detection_variants(["dev"], both=False), True)[
+        1
+    ] == (
         "dev",
         "dev realtime off",
         {"vrrpRealtime": False},
@@ -99,21 +101,21 @@ def test_load_table_counts_the_clean_runs_per_column() -> None:
     def row(label: str, moves: int, failed: int) -> dict[str, object]:
         return {"label": label, "vip_moves": moves, "failed": failed, "requests": 100}
 
-    table = bench.load_table([row("on", 0, 0), row("on", 2, 3), row("off", 0, 0)])
+    table = benchmark.load_table([row("on", 0, 0), row("on", 2, 3), row("off", 0, 0)])
     assert "| on | 2 | 1 | 0, 2 | 0/100, 3/100 | -, - |" in table
     assert "| off | 1 | 1 | 0 | 0/100 | - |" in table
 
 
 def test_load_runs_options() -> None:
     parser = argparse.ArgumentParser()
-    bench.add_arguments(parser)
+    benchmark.add_arguments(parser)
     args = parser.parse_args(["--load-runs", "5", "--realtime-both", "--no-drills"])
     assert (args.load_runs, args.realtime_both, args.no_drills) == (5, True, True)
     assert parser.parse_args([]).load_runs == 0
 
 
 def test_the_sweep_takes_each_advert_interval_with_realtime_on_then_off() -> None:
-    variants = bench.advert_variants([10, 50])
+    variants = benchmark.advert_variants([10, 50])
     assert [v.label for v in variants] == [
         "advert 10 ms, realtime on",
         "advert 10 ms, realtime off",
@@ -123,5 +125,5 @@ def test_the_sweep_takes_each_advert_interval_with_realtime_on_then_off() -> Non
     assert variants[1].values == {
         "vrrpVersion": 3,
         "vrrpAdvertIntervalMs": 10,
-        bench.REALTIME: False,
+        benchmark.REALTIME: False,
     }

@@ -12,8 +12,8 @@ import pytest
 
 from halab.drills import registry, report
 from halab.drills.core import DrillResult
-from halab.lab.lab import NamespaceLab, require_packages
-from halab.lab.state import LabState
+from halab.nslab.lab import NamespaceLab, require_packages
+from halab.nslab.state import LabState
 from halab.plumbing import hostdeps, netns, procs
 from halab.target.probe import ProbeConfig
 

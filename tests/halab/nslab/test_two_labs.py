@@ -13,7 +13,7 @@ import pytest
 
 from halab.model.roles import ZoneName
 from halab.model.stackconfig import REPO_ROOT
-from tests.halab.lab.running import passing_drills, running_lab
+from tests.halab.nslab.running import passing_drills, running_lab
 
 pytestmark = pytest.mark.lab
 

@@ -1,6 +1,6 @@
 """How many requests/s the lab serves: through the public IP, and straight to one web node.
 
-``wrk`` (Debian package ``wrk``) when installed, else the Python loop :mod:`halab.lab.loadgen`;
+``wrk`` (Debian package ``wrk``) when installed, else the Python loop :mod:`halab.nslab.loadgen`;
 both run as helpers of the lab, in a host's namespace, and are stopped by PID.
 """
 
@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from halab.lab.lab import LabError, NamespaceLab
 from halab.model.roles import ZoneName
+from halab.nslab.lab import LabError, NamespaceLab
 from halab.plumbing import procs
 
 
@@ -29,7 +29,7 @@ def measure_load(
     """Requests/s against ``url`` from a host's namespace.
 
     ``wrk`` (Debian package ``wrk``) when installed and ``tool`` is ``auto`` or ``wrk``;
-    else the Python loop :mod:`halab.lab.loadgen`, which saturates a core itself.
+    else the Python loop :mod:`halab.nslab.loadgen`, which saturates a core itself.
     """
     use_wrk = tool == "wrk" or (tool == "auto" and Path("/usr/bin/wrk").exists())
     out = lab.root / "helpers" / f"load-{time.time_ns()}.log"
@@ -37,7 +37,7 @@ def measure_load(
         cmd = ["/usr/bin/wrk", "-t2", f"-c{connections}", f"-d{duration:.0f}s", url]
     else:
         cmd = [
-            sys.executable, "-m", "halab.lab.loadgen", "--url", url,
+            sys.executable, "-m", "halab.nslab.loadgen", "--url", url,
             "--connections", str(connections), "--duration", str(duration),
         ]  # fmt: skip
     record = lab.spawn_helper("load", cmd, host, out)

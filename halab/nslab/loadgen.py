@@ -7,7 +7,7 @@ straight to one web node) more than the servers' ceiling: compare ratios, not ab
 
 Command line (prints one JSON object)::
 
-    python -m halab.lab.loadgen --url https://203.0.113.10/ --connections 16 --duration 5
+    python -m halab.nslab.loadgen --url https://203.0.113.10/ --connections 16 --duration 5
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ async def run_load(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run once and print the result as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m halab.lab.loadgen", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m halab.nslab.loadgen", description=__doc__)
     parser.add_argument("--url", required=True)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--duration", type=float, default=5.0)

@@ -6,9 +6,9 @@ from ipaddress import IPv4Address, IPv4Interface
 
 import pytest
 
-from halab.lab import topology
-from halab.lab.lab import lab_spec, lab_values
 from halab.model.roles import ZoneName
+from halab.nslab import topology
+from halab.nslab.lab import lab_spec, lab_values
 
 
 def _plan(stack: str) -> topology.TopologyPlan:

@@ -7,7 +7,7 @@ HAProxy reads ``/etc/haproxy/haproxy.cfg``, nginx ``/etc/nginx/sites-available/h
 uvicorn runs in ``/opt/ha-web-lab/app`` exactly as on a VM. What only a VM has around the files
 (nginx's main config, the site link, HAProxy's per-host process name, Keepalived's pid files),
 which folders are bound and how each daemon starts is its role's recipe
-(:mod:`halab.lab.recipes`); how many requests/s the lab serves, :mod:`halab.lab.throughput`.
+(:mod:`halab.nslab.recipes`); how many requests/s the lab serves, :mod:`halab.nslab.throughput`.
 
 Keepalived is started in the root network namespace and moves itself into the host's namespace
 (the rendered ``net_namespace`` line): ``vrrp_track_process`` needs the root namespace's
@@ -28,14 +28,14 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
-from halab.lab import recipes, topology
-from halab.lab.recipes import RECIPES, Place, Recipe
-from halab.lab.state import LabState, locked, run_dir
 from halab.model.drill_settings import TargetKind
 from halab.model.roles import PATHS, Role, ZoneName, lab_binaries
 from halab.model.sections import EdgeKind
 from halab.model.spec import LabSpec, ResolvedHost, load_spec
 from halab.model.stackconfig import REPO_ROOT, read_stack
+from halab.nslab import recipes, topology
+from halab.nslab.recipes import RECIPES, Place, Recipe
+from halab.nslab.state import LabState, locked, run_dir
 from halab.plumbing import hostdeps, netns, procs
 from halab.plumbing.process import busy_loop_argv
 from halab.plumbing.procs import ProcRecord

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from halab.lab.loadgen import run_load
+from halab.nslab.loadgen import run_load
 from tests.local_http import serving
 
 

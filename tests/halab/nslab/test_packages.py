@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from halab.lab import lab as lab_module
-from halab.lab.recipes import parse_unit
+from halab.nslab import lab as lab_module
+from halab.nslab.recipes import parse_unit
 
 
 def test_missing_binary_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from halab.lab.lab import NamespaceLab
 from halab.model.stackconfig import REPO_ROOT
-from tests.halab.lab.running import passing_drills, running_lab
+from halab.nslab.lab import NamespaceLab
+from tests.halab.nslab.running import passing_drills, running_lab
 
 pytestmark = pytest.mark.lab
 

@@ -32,10 +32,10 @@ from typing import Any
 from halab.drills import lb, load, registry, report
 from halab.drills.core import Bounds, DrillResult, DrillRun
 from halab.drills.sweep import Variant, run_sweep, sweep_table
-from halab.lab.lab import NamespaceLab
-from halab.lab.state import LabState
-from halab.lab.throughput import throughput
 from halab.model.stackconfig import REPO_ROOT
+from halab.nslab.lab import NamespaceLab
+from halab.nslab.state import LabState
+from halab.nslab.throughput import throughput
 from halab.plumbing.procs import signals_raise
 from halab.target.probe import ProbeConfig
 
