@@ -40,7 +40,7 @@ def _picture(args: argparse.Namespace) -> int:
     holder = args.vip_holder
     if args.ask and holder is None:
         from halab.e2e.check import default_key
-        from halab.e2e.vmlab import vip_holder
+        from halab.vmlab.lab import vip_holder
 
         key = Path(args.ssh_key) if args.ssh_key else default_key()
         holder = vip_holder(spec, key, out / ".work")
@@ -144,11 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
         add_drill_commands(add_lab_commands(sub))
     from halab.e2e.check import add_check_command
     from halab.e2e.launch import add_e2e_command
-    from halab.e2e.reclaim import add_reclaim_command
     from halab.fortigate.server import add_fortigate_command
     from halab.machine.image import add_image_command
     from halab.machine.libvirtd import add_libvirtd_command
     from halab.render.docs import add_docs_command
+    from halab.vmlab.reclaim import add_reclaim_command
 
     add_check_command(sub)
     add_docs_command(sub)

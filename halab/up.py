@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from halab import neighbours
 from halab.machine import engine, image, kvm, libvirtd
 from halab.model.errors import ConfigError
 from halab.model.spec import LabSpec
@@ -43,6 +42,7 @@ from halab.model.stackconfig import stack_file_keys
 from halab.plumbing import hostdeps
 from halab.plumbing.roots import PROJECT
 from halab.plumbing.teller import teller
+from halab.vmlab import neighbours
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The network namespace of the project's libvirtd.
@@ -324,7 +324,7 @@ def estimate(spec: LabSpec, cores: int | None = None) -> str:
 
 def refuse_neighbours(spec: LabSpec, uri: str) -> None:
     """Stop before anything is made when a zone would take a bridge or a range another network
-    of the hypervisor has (:mod:`halab.neighbours`): one line naming both."""
+    of the hypervisor has (:mod:`halab.vmlab.neighbours`): one line naming both."""
     try:
         neighbours.refuse_clashes(spec, uri)
     except ConfigError as exc:
@@ -350,12 +350,12 @@ def _picture(stack_name: str, spec: LabSpec, key: Path) -> None:
     fails the ``up``: it is a view)."""
     folder = ROOT / "reports" / stack_name
     try:
-        from halab.e2e.vmlab import E2eError, vip_holder
         from halab.render.picture import write_picture
+        from halab.vmlab.lab import VmLabError, vip_holder
 
         try:
             holder = vip_holder(spec, key if key.is_file() else None, folder / ".work")
-        except (E2eError, OSError, subprocess.SubprocessError) as exc:
+        except (VmLabError, OSError, subprocess.SubprocessError) as exc:
             say(f"could not ask the LBs who holds the VIP ({exc})")
             holder = None
         path = write_picture(spec, folder, vip_holder=holder)

@@ -24,12 +24,13 @@ from xml.sax.saxutils import quoteattr
 
 import pytest
 
-from halab import neighbours, up
+from halab import up
 from halab.model.roles import ZoneName
 from halab.model.spec import LabSpec, load_spec
 from halab.model.stackconfig import read_stack
 from halab.plumbing import tls
 from halab.plumbing.virsh import Virsh
+from halab.vmlab import neighbours
 from tests.conftest import TEST_SSH_KEY
 from tests.engine.conftest import Workspace, configure, pulumi
 

@@ -14,11 +14,11 @@ import pytest
 from halab.drills.baseline import Baseline
 from halab.e2e.check import vm_bounds
 from halab.e2e.run import serving_bound_s
-from halab.e2e.vmlab import VmLab
 from halab.model.drill_settings import DrillSettings, TargetKind, drill_settings
 from halab.model.sections import VRRP_STARTUP_DELAY_S
 from halab.model.stackconfig import REPO_ROOT, read_stack
 from halab.target.probe import ProbeConfig
+from halab.vmlab.lab import VmLab
 from tests.halab.drills.scripted import scripted_settings
 
 STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml")

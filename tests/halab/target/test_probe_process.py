@@ -30,7 +30,7 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
 
 
 class ProbeFailedError(RuntimeError):
-    """Stands for a target's own error type (LabError, E2eError)."""
+    """Stands for a target's own error type (LabError, VmLabError)."""
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from halab.e2e.reclaim import Inventory, in_state, leftovers
+from halab.vmlab.reclaim import Inventory, in_state, leftovers
 
 DEPLOYMENT = {
     "resources": [

@@ -31,8 +31,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from halab.e2e import usage
-from halab.e2e.parse import holds, servers_state, vip_change
 from halab.machine.libvirtd import netns_name
 from halab.model.drill_settings import TargetKind
 from halab.model.roles import ROLES, Role
@@ -42,6 +40,8 @@ from halab.plumbing.virsh import Virsh
 from halab.target.probe import ProbeConfig
 from halab.target.probe_process import PopenHandle, ProbeProcess
 from halab.target.protocol import SpecDrillTarget
+from halab.vmlab import usage
+from halab.vmlab.parse import holds, servers_state, vip_change
 
 #: A VIP report older than this no longer counts (the LB is gone or frozen).
 STALE_S = 3.0
@@ -76,7 +76,7 @@ def _admin_socket(command: str) -> str:
 _REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-class E2eError(RuntimeError):
+class VmLabError(RuntimeError):
     """A step of the e2e run failed; the message says which and why."""
 
 
@@ -203,7 +203,7 @@ class VmLab(SpecDrillTarget):
         return self._ns([*self.ssh.args(str(host.management_address)), command])
 
     def run(self, name: str, command: str, timeout: float = 30.0) -> str:
-        """Run a shell command on a host; its stdout, or :class:`E2eError` with its stderr."""
+        """Run a shell command on a host; its stdout, or :class:`VmLabError` with its stderr."""
         try:
             done = subprocess.run(
                 self.ssh_argv(self.host(name), command),
@@ -214,17 +214,17 @@ class VmLab(SpecDrillTarget):
                 stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired as exc:
-            raise E2eError(f"{name}: `{command}` did not finish in {timeout:.0f}s") from exc
+            raise VmLabError(f"{name}: `{command}` did not finish in {timeout:.0f}s") from exc
         if done.returncode != 0:
-            raise E2eError(f"{name}: `{command}` exit {done.returncode}: {done.stderr.strip()}")
+            raise VmLabError(f"{name}: `{command}` exit {done.returncode}: {done.stderr.strip()}")
         return done.stdout
 
     def virsh(self, *args: str, timeout: float = 60.0) -> str:
-        """``virsh -c URI ARGS``; its stdout, or :class:`E2eError`."""
+        """``virsh -c URI ARGS``; its stdout, or :class:`VmLabError`."""
         try:
             return Virsh(self.uri)(*args, timeout=timeout)
         except subprocess.CalledProcessError as exc:
-            raise E2eError(f"virsh {' '.join(args)}: {exc.stderr.strip()}") from None
+            raise VmLabError(f"virsh {' '.join(args)}: {exc.stderr.strip()}") from None
 
     def drop_master(self, name: str) -> None:
         """End the SSH master connection to a host (after its VM was destroyed)."""
@@ -253,7 +253,7 @@ class VmLab(SpecDrillTarget):
             return PopenHandle.start(self._ns(list(cmd)), log, env)
 
         return ProbeProcess.start(
-            cfg, duration, self.workdir, launch, python=self.python, error=E2eError
+            cfg, duration, self.workdir, launch, python=self.python, error=VmLabError
         )
 
     @contextlib.contextmanager
@@ -298,10 +298,10 @@ class VmLab(SpecDrillTarget):
             try:
                 self.run(host, f"systemctl is-active --quiet {units}", timeout=20.0)
                 return time.time()
-            except E2eError as exc:
+            except VmLabError as exc:
                 last = str(exc)
                 time.sleep(2.0)
-        raise E2eError(f"{host} not healthy within {timeout:.0f}s: {last}")
+        raise VmLabError(f"{host} not healthy within {timeout:.0f}s: {last}")
 
     def unit(self, host: str, name: str) -> str:
         """The systemd unit of a host's daemon (its role's definition)."""
@@ -325,7 +325,7 @@ class VmLab(SpecDrillTarget):
         return servers_state(self.run(lb, _admin_socket("show servers state")))
 
     def usage_snapshot(self) -> usage.UsageSnapshot:
-        """Every VM's CPU jiffies, and each LB's ``show stat``, now (:mod:`halab.e2e.usage`);
+        """Every VM's CPU jiffies, and each LB's ``show stat``, now (:mod:`halab.vmlab.usage`);
         a VM that does not answer (crashed) is left out."""
         snapshot = usage.UsageSnapshot(time.time())
         for host in self.spec.resolved_hosts:
@@ -334,7 +334,7 @@ class VmLab(SpecDrillTarget):
                 command += f"; echo; {_admin_socket('show stat')}"
             try:
                 text = self.run(host.name, command, timeout=20.0)
-            except E2eError:
+            except VmLabError:
                 continue
             first, _, rest = text.partition("\n")
             snapshot.cpu[host.name] = usage.cpu_jiffies(first)
@@ -351,14 +351,14 @@ class VmLab(SpecDrillTarget):
             for lb in self.lb_names:
                 try:
                     last[lb] = self.backends(lb)
-                except E2eError:
+                except VmLabError:
                     last.pop(lb, None)
             if last and all(
                 all(states.get(w) == "RUNNING" for w in want) for states in last.values()
             ):
                 return time.time()
             time.sleep(0.5)
-        raise E2eError(f"backends {sorted(want)} not all UP within {timeout:.0f}s: {last}")
+        raise VmLabError(f"backends {sorted(want)} not all UP within {timeout:.0f}s: {last}")
 
     def set_vrrp_partition(self, cut: bool) -> float:
         """Not on VMs (the DMZ is a libvirt bridge; the namespace lab drills this)."""

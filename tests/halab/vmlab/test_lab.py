@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from halab.e2e.cli import build_parser
-from halab.e2e.vmlab import E2eError, VmLab, in_netns
 from halab.model.stackconfig import REPO_ROOT, read_stack
 from halab.target.probe import REFUSED, ProbeConfig
+from halab.vmlab.lab import VmLab, VmLabError, in_netns
 
 
 def _lab(tmp_path: Path, netns: str | None = None) -> VmLab:
@@ -50,7 +50,7 @@ def test_the_probe_runs_where_the_lab_is_reachable_and_fails_as_e2e(tmp_path: Pa
     assert not list(lab.workdir.glob("probe-*"))
     spec = read_stack("e2e", REPO_ROOT).spec(offline=True)
     broken = VmLab(spec, ssh_key=None, workdir=tmp_path / "work", python="/bin/false")
-    with pytest.raises(E2eError, match="did not start, it ended"):
+    with pytest.raises(VmLabError, match="did not start, it ended"):
         broken.start_probe(cfg, 10.0)
 
 

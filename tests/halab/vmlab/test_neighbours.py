@@ -6,11 +6,12 @@ import subprocess
 
 import pytest
 
-from halab import neighbours, up
+from halab import up
 from halab.model.roles import ZoneName
 from halab.model.spec import LabSpec, load_spec
 from halab.model.stackconfig import read_stack
-from halab.neighbours import LibvirtNetwork, clashes, parse_network_xml
+from halab.vmlab import neighbours
+from halab.vmlab.neighbours import LibvirtNetwork, clashes, parse_network_xml
 from tests.conftest import TEST_SSH_KEY
 
 #: libvirt's own default network, as `virsh net-dumpxml default` prints it.

@@ -4,7 +4,7 @@ read before and after the drill and reported as the difference.
 A drill on emulated guests can measure an overload instead of a failover (every hop slow, the
 requests piling up). These figures tell the two apart: a VM busy most of the drill, a queue in
 HAProxy, a response time that grew. Pure functions over what the VMs printed; the reading is
-:meth:`halab.e2e.vmlab.VmLab.usage_snapshot`.
+:meth:`halab.vmlab.lab.VmLab.usage_snapshot`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from halab.e2e.usage import UsageSnapshot, between, cpu_jiffies, haproxy_stat, summary_line
+from halab.vmlab.usage import UsageSnapshot, between, cpu_jiffies, haproxy_stat, summary_line
 
 STAT_HEADER = (
     "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,"
