@@ -7,6 +7,6 @@ replace, drift, interrupt, destroy), ``watchdog.py`` (every operation bounded), 
 ``check.py`` (the drills against a deployed lab of VMs: ``python -m halab check``) and the
 command line of ``python -m halab.e2e``. The lab it deploys and drills is :mod:`halab.vmlab`.
 
-May import: halab.plumbing, halab.model, halab.render, halab.target, halab.machine,
-halab.vmlab, halab.drills.
+May import: halab.plumbing, halab.model, halab.target, halab.machine, halab.vmlab,
+halab.drills.
 """

@@ -8,6 +8,8 @@ time limit (:mod:`~halab.plumbing.locks`), the progress line (:mod:`~halab.plumb
 which tool comes from which Debian package (:mod:`~halab.plumbing.hostdeps`), ``virsh``
 (:mod:`~halab.plumbing.virsh`) and a throwaway certificate (:mod:`~halab.plumbing.tls`).
 
-May import: nothing of halab. Standard library only: ``python3 -m halab.plumbing.hostdeps``
-and the machine's fresh root and engine run on Debian's python3 before the virtualenv exists.
+Standard library only: ``python3 -m halab.plumbing.hostdeps`` and the machine's fresh root
+and engine run on Debian's python3 before the virtualenv exists.
+
+May import: nothing of halab.
 """
