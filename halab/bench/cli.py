@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from halab.model.stackconfig import REPO_ROOT
-from halab.nslab.cli import need_root, progress
+from halab.nslab.cli import need_root, progress, with_stack
 
 
 def _drill(args: argparse.Namespace) -> int:
@@ -95,11 +95,7 @@ def add_drill_commands(sub: Any) -> None:
     from halab.bench.benchmark import add_arguments
     from halab.drills.registry import ALL, EXTRA
 
-    def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--stack", default="dev", help="stack name (default: dev)")
-        return p
-
-    drill = common(
+    drill = with_stack(
         sub.add_parser(
             "drill",
             help="failover drills with a client probing every 20 ms; JSON + PNG + text reports",

@@ -93,6 +93,12 @@ def _down(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def with_stack(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--stack``, which every ``lab`` subcommand takes."""
+    p.add_argument("--stack", default="dev", help="stack name (default: dev)")
+    return p
+
+
 def add_lab_commands(subparsers: Any) -> Any:
     """Add ``lab`` with ``up``, ``status`` and ``down`` to ``python -m halab``'s parser; returns
     its subcommands, where :func:`halab.bench.cli.add_drill_commands` adds the drills'."""
@@ -105,11 +111,7 @@ def add_lab_commands(subparsers: Any) -> Any:
     )
     sub = lab.add_subparsers(dest="lab_command", required=True, metavar="LAB_COMMAND")
 
-    def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--stack", default="dev", help="stack name (default: dev)")
-        return p
-
-    up = common(
+    up = with_stack(
         sub.add_parser(
             "up",
             help="render the stack and start it in namespaces",
@@ -124,11 +126,11 @@ def add_lab_commands(subparsers: Any) -> Any:
     up.add_argument("--timeout", type=float, default=30.0, help="readiness limit (s)")
     up.set_defaults(func=_up)
 
-    status = common(sub.add_parser("status", help="what runs, and who holds the VIP"))
+    status = with_stack(sub.add_parser("status", help="what runs, and who holds the VIP"))
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=_status)
 
-    down = common(sub.add_parser("down", help="stop every recorded process, remove namespaces"))
+    down = with_stack(sub.add_parser("down", help="stop every recorded process, remove namespaces"))
     down.set_defaults(func=_down)
 
     return sub
