@@ -29,10 +29,10 @@ test-fast: ## the quick loop for contributors: every test but the namespace labs
 RELEASE ?=
 
 fresh-test: bootstrap ## `make test` in a pristine Debian root (RELEASE; mmdebstrap; root; CI runs this)
-	python3 -m halab.fresh $(if $(RELEASE),--release $(RELEASE))
+	python3 -m halab.machine.fresh $(if $(RELEASE),--release $(RELEASE))
 
 fresh-boot: bootstrap ## a pristine Debian root booted with systemd: make up's and make test's installs start nothing (LAB=1: then make up, check, down at its qemu:///system; LAB=2: two labs at once)
-	python3 -m halab.fresh --boot $(if $(RELEASE),--release $(RELEASE)) $(if $(LAB),--lab) $(if $(filter 2,$(LAB)),--second-lab)
+	python3 -m halab.machine.fresh --boot $(if $(RELEASE),--release $(RELEASE)) $(if $(LAB),--lab) $(if $(filter 2,$(LAB)),--second-lab)
 
 bootstrap: ## the Debian packages `make up` needs and the virtualenv (idempotent; nothing left serving)
 	scripts/bootstrap.sh host
@@ -55,7 +55,7 @@ lab-down: ## remove a namespace lab left running
 	venv/bin/python -m halab lab down --stack $(LAB_STACK)
 
 engine: bootstrap ## build the Pulumi CLI from Go modules (cached); install the registry's plugins from the local mirror
-	python3 -m halab.engine
+	python3 -m halab.machine.engine
 
 libvirtd-start: bootstrap ## start the project's own libvirtd in a network namespace (for preview/e2e)
 	venv/bin/python -m halab libvirtd start

@@ -15,10 +15,10 @@ from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
 from components.ha_web_lab import HaWebLab, HaWebLabArgs
 from components.readiness import SshAccess, agent_answers
-from halab.errors import ConfigError
-from halab.outputs import stack_outputs
-from halab.sections import EdgeKind
-from halab.stackconfig import from_pulumi_getter
+from halab.model.errors import ConfigError
+from halab.model.sections import EdgeKind
+from halab.model.stackconfig import from_pulumi_getter
+from halab.render.outputs import stack_outputs
 
 
 def passed_config() -> dict[str, Any]:

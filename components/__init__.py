@@ -3,6 +3,11 @@
 ``HaWebLab`` renders every host once and builds the zones, the storage, one ``HostGroup`` of VMs
 per role, the FortiGate edge when there is one, and the readiness gates. No component builds a
 provider: ``__main__.py`` makes each once and hands it down.
+
+Owns the lab's Pulumi resources; where they sit and what they are named is the state of every
+existing stack, so they stay where Pulumi's conventions put them.
+
+May import: halab.plumbing, halab.model, halab.render.
 """
 
 from components.edge import FortiGateEdge, FortiGateEdgeArgs

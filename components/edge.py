@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumiverse_fortios as fortios
 
-from halab.spec import FORTIOS_PREDEFINED_SERVICES, LabSpec
+from halab.model.spec import FORTIOS_PREDEFINED_SERVICES, LabSpec
 
 _ANY = "0.0.0.0/0"
 

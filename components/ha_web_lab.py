@@ -18,10 +18,10 @@ from components.readiness import SshAccess, TierGate, TierGateArgs
 from components.storage import LabStorage, LabStorageArgs
 from components.tls import LabCertificate, LabCertificateArgs
 from components.vm import LabVm
-from halab.render import RenderedHost, render_all
-from halab.roles import Role, ZoneName
-from halab.sections import EdgeKind
-from halab.spec import LabSpec, ResolvedHost
+from halab.model.roles import Role, ZoneName
+from halab.model.sections import EdgeKind
+from halab.model.spec import LabSpec, ResolvedHost
+from halab.render.hosts import RenderedHost, render_all
 
 #: The component each role's group was before one :class:`HostGroup` built them all (its name
 #: is unchanged: ``{lab}-{role}``). Aliases to these keep every resource of a lab deployed then.

@@ -15,10 +15,10 @@ import pulumi
 from components.readiness import SshAccess
 from components.storage import LabStorage
 from components.vm import LabVm, LabVmArgs
-from halab.render import RenderedHost
-from halab.roles import ZoneName
-from halab.sections import ReadinessSpec, VmSpec
-from halab.spec import ResolvedHost
+from halab.model.roles import ZoneName
+from halab.model.sections import ReadinessSpec, VmSpec
+from halab.model.spec import ResolvedHost
+from halab.render.hosts import RenderedHost
 
 
 @dataclass

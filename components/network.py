@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_libvirt as libvirt
 
-from halab.spec import NetworkMode, Zone
+from halab.model.spec import NetworkMode, Zone
 
 # libvirt's names for our modes; "none" is libvirt's isolated network.
 _LIBVIRT_MODE = {

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 
-from halab.render import RenderedHost, vip_check_script
-from halab.roles import Role
-from halab.sections import EdgeKind, ReadinessSpec
-from halab.spec import LabSpec, ResolvedHost
+from halab.model.roles import Role
+from halab.model.sections import EdgeKind, ReadinessSpec
+from halab.model.spec import LabSpec, ResolvedHost
+from halab.render.hosts import RenderedHost, vip_check_script
 
 #: Seconds per SSH dial attempt; the attempt count follows from readinessTimeoutS.
 DIAL_TIMEOUT_S = 10

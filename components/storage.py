@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_libvirt as libvirt
 
-from halab.sections import VmSpec
+from halab.model.sections import VmSpec
 
 
 @dataclass

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 
-from halab.spec import LabSpec
+from halab.model.spec import LabSpec
 
 
 @dataclass

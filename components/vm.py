@@ -9,10 +9,10 @@ import pulumi_libvirt as libvirt
 
 from components.readiness import SshAccess, host_gate
 from components.storage import LabStorage
-from halab.render import RenderedHost
-from halab.roles import ZoneName
-from halab.sections import DomainType, ReadinessSpec, VmSpec
-from halab.spec import ResolvedHost
+from halab.model.roles import ZoneName
+from halab.model.sections import DomainType, ReadinessSpec, VmSpec
+from halab.model.spec import ResolvedHost
+from halab.render.hosts import RenderedHost
 
 
 @dataclass

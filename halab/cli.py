@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from halab.errors import ConfigError
-from halab.render import render_all, write_tree
-from halab.stackconfig import read_stack
+from halab.model.errors import ConfigError
+from halab.model.stackconfig import read_stack
+from halab.render.hosts import render_all, write_tree
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -22,7 +22,7 @@ def _render(args: argparse.Namespace) -> int:
         print(f"{name:<10} {roles:<5} {len(host.files) + 3:>2} files -> {Path(args.out) / name}")
     print(f"{len(written)} files written; secrets are placeholders (Pulumi fills them in).")
     if args.check:
-        from halab.validate import validate_tree
+        from halab.render.validate import validate_tree
 
         problems = validate_tree(Path(args.out), hosts=rendered)
         for problem in problems:
@@ -33,14 +33,14 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _picture(args: argparse.Namespace) -> int:
-    from halab.picture import write_picture
+    from halab.render.picture import write_picture
 
     spec = read_stack(args.stack, Path(args.project_dir)).spec(offline=True)
     out = Path(args.out or f"reports/{args.stack}")
     holder = args.vip_holder
     if args.ask and holder is None:
         from halab.e2e.check import default_key
-        from halab.e2e.vmlab import vip_holder
+        from halab.vmlab.lab import vip_holder
 
         key = Path(args.ssh_key) if args.ssh_key else default_key()
         holder = vip_holder(spec, key, out / ".work")
@@ -136,18 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
     pulumi.set_defaults(func=_pulumi)
 
     try:
-        from halab.lab.cli import add_lab_commands
+        from halab.bench.cli import add_drill_commands
+        from halab.nslab.cli import add_lab_commands
     except ImportError:  # the local lab is optional for the render command
         pass
     else:
-        add_lab_commands(sub)
-    from halab.docs import add_docs_command
+        add_drill_commands(add_lab_commands(sub))
     from halab.e2e.check import add_check_command
     from halab.e2e.launch import add_e2e_command
-    from halab.e2e.reclaim import add_reclaim_command
     from halab.fortigate.server import add_fortigate_command
-    from halab.image import add_image_command
-    from halab.libvirtd import add_libvirtd_command
+    from halab.machine.image import add_image_command
+    from halab.machine.libvirtd import add_libvirtd_command
+    from halab.render.docs import add_docs_command
+    from halab.vmlab.reclaim import add_reclaim_command
 
     add_check_command(sub)
     add_docs_command(sub)

@@ -4,19 +4,19 @@ What a newcomer has is often nothing: no libvirtd, no cloud image, no FortiGate,
 that may not run guests. What they have, they keep by config; what they lack, the project makes:
 
 - **libvirt**: the stack's ``libvirtUri`` when it is set; else ``qemu:///system`` when a libvirtd
-  answers there; else the project's own libvirtd (:mod:`halab.libvirtd`: its own network and
+  answers there; else the project's own libvirtd (:mod:`halab.machine.libvirtd`: its own network and
   mount namespace, nothing of the host's libvirt touched), whose URI goes into the stack.
 - **domain type**: the stack's ``domainType`` when set; else, for a libvirtd on this machine,
-  what a tiny guest says (:mod:`halab.kvm`): KVM only when guest code really runs on it.
+  what a tiny guest says (:mod:`halab.machine.kvm`): KVM only when guest code really runs on it.
 - **image**: the stack's ``baseImage`` when set; else the project's image
-  (:mod:`halab.image`, cached), booted by its own kernel.
+  (:mod:`halab.machine.image`, cached), booted by its own kernel.
 - **SSH**: your key (``~/.ssh/id_ed25519``, or ``HA_WEB_LAB_SSH_KEY``), or one made for the lab.
 
 Then ``pulumi up`` (inside the libvirtd's namespace when it is the project's, where the lab's
 bridges are), the outputs, the picture of the lab, the URL and one command that reaches it from
 the user's shell. ``down`` destroys the stack, then stops the project's libvirtd if this stack
 used it. Pulumi runs as the CLI, as a user would run it, with the environment of
-:func:`halab.engine.project_env` (the user's backend and passphrase, else local state and a
+:func:`halab.machine.engine.project_env` (the user's backend and passphrase, else local state and a
 passphrase file; the built engine when no CLI is on PATH).
 """
 
@@ -35,10 +35,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from halab import PROJECT, engine, hostdeps, image, kvm, libvirtd, neighbours, teller
-from halab.errors import ConfigError
-from halab.spec import LabSpec
-from halab.stackconfig import stack_file_keys
+from halab.machine import engine, image, kvm, libvirtd
+from halab.model.errors import ConfigError
+from halab.model.spec import LabSpec
+from halab.model.stackconfig import stack_file_keys
+from halab.plumbing import hostdeps
+from halab.plumbing.roots import PROJECT
+from halab.plumbing.teller import teller
+from halab.vmlab import neighbours
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The network namespace of the project's libvirtd.
@@ -91,7 +95,7 @@ def _run(
 
 
 def pulumi_env() -> dict[str, str]:
-    """The environment of every Pulumi run here (:func:`halab.engine.project_env`), with the
+    """The environment of every Pulumi run here (:func:`halab.machine.engine.project_env`), with the
     engine built first when there is no Pulumi CLI at all."""
     try:
         if shutil.which("pulumi") is None:
@@ -320,7 +324,7 @@ def estimate(spec: LabSpec, cores: int | None = None) -> str:
 
 def refuse_neighbours(spec: LabSpec, uri: str) -> None:
     """Stop before anything is made when a zone would take a bridge or a range another network
-    of the hypervisor has (:mod:`halab.neighbours`): one line naming both."""
+    of the hypervisor has (:mod:`halab.vmlab.neighbours`): one line naming both."""
     try:
         neighbours.refuse_clashes(spec, uri)
     except ConfigError as exc:
@@ -332,7 +336,7 @@ def refuse_neighbours(spec: LabSpec, uri: str) -> None:
 def _spec(stack: Stack, *, offline: bool) -> LabSpec:
     """The stack's spec as the program will see it (secrets only as 'set'); ``offline=False``
     also wants what a deployment needs (a FortiGate's token)."""
-    from halab.stackconfig import project_defaults, spec_from_pulumi_json
+    from halab.model.stackconfig import project_defaults, spec_from_pulumi_json
 
     raw = json.loads(stack.cli("config", "--json"))
     try:
@@ -346,12 +350,12 @@ def _picture(stack_name: str, spec: LabSpec, key: Path) -> None:
     fails the ``up``: it is a view)."""
     folder = ROOT / "reports" / stack_name
     try:
-        from halab.e2e.vmlab import E2eError, vip_holder
-        from halab.picture import write_picture
+        from halab.render.picture import write_picture
+        from halab.vmlab.lab import VmLabError, vip_holder
 
         try:
             holder = vip_holder(spec, key if key.is_file() else None, folder / ".work")
-        except (E2eError, OSError, subprocess.SubprocessError) as exc:
+        except (VmLabError, OSError, subprocess.SubprocessError) as exc:
             say(f"could not ask the LBs who holds the VIP ({exc})")
             holder = None
         path = write_picture(spec, folder, vip_holder=holder)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from halab.lab.bench import main
+from halab.bench.benchmark import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 
 scripts/bootstrap.sh tests
 # The real Pulumi CLI for tests/engine (about 5 minutes from empty caches, seconds after).
-python3 -m halab.engine
+python3 -m halab.machine.engine
 
 echo "== ruff"
 venv/bin/ruff format --check .

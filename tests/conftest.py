@@ -18,9 +18,9 @@ from typing import Any
 import pulumi
 import pytest
 
-from halab import PROJECT
-from halab.spec import SECRET_KEYS
-from halab.stackconfig import read_stack
+from halab.model.spec import SECRET_KEYS
+from halab.model.stackconfig import read_stack
+from halab.plumbing.roots import PROJECT
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:

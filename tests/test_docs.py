@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from halab import PROJECT
 from halab.cli import main
-from halab.docs import PAGE, configuration_page
+from halab.plumbing.roots import PROJECT
+from halab.render.docs import PAGE, configuration_page
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

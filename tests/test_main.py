@@ -10,7 +10,7 @@ import pulumi
 import pytest
 import yaml
 
-from halab.stackconfig import read_stack
+from halab.model.stackconfig import read_stack
 from tests.conftest import (
     TEST_PRIVATE_KEY,
     TEST_SSH_KEY,

@@ -7,9 +7,9 @@ from typing import Any
 
 import yaml
 
-from halab.sections import config_fields
-from halab.spec import SECRET_KEYS, LabSpec, load_spec
-from halab.stackconfig import project_defaults
+from halab.model.sections import config_fields
+from halab.model.spec import SECRET_KEYS, LabSpec, load_spec
+from halab.model.stackconfig import project_defaults
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = yaml.safe_load((REPO / "Pulumi.yaml").read_text())

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from halab.drills.probe import OK, PHASES, Sample
+from halab.target.probe import OK, PHASES, Sample
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from halab.drills.analysis import percentile, phase_medians_ms
-from halab.drills.probe import ProbeConfig, Sample
-from halab.drills.target import DrillTarget
+from halab.target.probe import ProbeConfig, Sample
+from halab.target.protocol import DrillTarget
 
 #: Requests of the measurement, one after another.
 BASELINE_REQUESTS = 20

@@ -17,8 +17,9 @@ from typing import Any
 
 from halab.drills.analysis import Event
 from halab.drills.baseline import Baseline
-from halab.drills.probe import ProbeConfig, Sample
-from halab.drills.target import DrillSettings, DrillTarget, ProbeRun
+from halab.model.drill_settings import DrillSettings
+from halab.target.probe import ProbeConfig, Sample
+from halab.target.protocol import DrillTarget, ProbeRun
 
 #: The least a drill probes before its fault (a lab in namespaces answers in milliseconds).
 LEAD_S = 0.8
@@ -212,7 +213,7 @@ def finish(result: DrillResult, rec: Recorder, samples: list[Sample]) -> DrillRe
 
 def settle(target: DrillTarget, exclude: str | None = None, timeout: float = 20.0) -> list[str]:
     """Wait until one LB holds the VIP and nothing changed for a few adverts
-    (:attr:`~halab.drills.target.DrillSettings.settle_quiet_s`).
+    (:attr:`~halab.model.drill_settings.DrillSettings.settle_quiet_s`).
 
     A drill must start from a settled pair: right after a repair, a preempting LB takes the VIP
     back within about an advert interval, and that move would land inside the next drill.

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from halab.drills import lb, load, network, web
 from halab.drills.core import Bounds, DrillResult, DrillRun, settle
-from halab.drills.probe import ProbeConfig
-from halab.drills.target import DrillTarget
+from halab.target.probe import ProbeConfig
+from halab.target.protocol import DrillTarget
 
 
 @dataclass(frozen=True)

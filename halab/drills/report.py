@@ -18,7 +18,7 @@ matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt
 
 from halab.drills.core import DrillResult
-from halab.drills.probe import OK
+from halab.target.probe import OK
 
 _FAIL_COLOURS = {
     "http_error": "tab:orange",

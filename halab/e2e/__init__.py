@@ -1,5 +1,12 @@
-"""The real thing on VMs: a deployed lab as a drill target (:class:`~halab.e2e.vmlab.VmLab`),
-the check against it (``python -m halab check``: ``check.py``), ``make e2e`` (``launch.py`` sets
-up the engine, the image and the project's libvirtd, then ``run.py``, the end-to-end run on
-Pulumi's Automation API, every operation bounded by ``watchdog.py``), the preview plan check
-(``parse.py``) and the clean-up of a lab's leftovers (``reclaim.py``)."""
+"""The end-to-end scenario on real VMs: ``make e2e`` and ``make check``.
+
+Owns ``launch.py`` (the engine, the image and the project's libvirtd set up, then the run),
+``run.py`` (the end-to-end run on Pulumi's Automation API: up, no-diff, drills, scale out,
+replace, drift, interrupt, destroy), ``watchdog.py`` (every operation bounded), ``timings.py``
+(what the engine reported, and how long each step took), ``plan.py`` (a preview's plan judged),
+``check.py`` (the drills against a deployed lab of VMs: ``python -m halab check``) and the
+command line of ``python -m halab.e2e``. The lab it deploys and drills is :mod:`halab.vmlab`.
+
+May import: halab.plumbing, halab.model, halab.target, halab.machine, halab.vmlab,
+halab.drills.
+"""

@@ -20,11 +20,11 @@ from typing import Any
 
 from halab.drills.baseline import Baseline, BaselineError, measure
 from halab.drills.core import Bounds, DrillResult
-from halab.drills.probe import ProbeConfig
-from halab.e2e import usage
-from halab.e2e.parse import check_plan
-from halab.e2e.vmlab import E2eError, VmLab, default_netns
-from halab.spec import LabSpec
+from halab.e2e.plan import check_plan
+from halab.model.spec import LabSpec
+from halab.target.probe import ProbeConfig
+from halab.vmlab import usage
+from halab.vmlab.lab import VmLab, VmLabError, default_netns
 
 #: The drills a check runs by default, in order (``restore`` brings the crashed LB back).
 DEFAULT_STEPS = ("round-robin", "lb-hard-failure", "restore")
@@ -45,7 +45,7 @@ def load_spec(stack: str, project_dir: Path, pulumi_config: Path | None) -> LabS
     ``pulumi config set`` rewrites the stack file with every value as a string (``"3"``), which
     the YAML reader does not coerce; ``pulumi config --json`` gives what the program gets.
     """
-    from halab.stackconfig import project_defaults, read_stack, spec_from_pulumi_json
+    from halab.model.stackconfig import project_defaults, read_stack, spec_from_pulumi_json
 
     if pulumi_config is None:
         return read_stack(stack, project_dir).spec(offline=True)
@@ -65,7 +65,7 @@ def vm_bounds(lab: VmLab, probe: ProbeConfig, baseline: Baseline) -> Bounds:
     """The pass/fail limits of the drills on VMs, from the configured timers and the probe.
 
     When the master dies, the client waits for the backup's takeover (its master-down timer and
-    the skew: :attr:`~halab.sections.VrrpSpec.takeover_s`), for a request sent just before the
+    the skew: :attr:`~halab.model.sections.VrrpSpec.takeover_s`), for a request sent just before the
     takeover to time out, and for the probe's next request and its answer.
     """
     takeover = lab.settings.vrrp_takeover_s
@@ -108,7 +108,7 @@ def run_check(args: argparse.Namespace) -> int:
     steps = [s for s in args.steps.split(",") if s]
     unknown = [s for s in steps if s != "restore" and s not in registry.REGISTRY]
     if unknown:
-        raise E2eError(f"unknown step {unknown[0]!r} (drills: {', '.join(registry.REGISTRY)})")
+        raise VmLabError(f"unknown step {unknown[0]!r} (drills: {', '.join(registry.REGISTRY)})")
     # The fastest probe a check starts from; the lab's own pace may slow it (below).
     fastest = fastest_vm_probe(lab.public_url, args.interval)
     results: list[DrillResult] = []
@@ -176,7 +176,7 @@ def run_check(args: argparse.Namespace) -> int:
                 "figures": {k: v for k, v in r.figures.items() if k != "samples"},
                 "seconds": round(time.monotonic() - t0, 1),
             })  # fmt: skip
-    except (E2eError, BaselineError) as exc:
+    except (VmLabError, BaselineError) as exc:
         print(f"check: {exc}", file=sys.stderr)
         summary["error"] = str(exc)
         ok = False

@@ -1,7 +1,8 @@
 """``make e2e`` (``python -m halab e2e``): everything around the e2e run of :mod:`halab.e2e.run`.
 
-It makes sure the engine (:mod:`halab.engine`) and the image (:mod:`halab.image`) exist, starts
-the project's libvirtd (:mod:`halab.libvirtd`) unless it already runs, and runs
+It makes sure the engine (:mod:`halab.machine.engine`) and the image (:mod:`halab.machine.image`)
+exist, starts the project's libvirtd (:mod:`halab.machine.libvirtd`) unless it already runs, and
+runs
 ``python -m halab.e2e run`` inside the libvirtd's network namespace, where the VMs are reachable.
 A TERM or Ctrl-C goes on to the run, which destroys its stack before it ends. A libvirtd this
 started is stopped afterwards, whatever the run's result; one that already ran is left running.
@@ -25,7 +26,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from halab import debian, engine, hostdeps, image, libvirtd, teller
+from halab.machine import debian, engine, image, libvirtd
+from halab.plumbing import hostdeps
+from halab.plumbing.teller import teller
 
 REPO = Path(__file__).resolve().parents[2]
 #: The longest a whole run may take (its own steps are bounded; about 11 minutes measured here

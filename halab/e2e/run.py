@@ -19,7 +19,7 @@ reachable. This module is everything after that, on the registry's real plugins:
 7. an interrupted ``up`` (web-3): the CLI gets SIGINT while creating the domain, then SIGKILL;
    the next ``up`` converges after the lock, the pending creates and the leftovers are dealt
    with the way a user would (``cancel``, ``refresh --clear-pending-creates``,
-   :mod:`halab.e2e.reclaim`);
+   :mod:`halab.vmlab.reclaim`);
 8. ``destroy``, then a check that no domain, network, pool, volume or bridge of the lab is left.
 
 The checkout is never touched: the run works in a temporary copy of the project with a local
@@ -47,24 +47,24 @@ from typing import Any
 
 from pulumi import automation as auto
 
-from halab import PROJECT
 from halab.drills import analysis
 from halab.drills.baseline import BaselineError, measure
-from halab.drills.probe import ProbeConfig, Sample, write_samples
-from halab.drills.target import DrillSettings, TargetKind, drill_settings
+from halab.drills.sweep import Variant, run_sweep, sweep_table
 from halab.e2e.check import check_args, fastest_vm_probe, run_check
-from halab.e2e.parse import PlanCheck, check_steps
-from halab.e2e.reclaim import reclaim
+from halab.e2e.plan import PlanCheck, check_steps
 from halab.e2e.timings import EventLog, Step, Timings, engine_errors, first_line
-from halab.e2e.vmlab import E2eError, VmLab
 from halab.e2e.watchdog import OperationTimeoutError, OperationWatchdog
-from halab.engine import copy_project
-from halab.process import busy_loops
-from halab.roles import Role
-from halab.spec import LabSpec
-from halab.stackconfig import project_defaults, spec_from_pulumi_json
-from halab.sweep import Variant, run_sweep, sweep_table
-from halab.virsh import Virsh
+from halab.machine.engine import copy_project
+from halab.model.drill_settings import DrillSettings, TargetKind, drill_settings
+from halab.model.roles import Role
+from halab.model.spec import LabSpec
+from halab.model.stackconfig import project_defaults, spec_from_pulumi_json
+from halab.plumbing.process import busy_loops
+from halab.plumbing.roots import PROJECT
+from halab.plumbing.virsh import Virsh
+from halab.target.probe import ProbeConfig, Sample, write_samples
+from halab.vmlab.lab import VmLab, VmLabError
+from halab.vmlab.reclaim import reclaim
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK = "e2e"
@@ -397,7 +397,7 @@ class E2eRun:
                         f"sudo journalctl --no-pager -o short-precise {units} --since {since}",
                         timeout=60,
                     )
-                except E2eError as exc:
+                except VmLabError as exc:
                     text = f"journalctl failed: {exc}\n"
                 path.write_text(text, encoding="utf-8")
         finally:
@@ -422,7 +422,7 @@ class E2eRun:
         self.config_sweep("fast-detection-sweep", variants, observe_s)
 
     def config_sweep(self, name: str, variants: Sequence[Variant], observe_s: float) -> None:
-        """A sweep (:mod:`halab.sweep`) of the stack's config: per variant, ``up`` with those
+        """A sweep (:mod:`halab.drills.sweep`) of the stack's config: per variant, ``up`` with those
         values, VIP moves with nothing wrong (spurious ones) while the probe runs for
         ``observe_s``, then the outage of a hard failure of the master and its return. The
         stack's own values are set back afterwards. Writes ``NAME.txt`` and ``NAME.json`` in the
@@ -682,7 +682,7 @@ def run(args: argparse.Namespace) -> int:
         passed = True
     except (
         StepFailedError,
-        E2eError,
+        VmLabError,
         BaselineError,
         OperationTimeoutError,
         auto.CommandError,

@@ -4,7 +4,7 @@
 to a VM that stopped answering, a libvirt call that blocks), the operation, and with it the whole
 run, waits until CI kills it, and no clean-up runs. The Automation API starts the CLI as a child
 of this process, so the watchdog knows it by parentage: the direct children that appeared after
-the operation began, each with its start time (:mod:`halab.lab.procs`, never a name). At the
+the operation began, each with its start time (:mod:`halab.plumbing.procs`, never a name). At the
 deadline it first writes what was still in flight (``on_expiry``), then sends the CLI SIGINT,
 which makes Pulumi stop starting new steps and record what it did, and after ``grace_s`` stops
 the CLI and its plugins hard. The operation then raises in its own thread, and the caller's
@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from types import TracebackType
 
-from halab.lab import procs
+from halab.plumbing import procs
 
 
 class OperationTimeoutError(RuntimeError):

@@ -6,12 +6,18 @@ manages: firewall addresses, VIPs, VIP groups, custom services and policies. Eac
 public source where it is written (:mod:`halab.fortigate.schema`); what no source settles is
 refused, not guessed, and listed in docs/fortigate-emulator.md.
 
+Owns:
+
 - :mod:`halab.fortigate.schema`: the tables, their fields and the FortiOS rules for each value.
 - :mod:`halab.fortigate.store`: objects per VDOM, referential integrity, FortiOS's error codes.
 - :mod:`halab.fortigate.server`: HTTPS, token auth, the REST paths and FortiOS's response shape.
 - :mod:`halab.fortigate.tls`: a throwaway CA and a server certificate signed by it.
 - :mod:`halab.fortigate.nft`: with ``--apply-nft``, its VIPs and policies as nftables rules,
   loaded after every change (``fortigate.nft.j2``).
+
+It runs where a FortiGate would (the lab's edge), beside the labs, never inside them.
+
+May import: halab.plumbing, halab.model.
 """
 
 from __future__ import annotations

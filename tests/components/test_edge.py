@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from components.edge import FortiGateEdge, FortiGateEdgeArgs
-from halab.spec import load_spec
-from halab.stackconfig import read_stack
+from halab.model.spec import load_spec
+from halab.model.stackconfig import read_stack
 from tests.conftest import Graph, build
 
 

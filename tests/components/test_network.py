@@ -7,9 +7,9 @@ from typing import Any
 import pulumi
 
 from components.network import ZoneNetwork, ZoneNetworkArgs
-from halab.roles import ZoneName
-from halab.spec import load_spec
-from halab.stackconfig import read_stack
+from halab.model.roles import ZoneName
+from halab.model.spec import load_spec
+from halab.model.stackconfig import read_stack
 from tests.conftest import Graph, build
 
 

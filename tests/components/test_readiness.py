@@ -9,9 +9,9 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from halab.render import VM, readiness_script, render_host
-from halab.spec import load_spec
-from halab.stackconfig import read_stack
+from halab.model.spec import load_spec
+from halab.model.stackconfig import read_stack
+from halab.render.hosts import VM, readiness_script, render_host
 from tests.conftest import FAKE_PEM, TEST_PRIVATE_KEY, TEST_SSH_KEY, Graph
 
 Program = Callable[..., Graph]

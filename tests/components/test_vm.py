@@ -10,10 +10,10 @@ import yaml
 
 from components.storage import LabStorage, LabStorageArgs
 from components.vm import LabVm, LabVmArgs, canonical_cmdlines
-from halab.render import render_host
-from halab.roles import ZoneName
-from halab.spec import load_spec
-from halab.stackconfig import read_stack
+from halab.model.roles import ZoneName
+from halab.model.spec import load_spec
+from halab.model.stackconfig import read_stack
+from halab.render.hosts import render_host
 from tests.conftest import Graph, build
 
 

@@ -1,4 +1,4 @@
-"""What every real-engine test stands on: a copy of the project with the CLI halab/engine.py
+"""What every real-engine test stands on: a copy of the project with the CLI halab/machine/engine.py
 builds and the registry's plugins from the local mirror, a libvirtd of the test module's own,
 and stand-ins for the files a stack names on this machine.
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from halab import engine, libvirtd
+from halab.machine import engine, libvirtd
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = engine.bin_dir()
@@ -81,7 +81,7 @@ def configure(ws: Workspace, name: str, *settings: tuple[str, ...]) -> None:
 
 @pytest.fixture(scope="module")
 def libvirt_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A libvirtd of this module's own (halab.libvirtd with its own state and netns)."""
+    """A libvirtd of this module's own (halab.machine.libvirtd with its own state and netns)."""
     name = f"hwl-preview-{os.getpid()}-{next(_LIBVIRTDS)}"
     own = libvirtd.paths(tmp_path_factory.mktemp("libvirtd"), name)
     try:

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from halab import engine
 from halab.fortigate.server import Running, serve
 from halab.fortigate.store import Store
 from halab.fortigate.tls import make_ca_and_server_cert
+from halab.machine import engine
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = engine.bin_dir()
@@ -42,8 +42,8 @@ import pulumi
 import pulumiverse_fortios as fortios
 
 from components.edge import FortiGateEdge, FortiGateEdgeArgs
-from halab.spec import load_spec
-from halab.stackconfig import read_stack
+from halab.model.spec import load_spec
+from halab.model.stackconfig import read_stack
 
 config = pulumi.Config()
 values = {{

@@ -1,8 +1,8 @@
 """The real Pulumi CLI and the registry's real plugins preview every stack of ours.
 
-The CLI is the one halab/engine.py builds; the plugins are the registry's (libvirt 0.5.4,
+The CLI is the one halab/machine/engine.py builds; the plugins are the registry's (libvirt 0.5.4,
 command 1.2.1, fortios 0.0.6 and the upstream Python language host), installed from the local
-plugin mirror into a plugin cache of this test's own by halab/engine.py, with plugin
+plugin mirror into a plugin cache of this test's own by halab/machine/engine.py, with plugin
 downloads off, so the CLI checks their versions as it does for a user. Each stack previews from a
 fresh stack against a libvirtd of the test's own: no error, no warning, and the plan creates
 exactly the resources the mock tests see. The FortiOS provider logs in to its FortiGate while it
@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
-from halab.spec import load_spec
-from halab.stackconfig import read_stack
+from halab.model.spec import load_spec
+from halab.model.stackconfig import read_stack
 from tests.conftest import TEST_SSH_KEY, Graph
 from tests.engine.conftest import BIN, REPO, Workspace, configure, pulumi, stack
 from tests.engine.fake_fortigate import FakeFortiGate, fake_fortigate
-from tests.halab.validators import example_stacks
+from tests.halab.render.validators import example_stacks
 
 pytestmark = pytest.mark.engine
 

@@ -3,11 +3,11 @@ engine plans for one shares no libvirt name and no address range with the other'
 neighbour check ``make up`` runs first sees the one's networks on that libvirtd and refuses only
 a stack that would collide with them.
 
-Both stacks preview once, fresh, through the CLI halab/engine.py builds and the registry's
+Both stacks preview once, fresh, through the CLI halab/machine/engine.py builds and the registry's
 libvirt provider, against the same libvirtd (the module's own, from tests/engine/conftest.py).
 They are copies of staging and tutorial under names that share their first characters, so even
 the bridge names, cut to Linux's 15 characters, differ only by the hash of the lab's name
-(``halab.spec.LabSpec.bridge_name``). The neighbour check then runs against stack A's networks
+(``halab.model.spec.LabSpec.bridge_name``). The neighbour check then runs against stack A's networks
 as the plan has them, defined (never started) on that libvirtd through virsh, and undefined
 again whatever happens.
 """
@@ -24,11 +24,13 @@ from xml.sax.saxutils import quoteattr
 
 import pytest
 
-from halab import neighbours, tls, up
-from halab.roles import ZoneName
-from halab.spec import LabSpec, load_spec
-from halab.stackconfig import read_stack
-from halab.virsh import Virsh
+from halab import up
+from halab.model.roles import ZoneName
+from halab.model.spec import LabSpec, load_spec
+from halab.model.stackconfig import read_stack
+from halab.plumbing import tls
+from halab.plumbing.virsh import Virsh
+from halab.vmlab import neighbours
 from tests.conftest import TEST_SSH_KEY
 from tests.engine.conftest import Workspace, configure, pulumi
 

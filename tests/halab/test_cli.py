@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from halab.cli import build_parser, main
-from halab.render import TLS_PLACEHOLDER
+from halab.render.hosts import TLS_PLACEHOLDER
 
 
 def test_render_writes_one_folder_per_host(

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from pytest import MonkeyPatch
 
-from halab import debian, image, kvm, libvirtd, up
+from halab import up
+from halab.machine import debian, image, kvm, libvirtd
 
 OWN = "qemu:///system?socket=/root/.local/state/ha-web-lab/libvirtd/run/libvirt-sock"
 
@@ -163,7 +164,7 @@ def test_a_secret_goes_on_stdin_and_a_value_after_double_dash(monkeypatch: Monke
 
 
 def test_the_estimate_follows_the_measurement_and_the_cores() -> None:
-    from halab.stackconfig import read_stack
+    from halab.model.stackconfig import read_stack
 
     spec = read_stack("local").spec(offline=True)
     assert len(spec.resolved_hosts) == 5
@@ -179,14 +180,14 @@ def on(spec: Any, domain_type: str) -> Any:
 
 
 def kvm_type(value: str) -> Any:
-    from halab.sections import DomainType
+    from halab.model.sections import DomainType
 
     return DomainType(value)
 
 
 def test_a_fortigate_stack_without_its_token_is_refused_before_anything() -> None:
-    from halab.errors import ConfigError
-    from halab.stackconfig import project_defaults, read_stack, spec_from_pulumi_json
+    from halab.model.errors import ConfigError
+    from halab.model.stackconfig import project_defaults, read_stack, spec_from_pulumi_json
 
     # The tutorial's dev stack as `pulumi config --json` gives it, with no token set.
     values = read_stack("dev").values

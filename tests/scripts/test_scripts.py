@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from halab import hostdeps
-from halab.stackconfig import REPO_ROOT
+from halab.model.stackconfig import REPO_ROOT
+from halab.plumbing import hostdeps
 
 SCRIPTS = sorted((REPO_ROOT / "scripts").glob("*.sh"))
 #: bootstrap.sh installs Python itself (a fresh Debian may have none), so it is the one script
@@ -36,12 +36,13 @@ def test_every_other_script_is_a_thin_entry_point(script: Path) -> None:
         if line.strip() and not line.lstrip().startswith("#")
     ]
     assert len(code) <= THIN_LINES, f"{script.name}: {len(code)} lines of code"
-    # The cache root is Python's (halab.cache_root); only the bootstrap repeats the rule.
+    # The cache root is Python's (halab.plumbing.roots.cache_root); only the bootstrap repeats the
+    # rule.
     assert "ha-web-lab}" not in "\n".join(code)
 
 
 def test_bootstrap_installs_what_its_caller_needs_and_nothing_else() -> None:
-    """`make up` gets the host set, `make test` both (halab/hostdeps.py: the one list); an
+    """`make up` gets the host set, `make test` both (halab/plumbing/hostdeps.py: the one list); an
     unknown choice stops before anything is installed."""
     makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
     assert "\tscripts/bootstrap.sh host\n" in makefile

@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from halab.drills.probe import OK, TIMEOUT, ProbeConfig, Sample
-from halab.drills.target import DrillSettings, TargetKind, drill_settings
-from halab.spec import load_spec
-from halab.stackconfig import read_stack
+from halab.model.drill_settings import DrillSettings, TargetKind, drill_settings
+from halab.model.spec import load_spec
+from halab.model.stackconfig import read_stack
+from halab.target.probe import OK, TIMEOUT, ProbeConfig, Sample
 
 #: What the client sees of a request started at ``t`` (wall clock): outcome, web node, latency.
 Answer = tuple[str, str | None, float]

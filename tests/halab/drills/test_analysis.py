@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from halab.drills import analysis
 from halab.drills.analysis import Event
-from halab.drills.probe import Sample
+from halab.target.probe import Sample
 
 
 def _s(seq: int, ok: bool, backend: str | None = None) -> Sample:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from halab.drills.baseline import LOAD_HEADROOM, Baseline, BaselineError, measure
-from halab.drills.probe import OK, TIMEOUT, ProbeConfig, Sample
+from halab.target.probe import OK, TIMEOUT, ProbeConfig, Sample
 
 FASTEST = ProbeConfig("https://192.0.2.10/", interval=0.1, connect_timeout=1.0, total_timeout=2.0)
 

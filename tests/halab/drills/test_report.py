@@ -8,7 +8,7 @@ from pathlib import Path
 from halab.drills import report
 from halab.drills.analysis import Event
 from halab.drills.core import DrillResult
-from halab.drills.probe import Sample
+from halab.target.probe import Sample
 from tests.halab.drills.scripted import scripted_settings
 
 

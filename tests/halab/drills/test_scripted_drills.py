@@ -14,8 +14,8 @@ import pytest
 from halab.drills.baseline import Baseline
 from halab.drills.core import Bounds, DrillRun, settle
 from halab.drills.lb import STALL_S, lb_hard_failure, lb_stall
-from halab.drills.probe import ProbeConfig
 from halab.drills.web import web_hard_failure
+from halab.target.probe import ProbeConfig
 from tests.halab.drills.scripted import ScriptedTarget, scripted_settings
 
 FASTEST = ProbeConfig("https://192.0.2.10/", interval=0.1, connect_timeout=1.0, total_timeout=2.0)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from halab import libvirtd
 from halab.e2e import launch
+from halab.machine import libvirtd
 
 
 def test_run_argv_takes_the_image_and_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,11 +12,11 @@ from pulumi import automation as auto
 from pulumi.automation._cmd import CommandResult
 from pytest import MonkeyPatch
 
-from halab.drills.probe import OK, TIMEOUT, ProbeConfig, Sample
-from halab.drills.target import TargetKind, drill_settings
 from halab.e2e import run
 from halab.e2e.timings import Step, Timings
-from halab.stackconfig import read_stack
+from halab.model.drill_settings import TargetKind, drill_settings
+from halab.model.stackconfig import read_stack
+from halab.target.probe import OK, TIMEOUT, ProbeConfig, Sample
 
 
 def test_serving_bound_is_haproxy_detection_plus_one_probe_request() -> None:

@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from halab.lab import netns
-from halab.stackconfig import REPO_ROOT
+from halab.model.stackconfig import REPO_ROOT
+from halab.plumbing import netns
 from tests.halab.fortigate.test_rules import policy, vip
 
 pytestmark = pytest.mark.lab

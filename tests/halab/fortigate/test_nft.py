@@ -26,7 +26,7 @@ from halab.fortigate.nft import (
 )
 from halab.fortigate.server import Api, Request
 from halab.fortigate.store import Store
-from halab.validate import in_namespaces, run, which
+from halab.render.validate import in_namespaces, run, which
 from tests.halab.fortigate.test_rules import ADDRESS, GROUP, POLICY, SERVICE, VIP, policy, vip
 
 LINUX = {"port1": "wan0", "port2": "dmz0", "port3": "lan0"}

@@ -1,0 +1,907 @@
+"""The lab spec: a typed, validated model of one stack's config, and everything derived from it.
+
+Config keys are camelCase (``ha-web-lab:vrrpAdvertIntervalMs``), as Pulumi users write them; the
+model's fields are snake_case. Every check runs here, before any resource exists, and every failure
+becomes a :class:`halab.model.errors.ConfigError` that names the key and the value.
+
+Address plan (documented in docs/architecture.md): a host address not given in
+``hosts[].addresses`` is derived as ``zone network + offset + k``, where ``k`` counts the hosts of
+that role, in list order, that have a leg in that zone, and the offset is the role's
+(:data:`halab.model.roles.ROLES`). The VIP defaults to the DMZ network + 100, the public IP to the
+public network + 10.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from halab.model.errors import ConfigError, TopologyError, from_validation_error
+from halab.model.roles import ROLES, Role, ZoneName
+from halab.model.sections import (
+    Address,
+    EdgeKind,
+    EdgeSpec,
+    HaproxySpec,
+    Integer,
+    ReadinessSpec,
+    VmSpec,
+    VrrpSpec,
+    check_text,
+    group_keys,
+    section_names,
+)
+from halab.plumbing.roots import PROJECT
+
+
+class NetworkMode(StrEnum):
+    """How libvirt connects a zone's bridge to the hypervisor.
+
+    ``nat``/``route``/``isolated`` make a libvirt-managed bridge (the host gets ``hostAddress``);
+    ``bridge`` attaches to an existing host bridge, e.g. one a FortiGate-VM already uses.
+    """
+
+    NAT = "nat"
+    ROUTE = "route"
+    ISOLATED = "isolated"
+    BRIDGE = "bridge"
+
+
+VIP_OFFSET = 100
+PUBLIC_IP_OFFSET = 10
+
+#: Matched whole (fullmatch): ``$`` would also match before a final line break.
+DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+IFNAME = re.compile(r"[a-z][a-z0-9-]{0,14}")
+#: FortiOS limits the provider enforces (terraform-provider-fortios 1.20.0, the one pulumiverse
+#: fortios 0.0.6 wraps): name lengths per object kind (the largest policy id: halab.model.sections).
+FORTIOS_NAME_LIMITS = {"vip": 79, "vip group": 79, "policy": 35, "service": 79, "address": 79}
+#: The preferred master's priority while BFD says its peer is down (fast detection); every LB is
+#: lifted by the same amount, so their order never changes. The master-down timer is adverts x
+#: interval + (256 - priority)/256 of an interval: the higher the lift, the sooner a backup takes
+#: over once BFD is down, and the less a lifted backup tolerates a late advert. BFD goes down
+#: falsely too (Keepalived 2.2.7 expires a session that has just come up: see
+#: halab.model.sections.VRRP_STARTUP_DELAY_S); at 254 (0.3 ms of margin at 40 ms adverts) a
+#: returning LB, lifted by such a bounce, took the VIP from a live master in the lab. 230
+#: leaves 26/256 of an interval (4 ms at 40 ms adverts) and costs as much on a takeover.
+BFD_DOWN_PRIORITY = 230
+#: FortiOS predefined services for the ports the lab forwards; others get a custom service.
+FORTIOS_PREDEFINED_SERVICES = {80: "HTTP", 443: "HTTPS"}
+
+#: Keys whose values are Pulumi secrets. The spec only learns whether they are set.
+SECRET_KEYS = ("fortigateToken", "tlsCertificate", "tlsPrivateKey", "sshPrivateKey")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_enum_values=False,
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_text(cls, value: Any) -> Any:
+        # Names, addresses and paths are one clean line (halab.model.sections.check_text).
+        return check_text(value)
+
+
+class Zone(_Model):
+    """One zone: a libvirt network with one IPv4 subnet."""
+
+    cidr: IPv4Network
+    mode: NetworkMode = NetworkMode.NAT
+    #: The hypervisor's address on the bridge. Unset: the first usable address (none for
+    #: ``bridge``). ``null``: a pure layer-2 segment, e.g. when a firewall owns the gateway.
+    host_address: Address | None = None
+    #: Default router for hosts whose default route points into this zone. Unset: hostAddress.
+    gateway: Address | None = None
+    #: Bridge name; required for ``mode: bridge``, else derived from the lab name.
+    bridge: str | None = None
+
+    @field_validator("cidr", mode="before")
+    @classmethod
+    def _cidr_is_a_network(cls, value: Any) -> Any:
+        # ip_network() gives a clearer message than pydantic's generic one.
+        try:
+            net = ipaddress.ip_network(str(value), strict=True)
+        except ValueError as exc:
+            raise ValueError(f"not an IPv4 network in CIDR form ({exc})") from None
+        if not isinstance(net, IPv4Network):
+            raise ValueError("only IPv4 networks are supported")
+        if net.prefixlen > 29:
+            raise ValueError("prefix longer than /29 leaves no room for a lab")
+        return net
+
+    @property
+    def host_ip(self) -> IPv4Address | None:
+        """The hypervisor's address on this zone's bridge, if it has one."""
+        if "host_address" in self.model_fields_set:
+            return self.host_address
+        if self.mode is NetworkMode.BRIDGE:
+            return None
+        return self.cidr.network_address + 1
+
+    @property
+    def gateway_ip(self) -> IPv4Address | None:
+        """The default router inside this zone."""
+        return self.gateway if self.gateway is not None else self.host_ip
+
+
+class Host(_Model):
+    """One VM (web or lb) as configured; legs follow from the role."""
+
+    name: str
+    role: Role
+    addresses: dict[ZoneName, Address] = Field(default_factory=dict)
+    vcpus: Integer | None = Field(default=None, ge=1, le=64)
+    memory_mib: Integer | None = Field(default=None, ge=256, le=262144)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_dns_label(cls, value: str) -> str:
+        if not DNS_LABEL.fullmatch(value) or len(value) > 40:
+            raise ValueError(
+                "not a valid hostname: use 1-40 lowercase letters, digits and '-', "
+                "not starting or ending with '-'"
+            )
+        return value
+
+    @field_validator("role")
+    @classmethod
+    def _configurable_role(cls, value: Role) -> Role:
+        if not ROLES[value].configurable:
+            raise ValueError(
+                f"role {value.value!r} is not configured by hand: set ha-web-lab:edge instead"
+            )
+        return value
+
+
+class Leg(_Model):
+    """A host's interface in one zone: everything the VM, the network-config and the lab need."""
+
+    zone: ZoneName
+    ifname: str
+    mac: str
+    address: IPv4Address
+    network: IPv4Network
+
+    @property
+    def interface(self) -> IPv4Interface:
+        """Address with prefix, as ``ip addr`` and network-config want it."""
+        return IPv4Interface(f"{self.address}/{self.network.prefixlen}")
+
+
+class ResolvedHost(_Model):
+    """A host with every derived value filled in."""
+
+    name: str
+    role: Role
+    legs: tuple[Leg, ...]
+    vcpus: int
+    memory_mib: int
+    default_gateway: IPv4Address | None
+    dns_servers: tuple[IPv4Address, ...]
+    #: Addresses allowed to SSH in: the hypervisor's address in each of the host's zones.
+    ssh_sources: tuple[IPv4Address, ...]
+
+    def leg(self, zone: ZoneName) -> Leg:
+        """This host's leg in ``zone``."""
+        for leg in self.legs:
+            if leg.zone is zone:
+                return leg
+        raise KeyError(f"{self.name} has no leg in {zone}")
+
+    @property
+    def management_address(self) -> IPv4Address:
+        """Where the hypervisor reaches the host over SSH (a zone where it has an address)."""
+        return self.legs[-1].address if self.role is not Role.EDGE else self.legs[0].address
+
+
+class FirewallRule(_Model):
+    """The edge's one inbound rule, rendered both to FortiOS objects and to nftables."""
+
+    public_ip: IPv4Address
+    ports: tuple[int, ...]
+    target_vip: IPv4Address
+    allowed_sources: tuple[IPv4Network, ...]
+    source_nat: bool
+    wan_ifname: str
+    dmz_ifname: str
+
+
+class VrrpMember(_Model):
+    """One LB's view of the VRRP group: its address, its peers', its priority and initial state.
+
+    A group is two or more LBs (``hosts`` with role ``lb``); every member sends its adverts to
+    each peer (unicast), and its firewall lets VRRP (and BFD) in from those peers only.
+    """
+
+    host: str
+    state: Literal["MASTER", "BACKUP"]
+    priority: int
+    src_ip: IPv4Address
+    #: The other members' DMZ addresses, in config order.
+    peers: tuple[IPv4Address, ...]
+    nopreempt: bool
+    #: How far each BFD session that is down raises the priority (fast detection). Every member
+    #: has one session per peer and the same weight, and a hard failure takes down the same
+    #: sessions on every survivor, so the survivors are lifted alike and their order never
+    #: changes. Lifting each to 254 made equal priorities whenever BFD was down on both sides
+    #: (a stalled master, BFD lost, BFD's ~1 s restart): the backup's timer then ran out on any
+    #: late advert and the pair flapped until BFD was up again (the lab, 2026-12-04: three VIP
+    #: moves in 0.25 s). With every session down the preferred master reaches
+    #: :data:`BFD_DOWN_PRIORITY`, never more.
+    bfd_weight: int
+
+    @property
+    def bfd_lift(self) -> int:
+        """The lift with every peer's BFD session down."""
+        return self.bfd_weight * len(self.peers)
+
+
+@dataclass(frozen=True)
+class AddressClaim:
+    """One address of the plan: where it is configured and which device answers on it."""
+
+    address: IPv4Address
+    key: str
+    device: str
+    #: The value as configured, when it is more than the address (``fortigateHost`` with a port).
+    given: str = ""
+
+
+class LabSpec(_Model):
+    """Everything one stack says, validated. Construct it with :func:`load_spec`."""
+
+    stack: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+    #: Secret keys that are set in the stack (their values never enter the spec).
+    secrets_present: frozenset[str] = frozenset()
+
+    zones: dict[ZoneName, Zone]
+    hosts: tuple[Host, ...]
+    vip: Address | None = None
+
+    vm: VmSpec = Field(default_factory=VmSpec)
+    vrrp: VrrpSpec = Field(default_factory=VrrpSpec)
+    haproxy: HaproxySpec = Field(default_factory=HaproxySpec)
+    edge: EdgeSpec = Field(default_factory=EdgeSpec)
+    readiness: ReadinessSpec = Field(default_factory=ReadinessSpec)
+
+    # ---- field checks -------------------------------------------------------------------------
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections(cls, data: Any) -> Any:
+        # Users write flat keys; each section takes its own (halab/model/sections.py).
+        return group_keys(cls, data)
+
+    @field_validator("vip", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # Pulumi.yaml declares it as a string with default "": that means "derive it".
+        return None if value == "" else value
+
+    # ---- cross-field checks -------------------------------------------------------------------
+
+    @model_validator(mode="after")
+    def _topology(self) -> LabSpec:
+        missing = [z.value for z in ZoneName if z not in self.zones]
+        if missing:
+            raise TopologyError("zones", sorted(self.zones), f"zone {missing[0]!r} is missing")
+        self._check_zones()
+        self._check_hosts()
+        self._check_vrrp()
+        self._check_edge()
+        self._check_access()
+        self._check_addresses()
+        self._check_links()
+        return self
+
+    def _check_zones(self) -> None:
+        items = list(self.zones.items())
+        for i, (name, zone) in enumerate(items):
+            for other_name, other in items[i + 1 :]:
+                if zone.cidr.overlaps(other.cidr):
+                    raise TopologyError(
+                        f"zones.{other_name}.cidr",
+                        str(other.cidr),
+                        f"overlaps zones.{name}.cidr {zone.cidr}",
+                    )
+            for key, ip in (("hostAddress", zone.host_ip), ("gateway", zone.gateway)):
+                if ip is not None:
+                    _check_in_zone(f"zones.{name}.{key}", ip, zone.cidr)
+            first = zone.cidr.network_address + 1
+            if zone.mode is not NetworkMode.BRIDGE and zone.host_ip not in (None, first):
+                raise TopologyError(
+                    f"zones.{name}.hostAddress",
+                    str(zone.host_ip),
+                    f"libvirt gives its bridge the first address ({first}): use it or null",
+                )
+            if zone.mode is NetworkMode.BRIDGE and not zone.bridge:
+                raise TopologyError(
+                    f"zones.{name}.bridge", None, "mode 'bridge' needs the existing bridge's name"
+                )
+            if zone.bridge is not None and not IFNAME.fullmatch(zone.bridge):
+                raise TopologyError(
+                    f"zones.{name}.bridge", zone.bridge, "not a valid bridge name (max 15 chars)"
+                )
+
+    def _check_hosts(self) -> None:
+        names: set[str] = set()
+        for i, host in enumerate(self.hosts):
+            if host.name in names:
+                raise TopologyError(f"hosts[{i}].name", host.name, "used twice")
+            names.add(host.name)
+            legs = ROLES[host.role].legs
+            for zone, ip in host.addresses.items():
+                key = f"hosts[{i}].addresses.{zone.value}"
+                if zone not in legs:
+                    raise TopologyError(key, str(ip), f"a {host.role} host has no leg in {zone}")
+                _check_in_zone(key, ip, self.zones[zone].cidr)
+        if "edge" in names and self.edge.kind is EdgeKind.LINUX:
+            raise TopologyError("hosts", "edge", "the name 'edge' is taken by the linux edge VM")
+        if not self.web_hosts:
+            raise TopologyError("hosts", [h.name for h in self.hosts], "no host has role 'web'")
+        if len(self.lb_hosts) < 2:
+            raise TopologyError(
+                "hosts",
+                [h.name for h in self.lb_hosts],
+                f"at least 2 hosts need role 'lb' (a VRRP group), found {len(self.lb_hosts)}",
+            )
+
+    def _check_vrrp(self) -> None:
+        priorities = self.vrrp.priorities
+        if priorities and len(priorities) != len(self.lb_hosts):
+            raise TopologyError(
+                "vrrpPriorities",
+                list(priorities),
+                f"give one priority per lb host ({len(self.lb_hosts)}: "
+                f"{', '.join(h.name for h in self.lb_hosts)}), or none to derive them",
+            )
+        if self.vrrp.fast_detection:
+            self._check_fast_detection()
+        dmz = self.zones[ZoneName.DMZ].cidr
+        _check_in_zone("vip", self.vip_address, dmz)
+
+    def _check_fast_detection(self) -> None:
+        # The section checked the timers; the lift depends on how many LBs there are.
+        priorities = self.lb_priorities
+        if max(priorities) >= BFD_DOWN_PRIORITY:
+            raise TopologyError(
+                "vrrpPriorities",
+                list(priorities),
+                f"fast detection lifts every LB while BFD is down, the highest to "
+                f"{BFD_DOWN_PRIORITY}: keep each priority below {BFD_DOWN_PRIORITY}",
+            )
+        peers = len(priorities) - 1
+        if (BFD_DOWN_PRIORITY - max(priorities)) < peers:
+            raise TopologyError(
+                "vrrpPriorities",
+                list(priorities),
+                f"fast detection splits the lift ({BFD_DOWN_PRIORITY} minus the highest "
+                f"priority) over the {peers} BFD sessions of each LB, at least 1 each: lower "
+                f"the highest priority to {BFD_DOWN_PRIORITY - peers} or less",
+            )
+
+    def _check_edge(self) -> None:
+        public = self.zones[ZoneName.PUBLIC].cidr
+        if self.edge.kind is not EdgeKind.NONE:
+            _check_in_zone("publicIp", self.public_address, public)
+        dmz = self.zones[ZoneName.DMZ]
+        if self.edge.kind is EdgeKind.LINUX:
+            if dmz.gateway_ip is None:
+                raise TopologyError(
+                    "zones.dmz.gateway", None, "the linux edge needs a DMZ gateway address to own"
+                )
+            if dmz.host_ip is not None and dmz.host_ip == dmz.gateway_ip:
+                raise TopologyError(
+                    "zones.dmz.hostAddress",
+                    str(dmz.host_ip),
+                    "equals the DMZ gateway, which the linux edge VM owns: set "
+                    "zones.dmz.hostAddress to null (or another address) or set zones.dmz.gateway",
+                )
+        if self.edge.kind is EdgeKind.FORTIGATE:
+            # The section checked its own keys (host, interfaces, TLS); the token is a secret.
+            if "fortigateToken" not in self.secrets_present:
+                raise TopologyError(
+                    "fortigateToken",
+                    None,
+                    "edge is 'fortigate' but no API token is set: run "
+                    "`pulumi config set --secret fortigateToken <REST API admin token>` "
+                    "(or `pulumi config set edge linux` to use the Linux edge)",
+                )
+            self._check_fortigate_names()
+        tls = {"tlsCertificate", "tlsPrivateKey"} & self.secrets_present
+        if len(tls) == 1:
+            (given,) = tls
+            other = ({"tlsCertificate", "tlsPrivateKey"} - tls).pop()
+            raise TopologyError(
+                other, None, f"{given} is set but {other} is not: set both or neither"
+            )
+
+    @property
+    def access_enforcement(self) -> dict[str, str | None]:
+        """Each setting that restricts who reaches the lab, by key, and what enforces it; None
+        where nothing would (a restriction that is set but applied nowhere)."""
+        sources = {str(n) for n in self.edge.allowed_sources}
+        if sources == {"0.0.0.0/0"}:
+            return {}
+        enforcer = {
+            EdgeKind.LINUX: "the edge VM's nftables (DNAT and forward rules)",
+            EdgeKind.FORTIGATE: "the FortiGate's policy (source addresses)",
+            EdgeKind.NONE: None,
+        }[self.edge.kind]
+        return {"edgeAllowedSources": enforcer}
+
+    def _check_access(self) -> None:
+        for key, enforcer in self.access_enforcement.items():
+            if enforcer is None:
+                sources = [str(n) for n in self.edge.allowed_sources]
+                raise TopologyError(
+                    key,
+                    sources,
+                    f"restricts who reaches the lab, but edge is {self.edge.kind.value!r}: no "
+                    "edge enforces it and clients reach the VIP from anywhere; set edge linux "
+                    "or fortigate, or remove edgeAllowedSources",
+                )
+
+    def _check_fortigate_names(self) -> None:
+        # FortiOS limits its object names; the provider checks them only at preview, after this
+        # spec said yes, so each is checked here with the key that fixes it.
+        for kind, name in self.fortigate_object_names:
+            limit = FORTIOS_NAME_LIMITS[kind]
+            if len(name) > limit:
+                prefix = self.fortigate_prefix
+                room = limit - (len(name) - len(prefix))
+                raise TopologyError(
+                    "fortigateNamePrefix",
+                    prefix,
+                    f"makes the FortiOS {kind} name {name!r} {len(name)} characters, over "
+                    f"FortiOS's {limit}: set fortigateNamePrefix to at most {room} characters",
+                )
+
+    @property
+    def fortigate_prefix(self) -> str:
+        """What every FortiOS object of this lab is named after (default: the lab name)."""
+        return self.edge.fortigate.name_prefix or self.lab_name
+
+    # Every FortiOS object is named after the lab, so two labs can share one FortiGate.
+    def fortigate_vip_name(self, port: int) -> str:
+        """The FortiOS VIP that forwards one port of the public IP."""
+        return f"{self.fortigate_prefix}-{port}"
+
+    def fortigate_service_name(self, port: int) -> str:
+        """The custom FortiOS service of a port that has no predefined one."""
+        return f"{self.fortigate_prefix}-tcp-{port}"
+
+    def fortigate_address_name(self, network: str) -> str:
+        """The FortiOS address object of one allowed source network."""
+        return f"{self.fortigate_prefix}-src-{network.replace('/', '_')}"
+
+    @property
+    def fortigate_object_names(self) -> list[tuple[str, str]]:
+        """(FortiOS object kind, name) of every named object the FortiGate edge creates."""
+        prefix = self.fortigate_prefix
+        sources = [str(n) for n in self.edge.allowed_sources if str(n) != "0.0.0.0/0"]
+        return [
+            *(("vip", self.fortigate_vip_name(port)) for port in self.edge.ports),
+            ("vip group", f"{prefix}-vips"),
+            ("policy", f"{prefix}-inbound"),
+            *(
+                ("service", self.fortigate_service_name(p))
+                for p in self.edge.ports
+                if p not in FORTIOS_PREDEFINED_SERVICES
+            ),
+            *(("address", self.fortigate_address_name(n)) for n in sources),
+        ]
+
+    # ---- derived values -----------------------------------------------------------------------
+
+    def deploy_problems(
+        self, *, agent_socket: str | None = None, agent_answers: bool = False
+    ) -> ConfigError | None:
+        """What stops a real deployment but not rendering or the local lab: the readiness
+        gates log in over SSH, so they need a public key on the VMs and a way to use it.
+
+        ``agent_socket`` is ``SSH_AUTH_SOCK`` of the Pulumi run, ``agent_answers`` whether an
+        agent accepts connections there. pulumi-command dials that socket before any login,
+        even when a private key is given, so a stale one breaks the key too.
+        """
+        if not self.readiness.enabled:
+            return None
+        if not self.vm.ssh_public_keys:
+            return ConfigError(
+                "sshPublicKeys",
+                [],
+                "the readiness gates log in over SSH: add your key with `pulumi config set "
+                "--path 'sshPublicKeys[0]' \"$(cat ~/.ssh/id_ed25519.pub)\"` "
+                "(or `pulumi config set readiness false`)",
+            )
+        if agent_socket and not agent_answers:
+            return ConfigError(
+                "SSH_AUTH_SOCK",
+                agent_socket,
+                "no SSH agent answers there, and pulumi-command dials it before it logs in, "
+                "with sshPrivateKey too: start the agent, or unset SSH_AUTH_SOCK",
+            )
+        if "sshPrivateKey" not in self.secrets_present and not agent_socket:
+            return ConfigError(
+                "sshPrivateKey",
+                None,
+                "the readiness gates need SSH: run an ssh-agent with your key, or `cat "
+                "~/.ssh/id_ed25519 | pulumi config set --secret sshPrivateKey`, or `pulumi "
+                "config set readiness false`",
+            )
+        return None
+
+    @property
+    def lab_name(self) -> str:
+        """Prefix of every libvirt object and namespace of the lab, so two stacks on one
+        hypervisor never clash: ``hwl-`` and the stack name where that is already lowercase
+        letters, digits and '-'; else the name folded to those and a short hash of the name as
+        it is (``my_lab``, ``my.lab`` and ``My-lab`` would all fold to ``my-lab``)."""
+        folded = re.sub(r"[^a-z0-9-]", "-", self.stack.lower())
+        if folded == self.stack:
+            return f"hwl-{folded}"
+        return f"hwl-{folded}-{short_hash(self.stack)}"
+
+    @property
+    def web_hosts(self) -> tuple[Host, ...]:
+        """Configured hosts with role web, in config order."""
+        return tuple(h for h in self.hosts if h.role is Role.WEB)
+
+    @property
+    def lb_hosts(self) -> tuple[Host, ...]:
+        """Configured hosts with role lb, in config order (``vrrpPriorities`` follows it)."""
+        return tuple(h for h in self.hosts if h.role is Role.LB)
+
+    @property
+    def vip_address(self) -> IPv4Address:
+        """The VRRP virtual IP in the DMZ."""
+        return self.vip or self.zones[ZoneName.DMZ].cidr.network_address + VIP_OFFSET
+
+    @property
+    def public_address(self) -> IPv4Address:
+        """The public IP the edge maps onto the VIP."""
+        return (
+            self.edge.public_ip
+            or self.zones[ZoneName.PUBLIC].cidr.network_address + PUBLIC_IP_OFFSET
+        )
+
+    @property
+    def pool_path(self) -> str:
+        """Directory of the lab's libvirt storage pool."""
+        return self.vm.storage_pool_path or f"/var/lib/libvirt/images/{self.lab_name}"
+
+    def bridge_name(self, zone: ZoneName) -> str:
+        """Linux bridge name of a zone (at most 15 characters)."""
+        configured = self.zones[zone].bridge
+        if configured:
+            return configured
+        lab = self.lab_name
+        if len(lab) > BRIDGE_LAB_CHARS:
+            # Cut, two labs could share a prefix (staging2, staging3): the hash tells them apart.
+            lab = lab[: BRIDGE_LAB_CHARS - SHORT_HASH_CHARS] + short_hash(lab)
+        return f"{lab}-{zone.value[:3]}"
+
+    def mac_for(self, host: str, zone: ZoneName) -> str:
+        """Pinned MAC: stable across runs, so network-config can match on it (libvirt's OUI)."""
+        digest = hashlib.sha256(f"{self.lab_name}/{host}/{zone.value}".encode()).digest()
+        return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
+
+    @cached_property
+    def resolved_hosts(self) -> tuple[ResolvedHost, ...]:
+        """Every VM of the lab (lb, web, then the linux edge) with all values derived."""
+        plan: list[tuple[str, Role, Host | None]] = [(h.name, h.role, h) for h in self.hosts]
+        if self.edge.kind is EdgeKind.LINUX:
+            plan.append(("edge", Role.EDGE, None))
+        counters: dict[tuple[Role, ZoneName], int] = {}
+        resolved: list[ResolvedHost] = []
+        for index, (name, role, host) in enumerate(plan):
+            legs: list[Leg] = []
+            for zone_name in ROLES[role].legs:
+                zone = self.zones[zone_name]
+                address = self._leg_address(role, zone_name, host, counters)
+                _check_in_zone(self._leg_key(index, role, zone_name), address, zone.cidr)
+                legs.append(
+                    Leg(
+                        zone=zone_name,
+                        ifname=zone_name.value,
+                        mac=self.mac_for(name, zone_name),
+                        address=address,
+                        network=zone.cidr,
+                    )
+                )
+            gateway = self.zones[ROLES[role].legs[0]].gateway_ip
+            if role is Role.EDGE:
+                gateway = self.zones[ZoneName.PUBLIC].gateway_ip
+            # libvirt's dnsmasq answers on-link on its own bridges, so no route is needed for DNS.
+            dns = tuple(
+                ip
+                for z in ROLES[role].legs[:2]
+                if _provides_dns(self.zones[z]) and (ip := self.zones[z].host_ip) is not None
+            )[:1]
+            ssh_sources = tuple(
+                ip
+                for z in ROLES[role].legs
+                if (ip := self.zones[z].host_ip) is not None
+                and not (role is Role.EDGE and z is ZoneName.DMZ)
+            )
+            resolved.append(
+                ResolvedHost(
+                    name=name,
+                    role=role,
+                    legs=tuple(legs),
+                    vcpus=(host.vcpus if host and host.vcpus else self.vm.default_vcpus),
+                    memory_mib=(
+                        host.memory_mib if host and host.memory_mib else self.vm.default_memory_mib
+                    ),
+                    default_gateway=gateway,
+                    dns_servers=dns,
+                    ssh_sources=ssh_sources,
+                )
+            )
+        return tuple(resolved)
+
+    def _leg_address(
+        self,
+        role: Role,
+        zone_name: ZoneName,
+        host: Host | None,
+        counters: dict[tuple[Role, ZoneName], int],
+    ) -> IPv4Address:
+        if role is Role.EDGE:
+            if zone_name is ZoneName.PUBLIC:
+                return self.public_address
+            gateway = self.zones[ZoneName.DMZ].gateway_ip
+            assert gateway is not None  # checked in _check_edge
+            return gateway
+        k = counters.get((role, zone_name), 0)
+        counters[(role, zone_name)] = k + 1
+        if host is not None and zone_name in host.addresses:
+            return host.addresses[zone_name]
+        offset = ROLES[role].derived_offsets[zone_name]
+        return self.zones[zone_name].cidr.network_address + offset + k
+
+    def _leg_key(self, index: int, role: Role, zone: ZoneName) -> str:
+        """The config key a leg's address comes from (the edge's legs have keys of their own)."""
+        if role is Role.EDGE:
+            return "publicIp" if zone is ZoneName.PUBLIC else "zones.dmz.gateway"
+        return f"hosts[{index}].addresses.{zone.value}"
+
+    def address_claims(self) -> list[AddressClaim]:
+        """Every address of the plan, with the config key it comes from and the device that
+        answers on it, in the order they are checked (the later of two clashing keys is named).
+
+        The hypervisor owns each zone's ``hostAddress`` and a gateway left to default; the linux
+        edge owns the public IP and the DMZ gateway (its own legs); a FortiGate owns the public IP,
+        the DMZ gateway and its API address, which may be any of its interfaces.
+        """
+        # Device names can never be a host's ("host <DNS label>"), so no host can pass for one.
+        owner_of_edge = {EdgeKind.LINUX: "host edge", EdgeKind.FORTIGATE: "the FortiGate"}.get(
+            self.edge.kind
+        )
+        claims: list[AddressClaim] = []
+        for zone_name, zone in self.zones.items():
+            if zone.host_ip is not None:
+                key = f"zones.{zone_name.value}.hostAddress"
+                claims.append(AddressClaim(zone.host_ip, key, "the hypervisor"))
+            if zone.gateway is not None:
+                device = f"the {zone_name.value} gateway"
+                if zone.gateway == zone.host_ip:
+                    device = "the hypervisor"
+                elif zone_name is ZoneName.DMZ and owner_of_edge:
+                    device = owner_of_edge
+                claims.append(
+                    AddressClaim(zone.gateway, f"zones.{zone_name.value}.gateway", device)
+                )
+        claims.append(AddressClaim(self.vip_address, "vip", "the VIP"))
+        if owner_of_edge:
+            claims.append(AddressClaim(self.public_address, "publicIp", owner_of_edge))
+        for index, host in enumerate(self.resolved_hosts):
+            for leg in host.legs:
+                key = self._leg_key(index, host.role, leg.zone)
+                claims.append(AddressClaim(leg.address, key, f"host {host.name}"))
+        if self.edge.kind is EdgeKind.FORTIGATE:
+            api = _ipv4_or_none(self.edge.fortigate.host.rsplit(":", 1)[0])
+            if api is not None and any(api in z.cidr for z in self.zones.values()):
+                claims.append(
+                    AddressClaim(api, "fortigateHost", "the FortiGate", self.edge.fortigate.host)
+                )
+        return claims
+
+    def _check_addresses(self) -> None:
+        # One device per address: two hosts, a host and the VIP, the VIP and a gateway or the
+        # hypervisor's own address would each answer ARP for it and split the traffic.
+        first: dict[IPv4Address, AddressClaim] = {}
+        for claim in self.address_claims():
+            earlier = first.setdefault(claim.address, claim)
+            if earlier.device != claim.device:
+                raise TopologyError(
+                    claim.key,
+                    claim.given or str(claim.address),
+                    f"already used by {earlier.key} ({earlier.device})",
+                )
+
+    def _check_links(self) -> None:
+        # Bridges and MACs are the layer-2 twins of addresses: each must be one device's.
+        bridges: dict[str, ZoneName] = {}
+        for zone_name in self.zones:
+            bridge = self.bridge_name(zone_name)
+            if bridge in bridges:
+                raise TopologyError(
+                    f"zones.{zone_name.value}.bridge",
+                    bridge,
+                    f"zones.{bridges[bridge].value} uses that bridge too",
+                )
+            bridges[bridge] = zone_name
+        macs: dict[str, str] = {}
+        for host in self.resolved_hosts:
+            for leg in host.legs:
+                owner = macs.setdefault(leg.mac, f"{host.name}/{leg.zone.value}")
+                if owner != f"{host.name}/{leg.zone.value}":
+                    # Derived from a hash: one in ~16 million per pair; a rename resolves it.
+                    raise TopologyError(
+                        "hosts", host.name, f"its {leg.zone.value} MAC {leg.mac} equals {owner}'s"
+                    )
+
+    def host(self, name: str) -> ResolvedHost:
+        """A resolved host by name."""
+        for host in self.resolved_hosts:
+            if host.name == name:
+                return host
+        raise KeyError(name)
+
+    def hosts_with_role(self, role: Role) -> tuple[ResolvedHost, ...]:
+        """Resolved hosts of one role, in config order."""
+        return tuple(h for h in self.resolved_hosts if h.role is role)
+
+    @property
+    def lb_priorities(self) -> tuple[int, ...]:
+        """Each lb host's VRRP priority, in config order (``vrrpPriorities``, or derived)."""
+        return self.vrrp.priorities or derived_priorities(len(self.lb_hosts))
+
+    @property
+    def lbs_by_priority(self) -> tuple[ResolvedHost, ...]:
+        """The LB hosts, the preferred master (highest VRRP priority) first."""
+        priority = {m.host: m.priority for m in self.vrrp_members}
+        return tuple(sorted(self.hosts_with_role(Role.LB), key=lambda h: -priority[h.name]))
+
+    @property
+    def vrrp_members(self) -> tuple[VrrpMember, ...]:
+        """Every LB's VRRP settings, in config order."""
+        lbs = self.hosts_with_role(Role.LB)
+        priorities = self.lb_priorities
+        addresses = [lb.leg(ZoneName.DMZ).address for lb in lbs]
+        # Split so that every session down lifts the preferred master to BFD_DOWN_PRIORITY.
+        weight = (BFD_DOWN_PRIORITY - max(priorities)) // (len(lbs) - 1)
+        members = []
+        for lb, prio, src in zip(lbs, priorities, addresses, strict=True):
+            top = prio == max(priorities)
+            # nopreempt only works with state BACKUP on every node (keepalived PR #346).
+            state: Literal["MASTER", "BACKUP"] = "MASTER" if top and self.vrrp.preempt else "BACKUP"
+            members.append(
+                VrrpMember(
+                    host=lb.name,
+                    state=state,
+                    priority=prio,
+                    src_ip=src,
+                    peers=tuple(a for a in addresses if a != src),
+                    nopreempt=not self.vrrp.preempt,
+                    bfd_weight=weight,
+                )
+            )
+        return tuple(members)
+
+    def vrrp_member(self, host: str) -> VrrpMember:
+        """One LB's VRRP settings."""
+        for member in self.vrrp_members:
+            if member.host == host:
+                return member
+        raise KeyError(f"{host} is not an lb host")
+
+    @property
+    def firewall_rule(self) -> FirewallRule:
+        """The edge's inbound rule: public IP:ports -> VIP, from the allowed sources only."""
+        return FirewallRule(
+            public_ip=self.public_address,
+            ports=self.edge.ports,
+            target_vip=self.vip_address,
+            allowed_sources=self.edge.allowed_sources,
+            source_nat=self.edge.source_nat,
+            wan_ifname=ZoneName.PUBLIC.value,
+            dmz_ifname=ZoneName.DMZ.value,
+        )
+
+    @property
+    def scheme(self) -> str:
+        """What the public URL speaks."""
+        return "https" if 443 in self.edge.ports else "http"
+
+    @property
+    def public_url(self) -> str:
+        """Where a client reaches the lab."""
+        target = self.public_address if self.edge.kind is not EdgeKind.NONE else self.vip_address
+        return f"{self.scheme}://{target}/"
+
+
+#: Linux allows 15 characters in an interface name: the lab's part of a bridge name, a '-' and
+#: three letters of the zone.
+BRIDGE_LAB_CHARS = 11
+SHORT_HASH_CHARS = 6
+
+
+def short_hash(text: str) -> str:
+    """Six hex digits of the SHA-256 of ``text``: names that a cut or a fold made alike differ."""
+    return hashlib.sha256(text.encode()).hexdigest()[:SHORT_HASH_CHARS]
+
+
+def derived_priorities(count: int) -> tuple[int, ...]:
+    """VRRP priorities for ``count`` LBs when ``vrrpPriorities`` is empty: the first lb host
+    150, then evenly lower down to 50 at the least (150, 100 for the usual pair; 150, 100, 50
+    for three), so the order is the config order and there is room below BFD's lift."""
+    step = min(50, 100 // max(1, count - 1))
+    return tuple(150 - k * step for k in range(count))
+
+
+def _provides_dns(zone: Zone) -> bool:
+    # libvirt runs dnsmasq on its own bridges; a bridged or host-less zone has no resolver we know.
+    return zone.mode is not NetworkMode.BRIDGE and zone.host_ip is not None
+
+
+def _check_in_zone(key: str, ip: IPv4Address, cidr: IPv4Network) -> None:
+    if ip not in cidr:
+        raise TopologyError(key, str(ip), f"is outside {cidr}")
+    if ip in (cidr.network_address, cidr.broadcast_address):
+        raise TopologyError(key, str(ip), f"is the network or broadcast address of {cidr}")
+
+
+def _ipv4_or_none(text: str) -> IPv4Address | None:
+    try:
+        return IPv4Address(text)
+    except ValueError:
+        return None
+
+
+def load_spec(
+    values: Mapping[str, Any], *, stack: str, secrets_present: frozenset[str] = frozenset()
+) -> LabSpec:
+    """Validate a stack's config (keys without the ``ha-web-lab:`` prefix) into a spec.
+
+    Raises :class:`ConfigError` naming the offending key and value; never anything else for
+    bad input.
+    """
+    if not isinstance(values, Mapping):
+        raise ConfigError(PROJECT, values, "the stack config must be a mapping of keys to values")
+    # A secret given in the values (e.g. by a test) counts as set; its value is dropped here.
+    unknown_secret = {k for k, v in values.items() if k in SECRET_KEYS and v}
+    data = {k: v for k, v in values.items() if k not in SECRET_KEYS}
+    present = frozenset(secrets_present | unknown_secret)
+    try:
+        return LabSpec.model_validate(
+            {**data, "stack": stack, "secretsPresent": present}, by_alias=True, by_name=False
+        )
+    except ValidationError as exc:
+        raise from_validation_error(exc, data, section_names(LabSpec)) from None
+    except RecursionError:
+        raise ConfigError(PROJECT, "...", "config is nested too deeply") from None

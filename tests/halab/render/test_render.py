@@ -1,0 +1,123 @@
+"""The renderer: per-host files as data, and the readiness scripts `pulumi up` runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from halab.model.roles import PATHS, Role
+from halab.model.spec import LabSpec
+from halab.model.stackconfig import read_stack
+from halab.plumbing import hostdeps
+from halab.render.hosts import (
+    RenderedFile,
+    readiness_script,
+    render_all,
+    vip_check_script,
+    write_files,
+    write_tree,
+)
+
+STACKS = sorted(
+    p.name[len("Pulumi.") : -len(".yaml")]
+    for p in Path(__file__).resolve().parents[3].glob("Pulumi.*.yaml")
+)
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def spec(request: pytest.FixtureRequest) -> LabSpec:
+    return read_stack(request.param).spec(offline=True)
+
+
+def _shellcheck(script: str, tmp_path: Path, name: str) -> None:
+    hostdeps.require_tools(["shellcheck"], pytest.fail)
+    path = tmp_path / name
+    path.write_text(script)
+    done = subprocess.run(
+        ["shellcheck", "-S", "style", str(path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout
+
+
+def test_gate_scripts_pass_shellcheck(spec: LabSpec, tmp_path: Path) -> None:
+    for name, rendered in render_all(spec).items():
+        _shellcheck(readiness_script(spec, rendered), tmp_path, f"ready-{name}.sh")
+    lb = spec.hosts_with_role(Role.LB)[0]
+    _shellcheck(vip_check_script(spec, lb, spec.public_url), tmp_path, "vip-check.sh")
+
+
+def test_every_web_node_is_an_haproxy_backend(spec: LabSpec) -> None:
+    rendered = render_all(spec)
+    webs = spec.hosts_with_role(Role.WEB)
+    for lb in spec.hosts_with_role(Role.LB):
+        cfg = rendered[lb.name].file(PATHS.haproxy_cfg).content
+        servers = [
+            line.split()[1:3] for line in cfg.splitlines() if line.strip().startswith("server ")
+        ]
+        assert servers == [[w.name, f"{w.legs[0].address}:80"] for w in webs]
+
+
+def test_both_lbs_re_announce_the_vip_after_a_partition(spec: LabSpec) -> None:
+    """The loser of a healed split answers the winner's advert before it steps down, so the
+    winner re-sends gratuitous ARPs (the partition drill in tests/halab/nslab proves the effect)."""
+    rendered = render_all(spec)
+    for lb in spec.hosts_with_role(Role.LB):
+        lines = rendered[lb.name].file(PATHS.keepalived_conf).content.splitlines()
+        assert "    vrrp_higher_prio_send_advert" in lines
+
+
+@pytest.mark.parametrize(("redirect", "expected"), [(None, True), (True, True), (False, False)])
+def test_port_80_redirects_to_https_unless_the_stack_says_otherwise(
+    redirect: bool | None, expected: bool
+) -> None:
+    config = read_stack("dev")
+    values = dict(config.values)
+    if redirect is not None:
+        values["httpsRedirect"] = redirect
+    spec = dataclasses.replace(config, values=values).spec(offline=True)
+    lb = spec.hosts_with_role(Role.LB)[0]
+    cfg = render_all(spec)[lb.name].file(PATHS.haproxy_cfg).content
+    assert ("http-request redirect scheme https code 301" in cfg) is expected
+
+
+def test_user_data_is_one_yaml_document_with_the_files(spec: LabSpec) -> None:
+    for name, host in render_all(spec).items():
+        doc = yaml.safe_load(host.user_data)
+        assert doc["hostname"] == name
+        assert [f["path"] for f in doc["write_files"]] == [f.path for f in host.files]
+        assert all(f["defer"] is True for f in doc["write_files"])
+
+
+def test_instance_id_follows_content(spec: LabSpec) -> None:
+    first = render_all(spec)
+    again = render_all(spec)
+    assert {n: h.instance_id for n, h in first.items()} == {
+        n: h.instance_id for n, h in again.items()
+    }
+    assert len({h.instance_id for h in first.values()}) == len(first)
+
+
+def test_files_go_under_a_root_at_their_real_paths_with_their_modes(tmp_path: Path) -> None:
+    files = (RenderedFile("/etc/a/b.conf", "b\n"), RenderedFile("/etc/key.pem", "k", "0600"))
+    written = write_files(files, tmp_path / "root")
+    assert written == [tmp_path / "root/etc/a/b.conf", tmp_path / "root/etc/key.pem"]
+    assert [p.read_text() for p in written] == ["b\n", "k"]
+    assert [p.stat().st_mode & 0o777 for p in written] == [0o644, 0o600]
+
+
+def test_a_tree_holds_each_hosts_seed_and_its_files_under_files(tmp_path: Path) -> None:
+    rendered = render_all(read_stack("dev").spec(offline=True))
+    written = write_tree(rendered, tmp_path)
+    assert len(written) == sum(3 + len(host.files) for host in rendered.values())
+    for name, host in rendered.items():
+        assert (tmp_path / name / "user-data").read_text() == host.user_data
+        assert (tmp_path / name / "network-config").read_text() == host.network_config
+        assert (tmp_path / name / "meta-data").read_text() == host.meta_data
+        for f in host.files:
+            path = tmp_path / name / "files" / f.path.lstrip("/")
+            assert path.read_text() == f.content
+            assert path.stat().st_mode & 0o777 == int(f.mode, 8)
