@@ -8,7 +8,7 @@ STACK ?=
 DEPLOY_STACK = $(or $(STACK),local)
 LAB_STACK = $(or $(STACK),dev)
 
-.PHONY: help up down test test-fast fresh-test fresh-boot bootstrap bootstrap-tests lint unit render lab lab-down engine libvirtd-start libvirtd-stop preview destroy check e2e bench docs
+.PHONY: help up down test test-fast fresh-test fresh-bench fresh-boot bootstrap bootstrap-tests lint unit render lab lab-down engine libvirtd-start libvirtd-stop preview destroy check e2e bench docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ RELEASE ?=
 
 fresh-test: bootstrap ## `make test` in a pristine Debian root (RELEASE; mmdebstrap; root; CI runs this)
 	python3 -m halab.machine.fresh $(if $(RELEASE),--release $(RELEASE))
+
+fresh-bench: bootstrap ## `make bench` in a pristine Debian root: the failover figures of RELEASE's own daemons
+	python3 -m halab.machine.fresh --bench $(if $(RELEASE),--release $(RELEASE))
 
 fresh-boot: bootstrap ## a pristine Debian root booted with systemd: make up's and make test's installs start nothing (LAB=1: then make up, check, down at its qemu:///system; LAB=2: two labs at once)
 	python3 -m halab.machine.fresh --boot $(if $(RELEASE),--release $(RELEASE)) $(if $(LAB),--lab) $(if $(filter 2,$(LAB)),--second-lab)
@@ -71,8 +74,8 @@ destroy: down ## the same as `make down`
 check: bootstrap ## run the failover drill against the deployed lab of STACK
 	venv/bin/python -m halab check --stack $(DEPLOY_STACK)
 
-bench: bootstrap-tests ## the failover benchmark in namespaces (tutorial baseline and project defaults)
-	venv/bin/python scripts/benchmark.py
+bench: bootstrap-tests ## the failover benchmark in namespaces (tutorial baseline and project defaults; BENCH_ARGS="--runs 1")
+	venv/bin/python scripts/benchmark.py $(BENCH_ARGS)
 
 e2e: bootstrap ## real VMs on the local libvirtd, real plugins: up, no-diff, drill, scale out, replace, drift, interrupt, destroy
 	venv/bin/python -m halab e2e

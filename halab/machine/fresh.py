@@ -28,6 +28,7 @@ import json
 import shlex
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from halab.machine.freshroot import (
     FreshError,
     Phases,
     copy_checkout,
+    keep_reports,
     minbase_argv,
     remove_root,
     take_network_settings,
@@ -130,12 +132,11 @@ def run(args: argparse.Namespace) -> int:
         mounts = [] if args.cold else cache_mounts(cache)
         if shared.is_dir():
             mounts.append(Mount(shared, INNER_SHARED, read_only=True))
-        # The README's test command; pytest arguments go through the script `make test` runs.
-        command = ["scripts/test.sh", *args.pytest_args] if args.pytest_args else ["make", "test"]
+        command = root_command(args.bench, args.pytest_args)
         script = mount_script(root, mounts, command)
         try:
             phases.run(
-                "make test (in the root)",
+                f"{' '.join(command[:2])} (in the root)",
                 ["unshare", "--mount", "--propagation", "private", "--pid", "--fork",
                  "--kill-child", "sh", "-c", script],
             )  # fmt: skip
@@ -143,9 +144,22 @@ def run(args: argparse.Namespace) -> int:
         except FreshError as exc:
             print(f"fresh: {exc}", file=sys.stderr)
     finally:
+        if args.bench:
+            keep_reports(
+                root / INNER_REPO.relative_to("/") / "reports" / "bench",
+                args.reports / args.release / "bench",
+            )
         remove_root(work, root, keep=args.keep)
         report(phases, args.reports / args.release, cold=args.cold, release=args.release)
     return rc
+
+
+def root_command(bench: bool, extra: Sequence[str]) -> list[str]:
+    """What runs in the root: the README's test command (pytest arguments go through the
+    script `make test` runs), or the failover benchmark with the release's own daemons."""
+    if bench:
+        return ["make", "bench", *([f"BENCH_ARGS={shlex.join(extra)}"] if extra else [])]
+    return ["scripts/test.sh", *extra] if extra else ["make", "test"]
 
 
 def report(phases: Phases, reports: Path, *, cold: bool, release: str) -> None:
@@ -188,6 +202,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "installs leave nothing serving or enabled (halab/machine/freshboot.py)",
     )
     parser.add_argument(
+        "--bench",
+        action="store_true",
+        help="instead of make test: make bench (the failover benchmark in namespaces, with the "
+        "root's release of HAProxy, Keepalived, nginx); its reports kept in REPORTS/RELEASE/bench",
+    )
+    parser.add_argument(
         "--lab",
         action="store_true",
         help="with --boot: then make up, make check and make down in the booted root, at its "
@@ -209,12 +229,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "pytest_args", nargs="*", help="passed on to the test command (after --), e.g. -k spec"
     )
     args = parser.parse_args(argv)
+    if args.bench and args.boot:
+        parser.error("--bench runs in a fresh root, not a booted one: one of them")
     if args.lab and not args.boot:
         parser.error("--lab needs --boot")
     if args.second_lab and not args.lab:
         parser.error("--second-lab needs --lab")
     if args.reports is None:
-        args.reports = REPO / "reports" / ("fresh-boot" if args.boot else "fresh-test")
+        kind = "fresh-boot" if args.boot else "fresh-bench" if args.bench else "fresh-test"
+        args.reports = REPO / "reports" / kind
     return args
 
 

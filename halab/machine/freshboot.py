@@ -53,7 +53,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -73,6 +72,7 @@ from halab.machine.freshroot import (
     FreshError,
     Phases,
     copy_checkout,
+    keep_reports,
     minbase_argv,
     remove_root,
     take_network_settings,
@@ -698,18 +698,6 @@ def write_second_stack(root: Path) -> None:
     path.write_text(json.dumps({"config": SECOND_LAB_CONFIG}, indent=2) + "\n", encoding="utf-8")
 
 
-def keep_lab_reports(source: Path, dest: Path) -> None:
-    """The lab's reports, out of the root before it goes; never in the way of make down."""
-    if not source.is_dir():
-        return
-    shutil.rmtree(dest, ignore_errors=True)
-    try:
-        # .work holds the check's SSH sockets: not files, and nothing to read afterwards.
-        shutil.copytree(source, dest, ignore=shutil.ignore_patterns(".work"))
-    except (OSError, shutil.Error) as exc:
-        print(f"fresh: the lab's reports were not all kept: {exc}", file=sys.stderr)
-
-
 def lab_steps(
     box: Container, report: Report, phases: Phases, reports: Path, *, second: bool = False
 ) -> None:
@@ -747,7 +735,7 @@ def lab_steps(
             # The first lab still serves, and its drills still pass, with the second gone.
             lab.make("check", LAB_STACK, "--steps", "round-robin", "--tag", "after-neighbour-down")
     finally:
-        keep_lab_reports(box.root / INNER_REPO.relative_to("/") / "reports", reports)
+        keep_reports(box.root / INNER_REPO.relative_to("/") / "reports", reports)
         # Whatever make up did (a failure of its is what the run reports), make down runs.
         for stack in reversed(up):
             try:

@@ -124,6 +124,19 @@ def copy_checkout(repo: Path, dest: Path) -> None:
             target.unlink(missing_ok=True)  # deleted in the working tree
 
 
+def keep_reports(source: Path, dest: Path) -> None:
+    """Reports made in a root, out of it before it goes; a failure to keep them is said, never
+    raised (it must not stand in the way of what cleans up after)."""
+    if not source.is_dir():
+        return
+    shutil.rmtree(dest, ignore_errors=True)
+    try:
+        # .work holds make check's SSH sockets: not files, and nothing to read afterwards.
+        shutil.copytree(source, dest, ignore=shutil.ignore_patterns(".work"))
+    except (OSError, shutil.Error) as exc:
+        print(f"fresh: the reports were not all kept: {exc}", file=sys.stderr)
+
+
 def take_network_settings(root: Path) -> None:
     """Copy :data:`NETWORK_FILES` and the local CAs into the root and trust them there, as the
     machine does."""

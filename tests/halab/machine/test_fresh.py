@@ -282,12 +282,12 @@ def test_the_labs_reports_are_kept_without_its_ssh_sockets(tmp_path: Path) -> No
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(source / "check-local" / ".work" / "ssh" / "203.0.113.10"))
     try:
-        freshboot.keep_lab_reports(source, tmp_path / "kept")
+        freshroot.keep_reports(source, tmp_path / "kept")
     finally:
         sock.close()
     assert (tmp_path / "kept" / "check-local" / "summary.txt").read_text() == "PASSED\n"
     assert not (tmp_path / "kept" / "check-local" / ".work").exists()
-    freshboot.keep_lab_reports(tmp_path / "none", tmp_path / "kept")  # nothing to keep: no error
+    freshroot.keep_reports(tmp_path / "none", tmp_path / "kept")  # nothing to keep: no error
 
 
 def test_the_tables_and_the_report_say_what_was_found(tmp_path: Path) -> None:
@@ -302,6 +302,16 @@ def test_the_tables_and_the_report_say_what_was_found(tmp_path: Path) -> None:
     assert data["summary"]["after"]["listeners of the root"] == 1
     assert "libvirtd.socket" in data["expected_units"]
     assert freshboot.verdict_table([]).endswith("(no difference from the first snapshot)")
+
+
+def test_the_root_runs_the_tests_or_the_benchmark() -> None:
+    assert fresh.root_command(False, []) == ["make", "test"]
+    assert fresh.root_command(False, ["-k", "spec"]) == ["scripts/test.sh", "-k", "spec"]
+    assert fresh.root_command(True, []) == ["make", "bench"]
+    assert fresh.root_command(True, ["--runs", "1"]) == ["make", "bench", "BENCH_ARGS=--runs 1"]
+    assert fresh.parse_args(["--bench"]).reports.name == "fresh-bench"
+    with pytest.raises(SystemExit):
+        fresh.parse_args(["--bench", "--boot"])
 
 
 def test_boot_mode_reports_beside_the_tests_timings() -> None:
