@@ -24,8 +24,18 @@ def make_ca_and_server_cert(
         folder / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")
     )
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+    # The extensions strict verifiers require (Python 3.13's default contexts set
+    # VERIFY_X509_STRICT: "CA cert does not include key usage extension" without them).
+    ca_ext = (
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-addext",
+        "subjectKeyIdentifier=hash",
+    )
     _openssl("req", "-x509", *ec, "-days", str(days), "-subj", "/CN=test FortiGate CA",
-             "-keyout", str(ca_key), "-out", str(ca))  # fmt: skip
+             *ca_ext, "-keyout", str(ca_key), "-out", str(ca))  # fmt: skip
     _openssl("req", "-new", *ec, "-subj", f"/CN={host}", "-keyout", str(key), "-out", str(csr))
     try:
         ipaddress.ip_address(host)
@@ -33,7 +43,14 @@ def make_ca_and_server_cert(
     except ValueError:
         san = f"DNS:{host}"
     ext = folder / "san.ext"
-    ext.write_text(f"subjectAltName={san}\n")
+    ext.write_text(
+        f"subjectAltName={san}\n"
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid\n"
+    )
     signing = ("-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-days", str(days))
     _openssl("x509", "-req", "-in", str(csr), *signing, "-extfile", str(ext), "-out", str(cert))
     return ca, cert, key
