@@ -428,20 +428,10 @@ def exec_pulumi(stack_name: str, args: Sequence[str]) -> int:
     os.execve(pulumi, ["pulumi", *args, "--stack", stack_name], env)  # noqa: S606 - the argv is ours, no shell
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m halab.up up|down --stack NAME``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m halab.up", description=__doc__)
-    parser.add_argument("action", choices=["up", "down"])
-    parser.add_argument("--stack", default="local")
-    args = parser.parse_args(argv)
+def up_or_down(action: str, stack_name: str) -> int:
+    """``python -m halab up|down --stack NAME``: the exit status; a failure is one line."""
     try:
-        return up(args.stack) if args.action == "up" else down(args.stack)
+        return up(stack_name) if action == "up" else down(stack_name)
     except (UpError, libvirtd.LibvirtdError) as exc:
         print(f"ha-web-lab: {exc}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

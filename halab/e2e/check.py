@@ -1,5 +1,5 @@
 """``python -m halab check --stack STACK``: the failover drill against a deployed lab of VMs,
-and the plan check of a saved ``pulumi preview --json`` (``python -m halab.e2e plan-check``).
+and the plan check of a saved ``pulumi preview --json`` (``python -m halab plan-check``).
 
 The e2e run (:mod:`halab.e2e.run`) calls the same check between its steps, through
 :func:`check_args`, so the drill a user runs by hand and the one CI runs are one code path.
@@ -251,7 +251,8 @@ def check_args(argv: Sequence[str], project_dir: Path) -> argparse.Namespace:
 
 
 def add_check_command(subparsers: Any) -> None:
-    """Add ``check`` to ``python -m halab`` (``subparsers`` from ``add_subparsers``)."""
+    """Add ``check`` and ``plan-check`` to ``python -m halab`` (``subparsers`` from
+    ``add_subparsers``)."""
     check = subparsers.add_parser(
         "check",
         help="run the failover drill against a deployed lab of VMs",
@@ -262,3 +263,11 @@ def add_check_command(subparsers: Any) -> None:
         ),
     )
     _check_arguments(check)
+    plan = subparsers.add_parser(
+        "plan-check",
+        help="judge a `pulumi preview --json` of a scale-out",
+    )
+    plan.add_argument("preview", help="the JSON file")
+    plan.add_argument("--new-host", required=True)
+    plan.add_argument("--out", default=None, help="write the verdict as JSON")
+    plan.set_defaults(func=run_plan_check)

@@ -21,7 +21,7 @@ def test_run_argv_takes_the_image_and_the_environment(monkeypatch: pytest.Monkey
     argv = launch.run_argv(
         "qemu:///x", [Path("/i/disk"), Path("/i/vmlinuz"), Path("/i/initrd")], ["--skip", "drift"]
     )
-    assert argv[:4] == [sys.executable, "-m", "halab.e2e", "run"]
+    assert argv[:4] == [sys.executable, "-m", "halab", "e2e-run"]
     assert argv[4:] == [
         "--uri", "qemu:///x", "--image", "/i/disk", "--kernel", "/i/vmlinuz",
         "--initrd", "/i/initrd", "--reports", "/tmp/r", "--keep", "--skip", "drift",
@@ -31,6 +31,19 @@ def test_run_argv_takes_the_image_and_the_environment(monkeypatch: pytest.Monkey
     plain = launch.run_argv("qemu:///x", [Path("d"), Path("k"), Path("i")], [])
     assert "--keep" not in plain
     assert plain[plain.index("--reports") + 1] == str(launch.REPO / "reports" / "e2e")
+
+
+def test_the_run_argv_is_a_command_of_the_one_command_line() -> None:
+    from halab.cli import build_parser
+
+    argv = launch.run_argv("qemu:///x", [Path("d"), Path("k"), Path("i")], ["--skip", "drift"])
+    args = build_parser().parse_args(argv[3:])
+    assert (args.command, args.uri, args.image, args.skip) == (
+        "e2e-run",
+        "qemu:///x",
+        "d",
+        ["drift"],
+    )
 
 
 def test_a_term_goes_on_to_the_run_which_ends_in_its_own_time(tmp_path: Path) -> None:

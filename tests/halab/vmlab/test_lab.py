@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from halab.e2e.cli import build_parser
+from halab.cli import build_parser
 from halab.model.stackconfig import REPO_ROOT, read_stack
 from halab.target.probe import REFUSED, ProbeConfig
 from halab.vmlab.lab import VmLab, VmLabError, in_netns
