@@ -73,7 +73,7 @@ def launch(extra: Sequence[str], *, image_release: str | None = None) -> int:
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:  # EngineError, ImageError
         say(f"set-up failed: {exc}")
         return 1
-    where = libvirtd.paths()
+    where = libvirtd.folders()
     ours = not libvirtd.running(where)
     rc = 1
     try:

@@ -78,7 +78,7 @@ def test_a_run_that_ends_by_itself_gives_its_status() -> None:
 
 
 def test_in_netns_refuses_a_namespace_that_does_not_exist(tmp_path: Path) -> None:
-    where = libvirtd.Paths.at("hwl-no-such-ns", tmp_path / "state")
+    where = libvirtd.LibvirtdFolders.at("hwl-no-such-ns", tmp_path / "state")
     with pytest.raises(libvirtd.LibvirtdError, match="does not exist"):
         libvirtd.in_netns(where, ["true"])
     with pytest.raises(libvirtd.LibvirtdError, match="needs a command"):
