@@ -193,23 +193,23 @@ def choose_hypervisor(config: Mapping[str, Any]) -> Hypervisor:
                 f"`pulumi config rm libvirtUri` to use this machine's (or the project's own)"
             )
         return Hypervisor(
-            wanted, False, domain_type or (_probe() if is_local_uri(wanted) else None)
+            wanted, False, domain_type or (_chosen_domain_type() if is_local_uri(wanted) else None)
         )
     if not wanted and libvirt_answers(DEFAULT_URI):
         say(f"using the libvirtd at {DEFAULT_URI}")
-        return Hypervisor(DEFAULT_URI, False, domain_type or _probe())
+        return Hypervisor(DEFAULT_URI, False, domain_type or _chosen_domain_type())
     hostdeps.require_root(
         f"no libvirtd answers at {DEFAULT_URI}, and the project's own needs root (`sudo make "
         "up`); or set libvirtUri to a libvirtd of yours",
         UpError,
     )
-    domain_type = domain_type or _probe()
+    domain_type = domain_type or _chosen_domain_type()
     say("starting the project's own libvirtd (python -m halab libvirtd start)")
     # KVM that ran the tiny guest is left visible to it; otherwise /dev/kvm is hidden.
     return Hypervisor(libvirtd.start(kvm=domain_type == "kvm"), True, domain_type)
 
 
-def _probe() -> str:
+def _chosen_domain_type() -> str:
     verdict = kvm.choose_domain_type()
     say(verdict.explain())
     return verdict.domain_type
@@ -392,7 +392,7 @@ def down(stack_name: str) -> int:
         others = libvirt_objects(uri)
         libvirtd.stop()
         say("the project's libvirtd is stopped and its namespace removed")
-        folder = libvirtd.paths().base
+        folder = libvirtd.folders().base
         if others:
             say(f"its folder {folder} stays: it still defines {', '.join(others[:5])}")
         elif folder.is_dir():

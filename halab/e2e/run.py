@@ -50,7 +50,7 @@ from pulumi import automation as auto
 from halab.drills import analysis
 from halab.drills.baseline import BaselineError, measure
 from halab.drills.sweep import Variant, run_sweep, sweep_table
-from halab.e2e.check import check_args, fastest_vm_probe, run_check
+from halab.e2e.check import check_args, check_deployed_lab, fastest_vm_probe
 from halab.e2e.plan import PlanCheck, check_steps
 from halab.e2e.timings import EventLog, Step, Timings, engine_errors, first_line
 from halab.e2e.watchdog import OperationTimeoutError, OperationWatchdog
@@ -274,7 +274,7 @@ class E2eRun:
             argv += ["--tag", tag]
         if self.fixed_probe:
             argv.append("--fixed-probe")
-        if run_check(check_args(argv, self.project)) != 0:
+        if check_deployed_lab(check_args(argv, self.project)) != 0:
             raise StepFailedError(f"the drill ({steps}) failed; see {self.reports}")
 
     @contextlib.contextmanager
@@ -284,7 +284,7 @@ class E2eRun:
         lab = self.lab()
         fastest = fastest_vm_probe(lab.public_url)
         baseline = measure(lab, fastest)
-        cfg = baseline.probe(fastest)
+        cfg = baseline.paced_probe(fastest)
         row.figures["baseline"] = baseline.to_json()
         row.figures["probe_interval_s"] = cfg.interval
         probe = lab.start_probe(cfg, duration=max_s)
