@@ -82,7 +82,7 @@ def launch(extra: Sequence[str], *, image_release: str | None = None) -> int:
         else:
             say("the project's libvirtd already runs: using it (and leaving it running)")
             uri = libvirtd.uri(where)
-        argv = libvirtd.in_netns(where, run_argv(uri, paths, extra))
+        argv = libvirtd.netns_argv(where, run_argv(uri, paths, extra))
         rc = _run_forwarding_signals(argv, {**env, "PYTHONPATH": str(REPO)})
     except (libvirtd.LibvirtdError, OSError) as exc:
         say(str(exc))

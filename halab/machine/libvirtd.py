@@ -305,7 +305,7 @@ def _locked(p: LibvirtdFolders) -> Iterator[None]:
 # --- start ----------------------------------------------------------------------------------
 
 
-def render(template: str, p: LibvirtdFolders) -> str:
+def fill_folders(template: str, p: LibvirtdFolders) -> str:
     """A config template with our folders filled in."""
     return (
         template.replace("@RUN_DIR@", str(p.run))
@@ -319,7 +319,7 @@ def write_configs(p: LibvirtdFolders) -> None:
     for name in CONFIGS:
         target = p.etc / name
         tmp = target.with_name(f"{name}.tmp")
-        tmp.write_text(render((TEMPLATES / f"{name}.in").read_text(encoding="utf-8"), p))
+        tmp.write_text(fill_folders((TEMPLATES / f"{name}.in").read_text(encoding="utf-8"), p))
         os.replace(tmp, target)
 
 
@@ -634,7 +634,7 @@ def uri(p: LibvirtdFolders | None = None) -> str:
     return p.uri
 
 
-def in_netns(p: LibvirtdFolders, argv: Sequence[str]) -> list[str]:
+def netns_argv(p: LibvirtdFolders, argv: Sequence[str]) -> list[str]:
     """``argv`` run inside the namespace, where the VMs' bridges are (``ip netns exec``)."""
     if not argv:
         raise LibvirtdError("exec needs a command")
@@ -648,7 +648,7 @@ def in_netns(p: LibvirtdFolders, argv: Sequence[str]) -> list[str]:
 
 def exec_in(p: LibvirtdFolders, argv: Sequence[str]) -> None:
     """Replace this process with ``argv`` run inside the namespace."""
-    os.execvpe("ip", in_netns(p, argv), tool_env())  # noqa: S606
+    os.execvpe("ip", netns_argv(p, argv), tool_env())  # noqa: S606
 
 
 # --- command line ---------------------------------------------------------------------------

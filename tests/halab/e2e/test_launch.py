@@ -77,12 +77,12 @@ def test_a_run_that_ends_by_itself_gives_its_status() -> None:
     assert launch._run_forwarding_signals(argv, dict(os.environ)) == 3
 
 
-def test_in_netns_refuses_a_namespace_that_does_not_exist(tmp_path: Path) -> None:
+def test_netns_argv_refuses_a_namespace_that_does_not_exist(tmp_path: Path) -> None:
     where = libvirtd.LibvirtdFolders.at("hwl-no-such-ns", tmp_path / "state")
     with pytest.raises(libvirtd.LibvirtdError, match="does not exist"):
-        libvirtd.in_netns(where, ["true"])
+        libvirtd.netns_argv(where, ["true"])
     with pytest.raises(libvirtd.LibvirtdError, match="needs a command"):
-        libvirtd.in_netns(where, [])
+        libvirtd.netns_argv(where, [])
 
 
 def test_a_run_past_its_limit_is_told_to_stop_then_killed(monkeypatch: pytest.MonkeyPatch) -> None:
