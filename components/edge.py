@@ -17,7 +17,7 @@ from halab.model.spec import FORTIOS_PREDEFINED_SERVICES, LabSpec
 _ANY = "0.0.0.0/0"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FortiGateEdgeArgs:
     """What the FortiGate edge needs."""
 

@@ -18,7 +18,7 @@ _LIBVIRT_MODE = {
 }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ZoneNetworkArgs:
     """What a zone network needs: its name, the zone as configured, and its bridge."""
 

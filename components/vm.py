@@ -15,7 +15,7 @@ from halab.model.spec import ResolvedHost
 from halab.render.hosts import RenderedHost
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LabVmArgs:
     """What a VM needs.
 

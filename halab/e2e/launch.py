@@ -147,7 +147,7 @@ def _command(args: argparse.Namespace) -> int:
     return launch(extra, image_release=args.image_release)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _e2e_run(args: argparse.Namespace) -> int:
     # Pulumi's Automation API is imported only by the command that uses it.
     from halab.e2e.run import run
 
@@ -223,4 +223,4 @@ def _add_run_command(subparsers: Any) -> None:
         metavar="STEP,STEP",
         help="leave out steps: no-diff, drill, scale-out, replace, drift, interrupt",
     )
-    parser.set_defaults(func=_run)
+    parser.set_defaults(func=_e2e_run)
