@@ -55,7 +55,8 @@ class ZoneNetwork(pulumi.ComponentResource):
                 if zone.host_ip is not None and not bridge_mode
                 else None
             ),
-            # Networks do not come back after a hypervisor reboot otherwise (tpl#947).
+            # Networks do not come back after a hypervisor reboot otherwise
+            # (terraform-provider-libvirt#947).
             autostart=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
