@@ -69,11 +69,13 @@ if spec.edge.kind is EdgeKind.FORTIGATE:
 HaWebLab(
     "lab",
     HaWebLabArgs(
-        spec,
+        spec=spec,
         libvirt_provider=libvirt.Provider("libvirt", uri=spec.vm.libvirt_uri),
         fortigate_provider=fortigate,
         ssh=(
-            SshAccess(spec.vm.admin_user, private_key=secret("sshPrivateKey"), agent_socket=agent)
+            SshAccess(
+                user=spec.vm.admin_user, private_key=secret("sshPrivateKey"), agent_socket=agent
+            )
             if spec.readiness.enabled
             else None
         ),

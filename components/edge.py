@@ -17,7 +17,7 @@ from halab.model.spec import FORTIOS_PREDEFINED_SERVICES, LabSpec
 _ANY = "0.0.0.0/0"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FortiGateEdgeArgs:
     """What the FortiGate edge needs."""
 
@@ -46,8 +46,9 @@ class FortiGateEdge(pulumi.ComponentResource):
         prefix = spec.fortigate_prefix
         wan, dmz = spec.edge.fortigate.wan_interface, spec.edge.fortigate.dmz_interface
         child = pulumi.ResourceOptions(parent=self)
-        # A VIP in use by a policy cannot be replaced in place ("entry is used", fos#123):
-        # delete first, so Pulumi takes the policy down and back up around it.
+        # A VIP in use by a policy cannot be replaced in place ("entry is used",
+        # terraform-provider-fortios#123): delete first, so Pulumi takes the policy down and back up
+        # around it.
         vip_opts = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
         vdom = spec.edge.fortigate.vdom
 
@@ -84,7 +85,8 @@ class FortiGateEdge(pulumi.ComponentResource):
         sources = self._sources(name, [str(n) for n in rule.allowed_sources], vdom)
         self.policy = fortios.firewall.Policy(
             f"{name}-policy",
-            # Explicit id: a new policy is appended at the end of the sequence (fos#247).
+            # Explicit id: a new policy is appended at the end of the sequence
+            # (terraform-provider-fortios#247).
             policyid=spec.edge.fortigate.policy_id,
             name=f"{prefix}-inbound",
             comments=f"ha-web-lab {spec.stack}: public {rule.public_ip} to the LB VIP",

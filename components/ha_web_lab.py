@@ -34,7 +34,7 @@ _EARLIER_GROUP_TYPES = {
 _EARLIER_EDGE_VM_SUFFIX = "vm"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class HaWebLabArgs:
     """The spec, the providers (made once by the program) and what only Pulumi holds."""
 
@@ -67,21 +67,25 @@ class HaWebLab(pulumi.ComponentResource):
             zone: ZoneNetwork(
                 f"{name}-zone-{zone.value}",
                 ZoneNetworkArgs(
-                    f"{spec.lab_name}-{zone.value}", spec.zones[zone], spec.bridge_name(zone)
+                    network_name=f"{spec.lab_name}-{zone.value}",
+                    zone=spec.zones[zone],
+                    bridge=spec.bridge_name(zone),
                 ),
-                pulumi.ResourceOptions(parent=self, provider=args.libvirt_provider),
+                opts=pulumi.ResourceOptions(parent=self, provider=args.libvirt_provider),
             )
             for zone in ZoneName
         }
         self.storage = LabStorage(
             f"{name}-storage",
-            LabStorageArgs(spec.lab_name, spec.pool_path, spec.vm),
-            pulumi.ResourceOptions(parent=self, provider=args.libvirt_provider),
+            LabStorageArgs(lab_name=spec.lab_name, pool_path=spec.pool_path, vm=spec.vm),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.libvirt_provider),
         )
         certificate = LabCertificate(
             f"{name}-tls",
-            LabCertificateArgs(spec, args.tls_certificate, args.tls_private_key),
-            pulumi.ResourceOptions(parent=self),
+            LabCertificateArgs(
+                spec=spec, certificate=args.tls_certificate, private_key=args.tls_private_key
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         seeds = _seeds(spec, certificate.pem)
 
@@ -100,19 +104,19 @@ class HaWebLab(pulumi.ComponentResource):
             return HostGroup(
                 group_name,
                 HostGroupArgs(
-                    spec.lab_name,
-                    spec.vm,
-                    spec.readiness,
-                    hosts,
-                    seeds,
-                    self.storage,
-                    {zone: net.network_id for zone, net in self.networks.items()},
-                    ssh,
+                    lab_name=spec.lab_name,
+                    vm=spec.vm,
+                    readiness=spec.readiness,
+                    hosts=hosts,
+                    seeds=seeds,
+                    storage=self.storage,
+                    network_ids={zone: net.network_id for zone, net in self.networks.items()},
+                    ssh=ssh,
                     serial_gates=serial_gates,
                     depends_on=depends_on,
                     vm_aliases=vm_aliases,
                 ),
-                pulumi.ResourceOptions(
+                opts=pulumi.ResourceOptions(
                     parent=self,
                     provider=args.libvirt_provider,
                     aliases=[pulumi.Alias(type_=_EARLIER_GROUP_TYPES[role])],
@@ -139,8 +143,8 @@ class HaWebLab(pulumi.ComponentResource):
                 raise ValueError("edge 'fortigate' needs the FortiOS provider")
             FortiGateEdge(
                 f"{name}-edge",
-                FortiGateEdgeArgs(spec),
-                pulumi.ResourceOptions(parent=self, provider=args.fortigate_provider),
+                FortiGateEdgeArgs(spec=spec),
+                opts=pulumi.ResourceOptions(parent=self, provider=args.fortigate_provider),
             )
         elif spec.edge.kind is EdgeKind.LINUX:
             self.groups[Role.EDGE] = group(Role.EDGE, spec.hosts_with_role(Role.EDGE))
@@ -151,15 +155,15 @@ class HaWebLab(pulumi.ComponentResource):
             self.gate = TierGate(
                 f"{name}-gate",
                 TierGateArgs(
-                    spec,
-                    ssh,
+                    spec=spec,
+                    ssh=ssh,
                     host_gates=[vm.ready for vm in self.vms if vm.ready is not None],
                     # Any VM's new files or a new VM re-checks the tier.
                     fingerprint=pulumi.Output.all(
                         *[vm.fingerprint for vm in self.vms], *[vm.domain.id for vm in self.vms]
                     ).apply(lambda parts: ",".join(sorted(parts))),
                 ),
-                pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self),
             )
         self.register_outputs({"vms": [vm.domain.name for vm in self.vms]})
 

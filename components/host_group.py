@@ -21,7 +21,7 @@ from halab.model.spec import ResolvedHost
 from halab.render.hosts import RenderedHost
 
 
-@dataclass
+@dataclass(kw_only=True)
 class HostGroupArgs:
     """The hosts of one group, their seeds and what their VMs share.
 
@@ -63,15 +63,15 @@ class HostGroup(pulumi.ComponentResource):
             vm = LabVm(
                 f"{name}-{host.name}",
                 LabVmArgs(
-                    args.lab_name,
-                    args.vm,
-                    args.readiness,
-                    host,
-                    args.seeds[host.name],
-                    args.storage,
-                    dict(args.network_ids),
-                    args.ssh,
-                    list(gate_after),
+                    lab_name=args.lab_name,
+                    vm=args.vm,
+                    readiness=args.readiness,
+                    host=host,
+                    seed=args.seeds[host.name],
+                    storage=args.storage,
+                    network_ids=dict(args.network_ids),
+                    ssh=args.ssh,
+                    gate_after=list(gate_after),
                 ),
                 opts=pulumi.ResourceOptions(
                     parent=self,

@@ -18,7 +18,7 @@ _LIBVIRT_MODE = {
 }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ZoneNetworkArgs:
     """What a zone network needs: its name, the zone as configured, and its bridge."""
 
@@ -55,7 +55,8 @@ class ZoneNetwork(pulumi.ComponentResource):
                 if zone.host_ip is not None and not bridge_mode
                 else None
             ),
-            # Networks do not come back after a hypervisor reboot otherwise (tpl#947).
+            # Networks do not come back after a hypervisor reboot otherwise
+            # (terraform-provider-libvirt#947).
             autostart=True,
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -40,7 +40,7 @@ def agent_answers(socket_path: str | None) -> bool:
     return True
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SshAccess:
     """How this machine logs in to the VMs: a private key (secret config) or an SSH agent.
 
@@ -97,7 +97,7 @@ def host_gate(
     )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TierGateArgs:
     """What the tier gate needs: the host gates to wait for, and SSH to one LB."""
 

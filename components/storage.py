@@ -10,7 +10,7 @@ import pulumi_libvirt as libvirt
 from halab.model.sections import VmSpec
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LabStorageArgs:
     """What the storage needs: the lab's name, the pool's folder, and the VM section (base
     image, optional kernel and initrd)."""

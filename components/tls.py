@@ -10,7 +10,7 @@ import pulumi_command as command
 from halab.model.spec import LabSpec
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LabCertificateArgs:
     """Where the certificate comes from: secret config when given, else generated once."""
 

@@ -15,7 +15,7 @@ from halab.model.spec import ResolvedHost
 from halab.render.hosts import RenderedHost
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LabVmArgs:
     """What a VM needs.
 
@@ -72,11 +72,12 @@ class LabVm(pulumi.ComponentResource):
             format="qcow2",
             opts=child,
         )
-        # The seed's name carries the instance id: a changed seed is a new ISO (tpl#1150) and,
-        # through the domain's cloudinit input, a new domain, since a running VM never re-reads
-        # it. With the readiness gates on, the gate converges role files over SSH instead, so
-        # only a new network-config (addresses, MACs) makes a new instance id, seed and VM;
-        # user-data changes are left out of the seed's diff and applied by the gate.
+        # The seed's name carries the instance id: a changed seed is a new ISO
+        # (terraform-provider-libvirt#1150) and, through the domain's cloudinit input, a new domain,
+        # since a running VM never re-reads it. With the readiness gates on, the gate converges role
+        # files over SSH instead, so only a new network-config (addresses, MACs) makes a new
+        # instance id, seed and VM; user-data changes are left out of the seed's diff and applied by
+        # the gate.
         self.seed_disk = libvirt.CloudInitDisk(
             f"{name}-seed",
             name=self.instance_id.apply(lambda iid: f"{vm_name}-seed-{iid[-12:]}.iso"),
@@ -95,7 +96,8 @@ class LabVm(pulumi.ComponentResource):
             type=vm.domain_type.value,
             vcpu=host.vcpus,
             memory=host.memory_mib,
-            # BIOS, not UEFI: UEFI domains with nvram fail to undefine (tpl#1203).
+            # BIOS, not UEFI: UEFI domains with nvram fail to undefine
+            # (terraform-provider-libvirt#1203).
             cpu=(
                 libvirt.DomainCpuArgs(mode="host-passthrough")
                 if vm.domain_type is DomainType.KVM
@@ -111,7 +113,8 @@ class LabVm(pulumi.ComponentResource):
                     network_id=args.network_ids[leg.zone],
                     # Pinned: network-config matches on it, and libvirt must not invent one.
                     mac=leg.mac,
-                    # No wait_for_lease: it hangs or fails with static addresses (tpl#1091).
+                    # No wait_for_lease: it hangs or fails with static addresses
+                    # (terraform-provider-libvirt#1091).
                 )
                 for leg in host.legs
             ],

@@ -56,7 +56,7 @@ def _picture(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     from halab import up
 
-    return up.main([args.command, "--stack", args.stack])
+    return up.up_or_down(args.command, args.stack)
 
 
 def _pulumi(args: argparse.Namespace) -> int:

@@ -193,23 +193,23 @@ def choose_hypervisor(config: Mapping[str, Any]) -> Hypervisor:
                 f"`pulumi config rm libvirtUri` to use this machine's (or the project's own)"
             )
         return Hypervisor(
-            wanted, False, domain_type or (_probe() if is_local_uri(wanted) else None)
+            wanted, False, domain_type or (_chosen_domain_type() if is_local_uri(wanted) else None)
         )
     if not wanted and libvirt_answers(DEFAULT_URI):
         say(f"using the libvirtd at {DEFAULT_URI}")
-        return Hypervisor(DEFAULT_URI, False, domain_type or _probe())
+        return Hypervisor(DEFAULT_URI, False, domain_type or _chosen_domain_type())
     hostdeps.require_root(
         f"no libvirtd answers at {DEFAULT_URI}, and the project's own needs root (`sudo make "
         "up`); or set libvirtUri to a libvirtd of yours",
         UpError,
     )
-    domain_type = domain_type or _probe()
+    domain_type = domain_type or _chosen_domain_type()
     say("starting the project's own libvirtd (python -m halab libvirtd start)")
     # KVM that ran the tiny guest is left visible to it; otherwise /dev/kvm is hidden.
     return Hypervisor(libvirtd.start(kvm=domain_type == "kvm"), True, domain_type)
 
 
-def _probe() -> str:
+def _chosen_domain_type() -> str:
     verdict = kvm.choose_domain_type()
     say(verdict.explain())
     return verdict.domain_type
@@ -392,7 +392,7 @@ def down(stack_name: str) -> int:
         others = libvirt_objects(uri)
         libvirtd.stop()
         say("the project's libvirtd is stopped and its namespace removed")
-        folder = libvirtd.paths().base
+        folder = libvirtd.folders().base
         if others:
             say(f"its folder {folder} stays: it still defines {', '.join(others[:5])}")
         elif folder.is_dir():
@@ -428,20 +428,10 @@ def exec_pulumi(stack_name: str, args: Sequence[str]) -> int:
     os.execve(pulumi, ["pulumi", *args, "--stack", stack_name], env)  # noqa: S606 - the argv is ours, no shell
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m halab.up up|down --stack NAME``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m halab.up", description=__doc__)
-    parser.add_argument("action", choices=["up", "down"])
-    parser.add_argument("--stack", default="local")
-    args = parser.parse_args(argv)
+def up_or_down(action: str, stack_name: str) -> int:
+    """``python -m halab up|down --stack NAME``: the exit status; a failure is one line."""
     try:
-        return up(args.stack) if args.action == "up" else down(args.stack)
+        return up(stack_name) if action == "up" else down(stack_name)
     except (UpError, libvirtd.LibvirtdError) as exc:
         print(f"ha-web-lab: {exc}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

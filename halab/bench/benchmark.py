@@ -295,7 +295,7 @@ def sweep_one(
     figures: dict[str, Any] = {}
     try:
         figures["bring_up_s"] = round(lab.up(lambda _m: None), 3)
-        run = DrillRun(lab, stack, Bounds(), _probe(lab), rng, load_seconds=hog_seconds)
+        run = DrillRun(lab, stack, Bounds(), _default_probe(lab), rng, load_seconds=hog_seconds)
         loaded = load.load_run(run)
         report.write(loaded, folder)
         figures["vip_moves"] = loaded.figures["vip_moves"]
@@ -316,7 +316,7 @@ def sweep_one(
     return figures
 
 
-def _probe(lab: NamespaceLab) -> ProbeConfig:
+def _default_probe(lab: NamespaceLab) -> ProbeConfig:
     return ProbeConfig(url=lab.public_url)
 
 

@@ -69,7 +69,7 @@ class Baseline:
         """Requests per second the lab serves one at a time (0 when none was answered)."""
         return round(1 / self.p50_s, 2) if self.p50_s > 0 else 0.0
 
-    def probe(self, cfg: ProbeConfig) -> ProbeConfig:
+    def paced_probe(self, cfg: ProbeConfig) -> ProbeConfig:
         """``cfg`` slowed and made patient enough for this lab (unchanged for a fast one)."""
         return replace(
             cfg,

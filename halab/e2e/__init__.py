@@ -4,8 +4,9 @@ Owns ``launch.py`` (the engine, the image and the project's libvirtd set up, the
 ``run.py`` (the end-to-end run on Pulumi's Automation API: up, no-diff, drills, scale out,
 replace, drift, interrupt, destroy), ``watchdog.py`` (every operation bounded), ``timings.py``
 (what the engine reported, and how long each step took), ``plan.py`` (a preview's plan judged),
-``check.py`` (the drills against a deployed lab of VMs: ``python -m halab check``) and the
-command line of ``python -m halab.e2e``. The lab it deploys and drills is :mod:`halab.vmlab`.
+``check.py`` (the drills against a deployed lab of VMs: ``python -m halab check``, and
+``python -m halab plan-check``). Their commands are subcommands of ``python -m halab``, the one
+command line. The lab it deploys and drills is :mod:`halab.vmlab`.
 
 May import: halab.plumbing, halab.model, halab.target, halab.machine, halab.vmlab,
 halab.drills.

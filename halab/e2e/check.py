@@ -1,5 +1,5 @@
 """``python -m halab check --stack STACK``: the failover drill against a deployed lab of VMs,
-and the plan check of a saved ``pulumi preview --json`` (``python -m halab.e2e plan-check``).
+and the plan check of a saved ``pulumi preview --json`` (``python -m halab plan-check``).
 
 The e2e run (:mod:`halab.e2e.run`) calls the same check between its steps, through
 :func:`check_args`, so the drill a user runs by hand and the one CI runs are one code path.
@@ -39,7 +39,7 @@ def default_key() -> Path | None:
     return key if key.is_file() else None
 
 
-def load_spec(stack: str, project_dir: Path, pulumi_config: Path | None) -> LabSpec:
+def read_stack_spec(stack: str, project_dir: Path, pulumi_config: Path | None) -> LabSpec:
     """The stack's spec: from ``pulumi config --json`` output when given, else the YAML files.
 
     ``pulumi config set`` rewrites the stack file with every value as a string (``"3"``), which
@@ -56,7 +56,7 @@ def load_spec(stack: str, project_dir: Path, pulumi_config: Path | None) -> LabS
 
 def fastest_vm_probe(url: str, interval: float = 0.1) -> ProbeConfig:
     """The probe a drill on VMs starts from, before the lab's pace slows it
-    (:meth:`halab.drills.baseline.Baseline.probe`): TCG guests answer TLS in tens of ms,
+    (:meth:`halab.drills.baseline.Baseline.paced_probe`): TCG guests answer TLS in tens of ms,
     sometimes hundreds, so it is patient from the start."""
     return ProbeConfig(url=url, interval=interval, connect_timeout=1.0, total_timeout=2.0)
 
@@ -87,12 +87,12 @@ def describe(result: DrillResult) -> str:
     return f"{text}\n  where the time went: {usage.summary_line(lab_usage)}" if lab_usage else text
 
 
-def run_check(args: argparse.Namespace) -> int:
+def check_deployed_lab(args: argparse.Namespace) -> int:
     """Run the steps against the deployed lab; write the reports; 0 when every check held."""
     from halab.drills import registry, report
     from halab.drills.core import DrillRun, settle
 
-    spec = load_spec(
+    spec = read_stack_spec(
         args.stack,
         Path(args.project_dir),
         Path(args.pulumi_config) if args.pulumi_config else None,
@@ -119,7 +119,7 @@ def run_check(args: argparse.Namespace) -> int:
         # What the lab serves with nothing wrong sizes the probe, so that the drills measure
         # the failover and not an overload of the probe's own making.
         baseline = measure(lab, fastest)
-        probe = fastest if args.fixed_probe else baseline.probe(fastest)
+        probe = fastest if args.fixed_probe else baseline.paced_probe(fastest)
         summary["baseline"] = baseline.to_json()
         summary["probe"] = {"interval_s": probe.interval, "total_timeout_s": probe.total_timeout}
         print(
@@ -238,11 +238,12 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--restore-timeout", type=float, default=300.0)
     parser.add_argument("--seed", type=int, default=None)
-    parser.set_defaults(func=run_check)
+    parser.set_defaults(func=check_deployed_lab)
 
 
 def check_args(argv: Sequence[str], project_dir: Path) -> argparse.Namespace:
-    """The arguments of ``check ARGV`` for a project folder, as :func:`run_check` takes them."""
+    """The arguments of ``check ARGV`` for a project folder, as :func:`check_deployed_lab`
+    takes them."""
     parser = argparse.ArgumentParser(prog="check")
     _check_arguments(parser)
     args = parser.parse_args(argv)
@@ -251,7 +252,8 @@ def check_args(argv: Sequence[str], project_dir: Path) -> argparse.Namespace:
 
 
 def add_check_command(subparsers: Any) -> None:
-    """Add ``check`` to ``python -m halab`` (``subparsers`` from ``add_subparsers``)."""
+    """Add ``check`` and ``plan-check`` to ``python -m halab`` (``subparsers`` from
+    ``add_subparsers``)."""
     check = subparsers.add_parser(
         "check",
         help="run the failover drill against a deployed lab of VMs",
@@ -262,3 +264,11 @@ def add_check_command(subparsers: Any) -> None:
         ),
     )
     _check_arguments(check)
+    plan = subparsers.add_parser(
+        "plan-check",
+        help="judge a `pulumi preview --json` of a scale-out",
+    )
+    plan.add_argument("preview", help="the JSON file")
+    plan.add_argument("--new-host", required=True)
+    plan.add_argument("--out", default=None, help="write the verdict as JSON")
+    plan.set_defaults(func=run_plan_check)

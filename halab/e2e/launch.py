@@ -3,13 +3,13 @@
 It makes sure the engine (:mod:`halab.machine.engine`) and the image (:mod:`halab.machine.image`)
 exist, starts the project's libvirtd (:mod:`halab.machine.libvirtd`) unless it already runs, and
 runs
-``python -m halab.e2e run`` inside the libvirtd's network namespace, where the VMs are reachable.
+``python -m halab e2e-run`` inside the libvirtd's network namespace, where the VMs are reachable.
 A TERM or Ctrl-C goes on to the run, which destroys its stack before it ends. A libvirtd this
 started is stopped afterwards, whatever the run's result; one that already ran is left running.
 
 Reports go to ``reports/e2e/`` (``HA_WEB_LAB_E2E_REPORTS=DIR`` for another folder);
 ``HA_WEB_LAB_E2E_KEEP=1`` keeps the run's temporary project copy. Arguments after ``e2e`` go to
-the run: ``python -m halab.e2e run --help`` lists them (``--skip``, ``--advert-sweep``...).
+the run: ``python -m halab e2e-run --help`` lists them (``--skip``, ``--advert-sweep``...).
 Runs as root: the project's libvirtd runs as root.
 """
 
@@ -50,7 +50,7 @@ def run_argv(uri: str, paths: Sequence[Path], extra: Sequence[str]) -> list[str]
     reports = os.environ.get("HA_WEB_LAB_E2E_REPORTS") or str(REPO / "reports" / "e2e")
     keep = ["--keep"] if os.environ.get("HA_WEB_LAB_E2E_KEEP") else []
     return [
-        sys.executable, "-m", "halab.e2e", "run", "--uri", uri,
+        sys.executable, "-m", "halab", "e2e-run", "--uri", uri,
         "--image", str(disk), "--kernel", str(kernel), "--initrd", str(initrd),
         "--reports", reports, *keep, *extra,
     ]  # fmt: skip
@@ -73,7 +73,7 @@ def launch(extra: Sequence[str], *, image_release: str | None = None) -> int:
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:  # EngineError, ImageError
         say(f"set-up failed: {exc}")
         return 1
-    where = libvirtd.paths()
+    where = libvirtd.folders()
     ours = not libvirtd.running(where)
     rc = 1
     try:
@@ -82,7 +82,7 @@ def launch(extra: Sequence[str], *, image_release: str | None = None) -> int:
         else:
             say("the project's libvirtd already runs: using it (and leaving it running)")
             uri = libvirtd.uri(where)
-        argv = libvirtd.in_netns(where, run_argv(uri, paths, extra))
+        argv = libvirtd.netns_argv(where, run_argv(uri, paths, extra))
         rc = _run_forwarding_signals(argv, {**env, "PYTHONPATH": str(REPO)})
     except (libvirtd.LibvirtdError, OSError) as exc:
         say(str(exc))
@@ -147,8 +147,16 @@ def _command(args: argparse.Namespace) -> int:
     return launch(extra, image_release=args.image_release)
 
 
+def _e2e_run(args: argparse.Namespace) -> int:
+    # Pulumi's Automation API is imported only by the command that uses it.
+    from halab.e2e.run import run
+
+    return run(args)
+
+
 def add_e2e_command(subparsers: Any) -> None:
-    """Add ``e2e`` to ``python -m halab``."""
+    """Add ``e2e`` (the launcher) and ``e2e-run`` (what it runs in the namespace) to
+    ``python -m halab``."""
     parser = subparsers.add_parser(
         "e2e",
         help="real VMs on the project's libvirtd through the real plugins: up, drills, "
@@ -164,3 +172,55 @@ def add_e2e_command(subparsers: Any) -> None:
     )
     # Every other argument goes to the run as it is (halab.cli.main collects them).
     parser.set_defaults(func=_command, passes_on=True)
+
+    _add_run_command(subparsers)
+
+
+def _add_run_command(subparsers: Any) -> None:
+    """``python -m halab e2e-run``: the run itself, as :func:`run_argv` calls it."""
+    parser = subparsers.add_parser(
+        "e2e-run",
+        help="the e2e run itself, inside the libvirtd's namespace (what e2e starts there)",
+    )
+    parser.add_argument("--uri", required=True, help="the libvirt URI of the project's libvirtd")
+    parser.add_argument("--image", required=True, help="the base image (qcow2)")
+    parser.add_argument("--kernel", required=True)
+    parser.add_argument("--initrd", required=True)
+    parser.add_argument("--reports", default=str(REPO / "reports" / "e2e"))
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    sweeps = {
+        "--advert-sweep": "also measure these VRRP advert intervals "
+        "(spurious VIP moves, hard-failure outage)",
+        "--fast-detection-sweep": "also measure fast detection off, then on at these BFD "
+        "intervals (the same figures)",
+    }
+    for flag, text in sweeps.items():
+        parser.add_argument(
+            flag,
+            type=lambda text: [int(v) for v in text.split(",") if v],
+            default=[],
+            metavar="MS,MS",
+            help=text,
+        )
+    parser.add_argument("--observe-s", type=float, default=120.0, help="quiet time per variant")
+    parser.add_argument(
+        "--fixed-probe",
+        action="store_true",
+        help="the drills probe every 0.1 s whatever the lab's pace (what an oversized probe "
+        "does to the figures)",
+    )
+    parser.add_argument(
+        "--cpu-hogs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep N host cores busy all along (a slower machine on purpose)",
+    )
+    parser.add_argument(
+        "--skip",
+        type=lambda text: [v for v in text.split(",") if v],
+        default=[],
+        metavar="STEP,STEP",
+        help="leave out steps: no-diff, drill, scale-out, replace, drift, interrupt",
+    )
+    parser.set_defaults(func=_e2e_run)

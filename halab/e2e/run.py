@@ -1,7 +1,7 @@
 """``make e2e``: the whole product on real VMs, through Pulumi's Automation API, then nothing left.
 
 :mod:`halab.e2e.launch` builds (or reuses) the engine and the image, starts the project's
-libvirtd and runs ``python -m halab.e2e run`` inside its network namespace, where the VMs are
+libvirtd and runs ``python -m halab e2e-run`` inside its network namespace, where the VMs are
 reachable. This module is everything after that, on the registry's real plugins:
 
 1. ``up`` of the e2e stack (lb-1, lb-2, web-1 and the Linux edge) until every gate passes, with
@@ -50,7 +50,7 @@ from pulumi import automation as auto
 from halab.drills import analysis
 from halab.drills.baseline import BaselineError, measure
 from halab.drills.sweep import Variant, run_sweep, sweep_table
-from halab.e2e.check import check_args, fastest_vm_probe, run_check
+from halab.e2e.check import check_args, check_deployed_lab, fastest_vm_probe
 from halab.e2e.plan import PlanCheck, check_steps
 from halab.e2e.timings import EventLog, Step, Timings, engine_errors, first_line
 from halab.e2e.watchdog import OperationTimeoutError, OperationWatchdog
@@ -274,7 +274,7 @@ class E2eRun:
             argv += ["--tag", tag]
         if self.fixed_probe:
             argv.append("--fixed-probe")
-        if run_check(check_args(argv, self.project)) != 0:
+        if check_deployed_lab(check_args(argv, self.project)) != 0:
             raise StepFailedError(f"the drill ({steps}) failed; see {self.reports}")
 
     @contextlib.contextmanager
@@ -284,7 +284,7 @@ class E2eRun:
         lab = self.lab()
         fastest = fastest_vm_probe(lab.public_url)
         baseline = measure(lab, fastest)
-        cfg = baseline.probe(fastest)
+        cfg = baseline.paced_probe(fastest)
         row.figures["baseline"] = baseline.to_json()
         row.figures["probe_interval_s"] = cfg.interval
         probe = lab.start_probe(cfg, duration=max_s)
@@ -705,50 +705,3 @@ def run(args: argparse.Namespace) -> int:
 def _timed(e2e: E2eRun, name: str, action: Callable[[], None]) -> None:
     with e2e.timings.step(name):
         action()
-
-
-def add_run_command(subparsers: Any) -> None:
-    """``python -m halab.e2e run``."""
-    parser = subparsers.add_parser("run", help="the whole e2e run (make e2e calls it)")
-    parser.add_argument("--uri", required=True, help="the libvirt URI of the project's libvirtd")
-    parser.add_argument("--image", required=True, help="the base image (qcow2)")
-    parser.add_argument("--kernel", required=True)
-    parser.add_argument("--initrd", required=True)
-    parser.add_argument("--reports", default=str(REPO_ROOT / "reports" / "e2e"))
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    sweeps = {
-        "--advert-sweep": "also measure these VRRP advert intervals "
-        "(spurious VIP moves, hard-failure outage)",
-        "--fast-detection-sweep": "also measure fast detection off, then on at these BFD "
-        "intervals (the same figures)",
-    }
-    for flag, text in sweeps.items():
-        parser.add_argument(
-            flag,
-            type=lambda text: [int(v) for v in text.split(",") if v],
-            default=[],
-            metavar="MS,MS",
-            help=text,
-        )
-    parser.add_argument("--observe-s", type=float, default=120.0, help="quiet time per variant")
-    parser.add_argument(
-        "--fixed-probe",
-        action="store_true",
-        help="the drills probe every 0.1 s whatever the lab's pace (what an oversized probe "
-        "does to the figures)",
-    )
-    parser.add_argument(
-        "--cpu-hogs",
-        type=int,
-        default=0,
-        metavar="N",
-        help="keep N host cores busy all along (a slower machine on purpose)",
-    )
-    parser.add_argument(
-        "--skip",
-        type=lambda text: [v for v in text.split(",") if v],
-        default=[],
-        metavar="STEP,STEP",
-        help="leave out steps: no-diff, drill, scale-out, replace, drift, interrupt",
-    )
-    parser.set_defaults(func=run)

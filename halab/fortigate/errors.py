@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: "The entry is used by other 1 entries / Command fail. Return code -23" on deleting an address
-#: group a policy still names: terraform-provider-fortios issue #297 (FortiOS 7.2.5, HTTP 500).
+#: group a policy still names: terraform-provider-fortios#297 (FortiOS 7.2.5, HTTP 500).
 ENTRY_IN_USE = -23
 #: "object already exists (mkey='vpn2')" then "API error -5 raised" on POSTing an existing name:
-#: FortiOS's httpsd debug log in terraform-provider-fortios issue #244 (FortiOS 7.0, HTTP 500).
+#: FortiOS's httpsd debug log in terraform-provider-fortios#244 (FortiOS 7.0, HTTP 500).
 ENTRY_EXISTS = -5
 #: "node_check_object fail! for name port2032 / value parse error before 'port2032' / Command
 #: fail. Return code -651" for a policy naming an interface that does not exist:
-#: terraform-provider-fortios issue #193 (HTTP 500).
+#: terraform-provider-fortios#193 (HTTP 500).
 INVALID_VALUE = -651
 #: "Object not found": Ansible fortinet.fortios plugins/module_utils/fortios/fortios.py
 #: (fortios_error_codes); a read of a missing entry is HTTP 404, which the provider takes as
@@ -51,7 +51,8 @@ def command_fail(code: int, *lines: str) -> FortiOSError:
 
 
 def invalid_value(value: object, why: str) -> FortiOSError:
-    """A value FortiOS's CLI parser rejects (issue #193's shape), with the emulator's reason."""
+    """A value FortiOS's CLI parser rejects (terraform-provider-fortios#193's shape), with the
+    emulator's reason."""
     return command_fail(INVALID_VALUE, why, f"value parse error before '{value}'")
 
 

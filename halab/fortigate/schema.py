@@ -159,7 +159,7 @@ VIP = Table(
         # ANSIBLE: a list of {range}; TF: each range StringLenBetween(0, 79).
         "mappedip": Field(Kind.RANGE_LIST, max_len=79),
         # TF 0..35; ANSIBLE: "Source system.interface.name"; the provider's own test config
-        # uses "any" (terraform-provider-fortios issue #123), so "any" is a valid value.
+        # uses "any" (terraform-provider-fortios#123), so "any" is a valid value.
         "extintf": Field(Kind.STRING, max_len=35, default="", refs=_INTERFACE),
         "arp-reply": Field(Kind.OPTION, choices=_ENABLE, default="enable"),  # CLI: "Enabled
         # by default."; ANSIBLE: disable|enable.

@@ -1,8 +1,8 @@
 """The emulator's configuration database: entries per VDOM and table, with FortiOS's integrity.
 
 - A name is created once (``-5``), an entry in use cannot be deleted (``-23``), and an entry
-  cannot name what does not exist (``-651``, issue #193's "node_check_object fail!"), as
-  :mod:`halab.fortigate.errors` cites.
+  cannot name what does not exist (``-651``, terraform-provider-fortios#193's "node_check_object
+  fail!"), as :mod:`halab.fortigate.errors` cites.
 - What is stored is FortiOS's normal form (:func:`halab.fortigate.schema.check_value`) over its
   defaults, so a read answers what a FortiGate would, not the request.
 - It lives in memory; with a state file every change is written there (atomically) and read
@@ -35,7 +35,7 @@ from halab.fortigate.errors import (
 
 #: A FortiGate-VM's ports as it boots (port1 ... port10), and "any", which a VIP's extintf and
 #: a policy's interfaces may name (the provider's own VIP test uses extintf "any":
-#: terraform-provider-fortios issue #123). How many ports a given VM has depends on its vNICs.
+#: terraform-provider-fortios#123). How many ports a given VM has depends on its vNICs.
 DEFAULT_INTERFACES = ("any", *(f"port{n}" for n in range(1, 11)))
 
 Entry = dict[str, Any]
@@ -216,7 +216,7 @@ class Store:
                 raise unproven(f"deleting the factory entry {path} {mkey!r}")
             users = self._users(vdom, path, mkey)
             if users:
-                # issue #297: the CLI's words, then its return code.
+                # terraform-provider-fortios#297: the CLI's words, then its return code.
                 raise command_fail(ENTRY_IN_USE, f"The entry is used by other {users} entries")
             del entries[mkey]
             self._save()
@@ -234,7 +234,7 @@ class Store:
         tables = self._tables(vdom)
         for _attribute, name, targets in schema.references(table, entry):
             if not any(name in tables.get(target, {}) for target in targets):
-                # issue #193: a policy naming an interface that does not exist.
+                # terraform-provider-fortios#193: a policy naming an interface that does not exist.
                 raise command_fail(
                     INVALID_VALUE,
                     f"node_check_object fail! for name {name}",
@@ -259,7 +259,7 @@ class Store:
         self, vdom: str, table: schema.Table, entry: Entry, replacing: str | None
     ) -> None:
         # Two VIPs cannot take the same external address and port: the provider's maintainers'
-        # and users' account in terraform-provider-fortios issue #123 (create-before-destroy
+        # and users' account in terraform-provider-fortios#123 (create-before-destroy
         # fails "as the same mapped IP is already in use"). The answer's code is unproven.
         if table is not schema.VIP:
             return

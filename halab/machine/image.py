@@ -192,7 +192,7 @@ blacklist pcspkr
 REMOVED = ("etc/ssh/ssh_host_*", "var/lib/dbus/machine-id", "etc/nginx/sites-enabled/default")
 
 
-def packages() -> tuple[str, ...]:
+def image_packages() -> tuple[str, ...]:
     """Every package the image installs: the system's, then every role's."""
     roles = all_packages()
     if not roles:
@@ -253,7 +253,7 @@ def mmdebstrap_argv(
     ]  # fmt: skip
 
 
-def write_files(root: Path) -> None:
+def write_image_files(root: Path) -> None:
     """:data:`FILES` into the tree (``etc/network/interfaces.d`` made for the first), then
     :data:`REMOVED` out of it."""
     (root / "etc/network/interfaces.d").mkdir(parents=True, exist_ok=True)
@@ -360,7 +360,7 @@ def image(
 ) -> Image:
     """The image of this checkout's inputs in ``cache`` (default ``<cache root>/image``), of
     ``release`` (default: this machine's, :func:`halab.machine.debian.host_release`)."""
-    names = packages()
+    names = image_packages()
     size = disk_size(env)
     suite = release or debian.host_release()
     if suite not in debian.RELEASES:
@@ -383,7 +383,7 @@ def ensure(img: Image | None = None, *, force: bool = False) -> tuple[Path, Path
     if not force and img.built():
         say(f"cached: {img.out}")
         return img.paths
-    check_tools()
+    check_build_tools()
     img.cache.mkdir(parents=True, exist_ok=True)
     with procs.signals_raise(), img.lock.open("w") as lock:
         if not flock_within(lock, LOCK_TIMEOUT):
@@ -397,7 +397,7 @@ def ensure(img: Image | None = None, *, force: bool = False) -> tuple[Path, Path
     return img.paths
 
 
-def check_tools() -> None:
+def check_build_tools() -> None:
     """Root, and each command a build runs, its package named when missing."""
     hostdeps.require_root("mmdebstrap's root mode keeps file owners", ImageError)
     hostdeps.require_tools(TOOLS, ImageError)
@@ -450,7 +450,7 @@ def _build_in(img: Image, work: Path, main_mirror: str, security_mirror: str) ->
     t_mmdebstrap = round(time.monotonic() - t0)
 
     say("configuring the tree")
-    write_files(root)
+    write_image_files(root)
     for argv in systemctl_commands(root):
         procs.run(argv, timeout=60)
     kernel, initrd = newest(root / "boot", "vmlinuz"), newest(root / "boot", "initrd.img")

@@ -27,7 +27,7 @@ EXPECTED_STATUS = (GUEST_BYTE << 1) | 1
 #: faster than translating it (TCG), whatever the start-up costs of each.
 LOOPS = 1 << 28
 #: TCG ran the guest here in a few seconds: beyond this, nothing runs.
-PROBE_TIMEOUT_S = 30.0
+GUEST_TIMEOUT_S = 30.0
 QEMU = "qemu-system-x86_64"
 
 
@@ -47,7 +47,7 @@ def boot_sector(loops: int = LOOPS) -> bytes:
 
 
 @dataclass(frozen=True)
-class Probe:
+class GuestRun:
     """What the tiny guest did under one accelerator."""
 
     accel: str
@@ -57,11 +57,11 @@ class Probe:
     reason: str = ""
 
 
-def probe(accel: str = "kvm", timeout_s: float = PROBE_TIMEOUT_S, qemu: str = QEMU) -> Probe:
+def run_guest(accel: str = "kvm", timeout_s: float = GUEST_TIMEOUT_S, qemu: str = QEMU) -> GuestRun:
     """Boot the tiny guest with ``-accel accel``, for ``timeout_s`` at most (then killed)."""
     binary = shutil.which(qemu)
     if binary is None:
-        return Probe(accel, False, 0.0, f"{qemu} is not installed (Debian: qemu-system-x86)")
+        return GuestRun(accel, False, 0.0, f"{qemu} is not installed (Debian: qemu-system-x86)")
     with tempfile.TemporaryDirectory(prefix="hwl-kvm-probe-") as tmp:
         disk = Path(tmp) / "boot.img"
         disk.write_bytes(boot_sector())
@@ -80,7 +80,7 @@ def probe(accel: str = "kvm", timeout_s: float = PROBE_TIMEOUT_S, qemu: str = QE
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate(timeout=10)
-            return Probe(
+            return GuestRun(
                 accel,
                 False,
                 round(time.monotonic() - t0, 2),
@@ -88,9 +88,9 @@ def probe(accel: str = "kvm", timeout_s: float = PROBE_TIMEOUT_S, qemu: str = QE
             )
         seconds = round(time.monotonic() - t0, 2)
         if proc.returncode == EXPECTED_STATUS:
-            return Probe(accel, True, seconds)
+            return GuestRun(accel, True, seconds)
         message = out.decode(errors="replace").strip().splitlines()
-        return Probe(
+        return GuestRun(
             accel,
             False,
             seconds,
@@ -99,12 +99,12 @@ def probe(accel: str = "kvm", timeout_s: float = PROBE_TIMEOUT_S, qemu: str = QE
 
 
 @dataclass(frozen=True)
-class Verdict:
+class KvmVerdict:
     """The domain type to use, and the two runs it rests on."""
 
     domain_type: str
-    kvm: Probe
-    tcg: Probe
+    kvm: GuestRun
+    tcg: GuestRun
 
     def explain(self) -> str:
         """One line for the user."""
@@ -115,17 +115,17 @@ class Verdict:
         return f"KVM is not usable here ({self.kvm.reason}); software emulation (TCG) instead"
 
 
-def choose_domain_type(qemu: str = QEMU) -> Verdict:
+def choose_domain_type(qemu: str = QEMU) -> KvmVerdict:
     """``kvm`` when the guest runs on KVM faster than under emulation, else ``qemu``.
 
     The emulated run comes first: it proves the probe itself works, and sets the bound for the
     KVM run (a KVM that is slower than emulation, as the one on this project's build machines,
     which takes 8 s for the BIOS alone and never boots Linux, is no use to a lab).
     """
-    tcg = probe("tcg", qemu=qemu)
+    tcg = run_guest("tcg", qemu=qemu)
     if not tcg.ran:
         raise RuntimeError(f"the KVM probe's own guest did not run under emulation: {tcg.reason}")
-    kvm = probe("kvm", timeout_s=tcg.seconds + 10.0, qemu=qemu)
+    kvm = run_guest("kvm", timeout_s=tcg.seconds + 10.0, qemu=qemu)
     if kvm.ran and kvm.seconds >= tcg.seconds:
-        kvm = Probe("kvm", False, kvm.seconds, f"slower than emulation ({tcg.seconds} s)")
-    return Verdict("kvm" if kvm.ran else "qemu", kvm, tcg)
+        kvm = GuestRun("kvm", False, kvm.seconds, f"slower than emulation ({tcg.seconds} s)")
+    return KvmVerdict("kvm" if kvm.ran else "qemu", kvm, tcg)

@@ -100,7 +100,7 @@ def netns_name() -> str:
 
 
 @dataclass(frozen=True)
-class Paths:
+class LibvirtdFolders:
     """One libvirtd: its namespace, and its folder ``base`` with everything in it."""
 
     netns: str
@@ -117,7 +117,7 @@ class Paths:
     lock: Path  # held by a start or a stop
 
     @classmethod
-    def at(cls, netns: str, base: Path) -> Paths:
+    def at(cls, netns: str, base: Path) -> LibvirtdFolders:
         """The layout of the folder ``base``."""
         return cls(
             netns, base, base / "etc", base / "run", base / "lib", base / "cache", base / "log",
@@ -131,10 +131,10 @@ class Paths:
         return f"qemu:///system?socket={self.run / 'libvirt-sock'}"
 
 
-def paths(state: Path | None = None, name: str | None = None) -> Paths:
+def folders(state: Path | None = None, name: str | None = None) -> LibvirtdFolders:
     """The libvirtd of ``state`` (default :func:`halab.plumbing.roots.state_root`) and namespace
     ``name`` (default :func:`netns_name`)."""
-    return Paths.at(name or netns_name(), (state or state_root()) / "libvirtd")
+    return LibvirtdFolders.at(name or netns_name(), (state or state_root()) / "libvirtd")
 
 
 def start_timeout() -> float:
@@ -143,7 +143,7 @@ def start_timeout() -> float:
     return float(os.environ.get("HA_WEB_LAB_LIBVIRTD_START_TIMEOUT") or 90)
 
 
-def check_paths(p: Paths) -> None:
+def check_paths(p: LibvirtdFolders) -> None:
     """The folder and the namespace name make a usable URI, config files and socket path."""
     # The path goes into a URI and into config files: keep it plain; unix sockets have 108 bytes.
     base = str(p.base)
@@ -190,7 +190,7 @@ def check_packages() -> None:
 # --- processes ------------------------------------------------------------------------------
 
 
-def ours(p: Paths) -> bool:
+def ours(p: LibvirtdFolders) -> bool:
     """The namespace exists and this module made it (its mark in our folder names it)."""
     if not netns.exists(p.netns):
         return False
@@ -200,7 +200,7 @@ def ours(p: Paths) -> bool:
         return False
 
 
-def check_netns_free(p: Paths) -> None:
+def check_netns_free(p: LibvirtdFolders) -> None:
     """Refuse a namespace of that name that this module did not make (never reuse or remove
     someone else's)."""
     if netns.exists(p.netns) and not ours(p):
@@ -221,7 +221,7 @@ def pidfile_pid(path: Path) -> int | None:
     return int(digits) if digits else None
 
 
-def identify(pid: int | None, exe_glob: str, p: Paths) -> tuple[int, int] | None:
+def identify(pid: int | None, exe_glob: str, p: LibvirtdFolders) -> tuple[int, int] | None:
     """``(pid, starttime)`` when PID is alive (not a zombie), runs a binary whose name matches
     the glob and, while our namespace exists, lives in it; else None. Guards against killing a
     reused PID: the start time read here is what any signal is checked against."""
@@ -242,7 +242,7 @@ def identify(pid: int | None, exe_glob: str, p: Paths) -> tuple[int, int] | None
     return pid, start
 
 
-def running(p: Paths) -> bool:
+def running(p: LibvirtdFolders) -> bool:
     """libvirtd's pid file names a live libvirtd (in our namespace while it exists)."""
     return identify(pidfile_pid(p.libvirtd_pid), "libvirtd", p) is not None
 
@@ -254,7 +254,7 @@ def end(targets: Sequence[tuple[int, int]]) -> None:
         say(f"PID {pid} did not end")
 
 
-def virsh(p: Paths, *args: str) -> subprocess.CompletedProcess[str]:
+def virsh(p: LibvirtdFolders, *args: str) -> subprocess.CompletedProcess[str]:
     """``virsh -q -c URI ARGS`` (bounded, no stdin); never raises for its exit status."""
     try:
         return subprocess.run(
@@ -270,12 +270,12 @@ def virsh(p: Paths, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess(exc.cmd, 124, "", "timed out")
 
 
-def answers(p: Paths) -> bool:
+def answers(p: LibvirtdFolders) -> bool:
     """libvirtd answers on our socket (``virsh version``)."""
     return virsh(p, "version").returncode == 0
 
 
-def _names(p: Paths, *listing: str) -> list[str]:
+def _names(p: LibvirtdFolders, *listing: str) -> list[str]:
     done = virsh(p, *listing)
     return [line.strip() for line in done.stdout.splitlines() if line.strip()]
 
@@ -289,7 +289,7 @@ def _tail(path: Path, lines: int) -> None:
 
 
 @contextlib.contextmanager
-def _locked(p: Paths) -> Iterator[None]:
+def _locked(p: LibvirtdFolders) -> Iterator[None]:
     """One start or stop at a time per folder. Python opens files close-on-exec, so the
     daemons never inherit the lock."""
     p.base.mkdir(parents=True, exist_ok=True)
@@ -305,7 +305,7 @@ def _locked(p: Paths) -> Iterator[None]:
 # --- start ----------------------------------------------------------------------------------
 
 
-def render(template: str, p: Paths) -> str:
+def fill_folders(template: str, p: LibvirtdFolders) -> str:
     """A config template with our folders filled in."""
     return (
         template.replace("@RUN_DIR@", str(p.run))
@@ -314,16 +314,16 @@ def render(template: str, p: Paths) -> str:
     )
 
 
-def write_configs(p: Paths) -> None:
+def write_configs(p: LibvirtdFolders) -> None:
     """Render every template into etc/ (each file replaced whole, never half-written)."""
     for name in CONFIGS:
         target = p.etc / name
         tmp = target.with_name(f"{name}.tmp")
-        tmp.write_text(render((TEMPLATES / f"{name}.in").read_text(encoding="utf-8"), p))
+        tmp.write_text(fill_folders((TEMPLATES / f"{name}.in").read_text(encoding="utf-8"), p))
         os.replace(tmp, target)
 
 
-def _make_kvm_blocker(p: Paths) -> None:
+def _make_kvm_blocker(p: LibvirtdFolders) -> None:
     # Made once and kept: libvirt re-probes QEMU (4 s) whenever the /dev/kvm it sees changes.
     blocker = p.kvm_blocker
     if blocker.is_file() and blocker.stat().st_size == 0:
@@ -341,7 +341,7 @@ def _lo_up(name: str) -> None:
         ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
 
 
-def _daemons_argv(p: Paths, keep_kvm: bool) -> list[str]:
+def _daemons_argv(p: LibvirtdFolders, keep_kvm: bool) -> list[str]:
     """``ip netns exec NS unshare --mount --propagation private -- python -m halab.machine.libvirtd
     __daemons ...``: in the new mount namespace, :func:`daemons` puts our folders in place of
     libvirt's and starts both daemons there; they keep that namespace (and qemu and dnsmasq,
@@ -354,7 +354,7 @@ def _daemons_argv(p: Paths, keep_kvm: bool) -> list[str]:
             "--", *inner]  # fmt: skip
 
 
-def _launch(p: Paths, keep_kvm: bool, timeout: float) -> bool:
+def _launch(p: LibvirtdFolders, keep_kvm: bool, timeout: float) -> bool:
     """Run the daemons' launcher; True when both daemons started (its output: startup.log)."""
     env = tool_env()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
@@ -376,7 +376,7 @@ def _launch(p: Paths, keep_kvm: bool, timeout: float) -> bool:
     return done.returncode == 0
 
 
-def _wait_answers(p: Paths, timeout: float) -> bool:
+def _wait_answers(p: LibvirtdFolders, timeout: float) -> bool:
     """Until libvirtd answers, while it runs: True when it answered within ``timeout`` s."""
     deadline = time.monotonic() + timeout
     for _ in range(int(timeout / 0.5) + 2):
@@ -388,13 +388,13 @@ def _wait_answers(p: Paths, timeout: float) -> bool:
     return False
 
 
-def start(p: Paths | None = None, *, kvm: bool | None = None) -> str:
+def start(p: LibvirtdFolders | None = None, *, kvm: bool | None = None) -> str:
     """Start the libvirtd (idempotent), wait until it answers; returns its URI.
 
     ``kvm``: leave ``/dev/kvm`` visible to it, for domainType kvm (default:
     ``HA_WEB_LAB_KVM=1``; ``make up`` passes what its tiny guest said, :mod:`halab.machine.kvm`).
     """
-    p = p or paths()
+    p = p or folders()
     keep_kvm = os.environ.get("HA_WEB_LAB_KVM", "0") == "1" if kvm is None else kvm
     timeout = start_timeout()
     check_paths(p)
@@ -446,7 +446,7 @@ def _mount_ns(pid: int | str) -> int | None:
         return None
 
 
-def daemons(p: Paths, keep_kvm: bool) -> None:
+def daemons(p: LibvirtdFolders, keep_kvm: bool) -> None:
     """Inside the launcher's private mount namespace (see :func:`_daemons_argv`): our folders
     over libvirt's, ``/dev/kvm`` hidden unless ``keep_kvm``, then virtlogd and libvirtd."""
     # Mounting a tmpfs over /run anywhere else would hide the machine's own /run: refuse unless
@@ -513,7 +513,7 @@ def _cmdline(pid: int) -> str:
     return raw.replace(b"\0", b" ").decode(errors="replace")[:80]
 
 
-def cleanup(p: Paths) -> None:
+def cleanup(p: LibvirtdFolders) -> None:
     """Everything a run made, gone; definitions kept.
 
     Stop guests and networks through libvirt (it removes taps, bridges, dnsmasq and firewall
@@ -566,9 +566,9 @@ def cleanup(p: Paths) -> None:
                     entry.unlink()
 
 
-def stop(p: Paths | None = None) -> None:
+def stop(p: LibvirtdFolders | None = None) -> None:
     """Stop guests, networks and daemons; remove the namespace (definitions stay)."""
-    p = p or paths()
+    p = p or folders()
     check_paths(p)
     _need_root()
     if not p.base.is_dir():
@@ -588,9 +588,9 @@ def stop(p: Paths | None = None) -> None:
         say(f"stopped in {time.monotonic() - t0:.0f} s; namespace {p.netns} removed")
 
 
-def status(p: Paths | None = None) -> int:
+def status(p: LibvirtdFolders | None = None) -> int:
     """Print whether it runs (with what it holds); 0 when it runs, 3 when not."""
-    p = p or paths()
+    p = p or folders()
     check_paths(p)
     if running(p):
         version = virsh(p, "version", "--daemon")
@@ -619,7 +619,7 @@ def status(p: Paths | None = None) -> int:
     return 3
 
 
-def env_lines(p: Paths) -> list[str]:
+def env_lines(p: LibvirtdFolders) -> list[str]:
     """Shell lines that point clients at this libvirtd (``eval "$(... env)"``)."""
     return [
         f"export LIBVIRT_DEFAULT_URI='{p.uri}'",
@@ -627,14 +627,14 @@ def env_lines(p: Paths) -> list[str]:
     ]
 
 
-def uri(p: Paths | None = None) -> str:
+def uri(p: LibvirtdFolders | None = None) -> str:
     """The URI of the libvirtd (whether it runs or not)."""
-    p = p or paths()
+    p = p or folders()
     check_paths(p)
     return p.uri
 
 
-def in_netns(p: Paths, argv: Sequence[str]) -> list[str]:
+def netns_argv(p: LibvirtdFolders, argv: Sequence[str]) -> list[str]:
     """``argv`` run inside the namespace, where the VMs' bridges are (``ip netns exec``)."""
     if not argv:
         raise LibvirtdError("exec needs a command")
@@ -646,16 +646,16 @@ def in_netns(p: Paths, argv: Sequence[str]) -> list[str]:
     return ["ip", "netns", "exec", p.netns, *argv]
 
 
-def exec_in(p: Paths, argv: Sequence[str]) -> None:
+def exec_in(p: LibvirtdFolders, argv: Sequence[str]) -> None:
     """Replace this process with ``argv`` run inside the namespace."""
-    os.execvpe("ip", in_netns(p, argv), tool_env())  # noqa: S606
+    os.execvpe("ip", netns_argv(p, argv), tool_env())  # noqa: S606
 
 
 # --- command line ---------------------------------------------------------------------------
 
 
 def _command(args: argparse.Namespace) -> int:
-    p = paths()
+    p = folders()
     try:
         if args.action == "start":
             print(start(p))
@@ -672,7 +672,7 @@ def _command(args: argparse.Namespace) -> int:
             cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
             exec_in(p, cmd)
         elif args.action == "__daemons":
-            daemons(Paths.at(args.netns, Path(args.base)), args.keep_kvm)
+            daemons(LibvirtdFolders.at(args.netns, Path(args.base)), args.keep_kvm)
     except (LibvirtdError, OSError, RuntimeError, subprocess.SubprocessError) as exc:
         say(str(exc))
         return 1

@@ -108,7 +108,7 @@ class RoleDefinition:
 
 
 @dataclass(frozen=True)
-class Paths:
+class HostPaths:
     """Where each rendered file lives on a host."""
 
     app_dir: str = "/opt/ha-web-lab/app"
@@ -125,7 +125,7 @@ class Paths:
     setup: str = "/usr/local/sbin/ha-web-lab-setup"
 
 
-PATHS = Paths()
+PATHS = HostPaths()
 
 
 @dataclass(frozen=True)

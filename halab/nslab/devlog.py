@@ -17,7 +17,7 @@ import sys
 import time
 
 
-def serve(path: str, out_path: str, max_s: float = 7 * 24 * 3600.0) -> None:
+def collect(path: str, out_path: str, max_s: float = 7 * 24 * 3600.0) -> None:
     """Bind the datagram socket and write each message with a timestamp (bounded in time)."""
     if os.path.exists(path):
         os.unlink(path)
@@ -37,4 +37,4 @@ def serve(path: str, out_path: str, max_s: float = 7 * 24 * 3600.0) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], sys.argv[2])
+    collect(sys.argv[1], sys.argv[2])

@@ -1,13 +1,14 @@
 """The namespace lab: bring a stack up with the rendered files, inject faults, tear it down.
 
-Each host runs the files :func:`halab.render.hosts.render_host` renders for ``Target(netns=...)``,
-unedited. They are written into a per-host tree (``/run/ha-web-lab/<stack>/hosts/<host>/root``)
-that :mod:`halab.plumbing.nsexec` bind-mounts over the real paths in a private mount namespace, so
-HAProxy reads ``/etc/haproxy/haproxy.cfg``, nginx ``/etc/nginx/sites-available/ha-web-lab`` and
-uvicorn runs in ``/opt/ha-web-lab/app`` exactly as on a VM. What only a VM has around the files
-(nginx's main config, the site link, HAProxy's per-host process name, Keepalived's pid files),
-which folders are bound and how each daemon starts is its role's recipe
-(:mod:`halab.nslab.recipes`); how many requests/s the lab serves, :mod:`halab.nslab.throughput`.
+Each host runs the files :func:`halab.render.hosts.render_host` renders for
+``RenderTarget(netns=...)``, unedited. They are written into a per-host tree
+(``/run/ha-web-lab/<stack>/hosts/<host>/root``) that :mod:`halab.plumbing.nsexec` bind-mounts over
+the real paths in a private mount namespace, so HAProxy reads ``/etc/haproxy/haproxy.cfg``, nginx
+``/etc/nginx/sites-available/ha-web-lab`` and uvicorn runs in ``/opt/ha-web-lab/app`` exactly as on
+a VM. What only a VM has around the files (nginx's main config, the site link, HAProxy's per-host
+process name, Keepalived's pid files), which folders are bound and how each daemon starts is its
+role's recipe (:mod:`halab.nslab.recipes`); how many requests/s the lab serves,
+:mod:`halab.nslab.throughput`.
 
 Keepalived is started in the root network namespace and moves itself into the host's namespace
 (the rendered ``net_namespace`` line): ``vrrp_track_process`` needs the root namespace's
@@ -40,7 +41,7 @@ from halab.plumbing import hostdeps, netns, procs
 from halab.plumbing.process import busy_loop_argv
 from halab.plumbing.procs import ProcRecord
 from halab.plumbing.tls import self_signed_pem, unverified_context
-from halab.render.hosts import RenderedHost, Target, render_host, write_files
+from halab.render.hosts import RenderedHost, RenderTarget, render_host, write_files
 from halab.target.probe import ProbeConfig
 from halab.target.probe_process import ProbeProcess
 from halab.target.protocol import SpecDrillTarget
@@ -166,16 +167,16 @@ class NamespaceLab(SpecDrillTarget):
         """The web hosts."""
         return self.spec.hosts_with_role(Role.WEB)
 
-    def target(self, host: str) -> Target:
+    def render_target(self, host: str) -> RenderTarget:
         """The render target of a host: its namespace."""
-        return Target(netns=self.ns(host))
+        return RenderTarget(netns=self.ns(host))
 
     # ---- files -----------------------------------------------------------------------------
 
     def render(self, tls_pem: str) -> dict[str, RenderedHost]:
         """Render every host for its namespace target (the one renderer, unedited files)."""
         return {
-            h.name: render_host(self.spec, h, self.target(h.name), tls_pem)
+            h.name: render_host(self.spec, h, self.render_target(h.name), tls_pem)
             for h in self.spec.resolved_hosts
         }
 
@@ -192,7 +193,9 @@ class NamespaceLab(SpecDrillTarget):
     def place(self, host: ResolvedHost) -> Place:
         """Where a host lives in the lab (what its role's recipe reads)."""
         name = host.name
-        return Place(host, self.tree(name), self.logdir(name), self.ns(name), self.target(name))
+        return Place(
+            host, self.tree(name), self.logdir(name), self.ns(name), self.render_target(name)
+        )
 
     # ---- daemons ---------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from typing import Protocol
 from halab.model.roles import APP, PATHS, Role
 from halab.model.spec import ResolvedHost
 from halab.plumbing import procs
-from halab.render.hosts import Target
+from halab.render.hosts import RenderTarget
 
 #: Private main config for nginx: Debian's nginx.conf cut to what the rendered site needs. A VM
 #: gets Debian's own file from the package; the rendered site is the part we own.
@@ -47,13 +47,14 @@ http {
 
 @dataclass(frozen=True)
 class Place:
-    """Where one host of the lab lives: its tree, its log folder, its namespace, its target."""
+    """Where one host of the lab lives: its tree, its log folder, its namespace, and what its
+    files were rendered for."""
 
     host: ResolvedHost
     tree: Path
     logs: Path
     netns: str
-    target: Target
+    render_target: RenderTarget
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class LbRecipe:
         """HAProxy's folders, the link that gives this LB's HAProxy a name of its own, and
         Keepalived's build options beside its config."""
         _mkdirs(place.tree, "run/haproxy", "var/lib/haproxy/dev", "bin", "etc/keepalived")
-        link = place.tree / "bin" / place.target.haproxy_process_name(place.host.name)
+        link = place.tree / "bin" / place.render_target.haproxy_process_name(place.host.name)
         link.symlink_to("/usr/sbin/haproxy")
         # Keepalived 2.3 (trixie) will not start without the build options its package keeps in
         # /etc/keepalived ("Unable to read build config options file"); the host's folder here
@@ -194,7 +195,7 @@ class LbRecipe:
             sys.executable, "-I", "-S", str(Path(__file__).with_name("devlog.py")),
             str(tree / "var/lib/haproxy/dev/log"), str(logs / "haproxy-requests.log"),
         )  # fmt: skip
-        process = place.target.haproxy_process_name(name)
+        process = place.render_target.haproxy_process_name(name)
         hap = procs.nsexec_argv(
             [str(tree / "bin" / process), "-db", "-f", PATHS.haproxy_cfg],
             net=place.netns,

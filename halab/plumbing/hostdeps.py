@@ -423,7 +423,7 @@ class Unit:
 
 
 @dataclass
-class Plan:
+class UnitPlan:
     """What to do with the units of the newly installed packages."""
 
     disable: list[Unit] = field(default_factory=list)
@@ -432,10 +432,10 @@ class Plan:
     keep: list[Unit] = field(default_factory=list)  # expected: enabled, started if installed now
 
 
-def plan(units: Iterable[Unit], expected: Mapping[str, str] = EXPECTED_UNITS) -> Plan:
+def unit_plan(units: Iterable[Unit], expected: Mapping[str, str] = EXPECTED_UNITS) -> UnitPlan:
     """Disable every enabled unit, mask every unit its package links into a target, stop every
     running one; but for the expected units."""
-    result = Plan()
+    result = UnitPlan()
     for unit in sorted(units, key=lambda u: (u.user, u.name)):
         if unit.name in expected:
             if unit.enabled in ENABLED_STATES:
@@ -504,7 +504,7 @@ def runtime_enabled() -> set[str]:
 
 def quiet(
     new: set[str], *, booted: bool | None = None, runtime_before: set[str] | None = None
-) -> Plan:
+) -> UnitPlan:
     """Disable, stop, keep: :func:`plan` carried out on the units of the packages in ``new``
     (those this run installed); their generators masked; then cloud-init and libvirt's default
     network (module doc). ``runtime_before``: :func:`runtime_enabled` before the install, so
@@ -512,9 +512,9 @@ def quiet(
     booted = booted_with_systemd() if booted is None else booted
     if shutil.which("systemctl") is None:
         say("no systemctl here: no unit to disable")
-        return Plan()
+        return UnitPlan()
     files = {pkg: package_files(pkg) for pkg in new if pkg not in SYSTEM_PACKAGES}
-    todo = plan(look_at(files, booted=booted))
+    todo = unit_plan(look_at(files, booted=booted))
     for unit in todo.stop:
         say(f"stopping {unit.name} ({unit.package}): started by its install, not the lab's")
         _call(["systemctl", "stop", unit.name], check=False)

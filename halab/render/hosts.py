@@ -3,7 +3,7 @@
 Config files come from the jinja2 templates in ``cloud-init/`` (``StrictUndefined``: a missing
 value is an error, never an empty string). cloud-init's user-data, network-config and meta-data are
 built as data and dumped once. The local namespace lab consumes these same files; the only
-differences between a VM and a namespace host come from :class:`Target` and are confined to
+differences between a VM and a namespace host come from :class:`RenderTarget` and are confined to
 Keepalived's ``net_namespace`` line and the HAProxy process name it tracks.
 """
 
@@ -38,7 +38,7 @@ TLS_PLACEHOLDER = "<secret: the lab's TLS certificate and key (PEM), filled in b
 
 
 @dataclass(frozen=True)
-class Target:
+class RenderTarget:
     """Where the files will run: a VM (``netns`` None) or a network namespace of the local lab."""
 
     netns: str | None = None
@@ -58,7 +58,7 @@ class Target:
         return f"hap-{host}"[:9] + "-" + short_hash(self.netns)[:5]
 
 
-VM = Target()
+VM = RenderTarget()
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ class _WebBackend:
     leg_address: str
 
 
-def _context(spec: LabSpec, host: ResolvedHost, target: Target) -> dict[str, Any]:
+def _context(spec: LabSpec, host: ResolvedHost, target: RenderTarget) -> dict[str, Any]:
     role = ROLES[host.role]
     # Each template gets the sections it reads, not the whole spec.
     ctx: dict[str, Any] = {
@@ -196,7 +196,7 @@ def _seconds(seconds: float) -> str:
 
 
 def role_files(
-    spec: LabSpec, host: ResolvedHost, target: Target = VM, tls_pem: str = TLS_PLACEHOLDER
+    spec: LabSpec, host: ResolvedHost, target: RenderTarget = VM, tls_pem: str = TLS_PLACEHOLDER
 ) -> tuple[RenderedFile, ...]:
     """The config files a host's user-data writes (also what the local lab runs): every host's
     own, then its role's (:mod:`halab.model.roles`), each from its template; the secret one is
@@ -304,7 +304,7 @@ def _dump(doc: Any) -> str:
 
 
 def render_host(
-    spec: LabSpec, host: ResolvedHost, target: Target = VM, tls_pem: str = TLS_PLACEHOLDER
+    spec: LabSpec, host: ResolvedHost, target: RenderTarget = VM, tls_pem: str = TLS_PLACEHOLDER
 ) -> RenderedHost:
     """Every file for one host."""
     return seed_host(spec, host, role_files(spec, host, target, tls_pem))
@@ -334,7 +334,7 @@ def seed_host(spec: LabSpec, host: ResolvedHost, files: tuple[RenderedFile, ...]
 
 
 def render_all(
-    spec: LabSpec, target: Target = VM, tls_pem: str = TLS_PLACEHOLDER
+    spec: LabSpec, target: RenderTarget = VM, tls_pem: str = TLS_PLACEHOLDER
 ) -> dict[str, RenderedHost]:
     """Every host of the lab, by name."""
     return {h.name: render_host(spec, h, target, tls_pem) for h in spec.resolved_hosts}

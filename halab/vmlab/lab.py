@@ -41,7 +41,7 @@ from halab.target.probe import ProbeConfig
 from halab.target.probe_process import PopenHandle, ProbeProcess
 from halab.target.protocol import SpecDrillTarget
 from halab.vmlab import usage
-from halab.vmlab.parse import holds, servers_state, vip_change
+from halab.vmlab.parse import holds_vip, servers_state, vip_change
 
 #: A VIP report older than this no longer counts (the LB is gone or frozen).
 STALE_S = 3.0
@@ -80,7 +80,7 @@ class VmLabError(RuntimeError):
     """A step of the e2e run failed; the message says which and why."""
 
 
-def in_netns(name: str) -> bool:
+def runs_in_netns(name: str) -> bool:
     """True when this process already runs in the named network namespace."""
     return netns.holds(os.getpid(), name)
 
@@ -131,7 +131,7 @@ class _VipStream:
         for line in self.proc.stdout:
             if block is not None:
                 if line.strip() == ".":
-                    self.holding = holds("\n".join(block), self.vip)
+                    self.holding = holds_vip("\n".join(block), self.vip)
                     self.seen_at = time.monotonic()
                     block = None
                 else:
@@ -179,7 +179,7 @@ class VmLab(SpecDrillTarget):
         control = workdir / "ssh"
         control.mkdir(mode=0o700, exist_ok=True)
         self.ssh = SshConfig(spec.vm.admin_user, ssh_key, control)
-        self.netns = netns if netns and not in_netns(netns) else None
+        self.netns = netns if netns and not runs_in_netns(netns) else None
         self.uri = libvirt_uri or spec.vm.libvirt_uri
         self.python = python
         self.lbs = list(spec.lbs_by_priority)

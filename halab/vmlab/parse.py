@@ -17,7 +17,7 @@ def ipv4_addresses(ip_output: str) -> list[str]:
     return found
 
 
-def holds(ip_output: str, vip: str) -> bool:
+def holds_vip(ip_output: str, vip: str) -> bool:
     """True when the ``ip -o -4 addr show`` output lists ``vip``."""
     return vip in ipv4_addresses(ip_output)
 
@@ -26,7 +26,7 @@ def vip_change(monitor_line: str, vip: str) -> bool | None:
     """What a line of ``ip -o -4 monitor address`` says of ``vip``: True added, False deleted,
     None when it is about another address (or is a heartbeat)."""
     deleted = monitor_line.startswith("Deleted ")
-    if not holds(monitor_line.removeprefix("Deleted "), vip):
+    if not holds_vip(monitor_line.removeprefix("Deleted "), vip):
         return None
     return not deleted
 

@@ -82,7 +82,7 @@ def on_host(virsh: Virsh, pool: str) -> Inventory:
     return found
 
 
-def remove(virsh: Virsh, pool: str, objects: Iterable[tuple[str, str]]) -> list[str]:
+def remove_leftovers(virsh: Virsh, pool: str, objects: Iterable[tuple[str, str]]) -> list[str]:
     """Remove each leftover; one line per object saying what was done."""
     done: list[str] = []
     for kind, name in objects:
@@ -105,7 +105,7 @@ def remove(virsh: Virsh, pool: str, objects: Iterable[tuple[str, str]]) -> list[
 def reclaim(uri: str, lab: str, deployment: Mapping[str, Any]) -> list[str]:
     """Remove the lab's objects on ``uri`` that ``deployment`` does not hold; what was done."""
     virsh = Virsh(uri)
-    return remove(virsh, lab, leftovers(lab, on_host(virsh, lab), in_state(deployment)))
+    return remove_leftovers(virsh, lab, leftovers(lab, on_host(virsh, lab), in_state(deployment)))
 
 
 def run_reclaim(args: Any) -> int:
@@ -139,7 +139,7 @@ def run_reclaim(args: Any) -> int:
             print(f"leftover {kind} {name}")
         print("reclaim: run again with --yes to remove them, then `pulumi up`")
         return 0
-    for line in remove(virsh, spec.lab_name, found):
+    for line in remove_leftovers(virsh, spec.lab_name, found):
         print(f"reclaim: {line}")
     return 0
 

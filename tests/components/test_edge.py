@@ -16,7 +16,7 @@ def test_other_ports_get_custom_services_and_sources_get_address_objects(graph: 
         "edgeSourceNat": True,
     }
     spec = load_spec(values, stack="dev", secrets_present=frozenset({"fortigateToken"}))
-    build(lambda: FortiGateEdge("edge", FortiGateEdgeArgs(spec)))
+    build(lambda: FortiGateEdge("edge", FortiGateEdgeArgs(spec=spec)))
     vips = {r.inputs["extport"]: r.inputs for r in graph.of_type("fortios:firewall/vip:Vip")}
     assert set(vips) == {"8080", "443"}
     (service,) = graph.of_type("fortios:firewall/service/custom:Custom")

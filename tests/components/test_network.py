@@ -22,7 +22,9 @@ def _spec(**zones: dict[str, Any]) -> Any:
 def zone_args(spec: Any, zone: ZoneName) -> ZoneNetworkArgs:
     """The args HaWebLab gives a zone's network."""
     return ZoneNetworkArgs(
-        f"{spec.lab_name}-{zone.value}", spec.zones[zone], spec.bridge_name(zone)
+        network_name=f"{spec.lab_name}-{zone.value}",
+        zone=spec.zones[zone],
+        bridge=spec.bridge_name(zone),
     )
 
 

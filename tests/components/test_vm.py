@@ -33,12 +33,22 @@ def test_direct_kernel_boot_under_emulation(graph: Graph, tmp_path: Path) -> Non
     host = spec.host("web-2")
 
     def program() -> None:
-        storage = LabStorage("storage", LabStorageArgs(spec.lab_name, spec.pool_path, spec.vm))
+        storage = LabStorage(
+            "storage", LabStorageArgs(lab_name=spec.lab_name, pool_path=spec.pool_path, vm=spec.vm)
+        )
         ids = {z: pulumi.Output.from_input(f"net-{z.value}") for z in ZoneName}
         seed = pulumi.Output.from_input(render_host(spec, host))
         LabVm(
             "web-2",
-            LabVmArgs(spec.lab_name, spec.vm, spec.readiness, host, seed, storage, ids),
+            LabVmArgs(
+                lab_name=spec.lab_name,
+                vm=spec.vm,
+                readiness=spec.readiness,
+                host=host,
+                seed=seed,
+                storage=storage,
+                network_ids=ids,
+            ),
         )
 
     build(program)

@@ -83,7 +83,7 @@ def configure(ws: Workspace, name: str, *settings: tuple[str, ...]) -> None:
 def libvirt_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A libvirtd of this module's own (halab.machine.libvirtd with its own state and netns)."""
     name = f"hwl-preview-{os.getpid()}-{next(_LIBVIRTDS)}"
-    own = libvirtd.paths(tmp_path_factory.mktemp("libvirtd"), name)
+    own = libvirtd.folders(tmp_path_factory.mktemp("libvirtd"), name)
     try:
         yield libvirtd.start(own)
     finally:

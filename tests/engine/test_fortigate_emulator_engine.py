@@ -64,7 +64,9 @@ provider = fortios.Provider(
     cabundlefile=spec.edge.fortigate.ca_bundle_file,
     vdom=spec.edge.fortigate.vdom,
 )
-FortiGateEdge("lab-edge", FortiGateEdgeArgs(spec), pulumi.ResourceOptions(provider=provider))
+FortiGateEdge(
+    "lab-edge", FortiGateEdgeArgs(spec=spec), opts=pulumi.ResourceOptions(provider=provider)
+)
 '''
 
 

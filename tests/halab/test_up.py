@@ -21,11 +21,11 @@ def machine(monkeypatch: MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setattr(up, "own_libvirtd_uri", lambda: OWN)
     monkeypatch.setattr(up, "libvirt_answers", lambda uri: uri in state["answers"])
     monkeypatch.setattr("os.geteuid", lambda: 0 if state["root"] else 1000)
-    probe = kvm.Probe("kvm", state["kvm"] == "kvm", 0.1)
+    probe = kvm.GuestRun("kvm", state["kvm"] == "kvm", 0.1)
     monkeypatch.setattr(
         kvm,
         "choose_domain_type",
-        lambda: kvm.Verdict(state["kvm"], probe, kvm.Probe("tcg", True, 1.0)),
+        lambda: kvm.KvmVerdict(state["kvm"], probe, kvm.GuestRun("tcg", True, 1.0)),
     )
 
     def start(p: Any = None, *, kvm: bool | None = None) -> str:

@@ -33,13 +33,13 @@ def test_figures_of_a_sequential_run() -> None:
 def test_a_fast_lab_keeps_the_probe_as_it_is() -> None:
     # A lab in namespaces answers in a few ms: 4 x 5 ms is below the probe's own 100 ms.
     fast = Baseline.of(_samples([0.005] * 20))
-    assert fast.probe(FASTEST) == FASTEST
+    assert fast.paced_probe(FASTEST) == FASTEST
 
 
 def test_a_slow_lab_gets_a_slower_more_patient_probe() -> None:
     # Emulated VMs on a slow machine: 600 ms for a new TLS connection at the 90th percentile.
     slow = Baseline.of(_samples([0.4] * 17 + [0.6] * 3))
-    probe = slow.probe(FASTEST)
+    probe = slow.paced_probe(FASTEST)
     assert probe.interval == pytest.approx(LOAD_HEADROOM * 0.6)
     # Each hop busy at most a quarter of the time, even the one web node left of two.
     assert slow.p90_s / probe.interval <= 0.25

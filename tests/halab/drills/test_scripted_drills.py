@@ -30,7 +30,7 @@ def _run(target: ScriptedTarget, baseline: Baseline, bounds: Bounds | None = Non
         target,  # type: ignore[arg-type]  # the protocol's part the drills use
         "scripted",
         bounds or Bounds(),
-        baseline.probe(FASTEST),
+        baseline.paced_probe(FASTEST),
         random.Random(8),
         baseline=baseline,
     )

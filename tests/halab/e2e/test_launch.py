@@ -21,7 +21,7 @@ def test_run_argv_takes_the_image_and_the_environment(monkeypatch: pytest.Monkey
     argv = launch.run_argv(
         "qemu:///x", [Path("/i/disk"), Path("/i/vmlinuz"), Path("/i/initrd")], ["--skip", "drift"]
     )
-    assert argv[:4] == [sys.executable, "-m", "halab.e2e", "run"]
+    assert argv[:4] == [sys.executable, "-m", "halab", "e2e-run"]
     assert argv[4:] == [
         "--uri", "qemu:///x", "--image", "/i/disk", "--kernel", "/i/vmlinuz",
         "--initrd", "/i/initrd", "--reports", "/tmp/r", "--keep", "--skip", "drift",
@@ -31,6 +31,19 @@ def test_run_argv_takes_the_image_and_the_environment(monkeypatch: pytest.Monkey
     plain = launch.run_argv("qemu:///x", [Path("d"), Path("k"), Path("i")], [])
     assert "--keep" not in plain
     assert plain[plain.index("--reports") + 1] == str(launch.REPO / "reports" / "e2e")
+
+
+def test_the_run_argv_is_a_command_of_the_one_command_line() -> None:
+    from halab.cli import build_parser
+
+    argv = launch.run_argv("qemu:///x", [Path("d"), Path("k"), Path("i")], ["--skip", "drift"])
+    args = build_parser().parse_args(argv[3:])
+    assert (args.command, args.uri, args.image, args.skip) == (
+        "e2e-run",
+        "qemu:///x",
+        "d",
+        ["drift"],
+    )
 
 
 def test_a_term_goes_on_to_the_run_which_ends_in_its_own_time(tmp_path: Path) -> None:
@@ -64,12 +77,12 @@ def test_a_run_that_ends_by_itself_gives_its_status() -> None:
     assert launch._run_forwarding_signals(argv, dict(os.environ)) == 3
 
 
-def test_in_netns_refuses_a_namespace_that_does_not_exist(tmp_path: Path) -> None:
-    where = libvirtd.Paths.at("hwl-no-such-ns", tmp_path / "state")
+def test_netns_argv_refuses_a_namespace_that_does_not_exist(tmp_path: Path) -> None:
+    where = libvirtd.LibvirtdFolders.at("hwl-no-such-ns", tmp_path / "state")
     with pytest.raises(libvirtd.LibvirtdError, match="does not exist"):
-        libvirtd.in_netns(where, ["true"])
+        libvirtd.netns_argv(where, ["true"])
     with pytest.raises(libvirtd.LibvirtdError, match="needs a command"):
-        libvirtd.in_netns(where, [])
+        libvirtd.netns_argv(where, [])
 
 
 def test_a_run_past_its_limit_is_told_to_stop_then_killed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -209,7 +209,8 @@ def test_a_put_changes_only_what_it_names(edge: Store) -> None:
     [(VIP, "lab-80", 1), (GROUP, "lab-vips", 1)],
 )
 def test_an_entry_in_use_cannot_be_deleted(edge: Store, path: str, name: str, users: int) -> None:
-    # issue #297: HTTP 500, "The entry is used by other 1 entries", return code -23.
+    # terraform-provider-fortios#297: HTTP 500, "The entry is used by other 1 entries", return
+    # code -23.
     error = refused(edge.delete, "root", path, name)
     assert (error.http_status, error.code) == (500, ENTRY_IN_USE)
     assert error.cli_error == (
@@ -237,7 +238,7 @@ def test_an_address_a_policy_names_is_in_use(store: Store) -> None:
 @pytest.mark.parametrize(
     ("path", "body", "missing"),
     [
-        # issue #193: a policy naming an interface that does not exist.
+        # terraform-provider-fortios#193: a policy naming an interface that does not exist.
         (POLICY, policy(srcintf=[{"name": "port2032"}]), "port2032"),
         # ANSIBLE dstaddr "Source firewall.address.name ... firewall.vip.name
         # firewall.vipgrp.name"
@@ -281,7 +282,7 @@ def test_an_update_may_not_name_what_does_not_exist(edge: Store) -> None:
 
 
 def test_a_name_is_created_once(edge: Store) -> None:
-    # issue #244: "object already exists (mkey='vpn2')", API error -5.
+    # terraform-provider-fortios#244: "object already exists (mkey='vpn2')", API error -5.
     error = refused(edge.create, "root", VIP, vip())
     assert (error.http_status, error.code) == (500, ENTRY_EXISTS)
     assert "object already exists (mkey='lab-80')" in error.cli_error

@@ -1,7 +1,8 @@
 """The emulator's HTTP side: FortiOS's paths, token auth, envelope and error shapes.
 
 Sources as in halab/fortigate/server.py: the provider's in-tree SDK (terraform-provider-fortios
-1.20.0 sdk/) for the calls and how answers are parsed; issue #297/#244/#193 for error bodies.
+1.20.0 sdk/) for the calls and how answers are parsed; terraform-provider-fortios#297/#244/#193
+for error bodies.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def test_errors_have_fortios_shape(api: Api) -> None:
     call(api, "POST", "/api/v2/cmdb/firewall/vip", vip(name="lab-vips"))
     call(api, "POST", "/api/v2/cmdb/firewall/policy", policy())
     status, body = call(api, "DELETE", "/api/v2/cmdb/firewall/vip/lab-vips")
-    # issue #297: HTTP 500, status error, the code and the CLI's text.
+    # terraform-provider-fortios#297: HTTP 500, status error, the code and the CLI's text.
     assert status == 500
     assert body["status"] == "error" and body["http_status"] == 500
     assert body["error"] == -23

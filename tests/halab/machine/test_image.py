@@ -47,13 +47,13 @@ def _complete(img: image.Image) -> None:
 
 
 def test_the_key_of_the_current_inputs_is_the_bash_scripts(cache: Path) -> None:
-    assert image.packages()[-6:] == (
+    assert image.image_packages()[-6:] == (
         "nginx", "python3-fastapi", "python3-uvicorn", "nftables", "haproxy", "keepalived",
     )  # fmt: skip
     assert image.image().key == KEY_4G
     assert image.image(env={"HA_WEB_LAB_IMAGE_SIZE": "8G"}).key == KEY_8G
     assert image.image(env={"HA_WEB_LAB_IMAGE_SIZE": ""}).key == KEY_4G  # empty: the default
-    names = image.packages()
+    names = image.image_packages()
     # Sorted and unique, as `LC_ALL=C sort -u` made them: order and repeats change nothing.
     assert image.cache_key(4, "bookworm", "4G", [*reversed(names), names[0]]) == KEY_4G
     assert image.cache_key(5, "bookworm", "4G", names) != KEY_4G
@@ -121,7 +121,7 @@ def test_a_missing_tool_is_named_with_its_package(monkeypatch: MonkeyPatch) -> N
         image.ImageError,
         match=r"missing mkfs.ext4: apt-get install --no-install-recommends e2fsprogs$",
     ):
-        image.check_tools()
+        image.check_build_tools()
 
 
 @pytest.mark.parametrize(
@@ -159,7 +159,7 @@ def test_the_files_written_into_the_tree(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.write_text("the machine's own")
     (root / "etc/resolv.conf").symlink_to(outside)
-    image.write_files(root)
+    image.write_image_files(root)
 
     def text(path: str) -> str:
         return (root / path).read_text()
@@ -343,7 +343,7 @@ class FakeSteps:
 @pytest.fixture
 def fake_build(cache: Path, monkeypatch: MonkeyPatch) -> list[list[str]]:
     """Root, the tools, a mirror; systemctl's calls recorded."""
-    monkeypatch.setattr(image, "check_tools", lambda: None)
+    monkeypatch.setattr(image, "check_build_tools", lambda: None)
     monkeypatch.setattr(image, "mirror", lambda suite: f"http://mirror/{suite}")
     systemctl: list[list[str]] = []
     monkeypatch.setattr(procs, "run", lambda argv, timeout=10.0: systemctl.append(list(argv)))

@@ -59,5 +59,5 @@ def test_a_broken_probe_says_so_instead_of_guessing(tmp_path: Path) -> None:
 
 def test_the_guest_runs_under_real_emulation() -> None:
     # qemu-system-x86 is in scripts/apt-packages.txt: the project installs it.
-    result = kvm.probe("tcg")
+    result = kvm.run_guest("tcg")
     assert result.ran, result.reason

@@ -42,14 +42,14 @@ def test_the_folder_and_the_uri_follow_the_state_root(
     monkeypatch.delenv("HA_WEB_LAB_STATE", raising=False)
     monkeypatch.delenv("XDG_STATE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    p = libvirtd.paths()
+    p = libvirtd.folders()
     assert p.netns == "hwl-libvirt"
     assert p.base == tmp_path / ".local/state/ha-web-lab/libvirtd"
     monkeypatch.setenv("XDG_STATE_HOME", "/xdg")
-    assert libvirtd.paths().base == Path("/xdg/ha-web-lab/libvirtd")
+    assert libvirtd.folders().base == Path("/xdg/ha-web-lab/libvirtd")
     monkeypatch.setenv("HA_WEB_LAB_STATE", "/srv/hwl")
     monkeypatch.setenv("HA_WEB_LAB_LIBVIRT_NETNS", "mine")
-    p = libvirtd.paths()
+    p = libvirtd.folders()
     assert (p.netns, p.base) == ("mine", Path("/srv/hwl/libvirtd"))
     assert p.uri == "qemu:///system?socket=/srv/hwl/libvirtd/run/libvirt-sock"
     assert libvirtd.uri() == p.uri
@@ -70,7 +70,7 @@ def test_env_prints_export_lines_for_clients(
 
 
 def test_every_template_renders_with_the_folders_filled_in(tmp_path: Path) -> None:
-    p = libvirtd.paths(tmp_path, TEST_NETNS)
+    p = libvirtd.folders(tmp_path, TEST_NETNS)
     p.etc.mkdir(parents=True)
     libvirtd.write_configs(p)
     assert sorted(f.name for f in p.etc.iterdir()) == sorted(libvirtd.CONFIGS)
@@ -96,23 +96,23 @@ def test_a_folder_or_name_that_would_break_the_uri_or_socket_is_refused(
     state: str, name: str, message: str
 ) -> None:
     with pytest.raises(libvirtd.LibvirtdError, match=message):
-        libvirtd.check_paths(libvirtd.paths(Path(state), name))
+        libvirtd.check_paths(libvirtd.folders(Path(state), name))
 
 
 def test_the_socket_path_limit_is_the_kernels() -> None:
     # sun_path has 108 bytes; the longest socket name under run/ is 20 characters or fewer.
     longest_ok = Path("/" + "s" * (87 - len("/libvirtd/run") - 1))
-    p = libvirtd.paths(longest_ok, TEST_NETNS)
+    p = libvirtd.folders(longest_ok, TEST_NETNS)
     assert len(str(p.run)) == 87
     libvirtd.check_paths(p)
     with pytest.raises(libvirtd.LibvirtdError, match="too long"):
-        libvirtd.check_paths(libvirtd.paths(Path(f"{longest_ok}s"), TEST_NETNS))
+        libvirtd.check_paths(libvirtd.folders(Path(f"{longest_ok}s"), TEST_NETNS))
 
 
 def test_a_namespace_it_did_not_make_is_refused_and_left_alone(
     tmp_path: Path, fake_netns_dir: Path, monkeypatch: MonkeyPatch
 ) -> None:
-    p = libvirtd.paths(tmp_path / "state", TEST_NETNS)
+    p = libvirtd.folders(tmp_path / "state", TEST_NETNS)
     (fake_netns_dir / TEST_NETNS).touch()
     monkeypatch.setattr(libvirtd, "check_packages", lambda: None)
 
@@ -134,7 +134,7 @@ def test_a_namespace_it_did_not_make_is_refused_and_left_alone(
 def test_status_of_a_stopped_libvirtd_is_3_and_names_a_namespace_left(
     tmp_path: Path, fake_netns_dir: Path, capsys: CaptureFixture[str]
 ) -> None:
-    p = libvirtd.paths(tmp_path, TEST_NETNS)
+    p = libvirtd.folders(tmp_path, TEST_NETNS)
     assert libvirtd.status(p) == 3
     assert capsys.readouterr().out == "stopped\n"
     (fake_netns_dir / TEST_NETNS).touch()
@@ -143,7 +143,7 @@ def test_status_of_a_stopped_libvirtd_is_3_and_names_a_namespace_left(
 
 
 def test_exec_needs_the_namespace_and_a_command(tmp_path: Path, fake_netns_dir: Path) -> None:
-    p = libvirtd.paths(tmp_path, TEST_NETNS)
+    p = libvirtd.folders(tmp_path, TEST_NETNS)
     with pytest.raises(libvirtd.LibvirtdError, match="exec needs a command"):
         libvirtd.exec_in(p, [])
     with pytest.raises(libvirtd.LibvirtdError, match=f"namespace {TEST_NETNS} does not exist"):
@@ -156,7 +156,7 @@ def test_the_daemons_step_never_mounts_in_its_callers_mount_namespace(
     ran: list[list[str]] = []
     monkeypatch.setattr(procs, "run", lambda argv, timeout=10.0: ran.append(list(argv)))
     with pytest.raises(libvirtd.LibvirtdError, match="internal"):
-        libvirtd.daemons(libvirtd.paths(tmp_path, TEST_NETNS), keep_kvm=False)
+        libvirtd.daemons(libvirtd.folders(tmp_path, TEST_NETNS), keep_kvm=False)
     assert ran == []
 
 
@@ -168,7 +168,7 @@ def test_pid_files_and_what_a_pid_runs(tmp_path: Path, fake_netns_dir: Path) -> 
     pidfile.write_text("1234\n")
     assert libvirtd.pidfile_pid(pidfile) == 1234
 
-    p = libvirtd.paths(tmp_path, TEST_NETNS)
+    p = libvirtd.folders(tmp_path, TEST_NETNS)
     me = os.getpid()
     exe = Path(os.readlink("/proc/self/exe")).name
     assert libvirtd.identify(me, exe, p) == (me, procs.starttime(me))
@@ -190,13 +190,13 @@ NETWORK = """<network><name>hwl-t1</name><bridge name='hwlt1br'/>
 
 
 @pytest.fixture
-def own_libvirtd(monkeypatch: MonkeyPatch) -> Iterator[libvirtd.Paths]:
+def own_libvirtd(monkeypatch: MonkeyPatch) -> Iterator[libvirtd.LibvirtdFolders]:
     """A namespace and a state folder of the test's own (set the way a user sets them), stopped
     and removed whatever happens."""
     state = Path(tempfile.mkdtemp(prefix="hwl-t1-"))
     monkeypatch.setenv("HA_WEB_LAB_LIBVIRT_NETNS", TEST_NETNS)
     monkeypatch.setenv("HA_WEB_LAB_STATE", str(state))
-    p = libvirtd.paths()
+    p = libvirtd.folders()
     assert (p.netns, p.base) == (TEST_NETNS, state / "libvirtd")
     try:
         yield p
@@ -219,7 +219,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.lab
 def test_start_answers_and_stop_leaves_nothing_but_definitions(
-    own_libvirtd: libvirtd.Paths, tmp_path: Path
+    own_libvirtd: libvirtd.LibvirtdFolders, tmp_path: Path
 ) -> None:
     p = own_libvirtd
     assert libvirtd.start(p) == p.uri

@@ -46,7 +46,7 @@ def test_the_package_list_is_one_list() -> None:
         [sys.executable, "-S", "-c", "import halab.machine.image"],
         cwd=REPO, capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
-    assert image.packages() == (*image.SYSTEM_PACKAGES, *all_packages())
+    assert image.image_packages() == (*image.SYSTEM_PACKAGES, *all_packages())
     installed = set(hostdeps.selected(hostdeps.read_list(), "tests"))
     assert set(all_packages()) <= installed
     for binary in lab_binaries():

@@ -8,7 +8,7 @@ import pytest
 
 from halab.model.roles import Role
 from halab.nslab.lab import lab_spec, lab_values
-from halab.render.hosts import VM, Target, render_host
+from halab.render.hosts import VM, RenderTarget, render_host
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "tutorial"])
@@ -16,7 +16,7 @@ def test_vm_and_netns_renders_differ_only_in_namespace_and_process_name(stack: s
     values, secrets = lab_values(stack)
     spec = lab_spec(stack, values, secrets)
     for host in spec.resolved_hosts:
-        target = Target(netns=f"{spec.lab_name}-{host.name}")
+        target = RenderTarget(netns=f"{spec.lab_name}-{host.name}")
         vm = {f.path: f.content for f in render_host(spec, host, VM).files}
         ns = {f.path: f.content for f in render_host(spec, host, target).files}
         assert vm.keys() == ns.keys()

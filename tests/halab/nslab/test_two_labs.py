@@ -3,8 +3,8 @@ while the other runs, and taking one down leaves the other serving.
 
 The dev stack (the tutorial's addresses) and the staging stack (three LBs, addresses of its
 own) share nothing but the machine: their namespaces, processes and Keepalived run files carry
-their lab's name, and each LB's HAProxy a name of its own (``Target.haproxy_process_name``), so
-neither lab's Keepalived tracks the other's HAProxy.
+their lab's name, and each LB's HAProxy a name of its own
+(``RenderTarget.haproxy_process_name``), so neither lab's Keepalived tracks the other's HAProxy.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ def test_two_stacks_up_at_once_each_passes_its_drills() -> None:
             assert dev.spec.lab_name != staging.spec.lab_name
             for zone in ZoneName:
                 assert not dev.spec.zones[zone].cidr.overlaps(staging.spec.zones[zone].cidr)
-            names = {dev.target(lb.name).haproxy_process_name(lb.name) for lb in dev.lbs} | {
-                staging.target(lb.name).haproxy_process_name(lb.name) for lb in staging.lbs
+            names = {dev.render_target(lb.name).haproxy_process_name(lb.name) for lb in dev.lbs} | {
+                staging.render_target(lb.name).haproxy_process_name(lb.name) for lb in staging.lbs
             }
             assert len(names) == len(dev.lbs) + len(staging.lbs), names
             passing_drills(dev, DRILLS, REPORTS / "dev")

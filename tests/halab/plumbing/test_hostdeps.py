@@ -176,7 +176,7 @@ def test_the_plan_quiets_everything_but_the_labs_own_units() -> None:
         Unit("masked.socket", "x", "masked", "inactive", True),
         Unit("dbus.service", "dbus", "static", "active", True),
     ]
-    todo = hostdeps.plan(units)
+    todo = hostdeps.unit_plan(units)
     assert [u.name for u in todo.disable] == [
         "haproxy.service", "libvirtd.service", "nginx.service", "ssh-agent.socket",
     ]  # fmt: skip

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from halab.e2e.cli import build_parser
+from halab.cli import build_parser
 from halab.model.stackconfig import REPO_ROOT, read_stack
 from halab.target.probe import REFUSED, ProbeConfig
-from halab.vmlab.lab import VmLab, VmLabError, in_netns
+from halab.vmlab.lab import VmLab, VmLabError, runs_in_netns
 
 
 def _lab(tmp_path: Path, netns: str | None = None) -> VmLab:
@@ -35,7 +35,7 @@ def test_ssh_command_line(tmp_path: Path) -> None:
     assert argv[-2:] == ["lab@172.22.10.3", "true"]
     assert "ControlMaster=auto" in argv
     assert str(tmp_path / "key") in argv
-    assert not in_netns("hwl-no-such-netns")
+    assert not runs_in_netns("hwl-no-such-netns")
 
 
 def test_the_probe_runs_where_the_lab_is_reachable_and_fails_as_e2e(tmp_path: Path) -> None:

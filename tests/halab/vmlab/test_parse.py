@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from halab.vmlab.parse import holds, ipv4_addresses, servers_state, vip_change
+from halab.vmlab.parse import holds_vip, ipv4_addresses, servers_state, vip_change
 
 IP_MASTER = (
     "2: dmz    inet 172.22.1.11/24 brd 172.22.1.255 scope global dmz\\"
@@ -24,10 +24,10 @@ SERVERS = """1
 
 def test_ipv4_addresses_and_holds() -> None:
     assert ipv4_addresses(IP_MASTER) == ["172.22.1.11", "172.22.1.100"]
-    assert holds(IP_MASTER, "172.22.1.100")
-    assert not holds(IP_BACKUP, "172.22.1.100")
+    assert holds_vip(IP_MASTER, "172.22.1.100")
+    assert not holds_vip(IP_BACKUP, "172.22.1.100")
     # A prefix of the VIP is not the VIP.
-    assert not holds(IP_MASTER, "172.22.1.10")
+    assert not holds_vip(IP_MASTER, "172.22.1.10")
     assert ipv4_addresses("") == []
 
 
