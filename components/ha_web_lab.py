@@ -18,9 +18,10 @@ from components.readiness import SshAccess, TierGate, TierGateArgs
 from components.storage import LabStorage, LabStorageArgs
 from components.tls import LabCertificate, LabCertificateArgs
 from components.vm import LabVm
+from halab.model.plan import ResolvedHost
 from halab.model.roles import Role, ZoneName
 from halab.model.sections import EdgeKind
-from halab.model.spec import LabSpec, ResolvedHost
+from halab.model.spec import LabSpec
 from halab.render.hosts import RenderedHost, render_all
 
 #: The component each role's group was before one :class:`HostGroup` built them all (its name
@@ -67,7 +68,7 @@ class HaWebLab(pulumi.ComponentResource):
             zone: ZoneNetwork(
                 f"{name}-zone-{zone.value}",
                 ZoneNetworkArgs(
-                    f"{spec.lab_name}-{zone.value}", spec.zones[zone], spec.bridge_name(zone)
+                    f"{spec.lab_name}-{zone.value}", spec.zones[zone], spec.plan.bridges[zone]
                 ),
                 pulumi.ResourceOptions(parent=self, provider=args.libvirt_provider),
             )
@@ -75,7 +76,7 @@ class HaWebLab(pulumi.ComponentResource):
         }
         self.storage = LabStorage(
             f"{name}-storage",
-            LabStorageArgs(spec.lab_name, spec.pool_path, spec.vm),
+            LabStorageArgs(spec.lab_name, spec.plan.pool_path, spec.vm),
             pulumi.ResourceOptions(parent=self, provider=args.libvirt_provider),
         )
         certificate = LabCertificate(
@@ -119,7 +120,7 @@ class HaWebLab(pulumi.ComponentResource):
                 ),
             )
 
-        web = group(Role.WEB, spec.hosts_with_role(Role.WEB))
+        web = group(Role.WEB, spec.plan.hosts_with_role(Role.WEB))
         self.groups = {
             Role.WEB: web,
             # HAProxy's first health checks should find web nodes, so the LBs come second. Their
@@ -129,7 +130,7 @@ class HaWebLab(pulumi.ComponentResource):
             # Keepalived at once moved the VIP twice in the namespace lab: see the setup script).
             Role.LB: group(
                 Role.LB,
-                tuple(reversed(spec.lbs_by_priority)),
+                tuple(reversed(spec.plan.lbs_by_priority)),
                 serial_gates=True,
                 depends_on=[web],
             ),
@@ -143,7 +144,7 @@ class HaWebLab(pulumi.ComponentResource):
                 pulumi.ResourceOptions(parent=self, provider=args.fortigate_provider),
             )
         elif spec.edge.kind is EdgeKind.LINUX:
-            self.groups[Role.EDGE] = group(Role.EDGE, spec.hosts_with_role(Role.EDGE))
+            self.groups[Role.EDGE] = group(Role.EDGE, spec.plan.hosts_with_role(Role.EDGE))
         self.vms = [vm for g in self.groups.values() for vm in g.vms.values()]
 
         self.gate = None

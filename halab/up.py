@@ -313,7 +313,7 @@ def up(stack_name: str) -> int:
 
 def estimate(spec: LabSpec, cores: int | None = None) -> str:
     """How long the first ``up`` should take here, from what was measured (see the constant)."""
-    vms = len(spec.resolved_hosts)
+    vms = len(spec.plan.hosts)
     if spec.vm.domain_type.value != "qemu":
         return f"{vms} VMs on KVM: a few minutes"
     seconds = EMULATED_VM_CORE_S * vms / max(1, cores or os.cpu_count() or 1)

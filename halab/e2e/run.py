@@ -389,7 +389,7 @@ class E2eRun:
         units = " ".join(f"-u {unit}" for unit in LB_UNITS)
         since = f"-{int(seconds) + 30}s"  # relative: the guests' clocks may be off the host's
         try:
-            for host in lab.spec.hosts_with_role(Role.LB):
+            for host in lab.spec.plan.hosts_with_role(Role.LB):
                 path = self.reports / f"journal-{slug}-{host.name}.txt"
                 try:
                     text = lab.run(

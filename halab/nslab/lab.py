@@ -29,9 +29,10 @@ from typing import Any
 from pyroute2 import IPRoute
 
 from halab.model.drill_settings import TargetKind
+from halab.model.plan import ResolvedHost
 from halab.model.roles import PATHS, Role, ZoneName, lab_binaries
 from halab.model.sections import EdgeKind
-from halab.model.spec import LabSpec, ResolvedHost, load_spec
+from halab.model.spec import LabSpec, load_spec
 from halab.model.stackconfig import REPO_ROOT, read_stack
 from halab.nslab import recipes, topology
 from halab.nslab.recipes import RECIPES, Place, Recipe
@@ -159,12 +160,12 @@ class NamespaceLab(SpecDrillTarget):
     @property
     def lbs(self) -> tuple[ResolvedHost, ...]:
         """The LB hosts, preferred master first, then by falling priority."""
-        return self.spec.lbs_by_priority
+        return self.spec.plan.lbs_by_priority
 
     @property
     def webs(self) -> tuple[ResolvedHost, ...]:
         """The web hosts."""
-        return self.spec.hosts_with_role(Role.WEB)
+        return self.spec.plan.hosts_with_role(Role.WEB)
 
     def target(self, host: str) -> Target:
         """The render target of a host: its namespace."""
@@ -176,7 +177,7 @@ class NamespaceLab(SpecDrillTarget):
         """Render every host for its namespace target (the one renderer, unedited files)."""
         return {
             h.name: render_host(self.spec, h, self.target(h.name), tls_pem)
-            for h in self.spec.resolved_hosts
+            for h in self.spec.plan.hosts
         }
 
     def _write_tree(self, rendered: RenderedHost) -> None:
@@ -244,7 +245,7 @@ class NamespaceLab(SpecDrillTarget):
 
     def daemon(self, host: str, name: str) -> Recipe:
         """The start recipe of one daemon."""
-        for d in self.daemons(self.spec.host(host)):
+        for d in self.daemons(self.spec.plan.host(host)):
             if d.name == name:
                 return d
         raise KeyError(f"{host} has no daemon {name}")
@@ -305,7 +306,7 @@ class NamespaceLab(SpecDrillTarget):
             self.state.ready = time.time()
             self.state.notes.append(f"bring-up {took:.2f}s")
             self.state.save()
-            progress(f"lab {self.spec.lab_name} ready in {took:.2f}s: {self.spec.public_url}")
+            progress(f"lab {self.spec.lab_name} ready in {took:.2f}s: {self.spec.plan.public_url}")
             return took
 
     def _up(self, progress: Callable[[str], None], t0: float, timeout: float) -> None:
@@ -334,7 +335,7 @@ class NamespaceLab(SpecDrillTarget):
             topology.wire_node(self.topo, node)
         step("kernel settings and host firewalls (rendered sysctl.d and nftables.conf)")
         commands: list[list[str]] = []
-        for resolved in self.spec.resolved_hosts:
+        for resolved in self.spec.plan.hosts:
             tree = self.tree(resolved.name)
             ns = self.ns(resolved.name)
             sysctl = str(tree / PATHS.sysctl.lstrip("/"))
@@ -489,7 +490,7 @@ class NamespaceLab(SpecDrillTarget):
 
     def client_get(self, path: str = "/", timeout: float = 1.0) -> tuple[int, str]:
         """One HTTPS request from the client namespace to the public URL (status, body)."""
-        scheme = self.spec.scheme
+        scheme = self.spec.plan.scheme
         port = 443 if scheme == "https" else 80
         return http_get(
             self.ns("client"),
@@ -503,7 +504,7 @@ class NamespaceLab(SpecDrillTarget):
     def status(self) -> dict[str, Any]:
         """What runs, per host, and who holds the VIP."""
         hosts: dict[str, Any] = {}
-        for host in self.spec.resolved_hosts:
+        for host in self.spec.plan.hosts:
             entry: dict[str, Any] = {
                 "namespace": self.ns(host.name),
                 "namespace_exists": netns.exists(self.ns(host.name)),
@@ -519,7 +520,7 @@ class NamespaceLab(SpecDrillTarget):
         return {
             "stack": self.spec.stack,
             "lab": self.spec.lab_name,
-            "public_url": self.spec.public_url,
+            "public_url": self.spec.plan.public_url,
             "vip": str(self.spec.vip_address),
             "vip_holders": holders,
             "hosts": hosts,
@@ -552,7 +553,7 @@ class NamespaceLab(SpecDrillTarget):
     def restore_host(self, host: str) -> float:
         """Start every daemon of a host that is not running. Returns the moment."""
         t = time.time()
-        for d in self.daemons(self.spec.host(host)):
+        for d in self.daemons(self.spec.plan.host(host)):
             if not self.procs(host, d.name):
                 self.start(d)
         return t

@@ -22,7 +22,7 @@ def _spec(**zones: dict[str, Any]) -> Any:
 def zone_args(spec: Any, zone: ZoneName) -> ZoneNetworkArgs:
     """The args HaWebLab gives a zone's network."""
     return ZoneNetworkArgs(
-        f"{spec.lab_name}-{zone.value}", spec.zones[zone], spec.bridge_name(zone)
+        f"{spec.lab_name}-{zone.value}", spec.zones[zone], spec.plan.bridges[zone]
     )
 
 
@@ -49,6 +49,6 @@ def test_isolated_zone_with_host_address_gets_dns_but_no_dhcp(graph: Graph) -> N
 def test_bridge_names_fit_linux_limits_for_long_stack_names(graph: Graph) -> None:
     values = dict(read_stack("staging").values)
     spec = load_spec(values, stack="customer-acceptance-2026")
-    names = {spec.bridge_name(z) for z in ZoneName}
+    names = {spec.plan.bridges[z] for z in ZoneName}
     assert len(names) == 3 and all(len(n) <= 15 for n in names)
     assert pulumi is not None

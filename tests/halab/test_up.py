@@ -167,7 +167,7 @@ def test_the_estimate_follows_the_measurement_and_the_cores() -> None:
     from halab.model.stackconfig import read_stack
 
     spec = read_stack("local").spec(offline=True)
-    assert len(spec.resolved_hosts) == 5
+    assert len(spec.plan.hosts) == 5
     # 115 s of a core per emulated VM: 5 VMs on 2 cores is about 5 minutes (288 s measured).
     assert up.estimate(on(spec, "qemu"), 2) == "5 emulated VMs: about 5 minutes on 2 cores"
     assert "KVM" in up.estimate(on(spec, "kvm"), 2)

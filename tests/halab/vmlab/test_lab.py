@@ -82,7 +82,7 @@ def test_spec_from_pulumi_config_json() -> None:
     spec = spec_from_pulumi_json("e2e", config, project_defaults(REPO_ROOT))
     assert spec.vrrp.version == 3
     assert spec.vm.libvirt_uri == "qemu:///system?socket=/x"
-    assert [h.name for h in spec.resolved_hosts][:4] == ["lb-1", "lb-2", "web-1", "web-2"]
+    assert [h.name for h in spec.plan.hosts][:4] == ["lb-1", "lb-2", "web-1", "web-2"]
     assert "sshPrivateKey" in spec.secrets_present
 
 
