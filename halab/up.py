@@ -336,11 +336,11 @@ def refuse_neighbours(spec: LabSpec, uri: str) -> None:
 def _spec(stack: Stack, *, offline: bool) -> LabSpec:
     """The stack's spec as the program will see it (secrets only as 'set'); ``offline=False``
     also wants what a deployment needs (a FortiGate's token)."""
-    from halab.model.stackconfig import project_defaults, spec_from_pulumi_json
+    from halab.model.stackconfig import stack_spec
 
     raw = json.loads(stack.cli("config", "--json"))
     try:
-        return spec_from_pulumi_json(stack.name, raw, project_defaults(ROOT), offline=offline)
+        return stack_spec(stack.name, ROOT, raw, offline=offline)
     except ConfigError as exc:
         raise UpError(exc.line()) from None
 

@@ -32,8 +32,8 @@ from halab.model.drill_settings import TargetKind
 from halab.model.plan import ResolvedHost
 from halab.model.roles import PATHS, Role, ZoneName, lab_binaries
 from halab.model.sections import EdgeKind
-from halab.model.spec import LabSpec, load_spec
-from halab.model.stackconfig import REPO_ROOT, read_stack
+from halab.model.spec import LabSpec
+from halab.model.stackconfig import REPO_ROOT, StackConfig, read_stack
 from halab.nslab import recipes, topology
 from halab.nslab.recipes import RECIPES, Place, Recipe
 from halab.nslab.state import LabState, locked, run_dir
@@ -91,8 +91,8 @@ def lab_spec(
     merged = {**values, **(overrides or {})}
     if merged.get("edge") != EdgeKind.LINUX.value:
         merged["edge"] = EdgeKind.LINUX.value
-    present = frozenset(secrets_present) | {"fortigateToken"}
-    return load_spec(merged, stack=stack, secrets_present=present)
+    # Offline: the lab never talks to a FortiGate, so a token that is not set is no matter.
+    return StackConfig(stack, merged, frozenset(secrets_present)).spec(offline=True)
 
 
 class NamespaceLab(SpecDrillTarget):

@@ -187,11 +187,11 @@ def kvm_type(value: str) -> Any:
 
 def test_a_fortigate_stack_without_its_token_is_refused_before_anything() -> None:
     from halab.model.errors import ConfigError
-    from halab.model.stackconfig import project_defaults, read_stack, spec_from_pulumi_json
+    from halab.model.stackconfig import read_stack, stack_spec
 
     # The tutorial's dev stack as `pulumi config --json` gives it, with no token set.
     values = read_stack("dev").values
     config = {f"ha-web-lab:{k}": {"objectValue": v} for k, v in values.items()}
     with pytest.raises(ConfigError, match=r"fortigateToken.*no API token is set"):
-        spec_from_pulumi_json("dev", config, project_defaults(), offline=False)
-    spec_from_pulumi_json("dev", config, project_defaults(), offline=True)
+        stack_spec("dev", pulumi_config=config, offline=False)
+    stack_spec("dev", pulumi_config=config)

@@ -13,7 +13,7 @@ from halab.model.errors import ConfigError
 from halab.model.roles import Role, ZoneName
 from halab.model.sections import VRRP_STARTUP_DELAY_S, EdgeKind, is_ssh_public_key
 from halab.model.spec import BFD_DOWN_PRIORITY, LabSpec, derived_priorities, load_spec
-from halab.model.stackconfig import read_stack, spec_from_pulumi_json
+from halab.model.stackconfig import read_stack, stack_spec
 from tests.conftest import TEST_SSH_KEY
 
 REPO = Path(__file__).resolve().parents[3]
@@ -617,12 +617,12 @@ def test_values_pulumi_hands_over_as_text_are_still_typed() -> None:
     texts.update(vrrpVersion="3", installPackages="false", vrrpPriorities="[150, 100]")
     entries = {f"ha-web-lab:{k}": {"value": v, "secret": False} for k, v in texts.items()}
     entries["ha-web-lab:fortigateToken"] = {"secret": True}
-    spec = spec_from_pulumi_json("dev", entries, {})
+    spec = stack_spec("dev", REPO, entries)
     assert spec.vrrp.version == 3 and spec.vm.install_packages is False
     assert spec.vrrp.priorities == (150, 100)
     entries["ha-web-lab:vrrpRouterId"] = {"value": "true", "secret": False}
     with pytest.raises(ConfigError) as info:
-        spec_from_pulumi_json("dev", entries, {})
+        stack_spec("dev", REPO, entries)
     assert info.value.key == "vrrpRouterId" and "not true/false" in info.value.reason
 
 
