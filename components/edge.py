@@ -1,6 +1,6 @@
 """The FortiGate edge in front of the VIP, configured through the FortiOS provider.
 
-It applies the lab's one firewall model (``LabSpec.firewall_rule``): public IP:ports -> VIP,
+It applies the lab's one firewall model (``LabPlan.firewall_rule``): public IP:ports -> VIP,
 only from the allowed sources, nothing else forwarded. The Linux edge applies the same rule in
 nftables; it is a VM like any other host (:class:`components.host_group.HostGroup`).
 """
@@ -12,9 +12,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumiverse_fortios as fortios
 
+from halab.model.plan import ANY_SOURCE
 from halab.model.spec import FORTIOS_PREDEFINED_SERVICES, LabSpec
-
-_ANY = "0.0.0.0/0"
 
 
 @dataclass(kw_only=True)
@@ -42,8 +41,8 @@ class FortiGateEdge(pulumi.ComponentResource):
     ) -> None:
         super().__init__("ha-web-lab:index:FortiGateEdge", name, None, opts)
         spec = self._spec = args.spec
-        rule = spec.firewall_rule
-        prefix = spec.fortigate_prefix
+        rule = spec.plan.firewall_rule
+        names = spec.plan.fortios
         wan, dmz = spec.edge.fortigate.wan_interface, spec.edge.fortigate.dmz_interface
         child = pulumi.ResourceOptions(parent=self)
         # A VIP in use by a policy cannot be replaced in place ("entry is used",
@@ -55,7 +54,7 @@ class FortiGateEdge(pulumi.ComponentResource):
         self.vips = [
             fortios.firewall.Vip(
                 f"{name}-vip-{port}",
-                name=spec.fortigate_vip_name(port),
+                name=names.vip(port),
                 comment=f"ha-web-lab {spec.stack}: {rule.public_ip}:{port} -> {rule.target_vip}",
                 type="static-nat",
                 extintf=wan,
@@ -73,7 +72,7 @@ class FortiGateEdge(pulumi.ComponentResource):
         ]
         self.vip_group = fortios.firewall.Vipgrp(
             f"{name}-vip-group",
-            name=f"{prefix}-vips",
+            name=names.vip_group,
             interface=wan,
             members=[fortios.firewall.VipgrpMemberArgs(name=vip.name) for vip in self.vips],
             # FortiOS returns member lists reordered; natural order avoids perpetual diffs.
@@ -88,7 +87,7 @@ class FortiGateEdge(pulumi.ComponentResource):
             # Explicit id: a new policy is appended at the end of the sequence
             # (terraform-provider-fortios#247).
             policyid=spec.edge.fortigate.policy_id,
-            name=f"{prefix}-inbound",
+            name=names.policy,
             comments=f"ha-web-lab {spec.stack}: public {rule.public_ip} to the LB VIP",
             srcintfs=[fortios.firewall.PolicySrcintfArgs(name=wan)],
             dstintfs=[fortios.firewall.PolicyDstintfArgs(name=dmz)],
@@ -119,7 +118,7 @@ class FortiGateEdge(pulumi.ComponentResource):
             return FORTIOS_PREDEFINED_SERVICES[port]
         custom = fortios.firewall.service.Custom(
             f"{name}-service-{port}",
-            name=self._spec.fortigate_service_name(port),
+            name=self._spec.plan.fortios.service(port),
             tcp_portrange=str(port),
             vdomparam=vdom,
             opts=pulumi.ResourceOptions(parent=self),
@@ -127,13 +126,13 @@ class FortiGateEdge(pulumi.ComponentResource):
         return custom.name
 
     def _sources(self, name: str, networks: list[str], vdom: str) -> list[pulumi.Input[str]]:
-        if _ANY in networks:
+        if ANY_SOURCE in networks:
             return ["all"]
         out: list[pulumi.Input[str]] = []
         for index, net in enumerate(networks):
             address = fortios.firewall.Address(
                 f"{name}-source-{index}",
-                name=self._spec.fortigate_address_name(net),
+                name=self._spec.plan.fortios.address(net),
                 type="ipmask",
                 subnet=net,
                 vdomparam=vdom,

@@ -18,9 +18,10 @@ from components.readiness import SshAccess, TierGate, TierGateArgs
 from components.storage import LabStorage, LabStorageArgs
 from components.tls import LabCertificate, LabCertificateArgs
 from components.vm import LabVm
+from halab.model.plan import ResolvedHost
 from halab.model.roles import Role, ZoneName
 from halab.model.sections import EdgeKind
-from halab.model.spec import LabSpec, ResolvedHost
+from halab.model.spec import LabSpec
 from halab.render.hosts import RenderedHost, render_all
 
 #: The component each role's group was before one :class:`HostGroup` built them all (its name
@@ -69,7 +70,7 @@ class HaWebLab(pulumi.ComponentResource):
                 ZoneNetworkArgs(
                     network_name=f"{spec.lab_name}-{zone.value}",
                     zone=spec.zones[zone],
-                    bridge=spec.bridge_name(zone),
+                    bridge=spec.plan.bridges[zone],
                 ),
                 opts=pulumi.ResourceOptions(parent=self, provider=args.libvirt_provider),
             )
@@ -77,7 +78,7 @@ class HaWebLab(pulumi.ComponentResource):
         }
         self.storage = LabStorage(
             f"{name}-storage",
-            LabStorageArgs(lab_name=spec.lab_name, pool_path=spec.pool_path, vm=spec.vm),
+            LabStorageArgs(lab_name=spec.lab_name, pool_path=spec.plan.pool_path, vm=spec.vm),
             opts=pulumi.ResourceOptions(parent=self, provider=args.libvirt_provider),
         )
         certificate = LabCertificate(
@@ -123,7 +124,7 @@ class HaWebLab(pulumi.ComponentResource):
                 ),
             )
 
-        web = group(Role.WEB, spec.hosts_with_role(Role.WEB))
+        web = group(Role.WEB, spec.plan.hosts_with_role(Role.WEB))
         self.groups = {
             Role.WEB: web,
             # HAProxy's first health checks should find web nodes, so the LBs come second. Their
@@ -133,7 +134,7 @@ class HaWebLab(pulumi.ComponentResource):
             # Keepalived at once moved the VIP twice in the namespace lab: see the setup script).
             Role.LB: group(
                 Role.LB,
-                tuple(reversed(spec.lbs_by_priority)),
+                tuple(reversed(spec.plan.lbs_by_priority)),
                 serial_gates=True,
                 depends_on=[web],
             ),
@@ -147,7 +148,7 @@ class HaWebLab(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, provider=args.fortigate_provider),
             )
         elif spec.edge.kind is EdgeKind.LINUX:
-            self.groups[Role.EDGE] = group(Role.EDGE, spec.hosts_with_role(Role.EDGE))
+            self.groups[Role.EDGE] = group(Role.EDGE, spec.plan.hosts_with_role(Role.EDGE))
         self.vms = [vm for g in self.groups.values() for vm in g.vms.values()]
 
         self.gate = None

@@ -15,9 +15,9 @@ import pulumi
 from components.readiness import SshAccess
 from components.storage import LabStorage
 from components.vm import LabVm, LabVmArgs
+from halab.model.plan import ResolvedHost
 from halab.model.roles import ZoneName
 from halab.model.sections import ReadinessSpec, VmSpec
-from halab.model.spec import ResolvedHost
 from halab.render.hosts import RenderedHost
 
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 
+from halab.model.plan import ResolvedHost
 from halab.model.roles import Role
 from halab.model.sections import EdgeKind, ReadinessSpec
-from halab.model.spec import LabSpec, ResolvedHost
+from halab.model.spec import LabSpec
 from halab.render.hosts import RenderedHost, vip_check_script
 
 #: Seconds per SSH dial attempt; the attempt count follows from readinessTimeoutS.
@@ -119,8 +120,8 @@ class TierGate(pulumi.ComponentResource):
     ) -> None:
         super().__init__("ha-web-lab:index:TierGate", name, None, opts)
         spec = args.spec
-        lb = spec.hosts_with_role(Role.LB)[0]
-        vip_url = f"{spec.scheme}://{spec.vip_address}/"
+        lb = spec.plan.hosts_with_role(Role.LB)[0]
+        vip_url = f"{spec.plan.scheme}://{spec.vip_address}/"
         self.through_vip = command.remote.Command(
             f"{name}-through-vip",
             connection=args.ssh.connection(spec.readiness, lb),
@@ -133,7 +134,7 @@ class TierGate(pulumi.ComponentResource):
             # From this machine, the way a client comes in: through the edge's DNAT.
             self.through_public_ip = command.local.Command(
                 f"{name}-through-public-ip",
-                create=vip_check_script(spec, lb, spec.public_url),
+                create=vip_check_script(spec, lb, spec.plan.public_url),
                 interpreter=["/bin/bash", "-c"],
                 triggers=[args.fingerprint],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.through_vip]),

@@ -9,9 +9,9 @@ import pulumi_libvirt as libvirt
 
 from components.readiness import SshAccess, host_gate
 from components.storage import LabStorage
+from halab.model.plan import ResolvedHost
 from halab.model.roles import ZoneName
 from halab.model.sections import DomainType, ReadinessSpec, VmSpec
-from halab.model.spec import ResolvedHost
 from halab.render.hosts import RenderedHost
 
 

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from halab.model.errors import ConfigError
-from halab.model.stackconfig import read_stack
+from halab.model.stackconfig import stack_spec
 from halab.render.hosts import render_all, write_tree
 
 
 def _render(args: argparse.Namespace) -> int:
-    spec = read_stack(args.stack, Path(args.project_dir)).spec(offline=True)
+    spec = stack_spec(args.stack, Path(args.project_dir))
     rendered = render_all(spec)
     written = write_tree(rendered, Path(args.out))
     for name, host in rendered.items():
@@ -35,7 +35,7 @@ def _render(args: argparse.Namespace) -> int:
 def _picture(args: argparse.Namespace) -> int:
     from halab.render.picture import write_picture
 
-    spec = read_stack(args.stack, Path(args.project_dir)).spec(offline=True)
+    spec = stack_spec(args.stack, Path(args.project_dir))
     out = Path(args.out or f"reports/{args.stack}")
     holder = args.vip_holder
     if args.ask and holder is None:

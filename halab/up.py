@@ -313,7 +313,7 @@ def up(stack_name: str) -> int:
 
 def estimate(spec: LabSpec, cores: int | None = None) -> str:
     """How long the first ``up`` should take here, from what was measured (see the constant)."""
-    vms = len(spec.resolved_hosts)
+    vms = len(spec.plan.hosts)
     if spec.vm.domain_type.value != "qemu":
         return f"{vms} VMs on KVM: a few minutes"
     seconds = EMULATED_VM_CORE_S * vms / max(1, cores or os.cpu_count() or 1)
@@ -336,11 +336,11 @@ def refuse_neighbours(spec: LabSpec, uri: str) -> None:
 def _spec(stack: Stack, *, offline: bool) -> LabSpec:
     """The stack's spec as the program will see it (secrets only as 'set'); ``offline=False``
     also wants what a deployment needs (a FortiGate's token)."""
-    from halab.model.stackconfig import project_defaults, spec_from_pulumi_json
+    from halab.model.stackconfig import stack_spec
 
     raw = json.loads(stack.cli("config", "--json"))
     try:
-        return spec_from_pulumi_json(stack.name, raw, project_defaults(ROOT), offline=offline)
+        return stack_spec(stack.name, ROOT, raw, offline=offline)
     except ConfigError as exc:
         raise UpError(exc.line()) from None
 

@@ -61,7 +61,7 @@ def test_one_domain_per_host_with_pinned_macs(
     domains = {r.inputs["name"]: r for r in graph.of_type("libvirt:index/domain:Domain")}
     assert set(domains) == {f"hwl-{stack}-{h}" for h in hosts}
     by_id = _by_id(graph)
-    for host in spec.resolved_hosts:
+    for host in spec.plan.hosts:
         domain = domains[f"hwl-{stack}-{host.name}"]
         nics = domain.inputs["networkInterfaces"]
         assert [n["mac"] for n in nics] == [leg.mac for leg in host.legs]
@@ -77,7 +77,7 @@ def test_cloud_init_of_each_host_is_its_own(program: Program, graph: Graph) -> N
     program("staging")
     spec = read_stack("staging").spec(offline=True)
     for domain in graph.of_type("libvirt:index/domain:Domain"):
-        host = spec.host(domain.inputs["name"].removeprefix("hwl-staging-"))
+        host = spec.plan.host(domain.inputs["name"].removeprefix("hwl-staging-"))
         seed = _seed_of(graph, domain).inputs
         user = yaml.safe_load(seed["userData"])
         assert seed["userData"].startswith("#cloud-config\n")

@@ -60,4 +60,4 @@ def test_defaults_alone_make_a_valid_lab() -> None:
     # A new stack with no config at all is the dev plan behind the Linux edge.
     spec = load_spec(project_defaults(REPO), stack="new")
     assert spec.edge.kind.value == "linux"
-    assert [h.name for h in spec.resolved_hosts] == ["lb-1", "lb-2", "web-1", "web-2", "edge"]
+    assert [h.name for h in spec.plan.hosts] == ["lb-1", "lb-2", "web-1", "web-2", "edge"]

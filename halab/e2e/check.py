@@ -45,13 +45,10 @@ def read_stack_spec(stack: str, project_dir: Path, pulumi_config: Path | None) -
     ``pulumi config set`` rewrites the stack file with every value as a string (``"3"``), which
     the YAML reader does not coerce; ``pulumi config --json`` gives what the program gets.
     """
-    from halab.model.stackconfig import project_defaults, read_stack, spec_from_pulumi_json
+    from halab.model.stackconfig import stack_spec
 
-    if pulumi_config is None:
-        return read_stack(stack, project_dir).spec(offline=True)
-    return spec_from_pulumi_json(
-        stack, json.loads(pulumi_config.read_text(encoding="utf-8")), project_defaults(project_dir)
-    )
+    config = None if pulumi_config is None else json.loads(pulumi_config.read_text("utf-8"))
+    return stack_spec(stack, project_dir, config)
 
 
 def fastest_vm_probe(url: str, interval: float = 0.1) -> ProbeConfig:

@@ -58,7 +58,7 @@ from halab.machine.engine import copy_project
 from halab.model.drill_settings import DrillSettings, TargetKind, drill_settings
 from halab.model.roles import Role
 from halab.model.spec import LabSpec
-from halab.model.stackconfig import project_defaults, spec_from_pulumi_json
+from halab.model.stackconfig import stack_spec
 from halab.plumbing.process import busy_loops
 from halab.plumbing.roots import PROJECT
 from halab.plumbing.virsh import Virsh
@@ -248,7 +248,7 @@ class E2eRun:
             key: {"secret": True} if value.secret else {"value": value.value}
             for key, value in self.stack.get_all_config().items()
         }
-        return spec_from_pulumi_json(STACK, config, project_defaults(self.project))
+        return stack_spec(STACK, self.project, config)
 
     def lab(self) -> VmLab:
         """The drill target for the lab as deployed now."""
@@ -389,7 +389,7 @@ class E2eRun:
         units = " ".join(f"-u {unit}" for unit in LB_UNITS)
         since = f"-{int(seconds) + 30}s"  # relative: the guests' clocks may be off the host's
         try:
-            for host in lab.spec.hosts_with_role(Role.LB):
+            for host in lab.spec.plan.hosts_with_role(Role.LB):
                 path = self.reports / f"journal-{slug}-{host.name}.txt"
                 try:
                     text = lab.run(

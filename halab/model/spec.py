@@ -1,14 +1,14 @@
-"""The lab spec: a typed, validated model of one stack's config, and everything derived from it.
+"""The lab spec: a typed, validated model of one stack's config, with its checks.
 
 Config keys are camelCase (``ha-web-lab:vrrpAdvertIntervalMs``), as Pulumi users write them; the
 model's fields are snake_case. Every check runs here, before any resource exists, and every failure
 becomes a :class:`halab.model.errors.ConfigError` that names the key and the value.
 
-Address plan (documented in docs/architecture.md): a host address not given in
-``hosts[].addresses`` is derived as ``zone network + offset + k``, where ``k`` counts the hosts of
-that role, in list order, that have a leg in that zone, and the offset is the role's
-(:data:`halab.model.roles.ROLES`). The VIP defaults to the DMZ network + 100, the public IP to the
-public network + 10.
+What follows from the config (every host's addresses, MACs and interfaces, the bridges, the VRRP
+group, the firewall rule, the FortiOS names) is the plan, :mod:`halab.model.plan`, derived once
+per spec as ``spec.plan``; the checks that need it (one device per address, per bridge, per MAC)
+read it. The spec fills in its own defaults: the VIP is the DMZ network + 100, the public IP the
+public network + 10, the VRRP priorities :func:`derived_priorities`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Any, Literal
+from ipaddress import IPv4Address, IPv4Network
+from typing import TYPE_CHECKING, Any
 
 from pydantic import (
     BaseModel,
@@ -49,6 +48,9 @@ from halab.model.sections import (
     section_names,
 )
 from halab.plumbing.roots import PROJECT
+
+if TYPE_CHECKING:
+    from halab.model.plan import AddressClaim, LabPlan
 
 
 class NetworkMode(StrEnum):
@@ -176,100 +178,6 @@ class Host(_Model):
         return value
 
 
-class Leg(_Model):
-    """A host's interface in one zone: everything the VM, the network-config and the lab need."""
-
-    zone: ZoneName
-    ifname: str
-    mac: str
-    address: IPv4Address
-    network: IPv4Network
-
-    @property
-    def interface(self) -> IPv4Interface:
-        """Address with prefix, as ``ip addr`` and network-config want it."""
-        return IPv4Interface(f"{self.address}/{self.network.prefixlen}")
-
-
-class ResolvedHost(_Model):
-    """A host with every derived value filled in."""
-
-    name: str
-    role: Role
-    legs: tuple[Leg, ...]
-    vcpus: int
-    memory_mib: int
-    default_gateway: IPv4Address | None
-    dns_servers: tuple[IPv4Address, ...]
-    #: Addresses allowed to SSH in: the hypervisor's address in each of the host's zones.
-    ssh_sources: tuple[IPv4Address, ...]
-
-    def leg(self, zone: ZoneName) -> Leg:
-        """This host's leg in ``zone``."""
-        for leg in self.legs:
-            if leg.zone is zone:
-                return leg
-        raise KeyError(f"{self.name} has no leg in {zone}")
-
-    @property
-    def management_address(self) -> IPv4Address:
-        """Where the hypervisor reaches the host over SSH (a zone where it has an address)."""
-        return self.legs[-1].address if self.role is not Role.EDGE else self.legs[0].address
-
-
-class FirewallRule(_Model):
-    """The edge's one inbound rule, rendered both to FortiOS objects and to nftables."""
-
-    public_ip: IPv4Address
-    ports: tuple[int, ...]
-    target_vip: IPv4Address
-    allowed_sources: tuple[IPv4Network, ...]
-    source_nat: bool
-    wan_ifname: str
-    dmz_ifname: str
-
-
-class VrrpMember(_Model):
-    """One LB's view of the VRRP group: its address, its peers', its priority and initial state.
-
-    A group is two or more LBs (``hosts`` with role ``lb``); every member sends its adverts to
-    each peer (unicast), and its firewall lets VRRP (and BFD) in from those peers only.
-    """
-
-    host: str
-    state: Literal["MASTER", "BACKUP"]
-    priority: int
-    src_ip: IPv4Address
-    #: The other members' DMZ addresses, in config order.
-    peers: tuple[IPv4Address, ...]
-    nopreempt: bool
-    #: How far each BFD session that is down raises the priority (fast detection). Every member
-    #: has one session per peer and the same weight, and a hard failure takes down the same
-    #: sessions on every survivor, so the survivors are lifted alike and their order never
-    #: changes. Lifting each to 254 made equal priorities whenever BFD was down on both sides
-    #: (a stalled master, BFD lost, BFD's ~1 s restart): the backup's timer then ran out on any
-    #: late advert and the pair flapped until BFD was up again (the lab, 2026-12-04: three VIP
-    #: moves in 0.25 s). With every session down the preferred master reaches
-    #: :data:`BFD_DOWN_PRIORITY`, never more.
-    bfd_weight: int
-
-    @property
-    def bfd_lift(self) -> int:
-        """The lift with every peer's BFD session down."""
-        return self.bfd_weight * len(self.peers)
-
-
-@dataclass(frozen=True)
-class AddressClaim:
-    """One address of the plan: where it is configured and which device answers on it."""
-
-    address: IPv4Address
-    key: str
-    device: str
-    #: The value as configured, when it is more than the address (``fortigateHost`` with a port).
-    given: str = ""
-
-
 class LabSpec(_Model):
     """Everything one stack says, validated. Construct it with :func:`load_spec`."""
 
@@ -313,6 +221,8 @@ class LabSpec(_Model):
         self._check_vrrp()
         self._check_edge()
         self._check_access()
+        # The input is whole: what follows checks the plan derived from it.
+        self._check_legs()
         self._check_addresses()
         self._check_links()
         return self
@@ -468,10 +378,10 @@ class LabSpec(_Model):
     def _check_fortigate_names(self) -> None:
         # FortiOS limits its object names; the provider checks them only at preview, after this
         # spec said yes, so each is checked here with the key that fixes it.
-        for kind, name in self.fortigate_object_names:
+        prefix = self.plan.fortios.prefix
+        for kind, name in self.plan.fortios.objects:
             limit = FORTIOS_NAME_LIMITS[kind]
             if len(name) > limit:
-                prefix = self.fortigate_prefix
                 room = limit - (len(name) - len(prefix))
                 raise TopologyError(
                     "fortigateNamePrefix",
@@ -480,42 +390,58 @@ class LabSpec(_Model):
                     f"FortiOS's {limit}: set fortigateNamePrefix to at most {room} characters",
                 )
 
-    @property
-    def fortigate_prefix(self) -> str:
-        """What every FortiOS object of this lab is named after (default: the lab name)."""
-        return self.edge.fortigate.name_prefix or self.lab_name
+    def _check_legs(self) -> None:
+        # A derived address (network + offset + k) can fall outside a small zone.
+        for index, host in enumerate(self.plan.hosts):
+            for leg in host.legs:
+                _check_in_zone(leg_key(index, host.role, leg.zone), leg.address, leg.network)
 
-    # Every FortiOS object is named after the lab, so two labs can share one FortiGate.
-    def fortigate_vip_name(self, port: int) -> str:
-        """The FortiOS VIP that forwards one port of the public IP."""
-        return f"{self.fortigate_prefix}-{port}"
+    def _check_addresses(self) -> None:
+        # One device per address: two hosts, a host and the VIP, the VIP and a gateway or the
+        # hypervisor's own address would each answer ARP for it and split the traffic.
+        first: dict[IPv4Address, AddressClaim] = {}
+        for claim in self.plan.address_claims:
+            earlier = first.setdefault(claim.address, claim)
+            if earlier.device != claim.device:
+                raise TopologyError(
+                    claim.key,
+                    claim.given or str(claim.address),
+                    f"already used by {earlier.key} ({earlier.device})",
+                )
 
-    def fortigate_service_name(self, port: int) -> str:
-        """The custom FortiOS service of a port that has no predefined one."""
-        return f"{self.fortigate_prefix}-tcp-{port}"
+    def _check_links(self) -> None:
+        # Bridges and MACs are the layer-2 twins of addresses: each must be one device's.
+        bridges: dict[str, ZoneName] = {}
+        for zone_name, bridge in self.plan.bridges.items():
+            if bridge in bridges:
+                raise TopologyError(
+                    f"zones.{zone_name.value}.bridge",
+                    bridge,
+                    f"zones.{bridges[bridge].value} uses that bridge too",
+                )
+            bridges[bridge] = zone_name
+        macs: dict[str, str] = {}
+        for host in self.plan.hosts:
+            for leg in host.legs:
+                owner = macs.setdefault(leg.mac, f"{host.name}/{leg.zone.value}")
+                if owner != f"{host.name}/{leg.zone.value}":
+                    # Derived from a hash: one in ~16 million per pair; a rename resolves it.
+                    raise TopologyError(
+                        "hosts", host.name, f"its {leg.zone.value} MAC {leg.mac} equals {owner}'s"
+                    )
 
-    def fortigate_address_name(self, network: str) -> str:
-        """The FortiOS address object of one allowed source network."""
-        return f"{self.fortigate_prefix}-src-{network.replace('/', '_')}"
+    # ---- the plan, and values with their defaults filled in -----------------------------------
 
-    @property
-    def fortigate_object_names(self) -> list[tuple[str, str]]:
-        """(FortiOS object kind, name) of every named object the FortiGate edge creates."""
-        prefix = self.fortigate_prefix
-        sources = [str(n) for n in self.edge.allowed_sources if str(n) != "0.0.0.0/0"]
-        return [
-            *(("vip", self.fortigate_vip_name(port)) for port in self.edge.ports),
-            ("vip group", f"{prefix}-vips"),
-            ("policy", f"{prefix}-inbound"),
-            *(
-                ("service", self.fortigate_service_name(p))
-                for p in self.edge.ports
-                if p not in FORTIOS_PREDEFINED_SERVICES
-            ),
-            *(("address", self.fortigate_address_name(n)) for n in sources),
-        ]
+    @cached_property
+    def plan(self) -> LabPlan:
+        """Everything derived from this spec (:class:`halab.model.plan.LabPlan`), computed once.
 
-    # ---- derived values -----------------------------------------------------------------------
+        The checks above read it before they pass, so it exists for every valid spec.
+        """
+        # Imported here: the plan module builds on this one (a cycle at import time).
+        from halab.model.plan import plan_of
+
+        return plan_of(self)
 
     def deploy_problems(
         self, *, agent_socket: str | None = None, agent_answers: bool = False
@@ -576,6 +502,11 @@ class LabSpec(_Model):
         return tuple(h for h in self.hosts if h.role is Role.LB)
 
     @property
+    def lb_priorities(self) -> tuple[int, ...]:
+        """Each lb host's VRRP priority, in config order (``vrrpPriorities``, or derived)."""
+        return self.vrrp.priorities or derived_priorities(len(self.lb_hosts))
+
+    @property
     def vip_address(self) -> IPv4Address:
         """The VRRP virtual IP in the DMZ."""
         return self.vip or self.zones[ZoneName.DMZ].cidr.network_address + VIP_OFFSET
@@ -588,266 +519,7 @@ class LabSpec(_Model):
             or self.zones[ZoneName.PUBLIC].cidr.network_address + PUBLIC_IP_OFFSET
         )
 
-    @property
-    def pool_path(self) -> str:
-        """Directory of the lab's libvirt storage pool."""
-        return self.vm.storage_pool_path or f"/var/lib/libvirt/images/{self.lab_name}"
 
-    def bridge_name(self, zone: ZoneName) -> str:
-        """Linux bridge name of a zone (at most 15 characters)."""
-        configured = self.zones[zone].bridge
-        if configured:
-            return configured
-        lab = self.lab_name
-        if len(lab) > BRIDGE_LAB_CHARS:
-            # Cut, two labs could share a prefix (staging2, staging3): the hash tells them apart.
-            lab = lab[: BRIDGE_LAB_CHARS - SHORT_HASH_CHARS] + short_hash(lab)
-        return f"{lab}-{zone.value[:3]}"
-
-    def mac_for(self, host: str, zone: ZoneName) -> str:
-        """Pinned MAC: stable across runs, so network-config can match on it (libvirt's OUI)."""
-        digest = hashlib.sha256(f"{self.lab_name}/{host}/{zone.value}".encode()).digest()
-        return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
-
-    @cached_property
-    def resolved_hosts(self) -> tuple[ResolvedHost, ...]:
-        """Every VM of the lab (lb, web, then the linux edge) with all values derived."""
-        plan: list[tuple[str, Role, Host | None]] = [(h.name, h.role, h) for h in self.hosts]
-        if self.edge.kind is EdgeKind.LINUX:
-            plan.append(("edge", Role.EDGE, None))
-        counters: dict[tuple[Role, ZoneName], int] = {}
-        resolved: list[ResolvedHost] = []
-        for index, (name, role, host) in enumerate(plan):
-            legs: list[Leg] = []
-            for zone_name in ROLES[role].legs:
-                zone = self.zones[zone_name]
-                address = self._leg_address(role, zone_name, host, counters)
-                _check_in_zone(self._leg_key(index, role, zone_name), address, zone.cidr)
-                legs.append(
-                    Leg(
-                        zone=zone_name,
-                        ifname=zone_name.value,
-                        mac=self.mac_for(name, zone_name),
-                        address=address,
-                        network=zone.cidr,
-                    )
-                )
-            gateway = self.zones[ROLES[role].legs[0]].gateway_ip
-            if role is Role.EDGE:
-                gateway = self.zones[ZoneName.PUBLIC].gateway_ip
-            # libvirt's dnsmasq answers on-link on its own bridges, so no route is needed for DNS.
-            dns = tuple(
-                ip
-                for z in ROLES[role].legs[:2]
-                if _provides_dns(self.zones[z]) and (ip := self.zones[z].host_ip) is not None
-            )[:1]
-            ssh_sources = tuple(
-                ip
-                for z in ROLES[role].legs
-                if (ip := self.zones[z].host_ip) is not None
-                and not (role is Role.EDGE and z is ZoneName.DMZ)
-            )
-            resolved.append(
-                ResolvedHost(
-                    name=name,
-                    role=role,
-                    legs=tuple(legs),
-                    vcpus=(host.vcpus if host and host.vcpus else self.vm.default_vcpus),
-                    memory_mib=(
-                        host.memory_mib if host and host.memory_mib else self.vm.default_memory_mib
-                    ),
-                    default_gateway=gateway,
-                    dns_servers=dns,
-                    ssh_sources=ssh_sources,
-                )
-            )
-        return tuple(resolved)
-
-    def _leg_address(
-        self,
-        role: Role,
-        zone_name: ZoneName,
-        host: Host | None,
-        counters: dict[tuple[Role, ZoneName], int],
-    ) -> IPv4Address:
-        if role is Role.EDGE:
-            if zone_name is ZoneName.PUBLIC:
-                return self.public_address
-            gateway = self.zones[ZoneName.DMZ].gateway_ip
-            assert gateway is not None  # checked in _check_edge
-            return gateway
-        k = counters.get((role, zone_name), 0)
-        counters[(role, zone_name)] = k + 1
-        if host is not None and zone_name in host.addresses:
-            return host.addresses[zone_name]
-        offset = ROLES[role].derived_offsets[zone_name]
-        return self.zones[zone_name].cidr.network_address + offset + k
-
-    def _leg_key(self, index: int, role: Role, zone: ZoneName) -> str:
-        """The config key a leg's address comes from (the edge's legs have keys of their own)."""
-        if role is Role.EDGE:
-            return "publicIp" if zone is ZoneName.PUBLIC else "zones.dmz.gateway"
-        return f"hosts[{index}].addresses.{zone.value}"
-
-    def address_claims(self) -> list[AddressClaim]:
-        """Every address of the plan, with the config key it comes from and the device that
-        answers on it, in the order they are checked (the later of two clashing keys is named).
-
-        The hypervisor owns each zone's ``hostAddress`` and a gateway left to default; the linux
-        edge owns the public IP and the DMZ gateway (its own legs); a FortiGate owns the public IP,
-        the DMZ gateway and its API address, which may be any of its interfaces.
-        """
-        # Device names can never be a host's ("host <DNS label>"), so no host can pass for one.
-        owner_of_edge = {EdgeKind.LINUX: "host edge", EdgeKind.FORTIGATE: "the FortiGate"}.get(
-            self.edge.kind
-        )
-        claims: list[AddressClaim] = []
-        for zone_name, zone in self.zones.items():
-            if zone.host_ip is not None:
-                key = f"zones.{zone_name.value}.hostAddress"
-                claims.append(AddressClaim(zone.host_ip, key, "the hypervisor"))
-            if zone.gateway is not None:
-                device = f"the {zone_name.value} gateway"
-                if zone.gateway == zone.host_ip:
-                    device = "the hypervisor"
-                elif zone_name is ZoneName.DMZ and owner_of_edge:
-                    device = owner_of_edge
-                claims.append(
-                    AddressClaim(zone.gateway, f"zones.{zone_name.value}.gateway", device)
-                )
-        claims.append(AddressClaim(self.vip_address, "vip", "the VIP"))
-        if owner_of_edge:
-            claims.append(AddressClaim(self.public_address, "publicIp", owner_of_edge))
-        for index, host in enumerate(self.resolved_hosts):
-            for leg in host.legs:
-                key = self._leg_key(index, host.role, leg.zone)
-                claims.append(AddressClaim(leg.address, key, f"host {host.name}"))
-        if self.edge.kind is EdgeKind.FORTIGATE:
-            api = _ipv4_or_none(self.edge.fortigate.host.rsplit(":", 1)[0])
-            if api is not None and any(api in z.cidr for z in self.zones.values()):
-                claims.append(
-                    AddressClaim(api, "fortigateHost", "the FortiGate", self.edge.fortigate.host)
-                )
-        return claims
-
-    def _check_addresses(self) -> None:
-        # One device per address: two hosts, a host and the VIP, the VIP and a gateway or the
-        # hypervisor's own address would each answer ARP for it and split the traffic.
-        first: dict[IPv4Address, AddressClaim] = {}
-        for claim in self.address_claims():
-            earlier = first.setdefault(claim.address, claim)
-            if earlier.device != claim.device:
-                raise TopologyError(
-                    claim.key,
-                    claim.given or str(claim.address),
-                    f"already used by {earlier.key} ({earlier.device})",
-                )
-
-    def _check_links(self) -> None:
-        # Bridges and MACs are the layer-2 twins of addresses: each must be one device's.
-        bridges: dict[str, ZoneName] = {}
-        for zone_name in self.zones:
-            bridge = self.bridge_name(zone_name)
-            if bridge in bridges:
-                raise TopologyError(
-                    f"zones.{zone_name.value}.bridge",
-                    bridge,
-                    f"zones.{bridges[bridge].value} uses that bridge too",
-                )
-            bridges[bridge] = zone_name
-        macs: dict[str, str] = {}
-        for host in self.resolved_hosts:
-            for leg in host.legs:
-                owner = macs.setdefault(leg.mac, f"{host.name}/{leg.zone.value}")
-                if owner != f"{host.name}/{leg.zone.value}":
-                    # Derived from a hash: one in ~16 million per pair; a rename resolves it.
-                    raise TopologyError(
-                        "hosts", host.name, f"its {leg.zone.value} MAC {leg.mac} equals {owner}'s"
-                    )
-
-    def host(self, name: str) -> ResolvedHost:
-        """A resolved host by name."""
-        for host in self.resolved_hosts:
-            if host.name == name:
-                return host
-        raise KeyError(name)
-
-    def hosts_with_role(self, role: Role) -> tuple[ResolvedHost, ...]:
-        """Resolved hosts of one role, in config order."""
-        return tuple(h for h in self.resolved_hosts if h.role is role)
-
-    @property
-    def lb_priorities(self) -> tuple[int, ...]:
-        """Each lb host's VRRP priority, in config order (``vrrpPriorities``, or derived)."""
-        return self.vrrp.priorities or derived_priorities(len(self.lb_hosts))
-
-    @property
-    def lbs_by_priority(self) -> tuple[ResolvedHost, ...]:
-        """The LB hosts, the preferred master (highest VRRP priority) first."""
-        priority = {m.host: m.priority for m in self.vrrp_members}
-        return tuple(sorted(self.hosts_with_role(Role.LB), key=lambda h: -priority[h.name]))
-
-    @property
-    def vrrp_members(self) -> tuple[VrrpMember, ...]:
-        """Every LB's VRRP settings, in config order."""
-        lbs = self.hosts_with_role(Role.LB)
-        priorities = self.lb_priorities
-        addresses = [lb.leg(ZoneName.DMZ).address for lb in lbs]
-        # Split so that every session down lifts the preferred master to BFD_DOWN_PRIORITY.
-        weight = (BFD_DOWN_PRIORITY - max(priorities)) // (len(lbs) - 1)
-        members = []
-        for lb, prio, src in zip(lbs, priorities, addresses, strict=True):
-            top = prio == max(priorities)
-            # nopreempt only works with state BACKUP on every node (keepalived PR #346).
-            state: Literal["MASTER", "BACKUP"] = "MASTER" if top and self.vrrp.preempt else "BACKUP"
-            members.append(
-                VrrpMember(
-                    host=lb.name,
-                    state=state,
-                    priority=prio,
-                    src_ip=src,
-                    peers=tuple(a for a in addresses if a != src),
-                    nopreempt=not self.vrrp.preempt,
-                    bfd_weight=weight,
-                )
-            )
-        return tuple(members)
-
-    def vrrp_member(self, host: str) -> VrrpMember:
-        """One LB's VRRP settings."""
-        for member in self.vrrp_members:
-            if member.host == host:
-                return member
-        raise KeyError(f"{host} is not an lb host")
-
-    @property
-    def firewall_rule(self) -> FirewallRule:
-        """The edge's inbound rule: public IP:ports -> VIP, from the allowed sources only."""
-        return FirewallRule(
-            public_ip=self.public_address,
-            ports=self.edge.ports,
-            target_vip=self.vip_address,
-            allowed_sources=self.edge.allowed_sources,
-            source_nat=self.edge.source_nat,
-            wan_ifname=ZoneName.PUBLIC.value,
-            dmz_ifname=ZoneName.DMZ.value,
-        )
-
-    @property
-    def scheme(self) -> str:
-        """What the public URL speaks."""
-        return "https" if 443 in self.edge.ports else "http"
-
-    @property
-    def public_url(self) -> str:
-        """Where a client reaches the lab."""
-        target = self.public_address if self.edge.kind is not EdgeKind.NONE else self.vip_address
-        return f"{self.scheme}://{target}/"
-
-
-#: Linux allows 15 characters in an interface name: the lab's part of a bridge name, a '-' and
-#: three letters of the zone.
-BRIDGE_LAB_CHARS = 11
 SHORT_HASH_CHARS = 6
 
 
@@ -864,9 +536,11 @@ def derived_priorities(count: int) -> tuple[int, ...]:
     return tuple(150 - k * step for k in range(count))
 
 
-def _provides_dns(zone: Zone) -> bool:
-    # libvirt runs dnsmasq on its own bridges; a bridged or host-less zone has no resolver we know.
-    return zone.mode is not NetworkMode.BRIDGE and zone.host_ip is not None
+def leg_key(index: int, role: Role, zone: ZoneName) -> str:
+    """The config key a leg's address comes from (the edge's legs have keys of their own)."""
+    if role is Role.EDGE:
+        return "publicIp" if zone is ZoneName.PUBLIC else "zones.dmz.gateway"
+    return f"hosts[{index}].addresses.{zone.value}"
 
 
 def _check_in_zone(key: str, ip: IPv4Address, cidr: IPv4Network) -> None:
@@ -874,13 +548,6 @@ def _check_in_zone(key: str, ip: IPv4Address, cidr: IPv4Network) -> None:
         raise TopologyError(key, str(ip), f"is outside {cidr}")
     if ip in (cidr.network_address, cidr.broadcast_address):
         raise TopologyError(key, str(ip), f"is the network or broadcast address of {cidr}")
-
-
-def _ipv4_or_none(text: str) -> IPv4Address | None:
-    try:
-        return IPv4Address(text)
-    except ValueError:
-        return None
 
 
 def load_spec(

@@ -195,11 +195,33 @@ def _json_or_text(raw: str) -> Any:
         return raw
 
 
-def spec_from_pulumi_json(
-    stack: str, config: dict[str, Any], defaults: dict[str, Any], *, offline: bool = True
+def stack_spec(
+    stack: str,
+    project_dir: Path = REPO_ROOT,
+    pulumi_config: Mapping[str, Any] | None = None,
+    *,
+    offline: bool = True,
 ) -> LabSpec:
-    """A spec from ``pulumi config --json`` (``{"proj:key": {"value", "secret"}}``);
-    ``offline`` as in :meth:`StackConfig.spec`."""
+    """The one way from a stack to its spec: ``python -m halab``, the labs and the checks.
+
+    Without ``pulumi_config``, the stack's files (:func:`read_stack`). With it, the output of
+    ``pulumi config --json`` (``{"proj:key": {"value", "secret"}}``) over the defaults in
+    ``project_dir``'s ``Pulumi.yaml``: ``pulumi config set`` writes every value as a string
+    (``"3"``), which the YAML reader would not coerce, and the CLI gives the program what that
+    output lists. ``offline`` as in :meth:`StackConfig.spec`. Pulumi's program reads its config
+    through the engine's getter instead (:func:`from_pulumi_getter`).
+    """
+    if pulumi_config is None:
+        config = read_stack(stack, project_dir)
+    else:
+        config = _from_pulumi_json(stack, pulumi_config, project_defaults(project_dir))
+    return config.spec(offline=offline)
+
+
+def _from_pulumi_json(
+    stack: str, config: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> StackConfig:
+    """A stack's config from ``pulumi config --json``, through the program's own reader."""
 
     def entry(key: str) -> dict[str, Any] | None:
         found = config.get(f"{PROJECT}:{key}")
@@ -225,6 +247,4 @@ def spec_from_pulumi_json(
         key: found.get("objectValue", found.get("value")) if isinstance(found, dict) else found
         for key, found in config.items()
     }
-    return from_pulumi_getter(stack, get, is_secret=is_secret, stack_config=shown).spec(
-        offline=offline
-    )
+    return from_pulumi_getter(stack, get, is_secret=is_secret, stack_config=shown)

@@ -30,10 +30,11 @@ from typing import Any
 from pyroute2 import IPRoute
 
 from halab.model.drill_settings import TargetKind
+from halab.model.plan import ResolvedHost
 from halab.model.roles import PATHS, Role, ZoneName, lab_binaries
 from halab.model.sections import EdgeKind
-from halab.model.spec import LabSpec, ResolvedHost, load_spec
-from halab.model.stackconfig import REPO_ROOT, read_stack
+from halab.model.spec import LabSpec
+from halab.model.stackconfig import REPO_ROOT, StackConfig, read_stack
 from halab.nslab import recipes, topology
 from halab.nslab.recipes import RECIPES, Place, Recipe
 from halab.nslab.state import LabState, locked, run_dir
@@ -91,8 +92,8 @@ def lab_spec(
     merged = {**values, **(overrides or {})}
     if merged.get("edge") != EdgeKind.LINUX.value:
         merged["edge"] = EdgeKind.LINUX.value
-    present = frozenset(secrets_present) | {"fortigateToken"}
-    return load_spec(merged, stack=stack, secrets_present=present)
+    # Offline: the lab never talks to a FortiGate, so a token that is not set is no matter.
+    return StackConfig(stack, merged, frozenset(secrets_present)).spec(offline=True)
 
 
 class NamespaceLab(SpecDrillTarget):
@@ -160,12 +161,12 @@ class NamespaceLab(SpecDrillTarget):
     @property
     def lbs(self) -> tuple[ResolvedHost, ...]:
         """The LB hosts, preferred master first, then by falling priority."""
-        return self.spec.lbs_by_priority
+        return self.spec.plan.lbs_by_priority
 
     @property
     def webs(self) -> tuple[ResolvedHost, ...]:
         """The web hosts."""
-        return self.spec.hosts_with_role(Role.WEB)
+        return self.spec.plan.hosts_with_role(Role.WEB)
 
     def render_target(self, host: str) -> RenderTarget:
         """The render target of a host: its namespace."""
@@ -177,7 +178,7 @@ class NamespaceLab(SpecDrillTarget):
         """Render every host for its namespace target (the one renderer, unedited files)."""
         return {
             h.name: render_host(self.spec, h, self.render_target(h.name), tls_pem)
-            for h in self.spec.resolved_hosts
+            for h in self.spec.plan.hosts
         }
 
     def _write_tree(self, rendered: RenderedHost) -> None:
@@ -247,7 +248,7 @@ class NamespaceLab(SpecDrillTarget):
 
     def daemon(self, host: str, name: str) -> Recipe:
         """The start recipe of one daemon."""
-        for d in self.daemons(self.spec.host(host)):
+        for d in self.daemons(self.spec.plan.host(host)):
             if d.name == name:
                 return d
         raise KeyError(f"{host} has no daemon {name}")
@@ -308,7 +309,7 @@ class NamespaceLab(SpecDrillTarget):
             self.state.ready = time.time()
             self.state.notes.append(f"bring-up {took:.2f}s")
             self.state.save()
-            progress(f"lab {self.spec.lab_name} ready in {took:.2f}s: {self.spec.public_url}")
+            progress(f"lab {self.spec.lab_name} ready in {took:.2f}s: {self.spec.plan.public_url}")
             return took
 
     def _up(self, progress: Callable[[str], None], t0: float, timeout: float) -> None:
@@ -337,7 +338,7 @@ class NamespaceLab(SpecDrillTarget):
             topology.wire_node(self.topo, node)
         step("kernel settings and host firewalls (rendered sysctl.d and nftables.conf)")
         commands: list[list[str]] = []
-        for resolved in self.spec.resolved_hosts:
+        for resolved in self.spec.plan.hosts:
             tree = self.tree(resolved.name)
             ns = self.ns(resolved.name)
             sysctl = str(tree / PATHS.sysctl.lstrip("/"))
@@ -492,7 +493,7 @@ class NamespaceLab(SpecDrillTarget):
 
     def client_get(self, path: str = "/", timeout: float = 1.0) -> tuple[int, str]:
         """One HTTPS request from the client namespace to the public URL (status, body)."""
-        scheme = self.spec.scheme
+        scheme = self.spec.plan.scheme
         port = 443 if scheme == "https" else 80
         return http_get(
             self.ns("client"),
@@ -506,7 +507,7 @@ class NamespaceLab(SpecDrillTarget):
     def status(self) -> dict[str, Any]:
         """What runs, per host, and who holds the VIP."""
         hosts: dict[str, Any] = {}
-        for host in self.spec.resolved_hosts:
+        for host in self.spec.plan.hosts:
             entry: dict[str, Any] = {
                 "namespace": self.ns(host.name),
                 "namespace_exists": netns.exists(self.ns(host.name)),
@@ -522,7 +523,7 @@ class NamespaceLab(SpecDrillTarget):
         return {
             "stack": self.spec.stack,
             "lab": self.spec.lab_name,
-            "public_url": self.spec.public_url,
+            "public_url": self.spec.plan.public_url,
             "vip": str(self.spec.vip_address),
             "vip_holders": holders,
             "hosts": hosts,
@@ -555,7 +556,7 @@ class NamespaceLab(SpecDrillTarget):
     def restore_host(self, host: str) -> float:
         """Start every daemon of a host that is not running. Returns the moment."""
         t = time.time()
-        for d in self.daemons(self.spec.host(host)):
+        for d in self.daemons(self.spec.plan.host(host)):
             if not self.procs(host, d.name):
                 self.start(d)
         return t

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from halab.model.plan import ResolvedHost
 from halab.model.roles import APP, PATHS, Role
-from halab.model.spec import ResolvedHost
 from halab.plumbing import procs
 from halab.render.hosts import RenderTarget
 

@@ -67,7 +67,12 @@ def throughput(
     web = lab.webs[0]
     direct_url = f"http://{web.leg(ZoneName.INTERNAL).address}/"
     vip = measure_load(
-        lab, "client", lab.spec.public_url, connections=connections, duration=duration, tool=tool
+        lab,
+        "client",
+        lab.spec.plan.public_url,
+        connections=connections,
+        duration=duration,
+        tool=tool,
     )
     direct = measure_load(
         lab, backup, direct_url, connections=connections, duration=duration, tool=tool

@@ -1,6 +1,6 @@
 """From a spec to the lab's wiring: namespaces, one bridge per zone, veth legs, addresses, routes.
 
-Every host of ``spec.resolved_hosts`` becomes a namespace ``<lab>-<host>`` whose interfaces carry
+Every host of ``spec.plan.hosts`` becomes a namespace ``<lab>-<host>`` whose interfaces carry
 the stack's own names (``dmz``, ``internal``, ``public``), MACs and addresses, so the rendered
 configs (``interface dmz``, ``iifname "public"``) apply unchanged. The zones' bridges live in a
 namespace of their own (``<lab>-sw``), the switch, so nothing is added to the machine's root
@@ -18,8 +18,9 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
+from halab.model.plan import ResolvedHost
 from halab.model.roles import ZoneName
-from halab.model.spec import LabSpec, ResolvedHost
+from halab.model.spec import LabSpec
 from halab.plumbing import netns
 
 CLIENT = "client"
@@ -77,7 +78,7 @@ class TopologyPlan:
 def client_address(spec: LabSpec) -> IPv4Interface:
     """The client's public address: the zone's hypervisor address, as in the tutorial."""
     zone = spec.zones[ZoneName.PUBLIC]
-    taken = {leg.address for h in spec.resolved_hosts for leg in h.legs}
+    taken = {leg.address for h in spec.plan.hosts for leg in h.legs}
     ip = zone.host_ip
     if ip is None or ip in taken:
         # A bridged public zone has no hypervisor address: take the last free one.
@@ -89,14 +90,14 @@ def plan(spec: LabSpec) -> TopologyPlan:
     """Compute the lab's wiring from a spec (pure; nothing is created)."""
     lab = spec.lab_name
     reserved = {CLIENT, SWITCH}
-    clash = [h.name for h in spec.resolved_hosts if h.name in reserved]
+    clash = [h.name for h in spec.plan.hosts if h.name in reserved]
     if clash:
         raise ValueError(f"host name {clash[0]!r} is reserved by the local lab (client, sw)")
     nodes: list[NodePlan] = []
-    for index, host in enumerate(spec.resolved_hosts):
+    for index, host in enumerate(spec.plan.hosts):
         nodes.append(_host_node(lab, index, host))
     client_ip = client_address(spec)
-    edge = next((h for h in spec.resolved_hosts if h.role.value == "edge"), None)
+    edge = next((h for h in spec.plan.hosts if h.role.value == "edge"), None)
     gateway = edge.leg(ZoneName.PUBLIC).address if edge is not None else None
     nodes.append(
         NodePlan(

@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from halab.model.plan import ResolvedHost
 from halab.model.roles import (
     APP,
     COMMON_FILES,
@@ -31,7 +32,7 @@ from halab.model.roles import (
     packages,
 )
 from halab.model.sections import STANDARD_DOWN_TIMER_ADVERTS
-from halab.model.spec import LabSpec, ResolvedHost, short_hash
+from halab.model.spec import LabSpec, short_hash
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "cloud-init"
 TLS_PLACEHOLDER = "<secret: the lab's TLS certificate and key (PEM), filled in by Pulumi>"
@@ -161,7 +162,7 @@ def _context(spec: LabSpec, host: ResolvedHost, target: RenderTarget) -> dict[st
         "target": target,
         "paths": PATHS,
         "app": APP,
-        "rule": spec.firewall_rule,
+        "rule": spec.plan.firewall_rule,
         "dmz_cidr": spec.zones[ZoneName.DMZ].cidr,
         "sysctl": (*role.sysctl, *COMMON_SYSCTL),
         "units": " ".join(role.units),
@@ -169,17 +170,19 @@ def _context(spec: LabSpec, host: ResolvedHost, target: RenderTarget) -> dict[st
     if host.role is Role.WEB:
         ctx["web_leg"] = host.leg(ZoneName.INTERNAL)
         ctx["lb_internal"] = [
-            str(lb.leg(ZoneName.INTERNAL).address) for lb in spec.hosts_with_role(Role.LB)
+            str(lb.leg(ZoneName.INTERNAL).address) for lb in spec.plan.hosts_with_role(Role.LB)
         ]
     if host.role is Role.LB:
         ctx["dmz_leg"] = host.leg(ZoneName.DMZ)
-        ctx["member"] = spec.vrrp_member(host.name)
-        ctx["peer_names"] = {m.src_ip: m.host for m in spec.vrrp_members if m.host != host.name}
+        ctx["member"] = spec.plan.vrrp_member(host.name)
+        ctx["peer_names"] = {
+            m.src_ip: m.host for m in spec.plan.vrrp_members if m.host != host.name
+        }
         # A pair's files read as they always did ("the peer"), so its LBs see no change.
         ctx["peers_said"] = "the peer LB" if len(ctx["peer_names"]) == 1 else "the peer LBs"
         ctx["webs"] = [
             _WebBackend(w.name, str(w.leg(ZoneName.INTERNAL).address))
-            for w in spec.hosts_with_role(Role.WEB)
+            for w in spec.plan.hosts_with_role(Role.WEB)
         ]
         ctx["advert_int"] = _seconds(spec.vrrp.advert_s)
         ctx["instance_name"] = f"VI_{spec.vrrp.router_id}"
@@ -337,7 +340,7 @@ def render_all(
     spec: LabSpec, target: RenderTarget = VM, tls_pem: str = TLS_PLACEHOLDER
 ) -> dict[str, RenderedHost]:
     """Every host of the lab, by name."""
-    return {h.name: render_host(spec, h, target, tls_pem) for h in spec.resolved_hosts}
+    return {h.name: render_host(spec, h, target, tls_pem) for h in spec.plan.hosts}
 
 
 def write_tree(rendered: dict[str, RenderedHost], out: Path) -> list[Path]:
@@ -392,5 +395,5 @@ def vip_check_script(spec: LabSpec, host: ResolvedHost, url: str) -> str:
         host=host,
         url=url,
         attempts=attempts,
-        web_names=[h.name for h in spec.hosts_with_role(Role.WEB)],
+        web_names=[h.name for h in spec.plan.hosts_with_role(Role.WEB)],
     )

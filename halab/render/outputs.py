@@ -10,7 +10,7 @@ from halab.model.spec import LabSpec
 
 def ssh_command(spec: LabSpec, host: str) -> str:
     """How to log in to a host from the hypervisor (keys only, as the admin user)."""
-    address = spec.host(host).management_address
+    address = spec.plan.host(host).management_address
     return f"ssh {spec.vm.admin_user}@{address}"
 
 
@@ -19,11 +19,10 @@ def stack_outputs(spec: LabSpec) -> dict[str, Any]:
     return {
         "vip": str(spec.vip_address),
         "publicIp": str(spec.public_address) if spec.edge.kind is not EdgeKind.NONE else None,
-        "publicUrl": spec.public_url,
+        "publicUrl": spec.plan.public_url,
         "edge": spec.edge.kind.value,
         "hosts": {
-            h.name: {leg.zone.value: str(leg.address) for leg in h.legs}
-            for h in spec.resolved_hosts
+            h.name: {leg.zone.value: str(leg.address) for leg in h.legs} for h in spec.plan.hosts
         },
-        "ssh": {h.name: ssh_command(spec, h.name) for h in spec.resolved_hosts},
+        "ssh": {h.name: ssh_command(spec, h.name) for h in spec.plan.hosts},
     }

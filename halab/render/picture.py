@@ -44,7 +44,7 @@ def lab_graph(spec: LabSpec, vip_holder: str | None = None) -> graphviz.Graph:
         if zone.gateway_ip is not None and zone.gateway_ip != zone.host_ip:
             lines.append(f"gateway {zone.gateway_ip}")
         graph.node(f"zone-{name.value}", "\n".join(lines), shape="oval", fillcolor="#f5f5f5")
-    for host in spec.resolved_hosts:
+    for host in spec.plan.hosts:
         label = f"{host.name}\n{host.role.value}, {host.vcpus} vCPU, {host.memory_mib} MiB"
         graph.node(host.name, label, **ROLE_STYLE[host.role])
         for leg in host.legs:
@@ -55,7 +55,7 @@ def lab_graph(spec: LabSpec, vip_holder: str | None = None) -> graphviz.Graph:
     held = f"held by {vip_holder}" if vip_holder else "VRRP"
     graph.node("vip", f"VIP {spec.vip_address}\n{held}", shape="ellipse", fillcolor="#fffde7")
     graph.edge("zone-dmz", "vip", style="dotted")
-    for lb in spec.hosts_with_role(Role.LB):
+    for lb in spec.plan.hosts_with_role(Role.LB):
         graph.edge(
             "vip",
             lb.name,
@@ -66,7 +66,7 @@ def lab_graph(spec: LabSpec, vip_holder: str | None = None) -> graphviz.Graph:
         owner = "edge" if spec.edge.kind is EdgeKind.LINUX else "the FortiGate"
         graph.node(
             "public-ip",
-            f"public IP {spec.public_address}\n{spec.public_url}\nDNAT to the VIP ({owner})",
+            f"public IP {spec.public_address}\n{spec.plan.public_url}\nDNAT to the VIP ({owner})",
             shape="ellipse",
             fillcolor="#e8f5e9",
         )

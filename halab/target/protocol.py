@@ -111,17 +111,17 @@ class SpecDrillTarget:
     @property
     def lb_names(self) -> list[str]:
         """The LBs, preferred master (highest VRRP priority) first, then by falling priority."""
-        return [h.name for h in self.spec.lbs_by_priority]
+        return [h.name for h in self.spec.plan.lbs_by_priority]
 
     @property
     def web_names(self) -> list[str]:
         """The web nodes."""
-        return [h.name for h in self.spec.hosts_with_role(Role.WEB)]
+        return [h.name for h in self.spec.plan.hosts_with_role(Role.WEB)]
 
     @property
     def public_url(self) -> str:
         """The URL clients use: through the edge when there is one."""
-        return self.spec.public_url
+        return self.spec.plan.public_url
 
     @property
     def settings(self) -> DrillSettings:

@@ -33,8 +33,9 @@ from pathlib import Path
 
 from halab.machine.libvirtd import netns_name
 from halab.model.drill_settings import TargetKind
+from halab.model.plan import ResolvedHost
 from halab.model.roles import ROLES, Role
-from halab.model.spec import LabSpec, ResolvedHost
+from halab.model.spec import LabSpec
 from halab.plumbing import netns
 from halab.plumbing.virsh import Virsh
 from halab.target.probe import ProbeConfig
@@ -182,8 +183,8 @@ class VmLab(SpecDrillTarget):
         self.netns = netns if netns and not runs_in_netns(netns) else None
         self.uri = libvirt_uri or spec.vm.libvirt_uri
         self.python = python
-        self.lbs = list(spec.lbs_by_priority)
-        self.webs = list(spec.hosts_with_role(Role.WEB))
+        self.lbs = list(spec.plan.lbs_by_priority)
+        self.webs = list(spec.plan.hosts_with_role(Role.WEB))
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -192,7 +193,7 @@ class VmLab(SpecDrillTarget):
 
     def host(self, name: str) -> ResolvedHost:
         """A host of the spec by name."""
-        return self.spec.host(name)
+        return self.spec.plan.host(name)
 
     def domain(self, name: str) -> str:
         """The libvirt domain of a host (components/vm.py names it so)."""
@@ -346,7 +347,7 @@ class VmLab(SpecDrillTarget):
         """Every VM's CPU jiffies, and each LB's ``show stat``, now (:mod:`halab.vmlab.usage`);
         a VM that does not answer (crashed) is left out."""
         snapshot = usage.UsageSnapshot(time.time())
-        for host in self.spec.resolved_hosts:
+        for host in self.spec.plan.hosts:
             command = "head -n1 /proc/stat"
             if host.role is Role.LB:
                 command += f"; echo; {_admin_socket('show stat')}"

@@ -57,7 +57,7 @@ def clashes(spec: LabSpec, networks: list[LibvirtNetwork]) -> list[ConfigError]:
     own = f"{spec.lab_name}-"
     for zone_name, zone in spec.zones.items():
         # A zone in mode bridge joins a bridge the user made for it: sharing it is the point.
-        bridge = spec.bridge_name(zone_name) if zone.mode is not NetworkMode.BRIDGE else None
+        bridge = spec.plan.bridges[zone_name] if zone.mode is not NetworkMode.BRIDGE else None
         for other in networks:
             if other.name.startswith(own):
                 continue

@@ -112,9 +112,9 @@ def run_reclaim(args: Any) -> int:
     """``python -m halab reclaim``: list (and with ``--yes`` remove) a stack's leftovers."""
     import json
 
-    from halab.model.stackconfig import read_stack
+    from halab.model.stackconfig import stack_spec
 
-    spec = read_stack(args.stack, Path(args.project_dir)).spec(offline=True)
+    spec = stack_spec(args.stack, Path(args.project_dir))
     exported = subprocess.run(
         ["pulumi", "stack", "export", "--stack", args.stack],
         cwd=args.project_dir,

@@ -24,7 +24,7 @@ def zone_args(spec: Any, zone: ZoneName) -> ZoneNetworkArgs:
     return ZoneNetworkArgs(
         network_name=f"{spec.lab_name}-{zone.value}",
         zone=spec.zones[zone],
-        bridge=spec.bridge_name(zone),
+        bridge=spec.plan.bridges[zone],
     )
 
 
@@ -51,6 +51,6 @@ def test_isolated_zone_with_host_address_gets_dns_but_no_dhcp(graph: Graph) -> N
 def test_bridge_names_fit_linux_limits_for_long_stack_names(graph: Graph) -> None:
     values = dict(read_stack("staging").values)
     spec = load_spec(values, stack="customer-acceptance-2026")
-    names = {spec.bridge_name(z) for z in ZoneName}
+    names = {spec.plan.bridges[z] for z in ZoneName}
     assert len(names) == 3 and all(len(n) <= 15 for n in names)
     assert pulumi is not None

@@ -24,7 +24,7 @@ def test_each_vm_has_a_gate_after_its_domain(program: Program) -> None:
         {**read_stack("staging").values, "sshPublicKeys": [TEST_SSH_KEY]}, stack="staging"
     )
     gates = {r.name: r for r in graph.of_type("command:remote:Command")}
-    for host in spec.resolved_hosts:
+    for host in spec.plan.hosts:
         vm_name = f"lab-{host.role.value}-{host.name}"
         gate = gates[f"{vm_name}-ready"]
         conn = gate.inputs["connection"]

@@ -30,11 +30,12 @@ def test_direct_kernel_boot_under_emulation(graph: Graph, tmp_path: Path) -> Non
         "installPackages": False,
     }
     spec = load_spec(values, stack="e2e")
-    host = spec.host("web-2")
+    host = spec.plan.host("web-2")
 
     def program() -> None:
         storage = LabStorage(
-            "storage", LabStorageArgs(lab_name=spec.lab_name, pool_path=spec.pool_path, vm=spec.vm)
+            "storage",
+            LabStorageArgs(lab_name=spec.lab_name, pool_path=spec.plan.pool_path, vm=spec.vm),
         )
         ids = {z: pulumi.Output.from_input(f"net-{z.value}") for z in ZoneName}
         seed = pulumi.Output.from_input(render_host(spec, host))
@@ -86,10 +87,12 @@ def test_a_new_network_config_is_a_new_instance(readiness: bool) -> None:
     web1 = next(h for h in hosts if h["name"] == "web-1")
     web1["addresses"] = {"internal": "172.20.10.99"}
     other = load_spec({**values, "hosts": hosts}, stack="staging")
-    a, b = (render_host(s, s.host("web-1")) for s in (spec, other))
+    a, b = (render_host(s, s.plan.host("web-1")) for s in (spec, other))
     assert a.instance_id != b.instance_id
     # Only that host: web-2 keeps its instance.
-    assert render_host(spec, spec.host("web-2")) == render_host(other, other.host("web-2"))
+    assert render_host(spec, spec.plan.host("web-2")) == render_host(
+        other, other.plan.host("web-2")
+    )
 
 
 def test_user_data_changes_are_a_new_instance_only_without_gates() -> None:
@@ -98,8 +101,8 @@ def test_user_data_changes_are_a_new_instance_only_without_gates() -> None:
         values = {**read_stack("staging").values, "readiness": readiness}
         spec = load_spec(values, stack="staging")
         other = load_spec({**values, "healthCheckPath": "/ready"}, stack="staging")
-        a = render_host(spec, spec.host("lb-1"))
-        b = render_host(other, other.host("lb-1"))
+        a = render_host(spec, spec.plan.host("lb-1"))
+        b = render_host(other, other.plan.host("lb-1"))
         assert a.user_data != b.user_data
         assert (a.instance_id != b.instance_id) is new_instance
 

@@ -162,7 +162,7 @@ def test_every_stack_previews_fresh_on_the_real_plugins_and_plans_the_mock_graph
         stack=stack_name,
         secrets_present=frozenset({"fortigateToken", "sshPrivateKey"}),
     )
-    assert planned["libvirt:index/domain:Domain"] == len(spec.resolved_hosts)
+    assert planned["libvirt:index/domain:Domain"] == len(spec.plan.hosts)
     if name == "dev":
         provider = next(
             step["newState"]["inputs"]

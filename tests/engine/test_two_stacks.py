@@ -7,7 +7,7 @@ Both stacks preview once, fresh, through the CLI halab/machine/engine.py builds 
 libvirt provider, against the same libvirtd (the module's own, from tests/engine/conftest.py).
 They are copies of staging and tutorial under names that share their first characters, so even
 the bridge names, cut to Linux's 15 characters, differ only by the hash of the lab's name
-(``halab.model.spec.LabSpec.bridge_name``). The neighbour check then runs against stack A's networks
+(``halab.model.plan.LabPlan.bridges``). The neighbour check then runs against stack A's networks
 as the plan has them, defined (never started) on that libvirtd through virsh, and undefined
 again whatever happens.
 """
@@ -163,11 +163,11 @@ def test_the_plan_is_the_specs_own_names_and_ranges(
         assert set(networks) == {f"{spec.lab_name}-{z.value}" for z in ZoneName}
         for zone_name, zone in spec.zones.items():
             planned = networks[f"{spec.lab_name}-{zone_name.value}"]
-            assert planned["bridge"] == spec.bridge_name(zone_name)
+            assert planned["bridge"] == spec.plan.bridges[zone_name]
             expected = [str(zone.cidr)] if zone.host_ip is not None else []
             assert planned.get("addresses", []) == expected, zone_name
         domains = {i["name"] for i in _inputs(steps, "libvirt:index/domain:Domain")}
-        assert domains == {f"{spec.lab_name}-{h.name}" for h in spec.resolved_hosts}
+        assert domains == {f"{spec.lab_name}-{h.name}" for h in spec.plan.hosts}
 
 
 def test_no_address_range_of_one_stack_overlaps_the_others(
@@ -232,7 +232,7 @@ def test_the_neighbour_check_on_that_libvirtd_refuses_only_a_colliding_stack(
     # What the check reads back from the libvirtd is A's plan: its bridges and its ranges.
     seen = {n.name: n for n in neighbours.networks_of(libvirt_uri)}
     assert sorted(seen) == sorted(stack_a_defined)
-    assert {n.bridge for n in seen.values()} == {a.bridge_name(z) for z in ZoneName}
+    assert {n.bridge for n in seen.values()} == {a.plan.bridges[z] for z in ZoneName}
     assert {r for n in seen.values() for r in n.ranges} == {
         z.cidr for z in a.zones.values() if z.host_ip is not None
     }
@@ -243,7 +243,7 @@ def test_the_neighbour_check_on_that_libvirtd_refuses_only_a_colliding_stack(
     with pytest.raises(up.UpError, match=r"overlaps .* of libvirt network 'hwl-twostacks-st"):
         up.refuse_neighbours(_spec("twostacks-copy", overrides, STACKS[A]), libvirt_uri)
     # B's address plan but a bridge of A's: refused on the bridge, naming it.
-    taken = a.bridge_name(ZoneName.INTERNAL)
+    taken = a.plan.bridges[ZoneName.INTERNAL]
     zones = json.loads(json.dumps(read_stack(STACKS[B]).values["zones"]))
     zones["internal"]["bridge"] = taken
     with pytest.raises(up.UpError, match=rf"already has bridge {taken}"):

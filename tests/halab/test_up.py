@@ -167,7 +167,7 @@ def test_the_estimate_follows_the_measurement_and_the_cores() -> None:
     from halab.model.stackconfig import read_stack
 
     spec = read_stack("local").spec(offline=True)
-    assert len(spec.resolved_hosts) == 5
+    assert len(spec.plan.hosts) == 5
     # 115 s of a core per emulated VM: 5 VMs on 2 cores is about 5 minutes (288 s measured).
     assert up.estimate(on(spec, "qemu"), 2) == "5 emulated VMs: about 5 minutes on 2 cores"
     assert "KVM" in up.estimate(on(spec, "kvm"), 2)
@@ -187,11 +187,11 @@ def kvm_type(value: str) -> Any:
 
 def test_a_fortigate_stack_without_its_token_is_refused_before_anything() -> None:
     from halab.model.errors import ConfigError
-    from halab.model.stackconfig import project_defaults, read_stack, spec_from_pulumi_json
+    from halab.model.stackconfig import read_stack, stack_spec
 
     # The tutorial's dev stack as `pulumi config --json` gives it, with no token set.
     values = read_stack("dev").values
     config = {f"ha-web-lab:{k}": {"objectValue": v} for k, v in values.items()}
     with pytest.raises(ConfigError, match=r"fortigateToken.*no API token is set"):
-        spec_from_pulumi_json("dev", config, project_defaults(), offline=False)
-    spec_from_pulumi_json("dev", config, project_defaults(), offline=True)
+        stack_spec("dev", pulumi_config=config, offline=False)
+    stack_spec("dev", pulumi_config=config)

@@ -270,7 +270,7 @@ def test_the_second_lab_has_an_address_plan_of_its_own(tmp_path: Path) -> None:
     first = read_stack(freshboot.LAB_STACK, REPO_ROOT).spec(offline=True)
     for zone in ZoneName:
         assert not second.zones[zone].cidr.overlaps(first.zones[zone].cidr), zone
-        assert second.bridge_name(zone) != first.bridge_name(zone)
+        assert second.plan.bridges[zone] != first.plan.bridges[zone]
     assert second.vrrp.router_id != first.vrrp.router_id
     assert second.lab_name != first.lab_name
 

@@ -32,7 +32,7 @@ def test_a_host_gets_exactly_its_roles_files_and_packages() -> None:
         dict(read_stack("staging").values), stack="staging", secrets_present=frozenset()
     )
     for name, rendered in render_all(spec).items():
-        definition = ROLES[spec.host(name).role]
+        definition = ROLES[spec.plan.host(name).role]
         expected = [f.path for f in (*COMMON_FILES, *definition.files)]
         assert [f.path for f in rendered.files] == expected, name
         assert f"- {packages(definition.role)[0]}\n" in rendered.user_data, name

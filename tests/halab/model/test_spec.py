@@ -13,7 +13,7 @@ from halab.model.errors import ConfigError
 from halab.model.roles import Role, ZoneName
 from halab.model.sections import VRRP_STARTUP_DELAY_S, EdgeKind, is_ssh_public_key
 from halab.model.spec import BFD_DOWN_PRIORITY, LabSpec, derived_priorities, load_spec
-from halab.model.stackconfig import read_stack, spec_from_pulumi_json
+from halab.model.stackconfig import read_stack, stack_spec
 from tests.conftest import TEST_SSH_KEY
 
 REPO = Path(__file__).resolve().parents[3]
@@ -60,9 +60,7 @@ def hosts(*extra: dict[str, Any], replace: dict[int, dict[str, Any]] | None = No
 
 def test_dev_plan_matches_the_architecture_table() -> None:
     spec = spec_of()
-    plan = {
-        h.name: {leg.zone.value: str(leg.address) for leg in h.legs} for h in spec.resolved_hosts
-    }
+    plan = {h.name: {leg.zone.value: str(leg.address) for leg in h.legs} for h in spec.plan.hosts}
     # The address plan's table (docs/architecture.md) shows pairs of hosts in one row.
     table = (REPO / "docs" / "architecture.md").read_text()
     for zone, first, second in (
@@ -82,10 +80,10 @@ def test_dev_plan_matches_the_architecture_table() -> None:
     }
     assert str(spec.vip_address) == "10.0.1.100"
     assert str(spec.public_address) == "203.0.113.10"
-    assert spec.public_url == "https://203.0.113.10/"
+    assert spec.plan.public_url == "https://203.0.113.10/"
     # LB replies to clients leave through the DMZ gateway (the FortiGate), not the NAT zone.
-    assert str(spec.host("lb-1").default_gateway) == "10.0.1.1"
-    assert str(spec.host("web-1").default_gateway) == "192.168.10.1"
+    assert str(spec.plan.host("lb-1").default_gateway) == "10.0.1.1"
+    assert str(spec.plan.host("web-1").default_gateway) == "192.168.10.1"
 
 
 def test_derived_addresses_follow_the_documented_offsets() -> None:
@@ -93,8 +91,8 @@ def test_derived_addresses_follow_the_documented_offsets() -> None:
     derived = spec_of(hosts=[*no_addresses, {"name": "web-3", "role": "web"}])
     explicit = spec_of()
     for name in ("lb-1", "lb-2", "web-1", "web-2"):
-        assert derived.host(name).legs == explicit.host(name).legs
-    assert str(derived.host("web-3").leg(ZoneName.INTERNAL).address) == "192.168.10.12"
+        assert derived.plan.host(name).legs == explicit.plan.host(name).legs
+    assert str(derived.plan.host("web-3").leg(ZoneName.INTERNAL).address) == "192.168.10.12"
 
 
 def test_adding_a_web_node_changes_no_other_host() -> None:
@@ -104,20 +102,20 @@ def test_adding_a_web_node_changes_no_other_host() -> None:
         zones=zones(dmz={"hostAddress": None}),
         hosts=hosts({"name": "web-9", "role": "web"}),
     )
-    for host in before.resolved_hosts:
-        assert after.host(host.name).legs == host.legs
+    for host in before.plan.hosts:
+        assert after.plan.host(host.name).legs == host.legs
 
 
 def test_macs_are_stable_distinct_and_local() -> None:
     spec = spec_of()
-    macs = [leg.mac for h in spec.resolved_hosts for leg in h.legs]
+    macs = [leg.mac for h in spec.plan.hosts for leg in h.legs]
     assert len(set(macs)) == len(macs)
     assert all(m.startswith("52:54:00:") for m in macs)
-    assert macs == [leg.mac for h in spec_of().resolved_hosts for leg in h.legs]
+    assert macs == [leg.mac for h in spec_of().plan.hosts for leg in h.legs]
 
 
 def test_vrrp_pair_first_lb_is_preferred_master() -> None:
-    first, second = spec_of().vrrp_members
+    first, second = spec_of().plan.vrrp_members
     assert (first.host, first.priority, first.peers) == ("lb-1", 150, (IPv4Address("10.0.1.12"),))
     assert (second.host, second.priority, second.peers) == (
         "lb-2",
@@ -126,28 +124,28 @@ def test_vrrp_pair_first_lb_is_preferred_master() -> None:
     )
     # nopreempt needs state BACKUP on both (keepalived PR #346).
     assert first.state == second.state == "BACKUP" and first.nopreempt
-    preempt = spec_of(vrrpPreempt=True).vrrp_members
+    preempt = spec_of(vrrpPreempt=True).plan.vrrp_members
     assert [p.state for p in preempt] == ["MASTER", "BACKUP"]
 
 
 def test_the_preferred_master_is_the_lb_with_the_highest_priority() -> None:
-    assert [h.name for h in spec_of().lbs_by_priority] == ["lb-1", "lb-2"]
+    assert [h.name for h in spec_of().plan.lbs_by_priority] == ["lb-1", "lb-2"]
     reversed_ = spec_of(vrrpPriorities=[100, 150])
-    assert [h.name for h in reversed_.lbs_by_priority] == ["lb-2", "lb-1"]
-    assert [p.host for p in reversed_.vrrp_members] == ["lb-1", "lb-2"]  # config order
+    assert [h.name for h in reversed_.plan.lbs_by_priority] == ["lb-2", "lb-1"]
+    assert [p.host for p in reversed_.plan.vrrp_members] == ["lb-1", "lb-2"]  # config order
 
 
 def test_a_third_lb_is_config_only_every_member_names_every_peer() -> None:
     # No vrrpPriorities: derived in config order, the pair's own values first.
     trio = spec_of(hosts=hosts({"name": "lb-3", "role": "lb"}), vrrpPriorities=[])
-    members = {m.host: m for m in trio.vrrp_members}
+    members = {m.host: m for m in trio.plan.vrrp_members}
     assert [m.priority for m in members.values()] == [150, 100, 50]
-    assert str(trio.host("lb-3").leg(ZoneName.DMZ).address) == "10.0.1.13"
+    assert str(trio.plan.host("lb-3").leg(ZoneName.DMZ).address) == "10.0.1.13"
     assert members["lb-1"].peers == (IPv4Address("10.0.1.12"), IPv4Address("10.0.1.13"))
     assert members["lb-3"].peers == (IPv4Address("10.0.1.11"), IPv4Address("10.0.1.12"))
-    assert [h.name for h in trio.lbs_by_priority] == ["lb-1", "lb-2", "lb-3"]
+    assert [h.name for h in trio.plan.lbs_by_priority] == ["lb-1", "lb-2", "lb-3"]
     given = spec_of(hosts=hosts({"name": "lb-3", "role": "lb"}), vrrpPriorities=[50, 100, 150])
-    assert [h.name for h in given.lbs_by_priority] == ["lb-3", "lb-2", "lb-1"]
+    assert [h.name for h in given.plan.lbs_by_priority] == ["lb-3", "lb-2", "lb-1"]
 
 
 def test_derived_priorities_keep_the_pair_and_stay_in_range() -> None:
@@ -160,13 +158,13 @@ def test_derived_priorities_keep_the_pair_and_stay_in_range() -> None:
 
 def test_linux_edge_adds_an_edge_host_that_owns_the_dmz_gateway() -> None:
     spec = spec_of(edge="linux")
-    edge = spec.host("edge")
+    edge = spec.plan.host("edge")
     assert edge.role is Role.EDGE
     assert {leg.zone.value: str(leg.address) for leg in edge.legs} == {
         "public": "203.0.113.10",
         "dmz": "10.0.1.1",
     }
-    assert spec.firewall_rule.ports == (80, 443)
+    assert spec.plan.firewall_rule.ports == (80, 443)
 
 
 def test_empty_string_defaults_mean_derived() -> None:
@@ -315,7 +313,7 @@ def test_a_long_stack_name_needs_a_shorter_fortios_prefix() -> None:
         stack="devlongstacknamefortigate30chx",
         secrets_present=frozenset({"fortigateToken"}),
     )
-    assert ("policy", "hwl-long-inbound") in spec.fortigate_object_names
+    assert ("policy", "hwl-long-inbound") in spec.plan.fortios.objects
 
 
 def test_a_ca_bundle_keeps_verification_on(tmp_path: Path) -> None:
@@ -352,7 +350,7 @@ def test_secret_values_never_enter_the_spec() -> None:
 def test_edge_none_needs_no_public_ip() -> None:
     spec = spec_of(edge="none", publicIp="8.8.8.8")
     assert spec.edge.kind is EdgeKind.NONE
-    assert spec.public_url == "https://10.0.1.100/"
+    assert spec.plan.public_url == "https://10.0.1.100/"
 
 
 @pytest.mark.parametrize(
@@ -522,9 +520,9 @@ def test_fast_detection_shortens_the_master_down_timer_and_lifts_each_lb_to_the_
     assert spec_of(vrrpFastDetection=True, vrrpDownTimerAdverts=2).vrrp.master_down_adverts == 2
     # While BFD is down every LB is lifted by the same amount: the preferred master to the top,
     # the other stays below it, so two LBs that both see BFD down never tie.
-    lifted = sorted(p.priority + p.bfd_lift for p in fast.vrrp_members)
+    lifted = sorted(p.priority + p.bfd_lift for p in fast.plan.vrrp_members)
     assert lifted[-1] == BFD_DOWN_PRIORITY and lifted[0] < BFD_DOWN_PRIORITY
-    assert len({p.bfd_lift for p in fast.vrrp_members}) == 1
+    assert len({p.bfd_lift for p in fast.plan.vrrp_members}) == 1
 
 
 def test_fast_detection_with_three_lbs_splits_the_lift_over_the_peers() -> None:
@@ -533,8 +531,8 @@ def test_fast_detection_with_three_lbs_splits_the_lift_over_the_peers() -> None:
     )
     # One BFD session per peer, each worth half the lift: a dead master takes one session off
     # each survivor, so both rise by the same 40 and keep their order; all down reaches 230.
-    assert {m.bfd_weight for m in trio.vrrp_members} == {40}
-    assert max(m.priority + m.bfd_lift for m in trio.vrrp_members) == BFD_DOWN_PRIORITY
+    assert {m.bfd_weight for m in trio.plan.vrrp_members} == {40}
+    assert max(m.priority + m.bfd_lift for m in trio.plan.vrrp_members) == BFD_DOWN_PRIORITY
     err = refused(
         hosts=hosts({"name": "lb-3", "role": "lb"}),
         vrrpPriorities=[229, 100, 50],
@@ -619,12 +617,12 @@ def test_values_pulumi_hands_over_as_text_are_still_typed() -> None:
     texts.update(vrrpVersion="3", installPackages="false", vrrpPriorities="[150, 100]")
     entries = {f"ha-web-lab:{k}": {"value": v, "secret": False} for k, v in texts.items()}
     entries["ha-web-lab:fortigateToken"] = {"secret": True}
-    spec = spec_from_pulumi_json("dev", entries, {})
+    spec = stack_spec("dev", REPO, entries)
     assert spec.vrrp.version == 3 and spec.vm.install_packages is False
     assert spec.vrrp.priorities == (150, 100)
     entries["ha-web-lab:vrrpRouterId"] = {"value": "true", "secret": False}
     with pytest.raises(ConfigError) as info:
-        spec_from_pulumi_json("dev", entries, {})
+        stack_spec("dev", REPO, entries)
     assert info.value.key == "vrrpRouterId" and "not true/false" in info.value.reason
 
 
@@ -665,11 +663,11 @@ def test_look_alike_stack_names_never_share_a_libvirt_or_bridge_name() -> None:
     labs = [spec.lab_name for spec in specs]
     assert len(set(labs)) == len(LOOK_ALIKES), labs
     for zone in ZoneName:
-        bridges = [spec.bridge_name(zone) for spec in specs]
+        bridges = [spec.plan.bridges[zone] for spec in specs]
         assert len(set(bridges)) == len(bridges), bridges
         assert all(len(b) <= 15 for b in bridges)
     # Names that needed neither a fold nor a cut keep the names labs already run under.
     by_stack = dict(zip(LOOK_ALIKES, specs, strict=True))
     assert by_stack["staging"].lab_name == "hwl-staging"
-    assert by_stack["staging"].bridge_name(ZoneName.DMZ) == "hwl-staging-dmz"
-    assert by_stack["e2e"].bridge_name(ZoneName.INTERNAL) == "hwl-e2e-int"
+    assert by_stack["staging"].plan.bridges[ZoneName.DMZ] == "hwl-staging-dmz"
+    assert by_stack["e2e"].plan.bridges[ZoneName.INTERNAL] == "hwl-e2e-int"

@@ -277,7 +277,7 @@ def test_valid_topologies_load_and_render_with_their_invariants(topo: Topology) 
 
     # Every address: unique in the lab, inside its zone, never the network or broadcast address.
     seen: dict[IPv4Address, str] = {}
-    for resolved in spec.resolved_hosts:
+    for resolved in spec.plan.hosts:
         for leg in resolved.legs:
             cidr = topo.cidr(leg.zone.value)
             assert leg.address in cidr
@@ -286,23 +286,23 @@ def test_valid_topologies_load_and_render_with_their_invariants(topo: Topology) 
             assert seen.setdefault(leg.address, owner) == owner, f"{leg.address} used twice"
     assert spec.vip_address not in seen
     for (name, zone), address in topo.explicit.items():
-        assert spec.host(name).leg(ZoneName(zone)).address == address
+        assert spec.plan.host(name).leg(ZoneName(zone)).address == address
 
     for name, host in rendered.items():
         # network-config: one NIC per leg, its address with the zone's prefix.
         network = _load(host.network_config)
         assert network["version"] == 2
         assert {eth["set-name"]: eth["addresses"] for eth in network["ethernets"].values()} == {
-            leg.ifname: [str(leg.interface)] for leg in spec.host(name).legs
+            leg.ifname: [str(leg.interface)] for leg in spec.plan.host(name).legs
         }
         # user-data: the header, and only keys cloud-init's schema knows.
         assert host.user_data.startswith("#cloud-config\n")
         assert unknown_cloud_config_keys(_load(host.user_data)) == []
 
-    for lb in spec.hosts_with_role(Role.LB):
+    for lb in spec.plan.hosts_with_role(Role.LB):
         cfg = rendered[lb.name].file(PATHS.haproxy_cfg).content
         for web in webs:
-            address = spec.host(web).leg(ZoneName.INTERNAL).address
+            address = spec.plan.host(web).leg(ZoneName.INTERNAL).address
             assert f"    server {web} {address}:80 check\n" in cfg
         for port in spec.edge.ports:
             assert f"    bind {spec.vip_address}:{port}" in cfg
@@ -313,8 +313,11 @@ def test_valid_topologies_load_and_render_with_their_invariants(topo: Topology) 
 
 def _sample(spec: LabSpec) -> list[str]:
     """One host per role (and the last web node): enough to exercise every template branch."""
-    names = [spec.hosts_with_role(Role.LB)[0].name, spec.hosts_with_role(Role.WEB)[-1].name]
-    return names + [h.name for h in spec.hosts_with_role(Role.EDGE)]
+    names = [
+        spec.plan.hosts_with_role(Role.LB)[0].name,
+        spec.plan.hosts_with_role(Role.WEB)[-1].name,
+    ]
+    return names + [h.name for h in spec.plan.hosts_with_role(Role.EDGE)]
 
 
 @settings(

@@ -12,11 +12,10 @@ import pytest
 from halab.model.errors import ConfigError
 from halab.model.stackconfig import (
     from_pulumi_getter,
-    project_defaults,
     read_stack,
     refuse_undeclared_keys,
-    spec_from_pulumi_json,
     stack_file_keys,
+    stack_spec,
 )
 from halab.plumbing.roots import PROJECT
 
@@ -104,16 +103,16 @@ def _pulumi_json(stack: str, **extra: dict[str, Any]) -> dict[str, Any]:
 
 def test_pulumi_config_json_with_a_misspelt_key_is_refused() -> None:
     good = _pulumi_json("staging")
-    assert spec_from_pulumi_json("staging", good, project_defaults(REPO)).stack == "staging"
+    assert stack_spec("staging", REPO, good).stack == "staging"
     typo = {"value": '["10.0.0.0/8"]', "objectValue": ["10.0.0.0/8"], "secret": False}
     with pytest.raises(ConfigError) as info:
-        spec_from_pulumi_json("staging", {**good, TYPO: typo}, project_defaults(REPO))
+        stack_spec("staging", REPO, {**good, TYPO: typo})
     assert info.value.key == "edgeAllowedSource"
     assert "did you mean edgeAllowedSources?" in str(info.value)
     # `pulumi config --json` without --show-secrets: a secret has no value to show.
     hidden = {"ha-web-lab:sshPrivateKy": {"secret": True}}
     with pytest.raises(ConfigError) as info:
-        spec_from_pulumi_json("staging", {**good, **hidden}, project_defaults(REPO))
+        stack_spec("staging", REPO, {**good, **hidden})
     assert "[secret]" in str(info.value) and "did you mean sshPrivateKey?" in str(info.value)
 
 

@@ -132,9 +132,9 @@ def test_edge_rules_only_the_public_ip_reaches_the_lab(lab: NamespaceLab) -> Non
     itself do not (the client routes them all to the edge, whose forward chain drops them)."""
     client = lab.ns("client")
     assert lab.client_get()[0] == 200
-    web = lab.spec.hosts_with_role(Role.WEB)[0].leg(ZoneName.INTERNAL).address
+    web = lab.spec.plan.hosts_with_role(Role.WEB)[0].leg(ZoneName.INTERNAL).address
     assert _fails(client, str(web), 80, False), "client reached a web node directly"
-    for lb in lab.spec.hosts_with_role(Role.LB):
+    for lb in lab.spec.plan.hosts_with_role(Role.LB):
         own = lb.leg(ZoneName.DMZ).address
         assert _fails(client, str(own), 443, True), f"client reached {lb.name} directly"
     assert _fails(client, str(lab.spec.vip_address), 443, True), "client reached the VIP directly"
@@ -143,12 +143,12 @@ def test_edge_rules_only_the_public_ip_reaches_the_lab(lab: NamespaceLab) -> Non
 
 
 def test_web_nodes_accept_http_only_from_the_lbs(lab: NamespaceLab) -> None:
-    web = lab.spec.hosts_with_role(Role.WEB)[0]
+    web = lab.spec.plan.hosts_with_role(Role.WEB)[0]
     ip = str(web.leg(ZoneName.INTERNAL).address)
     lb = lab.lb_names[-1]
     status, _ = http_get(lab.ns(lb), ip, 80, "/healthz", tls=False, timeout=1.0)
     assert status == 200
-    other = lab.spec.hosts_with_role(Role.WEB)[1].name
+    other = lab.spec.plan.hosts_with_role(Role.WEB)[1].name
     assert _fails(lab.ns(other), ip, 80, False), "a web node reached another web node"
 
 
@@ -164,7 +164,7 @@ def test_only_the_designed_services_listen(lab: NamespaceLab) -> None:
     vip = lab.spec.vip_address
     for lb in lab.lb_names:
         assert _listening(lab, lb) == {f"tcp {vip}:{port}" for port in lab.spec.edge.ports}, lb
-    for web in lab.spec.hosts_with_role(Role.WEB):
+    for web in lab.spec.plan.hosts_with_role(Role.WEB):
         own = web.leg(ZoneName.INTERNAL).address
         assert _listening(lab, web.name) == {f"tcp {own}:80", f"tcp 127.0.0.1:{APP.port}"}
 
@@ -174,7 +174,7 @@ def _rogue_adverts(lab: NamespaceLab, target: str, priority: int, count: int) ->
     the VIP; returns what the target's Keepalived logged meanwhile."""
     rogue = lab.spec.zones[ZoneName.DMZ].gateway_ip
     assert rogue is not None
-    dst = lab.spec.host(target).leg(ZoneName.DMZ).address
+    dst = lab.spec.plan.host(target).leg(ZoneName.DMZ).address
     packet = vrrp_packets.advert(
         rogue, dst, lab.spec.vrrp.router_id, priority, [lab.spec.vip_address],
         lab.spec.vrrp.advert_interval_ms // 10,

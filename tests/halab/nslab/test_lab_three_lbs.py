@@ -40,7 +40,7 @@ def trio() -> Iterator[NamespaceLab]:
 def test_the_group_is_three_lbs_and_the_first_holds_the_vip(trio: NamespaceLab) -> None:
     """Every LB serves every web node, and the first (priority 150) holds the VIP."""
     assert trio.lb_names == ["lb-1", "lb-2", "lb-3"]
-    assert [m.priority for m in trio.spec.vrrp_members] == [150, 100, 50]
+    assert [m.priority for m in trio.spec.plan.vrrp_members] == [150, 100, 50]
     assert trio.vip_holders() == ["lb-1"]
     for lb in trio.lbs:
         assert set(trio.backend_states(lb.name).values()) == {"UP"}, lb.name

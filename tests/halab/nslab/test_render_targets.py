@@ -15,7 +15,7 @@ from halab.render.hosts import VM, RenderTarget, render_host
 def test_vm_and_netns_renders_differ_only_in_namespace_and_process_name(stack: str) -> None:
     values, secrets = lab_values(stack)
     spec = lab_spec(stack, values, secrets)
-    for host in spec.resolved_hosts:
+    for host in spec.plan.hosts:
         target = RenderTarget(netns=f"{spec.lab_name}-{host.name}")
         vm = {f.path: f.content for f in render_host(spec, host, VM).files}
         ns = {f.path: f.content for f in render_host(spec, host, target).files}
@@ -50,11 +50,11 @@ def test_lab_spec_plays_the_fortigate_with_the_linux_edge() -> None:
     lab = lab_spec("dev", values, secrets)
     assert lab.edge.kind.value == "linux"
     real = lab_spec("dev", {**values, "edge": "linux"}, secrets)
-    assert lab.firewall_rule == real.firewall_rule
+    assert lab.plan.firewall_rule == real.plan.firewall_rule
     from halab.model.stackconfig import read_stack
 
     fortigate = read_stack("dev").spec(offline=True)
-    for host in fortigate.resolved_hosts:
+    for host in fortigate.plan.hosts:
         a = {f.path: f.content for f in render_host(fortigate, host).files}
-        b = {f.path: f.content for f in render_host(lab, lab.host(host.name)).files}
+        b = {f.path: f.content for f in render_host(lab, lab.plan.host(host.name)).files}
         assert a == b, f"{host.name}: files depend on the edge kind"

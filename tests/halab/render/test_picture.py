@@ -15,7 +15,7 @@ from halab.render.picture import lab_graph, write_picture
 def test_every_address_of_the_plan_is_in_the_picture(stack: str) -> None:
     spec = read_stack(stack).spec(offline=True)
     source = lab_graph(spec).source
-    for host in spec.resolved_hosts:
+    for host in spec.plan.hosts:
         assert f"{host.name}\n{host.role.value}" in source
         for leg in host.legs:
             assert f"{leg.ifname} {leg.address}" in source
@@ -30,7 +30,7 @@ def test_every_address_of_the_plan_is_in_the_picture(stack: str) -> None:
 
 def test_the_vip_holder_is_marked_when_known() -> None:
     spec = read_stack("staging").spec(offline=True)
-    lbs = [h.name for h in spec.hosts_with_role(Role.LB)]
+    lbs = [h.name for h in spec.plan.hosts_with_role(Role.LB)]
     assert "held by" not in lab_graph(spec).source
     source = lab_graph(spec, vip_holder=lbs[1]).source
     assert f"held by {lbs[1]}" in source

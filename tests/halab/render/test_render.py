@@ -46,14 +46,14 @@ def _shellcheck(script: str, tmp_path: Path, name: str) -> None:
 def test_gate_scripts_pass_shellcheck(spec: LabSpec, tmp_path: Path) -> None:
     for name, rendered in render_all(spec).items():
         _shellcheck(readiness_script(spec, rendered), tmp_path, f"ready-{name}.sh")
-    lb = spec.hosts_with_role(Role.LB)[0]
-    _shellcheck(vip_check_script(spec, lb, spec.public_url), tmp_path, "vip-check.sh")
+    lb = spec.plan.hosts_with_role(Role.LB)[0]
+    _shellcheck(vip_check_script(spec, lb, spec.plan.public_url), tmp_path, "vip-check.sh")
 
 
 def test_every_web_node_is_an_haproxy_backend(spec: LabSpec) -> None:
     rendered = render_all(spec)
-    webs = spec.hosts_with_role(Role.WEB)
-    for lb in spec.hosts_with_role(Role.LB):
+    webs = spec.plan.hosts_with_role(Role.WEB)
+    for lb in spec.plan.hosts_with_role(Role.LB):
         cfg = rendered[lb.name].file(PATHS.haproxy_cfg).content
         servers = [
             line.split()[1:3] for line in cfg.splitlines() if line.strip().startswith("server ")
@@ -65,7 +65,7 @@ def test_both_lbs_re_announce_the_vip_after_a_partition(spec: LabSpec) -> None:
     """The loser of a healed split answers the winner's advert before it steps down, so the
     winner re-sends gratuitous ARPs (the partition drill in tests/halab/nslab proves the effect)."""
     rendered = render_all(spec)
-    for lb in spec.hosts_with_role(Role.LB):
+    for lb in spec.plan.hosts_with_role(Role.LB):
         lines = rendered[lb.name].file(PATHS.keepalived_conf).content.splitlines()
         assert "    vrrp_higher_prio_send_advert" in lines
 
@@ -79,7 +79,7 @@ def test_port_80_redirects_to_https_unless_the_stack_says_otherwise(
     if redirect is not None:
         values["httpsRedirect"] = redirect
     spec = dataclasses.replace(config, values=values).spec(offline=True)
-    lb = spec.hosts_with_role(Role.LB)[0]
+    lb = spec.plan.hosts_with_role(Role.LB)[0]
     cfg = render_all(spec)[lb.name].file(PATHS.haproxy_cfg).content
     assert ("http-request redirect scheme https code 301" in cfg) is expected
 

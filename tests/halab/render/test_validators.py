@@ -86,7 +86,7 @@ def _web_hosts() -> list[Any]:
             continue
         params += [
             pytest.param(stack, h.name, id=f"{stack}-{h.name}")
-            for h in spec.hosts_with_role(Role.WEB)
+            for h in spec.plan.hosts_with_role(Role.WEB)
         ]
     return params
 
@@ -136,7 +136,7 @@ def test_stack_renders(stack: str, validated: Validated) -> None:
     spec = read_stack(stack).spec(offline=True)  # raises ConfigError naming the key if not
     assert stack not in validated.render_errors, validated.render_errors[stack]
     rendered_hosts = {h for s, h in validated.trees if s == stack}
-    assert rendered_hosts == {h.name for h in spec.resolved_hosts}
+    assert rendered_hosts == {h.name for h in spec.plan.hosts}
 
 
 @pytest.mark.parametrize(("stack", "host", "check"), _plan())
@@ -229,7 +229,7 @@ def test_three_lbs_with_fast_detection_pass_keepalived_and_nft(tmp_path: Path) -
     fast = dataclasses.replace(config, values=values).spec(offline=True)
     trees = render_to_tree(fast, tmp_path)
     assert_no_problems(validate_tree(tmp_path))
-    member = fast.vrrp_member("lb-2")
+    member = fast.plan.vrrp_member("lb-2")
     conf = trees["lb-2"].path_of("/etc/keepalived/keepalived.conf").read_text(encoding="utf-8")
     for peer, name in zip(member.peers, ("lb-1", "lb-3"), strict=True):
         assert f"neighbor_ip {peer}" in conf and f"BFD_{name} weight -40 reverse" in conf
@@ -417,7 +417,7 @@ def test_nginx_check_needs_the_nodes_own_address(
 ) -> None:
     """Why the nginx check runs in a namespace with the host's addresses: ``nginx -t`` binds."""
     tree = render_to_tree(dev_with_key, tmp_path)["web-1"]
-    address = str(dev_with_key.host("web-1").leg(ZoneName.INTERNAL).address)
+    address = str(dev_with_key.plan.host("web-1").leg(ZoneName.INTERNAL).address)
     # Same check, but the namespace gets no interfaces: nginx must then fail to bind the address.
     original = validate_module.in_namespaces
     monkeypatch.setattr(validate_module, "in_namespaces", lambda argv, **_: original(argv))

@@ -63,7 +63,7 @@ def test_check_command_arguments() -> None:
 
 
 def test_spec_from_pulumi_config_json() -> None:
-    from halab.model.stackconfig import project_defaults, spec_from_pulumi_json
+    from halab.model.stackconfig import stack_spec
 
     # What `pulumi config --json` prints after `pulumi config set`: every value a string.
     config = {
@@ -79,10 +79,10 @@ def test_spec_from_pulumi_config_json() -> None:
             "secret": False,
         },
     }
-    spec = spec_from_pulumi_json("e2e", config, project_defaults(REPO_ROOT))
+    spec = stack_spec("e2e", REPO_ROOT, config)
     assert spec.vrrp.version == 3
     assert spec.vm.libvirt_uri == "qemu:///system?socket=/x"
-    assert [h.name for h in spec.resolved_hosts][:4] == ["lb-1", "lb-2", "web-1", "web-2"]
+    assert [h.name for h in spec.plan.hosts][:4] == ["lb-1", "lb-2", "web-1", "web-2"]
     assert "sshPrivateKey" in spec.secrets_present
 
 

@@ -48,7 +48,7 @@ def test_another_labs_range_or_bridge_is_a_clash_naming_both() -> None:
     assert error.key == "zones.dmz.cidr" and "hwl-other-dmz" in error.line()
     assert str(spec.zones[ZoneName.DMZ].cidr) in error.line()
     # The same name of bridge, whatever the range.
-    taken = LibvirtNetwork("someone", spec.bridge_name(ZoneName.INTERNAL), ())
+    taken = LibvirtNetwork("someone", spec.plan.bridges[ZoneName.INTERNAL], ())
     (error,) = clashes(spec, [taken])
     assert error.key == "zones.internal" and "someone" in error.line()
 
@@ -56,7 +56,7 @@ def test_another_labs_range_or_bridge_is_a_clash_naming_both() -> None:
 def test_the_labs_own_networks_and_other_ranges_are_no_clash() -> None:
     spec = _spec()
     own = LibvirtNetwork(
-        f"{spec.lab_name}-dmz", spec.bridge_name(ZoneName.DMZ), (spec.zones[ZoneName.DMZ].cidr,)
+        f"{spec.lab_name}-dmz", spec.plan.bridges[ZoneName.DMZ], (spec.zones[ZoneName.DMZ].cidr,)
     )
     assert clashes(spec, [own, parse_network_xml(DEFAULT_XML)]) == []
 
