@@ -29,14 +29,11 @@ Workspace = tuple[Path, dict[str, str]]
 _LIBVIRTDS = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    """A copy of the project (so `pulumi config set` never edits the checkout) and its env."""
-    if not (BIN / "pulumi").exists():
-        pytest.fail(f"no Pulumi CLI in {BIN}: build it with make engine")
-    root = tmp_path_factory.mktemp("project")
-    engine.copy_project(root, project_dir=REPO)
-    (root / "state").mkdir()
+def cli_env(root: Path) -> dict[str, str]:
+    """The environment the built CLI runs with in a project copy at ``root``: a state backend,
+    a passphrase and a plugin cache of the copy's own (the mirror's plugins installed there),
+    no update check, no plugin download, no SSH agent."""
+    (root / "state").mkdir(exist_ok=True)
     env = {
         **os.environ,
         "PATH": f"{BIN}:{os.environ['PATH']}",
@@ -48,6 +45,17 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     }
     env.pop("SSH_AUTH_SOCK", None)
     assert engine.install_plugins(env) >= 4, "the plugin mirror (../shared/plugins) is missing"
+    return env
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    """A copy of the project (so `pulumi config set` never edits the checkout) and its env."""
+    if not (BIN / "pulumi").exists():
+        pytest.fail(f"no Pulumi CLI in {BIN}: build it with make engine")
+    root = tmp_path_factory.mktemp("project")
+    engine.copy_project(root, project_dir=REPO)
+    env = cli_env(root)
     yield root, env
 
 

@@ -12,7 +12,6 @@ address object, whose subnet FortiOS reads back as "address mask"), then ``previ
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -24,10 +23,8 @@ import pytest
 from halab.fortigate.server import Running, serve
 from halab.fortigate.store import Store
 from halab.fortigate.tls import make_ca_and_server_cert
-from halab.machine import engine
+from tests.engine.conftest import BIN, REPO, cli_env
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = engine.bin_dir()
 TOKEN = "emulator-test-token-0123456789"
 
 pytestmark = pytest.mark.engine
@@ -93,18 +90,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
     # The project's venv (a worktree without one borrows the venv running this test).
     venv = REPO / "venv" if (REPO / "venv").exists() else Path(sys.prefix)
     (root / "venv").symlink_to(venv)
-    (root / "state").mkdir()
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}:{os.environ['PATH']}",
-        "PULUMI_BACKEND_URL": f"file://{root / 'state'}",
-        "PULUMI_CONFIG_PASSPHRASE": "test-only",
-        "PULUMI_HOME": str(root / "pulumi-home"),
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-    }
-    assert engine.install_plugins(env) >= 4, "the plugin mirror (../shared/plugins) is missing"
-    return root, env
+    return root, cli_env(root)
 
 
 def _pulumi(
