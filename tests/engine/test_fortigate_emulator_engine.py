@@ -23,7 +23,7 @@ import pytest
 from halab.fortigate.server import Running, serve
 from halab.fortigate.store import Store
 from halab.fortigate.tls import make_ca_and_server_cert
-from tests.engine.conftest import BIN, REPO, cli_env
+from tests.engine.conftest import BIN, REPO, cli_env, pulumi
 
 TOKEN = "emulator-test-token-0123456789"
 
@@ -96,17 +96,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
 def _pulumi(
     project: tuple[Path, dict[str, str]], *args: str, timeout: int = 300
 ) -> tuple[subprocess.CompletedProcess[str], float]:
-    root, env = project
     start = time.monotonic()
-    done = subprocess.run(
-        [str(BIN / "pulumi"), *args, "--non-interactive"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    done = pulumi(project, *args, timeout=timeout)
     return done, time.monotonic() - start
 
 
