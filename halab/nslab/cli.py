@@ -37,7 +37,9 @@ def _up(args: argparse.Namespace) -> int:
     need_root()
     try:
         with signals_raise():
-            lab = NamespaceLab.create(args.stack, Path(args.project_dir))
+            lab = NamespaceLab.create(
+                args.stack, Path(args.project_dir), fortigate_emulator=args.fortigate_emulator
+            )
             lab.up(progress, timeout=args.timeout)
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -124,6 +126,15 @@ def add_lab_commands(subparsers: Any) -> Any:
         )
     )
     up.add_argument("--timeout", type=float, default=30.0, help="readiness limit (s)")
+    up.add_argument(
+        "--fortigate-emulator",
+        action="store_true",
+        help=(
+            "a stack with edge: fortigate: the edge runs the FortiOS API emulator with "
+            "--apply-nft on fortigateHost instead of the Linux edge's rules; nothing passes to "
+            "the VIP until the FortiOS provider has configured it (docs/fortigate-emulator.md)"
+        ),
+    )
     up.set_defaults(func=_up)
 
     status = with_stack(sub.add_parser("status", help="what runs, and who holds the VIP"))
