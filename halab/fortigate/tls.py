@@ -24,7 +24,15 @@ def make_ca_and_server_cert(
         folder / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")
     )
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
-    _openssl("req", "-x509", *ec, "-days", str(days), "-subj", "/CN=test FortiGate CA",
+    # Python 3.13 verifies strictly by default (VERIFY_X509_STRICT): a CA without key usage, or
+    # a server certificate without an authority key identifier, fails the handshake on trixie.
+    ca_ext = (
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    )
+    _openssl("req", "-x509", *ec, *ca_ext, "-days", str(days), "-subj", "/CN=test FortiGate CA",
              "-keyout", str(ca_key), "-out", str(ca))  # fmt: skip
     _openssl("req", "-new", *ec, "-subj", f"/CN={host}", "-keyout", str(key), "-out", str(csr))
     try:
@@ -33,7 +41,11 @@ def make_ca_and_server_cert(
     except ValueError:
         san = f"DNS:{host}"
     ext = folder / "san.ext"
-    ext.write_text(f"subjectAltName={san}\n")
+    ext.write_text(
+        f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n"
+    )
     signing = ("-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-days", str(days))
     _openssl("x509", "-req", "-in", str(csr), *signing, "-extfile", str(ext), "-out", str(cert))
     return ca, cert, key
