@@ -48,6 +48,8 @@ def _up(args: argparse.Namespace) -> int:
         print("interrupted: everything the lab had started was removed", file=sys.stderr)
         return 130
     _print_status(lab.status())
+    if lab.fortigate is not None:
+        print("nothing passes the public IP until the FortiOS provider has configured the emulator")
     print(
         f"next: python -m halab lab drill --stack {args.stack}; then lab down --stack {args.stack}"
     )
@@ -57,6 +59,12 @@ def _up(args: argparse.Namespace) -> int:
 def _print_status(status: dict[str, Any]) -> None:
     print(f"lab {status['lab']} (stack {status['stack']}): {status['public_url']}")
     print(f"VIP {status['vip']} held by: {', '.join(status['vip_holders']) or 'nobody'}")
+    fortigate = status.get("fortigate_emulator")
+    if fortigate:
+        print(
+            f"FortiGate (emulator, forwards only what it is told): https://{fortigate['hostname']}"
+            f" CA {fortigate['ca_bundle']} token {fortigate['token_file']}"
+        )
     for host, entry in status["hosts"].items():
         running = ", ".join(f"{n} {p}" for n, p in entry["processes"].items()) or "-"
         backends = entry.get("backends")

@@ -173,7 +173,9 @@ def lab_spec(
 
     A stack with ``edge: fortigate`` (dev) gets ``edge: linux`` here: the edge namespace then runs
     the nftables DNAT ruleset the renderer makes from the same :class:`FirewallRule` the FortiOS
-    resources come from. LB and web files do not depend on the edge kind.
+    resources come from. LB and web files do not depend on the edge kind. (With
+    ``fortigate_emulator`` the edge host keeps its legs and the FortiGate settings, but runs the
+    emulator instead of those rules: see the module's docstring.)
     """
     merged = {**values, **(overrides or {})}
     if merged.get("edge") != EdgeKind.LINUX.value:
@@ -487,7 +489,8 @@ class NamespaceLab(SpecDrillTarget):
             self.start(self.daemon(backup.name, "keepalived"))
         if self.fortigate is not None:
             self._wait(self.fortigate_listens, timeout, f"{EMULATOR} to listen", "edge")
-        step("waiting for readiness: every backend UP in every HAProxy, client gets 200")
+        gets = "the VIP answers the edge" if self.fortigate else "client gets 200"
+        step(f"waiting for readiness: every backend UP in every HAProxy, {gets}")
         self.wait_ready(timeout)
         self.record_children()
 
