@@ -37,7 +37,9 @@ def _up(args: argparse.Namespace) -> int:
     need_root()
     try:
         with signals_raise():
-            lab = NamespaceLab.create(args.stack, Path(args.project_dir))
+            lab = NamespaceLab.create(
+                args.stack, Path(args.project_dir), fortigate_emulator=args.fortigate_emulator
+            )
             lab.up(progress, timeout=args.timeout)
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -46,6 +48,8 @@ def _up(args: argparse.Namespace) -> int:
         print("interrupted: everything the lab had started was removed", file=sys.stderr)
         return 130
     _print_status(lab.status())
+    if lab.fortigate is not None:
+        print("nothing passes the public IP until the FortiOS provider has configured the emulator")
     print(
         f"next: python -m halab lab drill --stack {args.stack}; then lab down --stack {args.stack}"
     )
@@ -55,6 +59,12 @@ def _up(args: argparse.Namespace) -> int:
 def _print_status(status: dict[str, Any]) -> None:
     print(f"lab {status['lab']} (stack {status['stack']}): {status['public_url']}")
     print(f"VIP {status['vip']} held by: {', '.join(status['vip_holders']) or 'nobody'}")
+    fortigate = status.get("fortigate_emulator")
+    if fortigate:
+        print(
+            f"FortiGate (emulator, forwards only what it is told): https://{fortigate['hostname']}"
+            f" CA {fortigate['ca_bundle']} token {fortigate['token_file']}"
+        )
     for host, entry in status["hosts"].items():
         running = ", ".join(f"{n} {p}" for n, p in entry["processes"].items()) or "-"
         backends = entry.get("backends")
@@ -124,6 +134,15 @@ def add_lab_commands(subparsers: Any) -> Any:
         )
     )
     up.add_argument("--timeout", type=float, default=30.0, help="readiness limit (s)")
+    up.add_argument(
+        "--fortigate-emulator",
+        action="store_true",
+        help=(
+            "a stack with edge: fortigate: the edge runs the FortiOS API emulator with "
+            "--apply-nft on fortigateHost instead of the Linux edge's rules; nothing passes to "
+            "the VIP until the FortiOS provider has configured it (docs/fortigate-emulator.md)"
+        ),
+    )
     up.set_defaults(func=_up)
 
     status = with_stack(sub.add_parser("status", help="what runs, and who holds the VIP"))

@@ -13,6 +13,11 @@ role's recipe (:mod:`halab.nslab.recipes`); how many requests/s the lab serves,
 Keepalived is started in the root network namespace and moves itself into the host's namespace
 (the rendered ``net_namespace`` line): ``vrrp_track_process`` needs the root namespace's
 process-event channel. The root namespace itself is never changed.
+
+With ``fortigate_emulator`` (a stack whose edge is a FortiGate), the edge namespace plays the
+FortiGate instead of the Linux edge: it loads none of the Linux edge's nftables and runs the
+FortiOS API emulator (``python -m halab fortigate-emulator --apply-nft``) on the stack's
+``fortigateHost``, so only objects the FortiOS provider creates there forward anything.
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +74,86 @@ class LabError(RuntimeError):
     """The lab cannot do what was asked; the message says why and what to do."""
 
 
+#: The port of a FortiGate's HTTPS admin access, when ``fortigateHost`` names none.
+FORTIGATE_API_PORT = 443
+EMULATOR = "fortigate-emulator"
+
+
+@dataclass(frozen=True)
+class EmulatedFortiGate:
+    """The FortiGate emulator the edge namespace runs: where it listens, which Linux interface
+    each FortiOS port stands for, and the folder of its state, CA and token."""
+
+    address: IPv4Interface
+    port: int
+    #: (FortiOS port, Linux interface of the edge namespace)
+    interfaces: tuple[tuple[str, str], ...]
+    folder: Path
+
+    @property
+    def hostname(self) -> str:
+        """What the provider's ``hostname`` gets (FortiOS's own port needs no ``:443``)."""
+        ip = str(self.address.ip)
+        return ip if self.port == FORTIGATE_API_PORT else f"{ip}:{self.port}"
+
+    @property
+    def state_file(self) -> Path:
+        """The emulator's configuration, kept across its restarts (a drill may kill the edge)."""
+        return self.folder / "fortigate.json"
+
+    @property
+    def ca_file(self) -> Path:
+        """The throwaway CA that signs the emulator's certificate (the provider's CA bundle)."""
+        return self.folder / "fortigate-tls" / "ca.pem"
+
+    @property
+    def token_file(self) -> Path:
+        """The API token the emulator makes at its first start."""
+        return self.folder / "fortigate-tls" / "token"
+
+    def argv(self) -> list[str]:
+        """The emulator's command line (run inside the edge namespace)."""
+        ports = [f"--interface={name}={ifname}" for name, ifname in self.interfaces]
+        return [
+            sys.executable, "-m", "halab", EMULATOR, "--listen", f"{self.address.ip}:{self.port}",
+            "--state", str(self.state_file), "--interface=any", *ports, "--apply-nft",
+        ]  # fmt: skip
+
+
+def emulated_fortigate(spec: LabSpec, folder: Path) -> EmulatedFortiGate:
+    """The emulator for a lab spec's edge host, from the stack's FortiGate settings: it listens
+    on ``fortigateHost`` (an address of the public zone, added to the edge's public leg), and
+    ``fortigateWanInterface``/``fortigateDmzInterface`` stand for the edge's public/DMZ legs."""
+    settings = spec.edge.fortigate
+    edge = spec.plan.host("edge")
+    public, dmz = edge.leg(ZoneName.PUBLIC), edge.leg(ZoneName.DMZ)
+    text, _, port = settings.host.partition(":")
+    try:
+        address = IPv4Address(text)
+    except ValueError:
+        raise LabError(
+            f"fortigateHost {settings.host!r}: the emulator needs an IPv4 address of the public "
+            f"zone ({public.network}) to listen on"
+        ) from None
+    if address not in public.network or address in {
+        public.address,
+        public.network.broadcast_address,
+    }:
+        raise LabError(
+            f"fortigateHost {address} must be a free address of the public zone {public.network} "
+            f"(not the public IP {public.address}, where the VIPs translate): the emulator "
+            "listens there on the edge's public leg"
+        )
+    if settings.wan_interface == settings.dmz_interface:
+        raise LabError("fortigateWanInterface and fortigateDmzInterface must differ")
+    return EmulatedFortiGate(
+        address=IPv4Interface(f"{address}/{public.network.prefixlen}"),
+        port=int(port) if port else FORTIGATE_API_PORT,
+        interfaces=((settings.wan_interface, public.ifname), (settings.dmz_interface, dmz.ifname)),
+        folder=folder,
+    )
+
+
 def require_packages(error: Callable[[str], BaseException] = LabError) -> None:
     """Fail with the package names (apt-get install line) when a file the lab runs is missing."""
     hostdeps.require_tools(REQUIRED, error)
@@ -87,7 +175,9 @@ def lab_spec(
 
     A stack with ``edge: fortigate`` (dev) gets ``edge: linux`` here: the edge namespace then runs
     the nftables DNAT ruleset the renderer makes from the same :class:`FirewallRule` the FortiOS
-    resources come from. LB and web files do not depend on the edge kind.
+    resources come from. LB and web files do not depend on the edge kind. (With
+    ``fortigate_emulator`` the edge host keeps its legs and the FortiGate settings, but runs the
+    emulator instead of those rules: see the module's docstring.)
     """
     merged = {**values, **(overrides or {})}
     if merged.get("edge") != EdgeKind.LINUX.value:
@@ -106,6 +196,12 @@ class NamespaceLab(SpecDrillTarget):
         self.state = state
         self.topo = topology.plan(spec)
         self.root = Path(state.run_dir)
+        #: The FortiGate emulator the edge runs (None: the Linux edge's own rules).
+        self.fortigate: EmulatedFortiGate | None = (
+            emulated_fortigate(spec, self.root / "hosts" / "edge" / "fortigate")
+            if state.fortigate_emulator
+            else None
+        )
         self.log: Callable[[str], None] = lambda _msg: None
         #: True during ``up``: a daemon that exits then is a start-up failure (later, in a
         #: drill, daemons are killed on purpose).
@@ -119,10 +215,17 @@ class NamespaceLab(SpecDrillTarget):
         stack: str,
         project_dir: Path = REPO_ROOT,
         overrides: dict[str, Any] | None = None,
+        fortigate_emulator: bool = False,
     ) -> NamespaceLab:
-        """A lab for a stack that is not up yet (nothing is created until :meth:`up`)."""
+        """A lab for a stack that is not up yet (nothing is created until :meth:`up`).
+
+        ``fortigate_emulator``: the edge plays the stack's FortiGate (``edge: fortigate``) with
+        the emulator, which forwards nothing until the FortiOS provider configures it.
+        """
         values, secrets = lab_values(stack, project_dir)
         values = {**values, **(overrides or {})}
+        if fortigate_emulator and values.get("edge") != EdgeKind.FORTIGATE.value:
+            raise LabError(f"stack {stack!r} has no FortiGate edge (edge: fortigate) to emulate")
         spec = lab_spec(stack, values, secrets)
         state = LabState(
             stack=stack,
@@ -130,6 +233,7 @@ class NamespaceLab(SpecDrillTarget):
             values=values,
             secrets_present=sorted(secrets),
             run_dir=str(run_dir(stack)),
+            fortigate_emulator=fortigate_emulator,
         )
         return cls(spec, state)
 
@@ -203,7 +307,16 @@ class NamespaceLab(SpecDrillTarget):
     def daemons(self, host: ResolvedHost) -> list[Recipe]:
         """The daemons of a host in start order, with their argv (its role's recipe)."""
         place = self.place(host)
-        return RECIPES[host.role].daemons(place, recipes.binds(place))
+        found = RECIPES[host.role].daemons(place, recipes.binds(place))
+        if host.role is Role.EDGE and self.fortigate is not None:
+            # PYTHONPATH: the emulator is this checkout's halab, whatever the daemon's cwd.
+            argv = procs.nsexec_argv(
+                self.fortigate.argv(), net=place.netns, env={"PYTHONPATH": str(REPO_ROOT)}
+            )
+            found.append(
+                Recipe(host.name, EMULATOR, tuple(argv), str(place.logs / f"{EMULATOR}.log"))
+            )
+        return found
 
     def start(self, daemon: Recipe) -> ProcRecord:
         """Start one daemon (refusing a second copy) and record it at once."""
@@ -336,6 +449,9 @@ class NamespaceLab(SpecDrillTarget):
         topology.build_switch(self.topo)
         for node in self.topo.nodes:
             topology.wire_node(self.topo, node)
+        if self.fortigate is not None:
+            # The FortiGate's own address (port1's, in the tutorial) beside the public IP.
+            topology.add_address(self.ns("edge"), ZoneName.PUBLIC.value, self.fortigate.address)
         step("kernel settings and host firewalls (rendered sysctl.d and nftables.conf)")
         commands: list[list[str]] = []
         for resolved in self.spec.plan.hosts:
@@ -344,8 +460,16 @@ class NamespaceLab(SpecDrillTarget):
             sysctl = str(tree / PATHS.sysctl.lstrip("/"))
             nft = str(tree / PATHS.nftables.lstrip("/"))
             commands.append(procs.nsexec_argv(["/usr/sbin/sysctl", "-q", "-p", sysctl], net=ns))
+            if resolved.role is Role.EDGE and self.fortigate is not None:
+                # A packet must pass every base chain on its hook: the Linux edge's forward
+                # policy drop and DNAT would stack with the FortiGate's. The emulator's table
+                # alone decides; the edge's sysctl (forwarding) still applies.
+                continue
             commands.append(procs.nsexec_argv(["/usr/sbin/nft", "-f", nft], net=ns))
         procs.run_all(commands)
+        if self.fortigate is not None:
+            step(f"edge: {EMULATOR} on https://{self.fortigate.hostname} (--apply-nft)")
+            self.start(self.daemon("edge", EMULATOR))
         step("web nodes: uvicorn + nginx; LBs: haproxy")
         for host in (*self.webs, *self.lbs):
             for d in self.daemons(host):
@@ -367,7 +491,10 @@ class NamespaceLab(SpecDrillTarget):
         step(f"keepalived on {', '.join(b.name for b in backups)}")
         for backup in backups:
             self.start(self.daemon(backup.name, "keepalived"))
-        step("waiting for readiness: every backend UP in every HAProxy, client gets 200")
+        if self.fortigate is not None:
+            self._wait(self.fortigate_listens, timeout, f"{EMULATOR} to listen", "edge")
+        gets = "the VIP answers the edge" if self.fortigate else "client gets 200"
+        step(f"waiting for readiness: every backend UP in every HAProxy, {gets}")
         self.wait_ready(timeout)
         self.record_children()
 
@@ -393,7 +520,7 @@ class NamespaceLab(SpecDrillTarget):
 
     def _check_daemons(self) -> None:
         """Fail fast, with the daemon's log, when one exits while the lab starts."""
-        daemons = {"devlog", "haproxy", "keepalived", "nginx", "uvicorn"}
+        daemons = {"devlog", "haproxy", "keepalived", "nginx", "uvicorn", EMULATOR}
         latest: dict[tuple[str, str], ProcRecord] = {}
         for p in self.state.processes:
             if p.name in daemons:
@@ -418,13 +545,30 @@ class NamespaceLab(SpecDrillTarget):
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> float:
         """Wait until the lab serves through the public IP with every backend UP, and every
-        LB's VRRP has started (past Keepalived's start-up delay), so either can take over."""
+        LB's VRRP has started (past Keepalived's start-up delay), so either can take over.
+
+        With the FortiGate emulator nothing forwards until the provider has configured it, so
+        the 200 is asked of the VIP from the edge's DMZ leg instead.
+        """
         self._wait(lambda: len(self.vip_holders()) == 1, timeout, "exactly one VIP holder")
         self._wait(self.vrrp_started, timeout, "VRRP started on every LB (start-up delay)")
         self.wait_backends(timeout)
+        if self.fortigate is not None:
+            return self._wait(
+                lambda: self.vip_get()[0] == 200, timeout, "a 200 on the VIP from the edge"
+            )
         return self._wait(
             lambda: self.client_get()[0] == 200, timeout, "a 200 through the public IP"
         )
+
+    def fortigate_listens(self) -> bool:
+        """True once the emulator accepts a connection from the client (its CA is made)."""
+        if self.fortigate is None:
+            return False
+        with contextlib.closing(netns.socket_in(self.ns("client"))) as sock:
+            sock.settimeout(1.0)
+            sock.connect((str(self.fortigate.address.ip), self.fortigate.port))
+        return self.fortigate.ca_file.is_file()
 
     def wait_backends(
         self, timeout: float = READY_TIMEOUT_S, up: Sequence[str] | None = None
@@ -504,6 +648,15 @@ class NamespaceLab(SpecDrillTarget):
             timeout=timeout,
         )
 
+    def vip_get(self, path: str = "/", timeout: float = 1.0) -> tuple[int, str]:
+        """One request from the edge's DMZ leg straight to the VIP (no edge rule involved)."""
+        scheme = self.spec.plan.scheme
+        port = 443 if scheme == "https" else 80
+        return http_get(
+            self.ns("edge"), str(self.spec.vip_address), port, path, tls=scheme == "https",
+            timeout=timeout,
+        )  # fmt: skip
+
     def status(self) -> dict[str, Any]:
         """What runs, per host, and who holds the VIP."""
         hosts: dict[str, Any] = {}
@@ -528,6 +681,15 @@ class NamespaceLab(SpecDrillTarget):
             "vip_holders": holders,
             "hosts": hosts,
             "run_dir": str(self.root),
+            "fortigate_emulator": (
+                {
+                    "hostname": self.fortigate.hostname,
+                    "ca_bundle": str(self.fortigate.ca_file),
+                    "token_file": str(self.fortigate.token_file),
+                }
+                if self.fortigate is not None
+                else None
+            ),
         }
 
     # ---- faults ----------------------------------------------------------------------------

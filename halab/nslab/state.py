@@ -46,6 +46,8 @@ class LabState:
     #: removed at ``down`` only while empty, so nobody else's files go with them.
     empty_dirs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: The edge namespace runs the FortiGate emulator in place of the Linux edge's rules.
+    fortigate_emulator: bool = False
 
     @property
     def path(self) -> Path:
@@ -68,6 +70,7 @@ class LabState:
             "dirs": self.dirs,
             "empty_dirs": self.empty_dirs,
             "notes": self.notes,
+            "fortigate_emulator": self.fortigate_emulator,
         }
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")

@@ -203,6 +203,17 @@ def wire_node(topo: TopologyPlan, node: NodePlan) -> None:
             ipr.route("add", dst="0.0.0.0/0", gateway=str(node.default_gateway))
 
 
+def add_address(ns: str, ifname: str, interface: IPv4Interface) -> None:
+    """A second address on a node's leg (the FortiGate's own beside the public IP)."""
+    with IPRoute(netns=ns) as ipr:
+        ipr.addr(
+            "add",
+            index=_index(ipr, ifname),
+            address=str(interface.ip),
+            prefixlen=interface.network.prefixlen,
+        )
+
+
 def set_port_state(topo: TopologyPlan, node: NodePlan, up: bool) -> None:
     """Cut (or restore) every link of a node at the switch: the cable is pulled."""
     with IPRoute(netns=topo.switch) as sw:

@@ -79,9 +79,14 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """The one-component program and an env like tests/engine/test_real_cli.py's."""
+    return edge_project(tmp_path_factory.mktemp("edge-project"))
+
+
+def edge_project(root: Path) -> tuple[Path, dict[str, str]]:
+    """The one-component program in ``root`` and the env the CLI runs it with (also the
+    namespace lab's FortiGate test's)."""
     if not (BIN / "pulumi").exists():
         pytest.fail(f"no Pulumi CLI in {BIN}: build it with make engine")
-    root = tmp_path_factory.mktemp("edge-project")
     (root / "Pulumi.yaml").write_text(
         "name: fortigate-edge\nruntime:\n  name: python\n  options:\n"
         "    toolchain: pip\n    virtualenv: venv\n"

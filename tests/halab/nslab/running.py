@@ -12,6 +12,7 @@ import pytest
 
 from halab.drills import registry, report
 from halab.drills.core import DrillResult
+from halab.model.stackconfig import REPO_ROOT
 from halab.nslab.lab import NamespaceLab, require_packages
 from halab.nslab.state import LabState
 from halab.plumbing import hostdeps, netns, procs
@@ -22,14 +23,23 @@ KEEPALIVED_RUN = Path("/run/keepalived")
 
 
 @contextlib.contextmanager
-def running_lab(stack: str, overrides: dict[str, Any] | None = None) -> Iterator[NamespaceLab]:
-    """Bring the stack's lab up (with ``overrides`` of its values); on the way out take it down
-    and fail if a namespace, a process, the run folder or a Keepalived run file of it is left."""
+def running_lab(
+    stack: str,
+    overrides: dict[str, Any] | None = None,
+    *,
+    fortigate_emulator: bool = False,
+    project_dir: Path = REPO_ROOT,
+) -> Iterator[NamespaceLab]:
+    """Bring the stack's lab up (with ``overrides`` of its values; ``fortigate_emulator`` and
+    ``project_dir``: see :meth:`NamespaceLab.create`); on the way out take it down and fail if
+    a namespace, a process, the run folder or a Keepalived run file of it is left."""
     hostdeps.require_root("the namespace lab tests make network namespaces", pytest.fail)
     require_packages(pytest.fail)
     if LabState.load(stack) is not None:
         NamespaceLab.attach(stack).down(lambda _m: None)  # a previous run's leftovers
-    created = NamespaceLab.create(stack, overrides=overrides)
+    created = NamespaceLab.create(
+        stack, project_dir, overrides=overrides, fortigate_emulator=fortigate_emulator
+    )
     try:
         took = created.up(lambda _m: None)
         print(f"lab up in {took:.2f}s")
