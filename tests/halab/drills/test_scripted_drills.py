@@ -4,42 +4,30 @@ from a measured baseline as on a slow machine, without root or a lab."""
 from __future__ import annotations
 
 import json
-import random
 import re
-import time
 from dataclasses import asdict
 
 import pytest
 
-from halab.drills.baseline import Baseline
-from halab.drills.core import Bounds, DrillRun, settle
+from halab.drills.core import Bounds, settle
 from halab.drills.lb import STALL_S, lb_hard_failure, lb_stall
 from halab.drills.web import web_hard_failure
-from halab.target.probe import ProbeConfig
-from tests.halab.drills.scripted import ScriptedTarget, scripted_settings
+from tests.halab.drills.scripted import (
+    ScriptClock,
+    ScriptedTarget,
+    baseline,
+    drill_run,
+    scripted_settings,
+)
 
-FASTEST = ProbeConfig("https://192.0.2.10/", interval=0.1, connect_timeout=1.0, total_timeout=2.0)
 
-
-def _baseline(p90: float) -> Baseline:
-    return Baseline(requests=20, failed=0, p50_s=p90 * 0.8, p90_s=p90, max_s=p90 * 1.1)
-
-
-def _run(target: ScriptedTarget, baseline: Baseline, bounds: Bounds | None = None) -> DrillRun:
-    return DrillRun(
-        target,  # type: ignore[arg-type]  # the protocol's part the drills use
-        "scripted",
-        bounds or Bounds(),
-        baseline.paced_probe(FASTEST),
-        random.Random(8),
-        baseline=baseline,
+def test_lb_hard_failure_moves_the_vip_and_the_client_recovers_within_the_bound(
+    clock: ScriptClock,
+) -> None:
+    target = ScriptedTarget(
+        scripted_settings(), clock=clock, normal_latency=0.05, vip_moves_after=0.35
     )
-
-
-def test_lb_hard_failure_moves_the_vip_and_the_client_recovers_within_the_bound() -> None:
-    target = ScriptedTarget(scripted_settings(), normal_latency=0.05, vip_moves_after=0.35)
-    baseline = _baseline(0.06)
-    run = _run(target, baseline, Bounds(max_lb_outage_s=0.35 + 2.0 + 2 * 0.24 + 0.06))
+    run = drill_run(target, baseline(0.06), Bounds(max_lb_outage_s=0.35 + 2.0 + 2 * 0.24 + 0.06))
     result = lb_hard_failure(run)
     assert result.passed, result.checks
     assert result.figures["new_master"] == "lb-2" == result.figures["expected_new_master"]
@@ -55,7 +43,7 @@ def test_lb_hard_failure_moves_the_vip_and_the_client_recovers_within_the_bound(
     assert data["settings"]["target"] == "namespaces"
 
 
-def test_web_hard_failure_judges_slow_by_the_labs_own_pace() -> None:
+def test_web_hard_failure_judges_slow_by_the_labs_own_pace(clock: ScriptClock) -> None:
     # A slow lab: every answer takes 150 ms, more than half of a 200 ms connect timeout. A fixed
     # threshold of half the timeout would call every request slow and fail a lab that recovered.
     # HAProxy drops a node after 350 ms x (1 + 1) = 0.7 s.
@@ -63,8 +51,8 @@ def test_web_hard_failure_judges_slow_by_the_labs_own_pace() -> None:
         haproxyTimeoutConnectMs=200, healthCheckIntervalMs=350, healthCheckFall=1
     )
     assert (settings.haproxy_node_down_s, settings.haproxy_timeout_connect_s) == (0.7, 0.2)
-    target = ScriptedTarget(settings, normal_latency=0.15, vip_moves_after=0.0)
-    run = _run(target, _baseline(0.15))
+    target = ScriptedTarget(settings, clock=clock, normal_latency=0.15, vip_moves_after=0.0)
+    run = drill_run(target, baseline(0.15))
     result = web_hard_failure(run)
     assert all(s.latency > 0.1 for s in result.samples)
     assert result.passed, result.checks
@@ -77,13 +65,15 @@ def test_web_hard_failure_judges_slow_by_the_labs_own_pace() -> None:
     assert result.figures["detection_s"] == 0.7
 
 
-def test_settle_waits_for_the_quiet_time_of_the_configured_adverts() -> None:
-    target = ScriptedTarget(scripted_settings(), normal_latency=0.05, vip_moves_after=0.35)
+def test_settle_waits_for_the_quiet_time_of_the_configured_adverts(clock: ScriptClock) -> None:
+    target = ScriptedTarget(
+        scripted_settings(), clock=clock, normal_latency=0.05, vip_moves_after=0.35
+    )
     # Three adverts of 100 ms, and 0.3 s more.
     assert target.settings.settle_quiet_s == pytest.approx(0.6)
-    started = time.monotonic()
-    assert settle(target, timeout=5.0) == ["lb-1"]  # type: ignore[arg-type]
-    assert time.monotonic() - started >= target.settings.settle_quiet_s
+    started = clock.monotonic()
+    assert settle(target, timeout=5.0) == ["lb-1"]
+    assert clock.monotonic() - started >= target.settings.settle_quiet_s
 
 
 @pytest.mark.parametrize(
@@ -96,12 +86,15 @@ def test_settle_waits_for_the_quiet_time_of_the_configured_adverts() -> None:
     ],
 )
 def test_lb_stall_is_judged_against_the_detection_of_the_configured_timers(
-    fast: bool, detection: float, moves: int
+    clock: ScriptClock, fast: bool, detection: float, moves: int
 ) -> None:
     target = ScriptedTarget(
-        scripted_settings(vrrpFastDetection=fast), normal_latency=0.05, vip_moves_after=0.35
+        scripted_settings(vrrpFastDetection=fast),
+        clock=clock,
+        normal_latency=0.05,
+        vip_moves_after=0.35,
     )
-    result = lb_stall(_run(target, _baseline(0.06)))
+    result = lb_stall(drill_run(target, baseline(0.06)))
     assert result.figures["detection_s"] == detection
     assert result.figures["vip_moves"] == moves
     assert result.figures["stopped_s"] == STALL_S
