@@ -27,7 +27,10 @@ reads ``systemd``):
    project's own; after ``make down`` that libvirtd holds exactly the domains, networks, pools
    and volumes it held before, and nothing of the lab listens or runs. The Pulumi CLI and the
    VM image come from this machine's caches (built here first, with the network: the root has
-   none by then), bind-mounted where the root's tools look.
+   none by then), bind-mounted where the root's tools look. With ``--second-lab`` a second lab
+   (``neighbour``: its own address plan, VRRP router id and names) goes up beside the first;
+   both are checked, and the second's ``make down`` must leave every object of the first in
+   place, and the first still serving.
 
 Each snapshot is compared with the first: a new listener, enabled unit or running unit is
 unexpected unless :data:`halab.plumbing.hostdeps.EXPECTED_UNITS` lists it (or, after step 5, it is
