@@ -566,6 +566,12 @@ class Container:
             raise FreshError(f"{shlex.join(command)} failed (exit {done.returncode})")
         return done.stdout or ""
 
+    def run_in_checkout(self, command: str, *, timeout: float) -> None:
+        """A shell command in the root's clone of the checkout, as a user types it there, its
+        output shown as it comes."""
+        where = f"cd {shlex.quote(str(INNER_REPO))} && exec "
+        self.run(["bash", "-c", where + command], timeout=timeout, stream=True)
+
     def snapshot(self) -> Snapshot:
         """A :class:`Snapshot` of the root now."""
         return parse_snapshot(self.run(["sh", "-c", SNAPSHOT_SCRIPT], timeout=CALL_TIMEOUT))
@@ -643,14 +649,13 @@ def steps(box: Container, report: Report, phases: Phases) -> None:
     with phases.timed("boot"):
         box.boot()
     snaps["before"] = first = box.snapshot()
-    make = f"cd {shlex.quote(str(INNER_REPO))} && exec "
     for name, phase, command in (
         ("after make up's set-up", "make bootstrap (host set)", "make bootstrap"),
         ("after make test's set-up", "bootstrap.sh tests", "scripts/bootstrap.sh tests"),
     ):
         print(f"fresh: {phase} in the booted root ...", flush=True)
         with phases.timed(phase):
-            box.run(["bash", "-c", make + command], timeout=SETUP_TIMEOUT, stream=True)
+            box.run_in_checkout(command, timeout=SETUP_TIMEOUT)
         snaps[name] = box.snapshot()
         report.findings += compare(first, snaps[name], name)
     with phases.timed("reboot"):
@@ -677,7 +682,6 @@ class LabRun:
 
     def make(self, target: str, stack: str, *extra: str) -> None:
         """``make TARGET STACK=stack`` (or, with ``extra``, ``python -m halab TARGET``)."""
-        where = f"cd {shlex.quote(str(INNER_REPO))} && exec "
         if extra:
             command = shlex.join(
                 ["venv/bin/python", "-m", "halab", target, "--stack", stack, *extra]
@@ -687,7 +691,7 @@ class LabRun:
         label = f"make {target} ({stack}{', ' + ' '.join(extra) if extra else ''})"
         print(f"fresh: {label} in the booted root ...", flush=True)
         with self.phases.timed(label):
-            self.box.run(["bash", "-c", where + command], timeout=LAB_STEP_TIMEOUT, stream=True)
+            self.box.run_in_checkout(command, timeout=LAB_STEP_TIMEOUT)
 
     def inventory(self) -> set[str]:
         """What libvirtd at qemu:///system holds now."""

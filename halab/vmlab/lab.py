@@ -292,7 +292,8 @@ class VmLab(SpecDrillTarget):
 
     def wait_healthy(self, host: str, timeout: float = 300.0) -> float:
         """Until the host answers SSH and its role's units are active; the time it did."""
-        units = " ".join(ROLES[self.host(host).role].units)
+        names = ROLES[self.host(host).role].units
+        units = " ".join(names)
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
@@ -303,19 +304,19 @@ class VmLab(SpecDrillTarget):
                 last = str(exc)
                 time.sleep(2.0)
         raise VmLabError(
-            f"{host} not healthy within {timeout:.0f}s: {last}{self._why_unhealthy(host)}"
+            f"{host} not healthy within {timeout:.0f}s: {last}{self._why_unhealthy(host, names)}"
         )
 
-    def _why_unhealthy(self, host: str) -> str:
+    def _why_unhealthy(self, host: str, units: Sequence[str]) -> str:
         """Each unit's state and the end of its journal this boot, for the error: the quiet
         check above says only that one is not active."""
-        units = " ".join(ROLES[self.host(host).role].units)
-        journal = " ".join(f"-u {unit}" for unit in units.split())
+        states = f"systemctl is-active {' '.join(units)}"
+        journal = "sudo journalctl -b --no-pager -n 30 " + " ".join(f"-u {u}" for u in units)
         try:
             # `true` last: is-active fails for an inactive unit, which is the answer wanted.
             told = self.run(
                 host,
-                f"systemctl is-active {units}; sudo journalctl -b --no-pager -n 30 {journal}; true",
+                f"{states}; {journal}; true",
                 timeout=30.0,
             )
         except VmLabError as exc:
