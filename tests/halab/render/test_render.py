@@ -50,6 +50,56 @@ def test_gate_scripts_pass_shellcheck(spec: LabSpec, tmp_path: Path) -> None:
     _shellcheck(vip_check_script(spec, lb, spec.plan.public_url), tmp_path, "vip-check.sh")
 
 
+def _run_tier_gate(script: str, tmp_path: Path, *, answer: str) -> tuple[int, list[float]]:
+    """Run the tier gate with a ``curl`` that always answers ``answer`` and a ``sleep`` that
+    only notes its argument: the exit code, and every pause the gate asked for."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    pauses = tmp_path / "pauses"
+    (bin_dir / "curl").write_text(f"#!/bin/sh\necho '{answer}'\n")
+    (bin_dir / "sleep").write_text(f'#!/bin/sh\necho "$1" >> {pauses}\n')
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    done = subprocess.run(
+        ["bash", "-c", script],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    noted = pauses.read_text().split() if pauses.exists() else []
+    return done.returncode, [float(p) for p in noted]
+
+
+def test_tier_gate_never_keeps_one_pace(spec: LabSpec, tmp_path: Path) -> None:
+    """HAProxy deals the web nodes in turn to all its clients, so a gate asking at the same pace
+    as another client (the e2e probe runs during changes) would be dealt one node every time and
+    fail on a healthy lab: its pauses between requests must vary."""
+    lb = spec.plan.hosts_with_role(Role.LB)[0]
+    webs = spec.plan.hosts_with_role(Role.WEB)
+    script = vip_check_script(spec, lb, spec.plan.public_url)
+    code, pauses = _run_tier_gate(
+        script, tmp_path, answer=f'{{"message": "Hello from {webs[0].name}"}}'
+    )
+    if len(webs) == 1:
+        assert code == 0
+        return
+    assert code == 1
+    assert len(pauses) >= 20
+    assert all(0.25 <= p < 0.75 for p in pauses)
+    assert len(set(pauses)) > len(pauses) // 4
+
+
+def test_tier_gate_passes_once_every_web_node_has_answered(spec: LabSpec, tmp_path: Path) -> None:
+    lb = spec.plan.hosts_with_role(Role.LB)[0]
+    names = " ".join(f'"Hello from {h.name}"' for h in spec.plan.hosts_with_role(Role.WEB))
+    code, pauses = _run_tier_gate(
+        vip_check_script(spec, lb, spec.plan.public_url), tmp_path, answer=names
+    )
+    assert (code, pauses) == (0, [])
+
+
 def test_every_web_node_is_an_haproxy_backend(spec: LabSpec) -> None:
     rendered = render_all(spec)
     webs = spec.plan.hosts_with_role(Role.WEB)
