@@ -32,8 +32,6 @@ class Bounds:
     max_lb_outage_s: float = 2.0
     max_haproxy_outage_s: float = 2.0
     max_app_crash_failures: int = 5
-    max_time_to_503_s: float = 1.0
-    max_503_latency_s: float = 1.5
     min_alternation: float = 0.9
     max_heal_s: float = 2.0
 

@@ -20,6 +20,9 @@ ROUND_ROBIN_REQUESTS = 20
 #: ``web-hard-failure`` watches the client for this many of HAProxy's times to drop a node: the
 #: first shows the requests HAProxy still sends to the dead node, the rest that they stopped.
 WATCH_NODE_DOWNS = 2
+#: What a busy machine may add to an answer beyond the lab's measured latency (a 2-core host
+#: running the whole lab schedules HAProxy and the client late now and then).
+ANSWER_MARGIN_S = 0.5
 #: A request HAProxy sent to a dead node waits out the whole connect timeout; one slower than
 #: this share of it (on top of the lab's normal latency) is counted as one of those.
 SLOW_CONNECT_SHARE = 0.5
@@ -89,21 +92,37 @@ def app_crash(run: DrillRun) -> DrillResult:
 def all_webs_down(run: DrillRun) -> DrillResult:
     """Drill 6: every web node is down; the client gets a clear 503 quickly, not a hang.
 
-    The probe waits up to 3 s per request here (not its usual 300 ms), so a slow answer shows
-    as its real latency instead of a timeout: HAProxy delays a retry to the same server by
-    min(timeout connect, 1 s) after a refused connection.
+    While the nodes refuse connections, a request waits at most HAProxy's retries, each after a
+    turn-around of min(timeout connect, 1 s); once the health checks mark them down, every
+    request gets a 503 at once. The probe waits well beyond the first of those per request, so
+    a slow answer shows as its real latency instead of a timeout.
     """
-    target, stack, bounds, probe = run.target, run.stack, run.bounds, run.probe
+    target, stack, probe = run.target, run.stack, run.probe
+    settings = target.settings
     result = new_result("all-webs-down", "Every web node down", target, stack)
-    patient = replace(probe, total_timeout=max(probe.total_timeout, 3.0))
+    # The slowest answer HAProxy may give: its retries, and the lab's latency with nothing wrong.
+    slowest = round(settings.haproxy_refused_request_s + run.normal_latency_s + ANSWER_MARGIN_S, 3)
+    # The first 503: the next request after the fault, answered when its retries are spent, or
+    # at once once the checks have marked every node down, whichever comes first.
+    first_503 = round(
+        min(settings.haproxy_refused_request_s, settings.haproxy_node_down_s)
+        + probe.interval
+        + run.normal_latency_s
+        + ANSWER_MARGIN_S,
+        3,
+    )
+    patient = replace(probe, total_timeout=max(probe.total_timeout, 2 * slowest))
+    # Down until the checks have surely dropped every node, then long enough to see fast 503s.
+    end = run.tail_s(1.0)
+    down_s = settings.haproxy_node_down_s + end
     rec = Recorder(target, patient)
-    with rec.observing(30.0) as (_watcher, samples):
+    with rec.observing(run.lead_s + down_s + 30.0) as (_watcher, samples):
         time.sleep(run.lead_s)
         t0 = time.time()
         for web in target.web_names:
             target.crash_host(web)
         rec.mark("inject", "every web node: nginx + uvicorn killed", None, t0)
-        time.sleep(2.5)
+        time.sleep(down_s)
         t1 = time.time()
         for web in target.web_names:
             target.restore_host(web)
@@ -116,20 +135,19 @@ def all_webs_down(run: DrillRun) -> DrillResult:
     m = analysis.metrics(during)
     time_to_503 = round(first.t + first.latency - t0, 4) if first else None
     slow = [s for s in during if s.latency > probe.total_timeout]
-    last_second = analysis.window(samples, t1 - 1.0, t1)
+    last = analysis.window(samples, t1 - end, t1)
     result.figures = {
         **m.to_json(),
         "time_to_503_s": time_to_503,
+        "refused_request_bound_s": settings.haproxy_refused_request_s,
         f"slower_than_{int(1000 * probe.total_timeout)}ms": len(slow),
         "answered_by": sorted({s.lb for s in during if s.lb}),
     }
     result.checks = {
-        f"a 503 within {bounds.max_time_to_503_s}s": time_to_503 is not None
-        and time_to_503 <= bounds.max_time_to_503_s,
-        f"no answer slower than {bounds.max_503_latency_s}s (no hang)": m.max_latency_s
-        <= bounds.max_503_latency_s,
-        "a fast 503 for every request once HAProxy marked the nodes DOWN": bool(last_second)
-        and all(s.status == 503 and s.latency < probe.total_timeout for s in last_second),
+        f"a 503 within {first_503}s": time_to_503 is not None and time_to_503 <= first_503,
+        f"no answer slower than {slowest}s (no hang)": m.max_latency_s <= slowest,
+        "a fast 503 for every request once HAProxy marked the nodes DOWN": bool(last)
+        and all(s.status == 503 and s.latency < probe.total_timeout for s in last),
     }
     check_healthy_before(result, samples, t0)
     return finish(result, rec, samples)

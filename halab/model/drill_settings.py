@@ -72,6 +72,12 @@ class DrillSettings:
     haproxy_retry_on: str
     haproxy_timeout_connect_ms: int
     haproxy_timeout_connect_s: float
+    #: The pause before HAProxy retries a node that refused
+    #: (:attr:`HaproxySpec.retry_turnaround_s`).
+    haproxy_retry_turnaround_s: float
+    #: The longest a request waits while every node refuses
+    #: (:attr:`HaproxySpec.refused_request_s`).
+    haproxy_refused_request_s: float
     web_nodes: int
 
     @property
@@ -115,5 +121,7 @@ def drill_settings(spec: LabSpec, kind: TargetKind) -> DrillSettings:
         haproxy_retry_on=haproxy.retry_on,
         haproxy_timeout_connect_ms=haproxy.timeout_connect_ms,
         haproxy_timeout_connect_s=haproxy.timeout_connect_s,
+        haproxy_retry_turnaround_s=haproxy.retry_turnaround_s,
+        haproxy_refused_request_s=haproxy.refused_request_s,
         web_nodes=len(spec.web_hosts),
     )

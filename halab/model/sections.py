@@ -37,6 +37,8 @@ DEFAULT_BASE_IMAGE = (
     "https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2"
 )
 DEFAULT_RETRY_ON = "conn-failure empty-response response-timeout 502 503 504"
+#: HAProxy's cap on the pause before it retries a server that refused a connection.
+RETRY_TURNAROUND_CAP_S = 1.0
 #: A libvirt connection URI (driver[+transport]://[user@][host][:port]/path[?params]), as
 #: libvirt's own parser splits it; the checks of each part are in ``VmSpec._libvirt_uri``.
 LIBVIRT_URI = re.compile(
@@ -462,6 +464,19 @@ class HaproxySpec(Section):
         """How long HAProxy waits for a web node to accept a connection, in seconds: what a
         request sent to a node that is gone costs before HAProxy retries it elsewhere."""
         return self.timeout_connect_ms / 1000
+
+    @property
+    def retry_turnaround_s(self) -> float:
+        """How long HAProxy waits before it retries a web node that refused a connection:
+        min(``timeout connect``, 1 s), so that a node which is restarting is not hammered."""
+        return min(self.timeout_connect_s, RETRY_TURNAROUND_CAP_S)
+
+    @property
+    def refused_request_s(self) -> float:
+        """The longest a request waits at HAProxy while every web node refuses connections: a
+        turn-around before each retry. That bound holds with one web node, where every retry
+        waits; with more, round robin often retries another node at once and fewer waits occur."""
+        return round(self.retries * self.retry_turnaround_s, 3)
 
 
 class FortiGateSpec(Section):

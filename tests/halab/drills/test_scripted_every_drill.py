@@ -19,7 +19,7 @@ from halab.drills.lb import haproxy_death, master_returns
 from halab.drills.load import load_run
 from halab.drills.network import bfd_loss, partition
 from halab.drills.registry import ALL, EXTRA, REGISTRY, run_drills
-from halab.drills.web import all_webs_down, app_crash, round_robin
+from halab.drills.web import ANSWER_MARGIN_S, all_webs_down, app_crash, round_robin
 from tests.halab.drills.scripted import (
     FASTEST,
     ScriptClock,
@@ -95,8 +95,10 @@ def test_all_webs_down_answers_a_503_at_once(clock: ScriptClock) -> None:
     assert result.figures["max_latency_s"] == 0.2
     assert result.figures["statuses"] == {"503": result.figures["requests"]}
     assert result.figures["slower_than_2000ms"] == 0
-    # The probe was patient: a hang would show as its real length, up to 3 s.
-    assert target.probes[-1].total_timeout == 3.0
+    # The probe was patient: a hang would show as its real length, up to twice the slowest
+    # answer HAProxy's retries allow.
+    slowest = target.settings.haproxy_refused_request_s + MEASURED.p90_s + ANSWER_MARGIN_S
+    assert target.probes[-1].total_timeout == pytest.approx(2 * slowest)
 
 
 def test_haproxy_death_moves_the_vip_by_the_tracked_process(clock: ScriptClock) -> None:
@@ -207,13 +209,13 @@ MISBEHAVIOURS = {
     ),
     # With every node dead, requests hang until HAProxy's checks drop the nodes (0.3 s).
     "all-webs-down hang": Misbehaviour(
-        "all-webs-down", {"no_web_503_s": math.inf}, ["no answer slower than 1.5s"]
+        "all-webs-down", {"no_web_503_s": math.inf}, ["no answer slower than"]
     ),
-    # The same with checks every second: a 503 never comes while the nodes are down (2.5 s).
+    # The same with checks every second: the first 503 comes only when they drop the nodes (3 s).
     "all-webs-down no 503": Misbehaviour(
         "all-webs-down",
         {"no_web_503_s": math.inf},
-        ["a 503 within 1.0s", "no answer slower than 1.5s", "a fast 503 for every request"],
+        ["a 503 within", "no answer slower than"],
         {"healthCheckIntervalMs": 1000},
     ),
     # HAProxy never drops the dead node: half the requests keep waiting out the connect timeout.

@@ -152,3 +152,21 @@ def test_the_vm_checks_outage_bound_is_the_takeover_plus_the_probe(tmp_path: Pat
 def test_the_serving_bound_reads_haproxys_time_to_drop_a_node() -> None:
     probe = ProbeConfig("https://192.0.2.10/", interval=0.5, total_timeout=2.0)
     assert serving_bound_s(scripted_settings(), probe) == 0.3 + 2.0 + 0.5
+
+
+@pytest.mark.parametrize(
+    ("connect_ms", "retries", "turnaround", "refused"),
+    [
+        # HAProxy pauses min(timeout connect, 1 s) before it retries a node that refused.
+        (1000, 2, 1.0, 2.0),
+        (400, 3, 0.4, 1.2),
+        (2000, 1, 1.0, 1.0),
+        (5000, 0, 1.0, 0.0),
+    ],
+)
+def test_what_a_refused_request_may_cost(
+    connect_ms: int, retries: int, turnaround: float, refused: float
+) -> None:
+    s = _settings("dev", haproxyTimeoutConnectMs=connect_ms, haproxyRetries=retries)
+    assert s.haproxy_retry_turnaround_s == turnaround
+    assert s.haproxy_refused_request_s == pytest.approx(refused)
