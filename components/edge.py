@@ -51,6 +51,16 @@ class FortiGateEdge(pulumi.ComponentResource):
         vip_opts = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
         vdom = spec.edge.fortigate.vdom
 
+        # A change of edgePorts never replaces a VIP: each port's VIP is a resource of its own,
+        # the port in its URN and in its FortiOS name, so a port that goes is a delete and a port
+        # that comes is a create. Pulumi runs creates and updates in dependency order and
+        # "schedules the deletion of resources at the very end" (pulumi/pulumi#9979), so FortiOS
+        # is asked in an order it accepts: a new VIP exists before the group names it (-651
+        # otherwise), and the group and the policy stop naming an old VIP before its DELETE (-23
+        # while they do). tests/engine/test_fortigate_nslab_engine.py takes port 80 out and back
+        # through the emulator, which refuses either wrong order as FortiOS does. (A failed up
+        # leaves replaced resources' pending deletes, which the next up runs first:
+        # pulumi/pulumi#2948; a port change leaves none.)
         self.vips = [
             fortios.firewall.Vip(
                 f"{name}-vip-{port}",
