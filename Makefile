@@ -31,8 +31,8 @@ RELEASE ?=
 fresh-test: bootstrap ## `make test` in a pristine Debian root (RELEASE; mmdebstrap; root; CI runs this)
 	python3 -m halab.machine.fresh $(if $(RELEASE),--release $(RELEASE))
 
-fresh-bench: bootstrap ## `make bench` in a pristine Debian root: the failover figures of RELEASE's own daemons
-	python3 -m halab.machine.fresh --bench $(if $(RELEASE),--release $(RELEASE))
+fresh-bench: bootstrap ## `make bench` in a pristine Debian root: the failover figures of RELEASE's own daemons (BENCH_ARGS as for make bench)
+	python3 -m halab.machine.fresh --bench $(if $(RELEASE),--release $(RELEASE)) $(if $(BENCH_ARGS),-- $(BENCH_ARGS))
 
 fresh-boot: bootstrap ## a pristine Debian root booted with systemd: make up's and make test's installs start nothing (LAB=1: then make up, check, down at its qemu:///system; LAB=2: two labs at once)
 	python3 -m halab.machine.fresh --boot $(if $(RELEASE),--release $(RELEASE)) $(if $(LAB),--lab) $(if $(filter 2,$(LAB)),--second-lab)
