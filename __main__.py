@@ -17,6 +17,7 @@ from components.ha_web_lab import HaWebLab, HaWebLabArgs
 from components.readiness import SshAccess, agent_answers
 from halab.model.errors import ConfigError
 from halab.model.sections import EdgeKind
+from halab.model.spec import fortigate_vm_token_problem
 from halab.model.stackconfig import from_pulumi_getter
 from halab.render.outputs import stack_outputs
 
@@ -43,6 +44,14 @@ try:
     problem = spec.deploy_problems(agent_socket=agent, agent_answers=agent_answers(agent))
     if problem is not None:
         raise problem
+    if spec.edge.kind is EdgeKind.FORTIGATE_VM:
+        # The one check of a secret's value, before anything exists: the engine hands the
+        # program its config decrypted; the message shows only the token's length.
+        token_problem = fortigate_vm_token_problem(
+            str(passed_config().get(config.full_key("fortigateToken"), ""))
+        )
+        if token_problem is not None:
+            raise token_problem
 except ConfigError as exc:
     # One line the user can act on, before any resource exists; no traceback.
     raise pulumi.RunError(exc.line()) from None
@@ -53,11 +62,12 @@ def secret(key: str) -> pulumi.Output[str] | None:
     return config.get_secret(key) if key in spec.secrets_present else None
 
 
-fortigate = None
-if spec.edge.kind is EdgeKind.FORTIGATE:
-    fortigate = fortios.Provider(
+def fortigate_provider(hostname: pulumi.Input[str]) -> fortios.Provider:
+    """The FortiOS provider (made once): at ``fortigateHost``, or for ``edge: fortigate-vm``
+    at the FortiGate-VM's WAN address once it answers (the lab calls this then)."""
+    return fortios.Provider(
         "fortigate",
-        hostname=spec.edge.fortigate.host,
+        hostname=hostname,
         token=config.require_secret("fortigateToken"),
         insecure=spec.edge.fortigate.insecure,
         # The CA that signed the FortiGate's certificate, so verification can stay on.
@@ -66,12 +76,21 @@ if spec.edge.kind is EdgeKind.FORTIGATE:
         vdom=spec.edge.fortigate.vdom,
     )
 
+
+fortigate = None
+if spec.edge.kind is EdgeKind.FORTIGATE:
+    fortigate = fortigate_provider(spec.fortigate_api_host)
+
 HaWebLab(
     "lab",
     HaWebLabArgs(
         spec=spec,
         libvirt_provider=libvirt.Provider("libvirt", uri=spec.vm.libvirt_uri),
         fortigate_provider=fortigate,
+        fortigate_vm_provider=(
+            fortigate_provider if spec.edge.kind is EdgeKind.FORTIGATE_VM else None
+        ),
+        fortigate_token=secret("fortigateToken"),
         ssh=(
             SshAccess(
                 user=spec.vm.admin_user, private_key=secret("sshPrivateKey"), agent_socket=agent

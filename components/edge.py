@@ -7,6 +7,7 @@ nftables; it is a VM like any other host (:class:`components.host_group.HostGrou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -21,6 +22,10 @@ class FortiGateEdgeArgs:
     """What the FortiGate edge needs."""
 
     spec: LabSpec
+    #: What must be done before the first API call: the FortiGate-VM's readiness wait (every
+    #: object waits for it, not only the component: a component's dependencies are not its
+    #: children's).
+    after: Sequence[pulumi.Resource] = ()
 
 
 class FortiGateEdge(pulumi.ComponentResource):
@@ -34,6 +39,7 @@ class FortiGateEdge(pulumi.ComponentResource):
     vips: list[fortios.firewall.Vip]
     vip_group: fortios.firewall.Vipgrp
     _spec: LabSpec
+    _after: list[pulumi.Resource]
     policy: fortios.firewall.Policy
 
     def __init__(
@@ -41,14 +47,15 @@ class FortiGateEdge(pulumi.ComponentResource):
     ) -> None:
         super().__init__("ha-web-lab:index:FortiGateEdge", name, None, opts)
         spec = self._spec = args.spec
+        after = self._after = list(args.after)
         rule = spec.plan.firewall_rule
         names = spec.plan.fortios
         wan, dmz = spec.edge.fortigate.wan_interface, spec.edge.fortigate.dmz_interface
-        child = pulumi.ResourceOptions(parent=self)
+        child = pulumi.ResourceOptions(parent=self, depends_on=after)
         # A VIP in use by a policy cannot be replaced in place ("entry is used",
         # terraform-provider-fortios#123): delete first, so Pulumi takes the policy down and back up
         # around it.
-        vip_opts = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
+        vip_opts = pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=after)
         vdom = spec.edge.fortigate.vdom
 
         # A change of edgePorts never replaces a VIP: each port's VIP is a resource of its own,
@@ -131,7 +138,7 @@ class FortiGateEdge(pulumi.ComponentResource):
             name=self._spec.plan.fortios.service(port),
             tcp_portrange=str(port),
             vdomparam=vdom,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self._after),
         )
         return custom.name
 
@@ -146,7 +153,7 @@ class FortiGateEdge(pulumi.ComponentResource):
                 type="ipmask",
                 subnet=net,
                 vdomparam=vdom,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=self._after),
             )
             out.append(address.name)
         return out

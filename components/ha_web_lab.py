@@ -5,13 +5,14 @@ Every host is rendered here, once; the groups and VMs below only consume what wa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
 import pulumi
 
 from components.edge import FortiGateEdge, FortiGateEdgeArgs
+from components.fortigate_vm import FortiGateVm, FortiGateVmArgs
 from components.host_group import HostGroup, HostGroupArgs
 from components.network import ZoneNetwork, ZoneNetworkArgs
 from components.readiness import SshAccess, TierGate, TierGateArgs
@@ -43,6 +44,13 @@ class HaWebLabArgs:
     libvirt_provider: pulumi.ProviderResource
     #: Required when the spec's edge is ``fortigate``.
     fortigate_provider: pulumi.ProviderResource | None = None
+    #: Required when the edge is ``fortigate-vm``: the program's one FortiOS provider, made when
+    #: called with the API address as an Output that is known only once the FortiGate-VM
+    #: answers, so the provider logs in to a FortiGate that exists (and a preview before the VM
+    #: exists leaves it unconfigured rather than failing).
+    fortigate_vm_provider: Callable[[pulumi.Output[str]], pulumi.ProviderResource] | None = None
+    #: The API token (secret), which ``fortigate-vm`` puts on the FortiGate-VM's config drive.
+    fortigate_token: pulumi.Output[str] | None = None
     #: None turns the readiness gates off.
     ssh: SshAccess | None = None
     tls_certificate: pulumi.Output[str] | None = None
@@ -56,6 +64,7 @@ class HaWebLab(pulumi.ComponentResource):
     storage: LabStorage
     groups: dict[Role, HostGroup]
     vms: list[LabVm]
+    fortigate_vm: FortiGateVm | None
     gate: TierGate | None
 
     def __init__(
@@ -139,6 +148,8 @@ class HaWebLab(pulumi.ComponentResource):
                 depends_on=[web],
             ),
         }
+        self.fortigate_vm = None
+        edge_done: list[pulumi.Resource] = []
         if spec.edge.kind is EdgeKind.FORTIGATE:
             if args.fortigate_provider is None:
                 raise ValueError("edge 'fortigate' needs the FortiOS provider")
@@ -147,6 +158,29 @@ class HaWebLab(pulumi.ComponentResource):
                 FortiGateEdgeArgs(spec=spec),
                 opts=pulumi.ResourceOptions(parent=self, provider=args.fortigate_provider),
             )
+        elif spec.edge.kind is EdgeKind.FORTIGATE_VM:
+            if args.fortigate_vm_provider is None or args.fortigate_token is None:
+                raise ValueError("edge 'fortigate-vm' needs the FortiOS provider and the token")
+            fortigate_vm = self.fortigate_vm = FortiGateVm(
+                f"{name}-fortigate",
+                FortiGateVmArgs(
+                    spec=spec,
+                    storage=self.storage,
+                    network_ids={zone: net.network_id for zone, net in self.networks.items()},
+                    token=args.fortigate_token,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, provider=args.libvirt_provider),
+            )
+            api_host = spec.fortigate_api_host
+            ready = fortigate_vm.ready
+            provider = args.fortigate_vm_provider(ready.stdout.apply(lambda _: api_host))
+            edge = FortiGateEdge(
+                f"{name}-edge",
+                FortiGateEdgeArgs(spec=spec, after=[ready]),
+                opts=pulumi.ResourceOptions(parent=self, provider=provider),
+            )
+            # The public IP answers only once the FortiGate forwards it: the tier gate waits.
+            edge_done = [edge.policy]
         elif spec.edge.kind is EdgeKind.LINUX:
             self.groups[Role.EDGE] = group(Role.EDGE, spec.plan.hosts_with_role(Role.EDGE))
         self.vms = [vm for g in self.groups.values() for vm in g.vms.values()]
@@ -158,7 +192,10 @@ class HaWebLab(pulumi.ComponentResource):
                 TierGateArgs(
                     spec=spec,
                     ssh=ssh,
-                    host_gates=[vm.ready for vm in self.vms if vm.ready is not None],
+                    host_gates=[
+                        *(vm.ready for vm in self.vms if vm.ready is not None),
+                        *edge_done,
+                    ],
                     # Any VM's new files or a new VM re-checks the tier.
                     fingerprint=pulumi.Output.all(
                         *[vm.fingerprint for vm in self.vms], *[vm.domain.id for vm in self.vms]

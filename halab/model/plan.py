@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Literal
 
@@ -23,6 +23,7 @@ from halab.model.roles import ROLES, Role, ZoneName
 from halab.model.sections import EdgeKind
 from halab.model.spec import (
     BFD_DOWN_PRIORITY,
+    FORTIGATE_VM_NAME,
     FORTIOS_PREDEFINED_SERVICES,
     Host,
     LabSpec,
@@ -192,6 +193,9 @@ class LabPlan:
 
     #: Every VM of the lab (lb, web, then the linux edge) with all values derived.
     hosts: tuple[ResolvedHost, ...]
+    #: ``edge: fortigate-vm``: the FortiGate-VM, planned like the linux edge (its legs, MACs and
+    #: gateway), but not a Linux host: nothing of the renderer's cloud-init is for it.
+    fortigate: ResolvedHost | None
     #: Each zone's Linux bridge name (at most 15 characters): ``zones.*.bridge``, else derived
     #: from the lab name.
     bridges: Mapping[ZoneName, str]
@@ -212,6 +216,11 @@ class LabPlan:
     scheme: str
     #: Where a client reaches the lab.
     public_url: str
+
+    @property
+    def machines(self) -> tuple[ResolvedHost, ...]:
+        """Every VM of the lab, the FortiGate-VM included (each MAC and bridge port is one's)."""
+        return (*self.hosts, *((self.fortigate,) if self.fortigate is not None else ()))
 
     def host(self, name: str) -> ResolvedHost:
         """A resolved host by name."""
@@ -239,6 +248,7 @@ def plan_of(spec: LabSpec) -> LabPlan:
     interface's) are the spec's; they run on what this returns.
     """
     hosts = _resolve_hosts(spec)
+    fortigate = _fortigate_vm(spec)
     members = _vrrp_members(spec, hosts)
     priority = {m.host: m.priority for m in members}
     lbs = tuple(h for h in hosts if h.role is Role.LB)
@@ -246,6 +256,7 @@ def plan_of(spec: LabSpec) -> LabPlan:
     target = spec.public_address if spec.edge.kind is not EdgeKind.NONE else spec.vip_address
     return LabPlan(
         hosts=hosts,
+        fortigate=fortigate,
         bridges={zone: _bridge_name(spec, zone) for zone in spec.zones},
         vrrp_members=members,
         lbs_by_priority=tuple(sorted(lbs, key=lambda h: -priority[h.name])),
@@ -263,7 +274,7 @@ def plan_of(spec: LabSpec) -> LabPlan:
             ports=spec.edge.ports,
             sources=tuple(str(n) for n in spec.edge.allowed_sources if str(n) != ANY_SOURCE),
         ),
-        address_claims=_address_claims(spec, hosts),
+        address_claims=_address_claims(spec, hosts, fortigate),
         pool_path=spec.vm.storage_pool_path or f"/var/lib/libvirt/images/{spec.lab_name}",
         scheme=scheme,
         public_url=f"{scheme}://{target}/",
@@ -293,48 +304,76 @@ def _resolve_hosts(spec: LabSpec) -> tuple[ResolvedHost, ...]:
     if spec.edge.kind is EdgeKind.LINUX:
         plan.append(("edge", Role.EDGE, None))
     counters: dict[tuple[Role, ZoneName], int] = {}
-    resolved: list[ResolvedHost] = []
-    for name, role, host in plan:
-        legs = tuple(
-            Leg(
-                zone=zone_name,
-                ifname=zone_name.value,
-                mac=mac_for(spec.lab_name, name, zone_name),
-                address=_leg_address(spec, role, zone_name, host, counters),
-                network=spec.zones[zone_name].cidr,
-            )
-            for zone_name in ROLES[role].legs
+    return tuple(_resolve(spec, name, role, host, counters) for name, role, host in plan)
+
+
+def _fortigate_vm(spec: LabSpec) -> ResolvedHost | None:
+    """The FortiGate-VM as the linux edge is planned (the edge role's legs: Public, then DMZ;
+    the DMZ gateway; the Public zone's gateway as its default route), with its own WAN address
+    and size. Its interfaces are FortiOS's ports (``fortigateWanInterface``...), in leg order."""
+    if spec.edge.kind is not EdgeKind.FORTIGATE_VM:
+        return None
+    fortigate = spec.edge.fortigate
+    host = _resolve(spec, FORTIGATE_VM_NAME, Role.EDGE, None, {}, wan=spec.fortigate_wan_address)
+    ports = {ZoneName.PUBLIC: fortigate.wan_interface, ZoneName.DMZ: fortigate.dmz_interface}
+    return replace(
+        host,
+        legs=tuple(replace(leg, ifname=ports[leg.zone]) for leg in host.legs),
+        vcpus=fortigate.vcpus,
+        memory_mib=fortigate.memory_mib,
+        dns_servers=(),
+    )
+
+
+def _resolve(
+    spec: LabSpec,
+    name: str,
+    role: Role,
+    host: Host | None,
+    counters: dict[tuple[Role, ZoneName], int],
+    *,
+    wan: IPv4Address | None = None,
+) -> ResolvedHost:
+    """One host with its legs; ``wan``: an edge's Public address, when not the public IP."""
+    legs = tuple(
+        Leg(
+            zone=zone_name,
+            ifname=zone_name.value,
+            mac=mac_for(spec.lab_name, name, zone_name),
+            address=(
+                wan
+                if wan is not None and zone_name is ZoneName.PUBLIC
+                else _leg_address(spec, role, zone_name, host, counters)
+            ),
+            network=spec.zones[zone_name].cidr,
         )
-        gateway = spec.zones[ROLES[role].legs[0]].gateway_ip
-        if role is Role.EDGE:
-            gateway = spec.zones[ZoneName.PUBLIC].gateway_ip
-        # libvirt's dnsmasq answers on-link on its own bridges, so no route is needed for DNS.
-        dns = tuple(
-            ip
-            for z in ROLES[role].legs[:2]
-            if _provides_dns(spec.zones[z]) and (ip := spec.zones[z].host_ip) is not None
-        )[:1]
-        ssh_sources = tuple(
-            ip
-            for z in ROLES[role].legs
-            if (ip := spec.zones[z].host_ip) is not None
-            and not (role is Role.EDGE and z is ZoneName.DMZ)
-        )
-        resolved.append(
-            ResolvedHost(
-                name=name,
-                role=role,
-                legs=legs,
-                vcpus=(host.vcpus if host and host.vcpus else spec.vm.default_vcpus),
-                memory_mib=(
-                    host.memory_mib if host and host.memory_mib else spec.vm.default_memory_mib
-                ),
-                default_gateway=gateway,
-                dns_servers=dns,
-                ssh_sources=ssh_sources,
-            )
-        )
-    return tuple(resolved)
+        for zone_name in ROLES[role].legs
+    )
+    gateway = spec.zones[ROLES[role].legs[0]].gateway_ip
+    if role is Role.EDGE:
+        gateway = spec.zones[ZoneName.PUBLIC].gateway_ip
+    # libvirt's dnsmasq answers on-link on its own bridges, so no route is needed for DNS.
+    dns = tuple(
+        ip
+        for z in ROLES[role].legs[:2]
+        if _provides_dns(spec.zones[z]) and (ip := spec.zones[z].host_ip) is not None
+    )[:1]
+    ssh_sources = tuple(
+        ip
+        for z in ROLES[role].legs
+        if (ip := spec.zones[z].host_ip) is not None
+        and not (role is Role.EDGE and z is ZoneName.DMZ)
+    )
+    return ResolvedHost(
+        name=name,
+        role=role,
+        legs=legs,
+        vcpus=(host.vcpus if host and host.vcpus else spec.vm.default_vcpus),
+        memory_mib=(host.memory_mib if host and host.memory_mib else spec.vm.default_memory_mib),
+        default_gateway=gateway,
+        dns_servers=dns,
+        ssh_sources=ssh_sources,
+    )
 
 
 def _leg_address(
@@ -383,14 +422,19 @@ def _vrrp_members(spec: LabSpec, hosts: tuple[ResolvedHost, ...]) -> tuple[VrrpM
     return tuple(members)
 
 
-def _address_claims(spec: LabSpec, hosts: tuple[ResolvedHost, ...]) -> tuple[AddressClaim, ...]:
+def _address_claims(
+    spec: LabSpec, hosts: tuple[ResolvedHost, ...], fortigate: ResolvedHost | None
+) -> tuple[AddressClaim, ...]:
     # The hypervisor owns each zone's hostAddress and a gateway left to default; the linux edge
     # owns the public IP and the DMZ gateway (its own legs); a FortiGate owns the public IP, the
-    # DMZ gateway and its API address, which may be any of its interfaces. Device names can
-    # never be a host's ("host <DNS label>"), so no host can pass for one.
-    owner_of_edge = {EdgeKind.LINUX: "host edge", EdgeKind.FORTIGATE: "the FortiGate"}.get(
-        spec.edge.kind
-    )
+    # DMZ gateway and its API address, which may be any of its interfaces (the FortiGate-VM's
+    # is its WAN port). Device names can never be a host's ("host <DNS label>"), so no host can
+    # pass for one.
+    owner_of_edge = {
+        EdgeKind.LINUX: "host edge",
+        EdgeKind.FORTIGATE: "the FortiGate",
+        EdgeKind.FORTIGATE_VM: "the FortiGate",
+    }.get(spec.edge.kind)
     claims: list[AddressClaim] = []
     for zone_name, zone in spec.zones.items():
         if zone.host_ip is not None:
@@ -410,6 +454,9 @@ def _address_claims(spec: LabSpec, hosts: tuple[ResolvedHost, ...]) -> tuple[Add
         for leg in host.legs:
             key = leg_key(index, host.role, leg.zone)
             claims.append(AddressClaim(leg.address, key, f"host {host.name}"))
+    if fortigate is not None:
+        wan = fortigate.leg(ZoneName.PUBLIC).address
+        claims.append(AddressClaim(wan, "fortigateWanAddress", "the FortiGate"))
     if spec.edge.kind is EdgeKind.FORTIGATE:
         api = _ipv4_or_none(spec.edge.fortigate.host.rsplit(":", 1)[0])
         if api is not None and any(api in z.cidr for z in spec.zones.values()):

@@ -68,6 +68,17 @@ SSH_KEY_TYPES = (
 #: FortiOS limits the provider enforces (terraform-provider-fortios 1.20.0, the one pulumiverse
 #: fortios 0.0.6 wraps): the largest policy id.
 FORTIOS_MAX_POLICY_ID = 2147482999
+#: The FortiGate-VM's least size the lab accepts. 1 vCPU is the smallest FortiGate-VM licence
+#: (FG-VM01); 2 GiB of memory is what the lab asks for and no Fortinet page found here confirms
+#: it as FortiOS's own minimum (docs/fortigate-vm.md: unproven), so less is refused rather than
+#: guessed at.
+FORTIGATE_VM_MIN_VCPUS = 1
+FORTIGATE_VM_MIN_MEMORY_MIB = 2048
+#: An API token FortiOS takes in plain text in a bootstrap config: exactly 30 characters
+#: (fortinet/azure-templates, FortiGate/Terraform/A-Single-VM/terraform/customdata.tpl: "An
+#: unencrypted key can provided (exact 30 char long)"). Letters and digits only: that is what
+#: FortiOS generates, and nothing in them needs quoting on a CLI line.
+FORTIOS_PLAIN_TOKEN = re.compile(r"[A-Za-z0-9]{30}")
 #: VRRP's master-down timer, in adverts (RFC 5798); Keepalived's default.
 STANDARD_DOWN_TIMER_ADVERTS = 3
 #: Adverts that bound VRRP's skew time, which the master-down timer adds to its adverts: the skew
@@ -153,8 +164,15 @@ class EdgeKind(StrEnum):
     """What sits between the public zone and the VIP."""
 
     FORTIGATE = "fortigate"
+    #: A FortiGate-VM the stack creates from the user's image, then configures like ``fortigate``.
+    FORTIGATE_VM = "fortigate-vm"
     LINUX = "linux"
     NONE = "none"
+
+    @property
+    def is_fortigate(self) -> bool:
+        """A FortiGate configured through the FortiOS provider (the user's, or the stack's VM)."""
+        return self in (EdgeKind.FORTIGATE, EdgeKind.FORTIGATE_VM)
 
 
 class DomainType(StrEnum):
@@ -493,6 +511,22 @@ class FortiGateSpec(Section):
     vdom: str = Field("root", alias="fortigateVdom")
     policy_id: Integer = Field(1000, ge=1, le=FORTIOS_MAX_POLICY_ID, alias="fortigatePolicyId")
     name_prefix: str = Field("", alias="fortigateNamePrefix")
+    #: ``edge: fortigate-vm`` only: the user's FortiGate-VM KVM image and its licence.
+    image: str = Field("", alias="fortigateImage")
+    license_file: str = Field("", alias="fortigateLicenseFile")
+    #: The FortiGate's own address in the Public zone (its WAN port, where the API answers);
+    #: None derives it (:data:`halab.model.spec.FORTIGATE_WAN_OFFSET`).
+    wan_address: Address | None = Field(None, alias="fortigateWanAddress")
+    vcpus: Integer = Field(FORTIGATE_VM_MIN_VCPUS, ge=FORTIGATE_VM_MIN_VCPUS, le=32,
+                           alias="fortigateVcpus")  # fmt: skip
+    memory_mib: Integer = Field(FORTIGATE_VM_MIN_MEMORY_MIB, ge=FORTIGATE_VM_MIN_MEMORY_MIB,
+                                le=262144, alias="fortigateMemoryMib")  # fmt: skip
+
+    @field_validator("wan_address", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # Pulumi.yaml declares it as a string with default "": that means "derive it".
+        return None if value == "" else value
 
     @field_validator("host")
     @classmethod
@@ -505,10 +539,13 @@ class FortiGateSpec(Section):
             check_port(found["port"])
         return value
 
-    def check(self) -> None:
-        """What a stack with ``edge: fortigate`` needs of these keys (the token and the
-        object names are checked by the spec, which knows the secrets and the lab's name)."""
-        if not self.host:
+    def check(self, kind: EdgeKind) -> None:
+        """What a stack with ``edge: fortigate`` or ``fortigate-vm`` needs of these keys (the
+        token, the object names and the derived API address are checked by the spec, which
+        knows the secrets, the zones and the lab's name)."""
+        if kind is EdgeKind.FORTIGATE_VM:
+            self._check_vm()
+        elif not self.host:
             raise TopologyError(
                 "fortigateHost",
                 "",
@@ -544,6 +581,22 @@ class FortiGateSpec(Section):
                 "for a lab FortiGate with its factory self-signed certificate",
             )
 
+    def _check_vm(self) -> None:
+        # Both files are read by this machine (the image is uploaded to the pool, the licence
+        # goes onto the config drive): a typo must stop the run before anything exists.
+        if not self.image:
+            raise TopologyError(
+                "fortigateImage",
+                "",
+                "edge is 'fortigate-vm': give the path of your FortiGate-VM KVM image with "
+                "`pulumi config set fortigateImage /path/to/fortios.qcow2` (from "
+                "support.fortinet.com; the lab cannot download it)",
+            )
+        for key, value in (("fortigateImage", self.image),
+                           ("fortigateLicenseFile", self.license_file)):  # fmt: skip
+            if value and not Path(value).expanduser().is_file():
+                raise TopologyError(key, value, "no such file on this machine")
+
 
 class EdgeSpec(Section):
     """What maps the public IP onto the VIP: a FortiGate, the Linux edge VM, or nothing."""
@@ -574,8 +627,8 @@ class EdgeSpec(Section):
 
     @model_validator(mode="after")
     def _fortigate_keys(self) -> EdgeSpec:
-        if self.kind is EdgeKind.FORTIGATE:
-            self.fortigate.check()
+        if self.kind.is_fortigate:
+            self.fortigate.check(self.kind)
         return self
 
 

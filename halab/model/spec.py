@@ -35,6 +35,7 @@ from pydantic.alias_generators import to_camel
 from halab.model.errors import ConfigError, TopologyError, from_validation_error
 from halab.model.roles import ROLES, Role, ZoneName
 from halab.model.sections import (
+    FORTIOS_PLAIN_TOKEN,
     Address,
     EdgeKind,
     EdgeSpec,
@@ -68,6 +69,11 @@ class NetworkMode(StrEnum):
 
 VIP_OFFSET = 100
 PUBLIC_IP_OFFSET = 10
+#: ``edge: fortigate-vm``: the FortiGate's WAN port (its API address) is the public network + 2
+#: unless ``fortigateWanAddress`` says otherwise (the dev stack's FortiGate sits there too).
+FORTIGATE_WAN_OFFSET = 2
+#: The FortiGate-VM's name in the plan (its libvirt domain is ``<lab>-fortigate``).
+FORTIGATE_VM_NAME = "fortigate"
 
 #: Matched whole (fullmatch): ``$`` would also match before a final line break.
 DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
@@ -270,6 +276,10 @@ class LabSpec(_Model):
                 _check_in_zone(key, ip, self.zones[zone].cidr)
         if "edge" in names and self.edge.kind is EdgeKind.LINUX:
             raise TopologyError("hosts", "edge", "the name 'edge' is taken by the linux edge VM")
+        if FORTIGATE_VM_NAME in names and self.edge.kind is EdgeKind.FORTIGATE_VM:
+            raise TopologyError(
+                "hosts", FORTIGATE_VM_NAME, "the name 'fortigate' is taken by the FortiGate-VM"
+            )
         if not self.web_hosts:
             raise TopologyError("hosts", [h.name for h in self.hosts], "no host has role 'web'")
         if len(self.lb_hosts) < 2:
@@ -318,29 +328,33 @@ class LabSpec(_Model):
         if self.edge.kind is not EdgeKind.NONE:
             _check_in_zone("publicIp", self.public_address, public)
         dmz = self.zones[ZoneName.DMZ]
-        if self.edge.kind is EdgeKind.LINUX:
+        if self.edge.kind in (EdgeKind.LINUX, EdgeKind.FORTIGATE_VM):
+            # Both are VMs of this stack that own the DMZ gateway, the LBs' default route.
+            owner = "the linux edge" if self.edge.kind is EdgeKind.LINUX else "the FortiGate-VM"
             if dmz.gateway_ip is None:
                 raise TopologyError(
-                    "zones.dmz.gateway", None, "the linux edge needs a DMZ gateway address to own"
+                    "zones.dmz.gateway", None, f"{owner} needs a DMZ gateway address to own"
                 )
             if dmz.host_ip is not None and dmz.host_ip == dmz.gateway_ip:
                 raise TopologyError(
                     "zones.dmz.hostAddress",
                     str(dmz.host_ip),
-                    "equals the DMZ gateway, which the linux edge VM owns: set "
+                    f"equals the DMZ gateway, which {owner} owns: set "
                     "zones.dmz.hostAddress to null (or another address) or set zones.dmz.gateway",
                 )
-        if self.edge.kind is EdgeKind.FORTIGATE:
+        if self.edge.kind.is_fortigate:
             # The section checked its own keys (host, interfaces, TLS); the token is a secret.
             if "fortigateToken" not in self.secrets_present:
                 raise TopologyError(
                     "fortigateToken",
                     None,
-                    "edge is 'fortigate' but no API token is set: run "
+                    f"edge is {self.edge.kind.value!r} but no API token is set: run "
                     "`pulumi config set --secret fortigateToken <REST API admin token>` "
                     "(or `pulumi config set edge linux` to use the Linux edge)",
                 )
             self._check_fortigate_names()
+        if self.edge.kind is EdgeKind.FORTIGATE_VM:
+            self._check_fortigate_vm()
         tls = {"tlsCertificate", "tlsPrivateKey"} & self.secrets_present
         if len(tls) == 1:
             (given,) = tls
@@ -359,6 +373,7 @@ class LabSpec(_Model):
         enforcer = {
             EdgeKind.LINUX: "the edge VM's nftables (DNAT and forward rules)",
             EdgeKind.FORTIGATE: "the FortiGate's policy (source addresses)",
+            EdgeKind.FORTIGATE_VM: "the FortiGate's policy (source addresses)",
             EdgeKind.NONE: None,
         }[self.edge.kind]
         return {"edgeAllowedSources": enforcer}
@@ -374,6 +389,49 @@ class LabSpec(_Model):
                     "edge enforces it and clients reach the VIP from anywhere; set edge linux "
                     "or fortigate, or remove edgeAllowedSources",
                 )
+
+    def _check_fortigate_vm(self) -> None:
+        public = self.zones[ZoneName.PUBLIC]
+        wan = self.fortigate_wan_address
+        _check_in_zone("fortigateWanAddress", wan, public.cidr)
+        if public.host_ip is None:
+            # The provider and the readiness wait call the API from this machine, through the
+            # Public zone's bridge; the bootstrap config trusts only that address.
+            raise TopologyError(
+                "zones.public.hostAddress",
+                None,
+                "edge 'fortigate-vm' is configured from this machine through the Public zone: "
+                "give the hypervisor an address there",
+            )
+        if wan == self.public_address:
+            raise TopologyError(
+                "fortigateWanAddress",
+                str(wan),
+                "equals publicIp: the lab forwards the public IP's ports (443 too) to the VIP, "
+                "and the API's HTTPS must stay the FortiGate's own; give them two addresses",
+            )
+        given = self.edge.fortigate.host
+        if given and given not in (str(wan), f"{wan}:443"):
+            raise TopologyError(
+                "fortigateHost",
+                given,
+                f"edge 'fortigate-vm' calls the API on the FortiGate's WAN address {wan}: "
+                "remove fortigateHost, or set fortigateWanAddress",
+            )
+
+    @property
+    def fortigate_wan_address(self) -> IPv4Address:
+        """The FortiGate-VM's own address in the Public zone (``edge: fortigate-vm``)."""
+        public = self.zones[ZoneName.PUBLIC].cidr
+        return self.edge.fortigate.wan_address or public.network_address + FORTIGATE_WAN_OFFSET
+
+    @property
+    def fortigate_api_host(self) -> str:
+        """Where the FortiOS provider calls the API: ``fortigateHost``, or for the stack's own
+        FortiGate-VM its WAN address (static, so known before anything exists)."""
+        if self.edge.kind is EdgeKind.FORTIGATE_VM:
+            return str(self.fortigate_wan_address)
+        return self.edge.fortigate.host
 
     def _check_fortigate_names(self) -> None:
         # FortiOS limits its object names; the provider checks them only at preview, after this
@@ -395,6 +453,7 @@ class LabSpec(_Model):
         for index, host in enumerate(self.plan.hosts):
             for leg in host.legs:
                 _check_in_zone(leg_key(index, host.role, leg.zone), leg.address, leg.network)
+        # The FortiGate-VM's legs are fortigateWanAddress and the DMZ gateway, checked above.
 
     def _check_addresses(self) -> None:
         # One device per address: two hosts, a host and the VIP, the VIP and a gateway or the
@@ -421,7 +480,7 @@ class LabSpec(_Model):
                 )
             bridges[bridge] = zone_name
         macs: dict[str, str] = {}
-        for host in self.plan.hosts:
+        for host in self.plan.machines:
             for leg in host.legs:
                 owner = macs.setdefault(leg.mac, f"{host.name}/{leg.zone.value}")
                 if owner != f"{host.name}/{leg.zone.value}":
@@ -518,6 +577,24 @@ class LabSpec(_Model):
             self.edge.public_ip
             or self.zones[ZoneName.PUBLIC].cidr.network_address + PUBLIC_IP_OFFSET
         )
+
+
+def fortigate_vm_token_problem(token: str) -> ConfigError | None:
+    """What is wrong with ``fortigateToken`` for ``edge: fortigate-vm``, or None.
+
+    The config drive creates the API admin with this very token, and FortiOS takes a token in
+    plain text there only when it is 30 characters (:data:`FORTIOS_PLAIN_TOKEN`). The value is a
+    secret: the message never shows it, only its length.
+    """
+    if FORTIOS_PLAIN_TOKEN.fullmatch(token):
+        return None
+    return ConfigError(
+        "fortigateToken",
+        f"(secret, {len(token)} characters)",
+        "edge 'fortigate-vm' gives this token to the FortiGate's API admin in its bootstrap "
+        "config, where FortiOS takes exactly 30 letters and digits: make one with "
+        "`openssl rand -hex 15` and `pulumi config set --secret fortigateToken <it>`",
+    )
 
 
 SHORT_HASH_CHARS = 6

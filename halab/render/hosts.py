@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cache
@@ -36,6 +38,32 @@ from halab.model.spec import LabSpec, short_hash
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "cloud-init"
 TLS_PLACEHOLDER = "<secret: the lab's TLS certificate and key (PEM), filled in by Pulumi>"
+TOKEN_PLACEHOLDER = "<secret: fortigateToken, filled in by Pulumi>"  # noqa: S105
+
+# The FortiGate-VM's config drive. FortiGate-VM on KVM boots from an OpenStack-style config drive:
+# an ISO 9660 volume labelled config-2 with the FortiOS CLI config as openstack/latest/user_data
+# and the licence as openstack/content/0000, named in openstack/latest/meta_data.json as
+# {"files": [{"path": "license", "content_path": "/content/0000"}]}. Sources: Fortinet's
+# "FortiGate-VM on KVM > Cloud-init" page (docs.fortinet.com/document/fortigate/6.0.0/
+# fortigate-vm-on-kvm/767662/cloud-init, cited by the scripts below; its text is not in the
+# stored copies searched here), the Fortinet engineers' fortinet-solutions-cse/testbeds
+# fortigate/start_fgt.sh (`mkisofs -J -R -V config-2` over openstack/latest/user_data and
+# openstack/content/0000, the ISO attached as an IDE CD-ROM) and a public FortiGate script that
+# writes that meta_data.json. What FortiOS does with a meta_data.json without a licence entry, or
+# with "/license" for "license", no source here says: docs/fortigate-vm.md lists it as unproven.
+CONFIG_DRIVE_LABEL = "config-2"
+CONFIG_DRIVE_USER_DATA = "openstack/latest/user_data"
+CONFIG_DRIVE_META_DATA = "openstack/latest/meta_data.json"
+CONFIG_DRIVE_LICENSE = "openstack/content/0000"
+#: The API admin's profile: Fortinet's own bootstrap example (fortinet/azure-templates,
+#: FortiGate/Terraform/A-Single-VM/terraform/customdata.tpl) gives its API user super_admin; a
+#: narrower profile that still lets the provider write VIPs and policies is not proven here.
+FORTIGATE_API_PROFILE = "super_admin"
+#: FortiOS's CLI reference gives the hostname 35 characters (system global, hostname size[35]).
+FORTIOS_HOSTNAME_CHARS = 35
+#: The FortiGate readiness wait: seconds per request, and between requests.
+FORTIGATE_REQUEST_TIMEOUT_S = 5
+FORTIGATE_PAUSE_S = 5
 
 
 @dataclass(frozen=True)
@@ -384,6 +412,122 @@ def readiness_script(spec: LabSpec, rendered: RenderedHost) -> str:
         files=rendered.files,
         checks=checks,
         **ctx,
+    )
+
+
+@dataclass(frozen=True)
+class ConfigDrive:
+    """The FortiGate-VM's config drive: each file by its path on the ISO (label
+    :data:`CONFIG_DRIVE_LABEL`). Its user_data holds the API token, so it is a secret."""
+
+    files: tuple[RenderedFile, ...]
+    label: str = CONFIG_DRIVE_LABEL
+
+    def file(self, path: str) -> RenderedFile:
+        """The file at ``path`` on the drive."""
+        for f in self.files:
+            if f.path == path:
+                return f
+        raise KeyError(path)
+
+    @property
+    def digest(self) -> str:
+        """Changes whenever any file of the drive changes: FortiOS reads the drive only at its
+        first boot, so a new digest is a new disk and a new machine. (A digest of the token
+        reveals nothing of it.)"""
+        digest = hashlib.sha256(self.label.encode())
+        for f in self.files:
+            digest.update(f"{f.path}\0{f.content}\0".encode())
+        return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class _DriveFile:
+    path: str
+    dir: str
+    env: str
+
+
+def config_drive_env(drive: ConfigDrive) -> dict[str, str]:
+    """The environment :func:`config_drive_script` reads each file from (base64, by index)."""
+    return {
+        f"HWL_DRIVE_FILE_{index}": base64.b64encode(f.content.encode()).decode()
+        for index, f in enumerate(drive.files)
+    }
+
+
+def config_drive_script(drive: ConfigDrive, out: str) -> str:
+    """The script that builds ``drive`` as an ISO at ``out`` on this machine (the files'
+    contents come from :func:`config_drive_env`)."""
+    files = [
+        _DriveFile(f.path, f.path.rpartition("/")[0], f"HWL_DRIVE_FILE_{index}")
+        for index, f in enumerate(drive.files)
+    ]
+    return render_template(
+        "config-drive.sh.j2", label=drive.label, out=shlex.quote(out), files=files
+    )
+
+
+def fortigate_config_drive(
+    spec: LabSpec, token: str = TOKEN_PLACEHOLDER, license_text: str | None = None
+) -> ConfigDrive:
+    """The FortiGate-VM's config drive (``edge: fortigate-vm``): its first-boot config from
+    ``fortigate-bootstrap.conf.j2``, meta_data.json, and the licence when there is one.
+
+    The config sets the ports from the plan (WAN in the Public zone, DMZ gateway), a default
+    route to the Public zone's gateway, HTTPS and ping on the WAN port, and an API admin with
+    ``token`` that only the Public zone's hypervisor address (this machine) may use. ``token``
+    and ``license_text`` are filled in by Pulumi inside ``apply``.
+    """
+    fortigate = spec.plan.fortigate
+    if fortigate is None:
+        raise ValueError(f"edge {spec.edge.kind.value!r} has no FortiGate-VM")
+    trusthost = spec.zones[ZoneName.PUBLIC].host_ip
+    assert trusthost is not None  # the spec refuses fortigate-vm without it
+    user_data = render_template(
+        "fortigate-bootstrap.conf.j2",
+        hostname=f"{spec.lab_name}-{fortigate.name}"[:FORTIOS_HOSTNAME_CHARS].rstrip("-"),
+        stack=spec.stack,
+        wan=fortigate.leg(ZoneName.PUBLIC),
+        dmz=fortigate.leg(ZoneName.DMZ),
+        gateway=fortigate.default_gateway,
+        api_user=f"{spec.plan.fortios.prefix}-api",
+        token=token,
+        accprofile=FORTIGATE_API_PROFILE,
+        vdom=spec.edge.fortigate.vdom,
+        trusthost=trusthost,
+    )
+    meta: dict[str, Any] = {}
+    files = [RenderedFile(CONFIG_DRIVE_USER_DATA, user_data, "0600", secret=True)]
+    if license_text is not None:
+        # The drive's own path of the file (relative to openstack/), under the name FortiOS
+        # looks for.
+        meta["files"] = [{"path": "license", "content_path": "/content/0000"}]
+        files.append(RenderedFile(CONFIG_DRIVE_LICENSE, license_text, "0600", secret=True))
+    files.insert(1, RenderedFile(CONFIG_DRIVE_META_DATA, json.dumps(meta, indent=2) + "\n"))
+    return ConfigDrive(files=tuple(files))
+
+
+def fortigate_ready_script(spec: LabSpec) -> str:
+    """The wait `pulumi up` runs on this machine before the FortiOS provider's first call: the
+    FortiGate-VM's API answers ``/api/v2/monitor/system/status`` with the token (from the
+    environment), bounded by ``readinessTimeoutS``. It verifies the certificate as the provider
+    does: ``fortigateInsecure``, else the CA file, else the CA text (from the environment)."""
+    fortigate = spec.edge.fortigate
+    per_attempt = FORTIGATE_REQUEST_TIMEOUT_S + FORTIGATE_PAUSE_S
+    tls_args = ""
+    if fortigate.insecure:
+        tls_args = "--insecure"
+    elif fortigate.ca_bundle_file:
+        tls_args = "--cacert " + shlex.quote(str(Path(fortigate.ca_bundle_file).expanduser()))
+    return render_template(
+        "fortigate-ready.sh.j2",
+        url=shlex.quote(f"https://{spec.fortigate_api_host}/api/v2/monitor/system/status"),
+        attempts=max(3, spec.readiness.timeout_s // per_attempt),
+        request_timeout_s=FORTIGATE_REQUEST_TIMEOUT_S,
+        pause_s=FORTIGATE_PAUSE_S,
+        tls_args=tls_args,
+        ca_from_env=bool(fortigate.ca_bundle) and not fortigate.insecure,
     )
 
 
