@@ -273,8 +273,9 @@ class NamespaceLab(SpecDrillTarget):
         return self.spec.plan.hosts_with_role(Role.WEB)
 
     def render_target(self, host: str) -> RenderTarget:
-        """The render target of a host: its namespace."""
-        return RenderTarget(netns=self.ns(host))
+        """The render target of a host: its namespace, and whether Keepalived can be told of
+        HAProxy's exit here (the lab's daemons share this process's PID namespace)."""
+        return RenderTarget(netns=self.ns(host), process_events=procs.in_initial_pid_namespace())
 
     # ---- files -----------------------------------------------------------------------------
 

@@ -46,6 +46,17 @@ class ProcRecord:
         return cls(**dict(data))
 
 
+#: The inode of the initial PID namespace (the kernel's PROC_PID_INIT_INO, fixed since 3.8).
+INITIAL_PID_NAMESPACE_INODE = 0xEFFFFFFC
+
+
+def in_initial_pid_namespace() -> bool:
+    """Whether this process sees the machine's own PIDs. Elsewhere (``unshare --pid``, as
+    ``make fresh-test`` runs) the kernel ignores a request for process events (exits, forks),
+    and any that still arrive carry the initial namespace's PIDs, not the ones seen here."""
+    return os.stat("/proc/self/ns/pid").st_ino == INITIAL_PID_NAMESPACE_INODE
+
+
 def _stat(pid: int) -> tuple[str, int, int] | None:
     """(state, ppid, starttime) of a PID, or None when there is no such process."""
     try:

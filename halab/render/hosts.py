@@ -66,11 +66,21 @@ FORTIGATE_REQUEST_TIMEOUT_S = 5
 FORTIGATE_PAUSE_S = 5
 
 
+#: How often Keepalived asks whether HAProxy runs where it cannot be told (no process events):
+#: a vrrp_script's interval is whole seconds, 1 at least (keepalived --config-test on 2.2.7).
+HAPROXY_POLL_S = 1
+
+
 @dataclass(frozen=True)
 class RenderTarget:
     """Where the files will run: a VM (``netns`` None) or a network namespace of the local lab."""
 
     netns: str | None = None
+    #: Whether Keepalived learns of HAProxy's exit from the kernel's process events, which reach
+    #: only the initial PID namespace (:func:`halab.plumbing.procs.in_initial_pid_namespace`).
+    #: A VM's Keepalived always does; a namespace lab started inside another PID namespace
+    #: polls for HAProxy instead, every :data:`HAPROXY_POLL_S`.
+    process_events: bool = True
 
     @property
     def is_vm(self) -> bool:
@@ -216,6 +226,7 @@ def _context(spec: LabSpec, host: ResolvedHost, target: RenderTarget) -> dict[st
         ctx["instance_name"] = f"VI_{spec.vrrp.router_id}"
         ctx["standard_down_timer_adverts"] = STANDARD_DOWN_TIMER_ADVERTS
         ctx["haproxy_process_name"] = target.haproxy_process_name(host.name)
+        ctx["haproxy_poll_s"] = _seconds(HAPROXY_POLL_S)
         ctx["keepalived_script_user"] = "nobody"
     return ctx
 

@@ -222,3 +222,13 @@ def test_vrrp_from_anyone_but_the_peer_is_dropped_then_ignored(lab: NamespaceLab
 def test_second_up_is_refused(lab: NamespaceLab) -> None:
     with pytest.raises(LabError, match="down"):
         NamespaceLab.create(STACK).up(lambda _m: None)
+
+
+def test_drill_haproxy_death_moves_the_vip(lab: NamespaceLab) -> None:
+    """Keepalived tracks HAProxy by process events where the lab runs in the machine's own PID
+    namespace, and by polling where it does not (make fresh-test): either way the VIP leaves the
+    LB whose HAProxy died. Last, since it moves the VIP for the rest of the module."""
+    holder = lab.vip_holders()
+    (result,) = passing_drills(lab, ["haproxy-death"], REPORTS)
+    assert lab.vip_holders() != holder
+    assert result.figures["master"] == holder[0]

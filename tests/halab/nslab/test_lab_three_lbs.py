@@ -4,14 +4,10 @@ The same drills as the pair's, judged by their own checks: the VIP goes to one o
 when the master dies, stays where it is when the old master returns (nopreempt), and a
 partition that lets all three claim it heals to one owner.
 
-What ``make fresh-test`` cannot run here: Keepalived learns of HAProxy's death (and counts the
-process it tracks) through the kernel's process events, which the kernel sends only to
-listeners in the initial PID namespace, and ``make fresh-test`` runs the tests in a PID
-namespace of its own. Keepalived says so ("the kernel does not support proc events"). In two
-runs there, ``haproxy-death`` never moved the VIP, and once the same group with fast detection
-never came up: lb-1's Keepalived lost its tracked HAProxy 4 s after it started and went to
-FAULT. Both passed outside that namespace (run by hand on 2026-12-05); the validators check
-the three-LB fast-detection files (``test_validators``).
+Keepalived learns of HAProxy's death through the kernel's process events, which reach only the
+initial PID namespace; ``make fresh-test`` runs the tests in a PID namespace of its own, where
+the lab's Keepalived polls for HAProxy instead
+(:attr:`halab.render.hosts.RenderTarget.process_events`).
 """
 
 from __future__ import annotations

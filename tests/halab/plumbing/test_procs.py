@@ -8,6 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from halab.model.stackconfig import REPO_ROOT
 from halab.plumbing import procs
 
 
@@ -76,3 +79,15 @@ def test_end_terms_then_kills_only_what_ignores_term() -> None:
         for child in (polite, stubborn):
             child.kill()
             child.wait(timeout=10)
+
+
+@pytest.mark.lab
+def test_a_pid_namespace_of_its_own_is_not_the_initial_one() -> None:
+    """Inside ``unshare --pid`` (as make fresh-test runs) the process sees other PIDs than the
+    machine's: the lab's Keepalived gets no process events there."""
+    probe = "from halab.plumbing.procs import in_initial_pid_namespace as f; print(f())"
+    done = subprocess.run(
+        ["unshare", "--pid", "--fork", sys.executable, "-c", probe],
+        capture_output=True, text=True, timeout=30, check=True, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert done.stdout.strip() == "False"

@@ -26,7 +26,7 @@ from halab.cli import main as cli_main
 from halab.model.roles import PATHS, Role, ZoneName
 from halab.model.spec import LabSpec
 from halab.model.stackconfig import read_stack
-from halab.render.hosts import TEMPLATE_DIR, render_all
+from halab.render.hosts import TEMPLATE_DIR, RenderTarget, render_all, render_host
 from halab.render.validate import (
     CHECKS_BY_NAME,
     TOOLS,
@@ -48,6 +48,7 @@ from tests.halab.render.validators import (
     example_stacks,
     problems_text,
     render_to_tree,
+    write_hosts,
 )
 
 #: Runs the real validators (haproxy, keepalived, nginx, cloud-init...): seconds each.
@@ -219,6 +220,21 @@ def test_fast_detection_passes_keepalived_and_nft(tmp_path: Path) -> None:
     nft = trees["lb-1"].path_of("/etc/nftables.conf").read_text(encoding="utf-8")
     (bfd,) = [line for line in nft.splitlines() if "3784" in line]
     assert "ip saddr 10.0.1.12 ip daddr 10.0.1.11" in bfd  # from lb-2 to lb-1, nobody else
+
+
+def test_keepalived_that_polls_for_haproxy_passes_its_config_test(tmp_path: Path) -> None:
+    """Where no process events reach Keepalived (a namespace lab inside a PID namespace of its
+    own), it polls for HAProxy with pgrep instead: keepalived --config-test takes that too."""
+    config = read_stack("dev")
+    values = {**config.values, "sshPublicKeys": [TEST_SSH_KEY]}
+    spec = dataclasses.replace(config, values=values).spec(offline=True)
+    polling = RenderTarget(process_events=False)
+    lbs = spec.plan.hosts_with_role(Role.LB)
+    trees = write_hosts({h.name: render_host(spec, h, polling) for h in lbs}, tmp_path)
+    assert_no_problems(validate_tree(tmp_path))
+    conf = trees["lb-1"].path_of(PATHS.keepalived_conf).read_text(encoding="utf-8")
+    assert 'pgrep -x --runstates R,S,D,T,t haproxy"' in conf
+    assert "track_script {" in conf and "track_process" not in conf
 
 
 def test_three_lbs_with_fast_detection_pass_keepalived_and_nft(tmp_path: Path) -> None:
