@@ -32,8 +32,9 @@ from typing import Any
 from halab.drills import lb, load, registry, report
 from halab.drills.core import Bounds, DrillResult, DrillRun
 from halab.drills.sweep import Variant, run_sweep, sweep_table
+from halab.model.errors import ConfigError
 from halab.model.stackconfig import REPO_ROOT
-from halab.nslab.lab import NamespaceLab
+from halab.nslab.lab import NamespaceLab, lab_spec, lab_values
 from halab.nslab.state import LabState
 from halab.nslab.throughput import throughput
 from halab.plumbing.procs import signals_raise
@@ -339,17 +340,30 @@ def median_table(runs: Sequence[RunFigures], stacks: Sequence[str]) -> str:
 
 
 def fast_detection_variants(
-    stacks: Sequence[str], both: bool
+    stacks: Sequence[str], both: bool, allows: Callable[[str], bool] = lambda _stack: True
 ) -> list[tuple[str, str, dict[str, Any] | None]]:
     """(stack, column, overrides) per run of a stack: as configured, or fast detection off and on
-    side by side (the same run, so the same machine load)."""
+    side by side (the same run, so the same machine load). A stack whose config refuses fast
+    detection (``allows`` says no: the tutorial's preempt) runs with it off only."""
     if not both:
         return [(stack, stack, None) for stack in stacks]
     return [
         (stack, f"{stack}{' +fast detection' if on else ''}", {FAST: on})
         for stack in stacks
-        for on in (False, True)
+        for on in ((False, True) if allows(stack) else (False,))
     ]
+
+
+def allows_fast_detection(stack: str, project_dir: Path = REPO_ROOT) -> bool:
+    """Whether ``stack``'s config takes ``vrrpFastDetection: true`` (the spec refuses it with
+    preempt, for one)."""
+    values, secrets = lab_values(stack, project_dir)
+    try:
+        lab_spec(stack, values, secrets, {FAST: True})
+    except ConfigError as exc:
+        print(f"  {stack}: measured without fast detection only ({exc.line()})", flush=True)
+        return False
+    return True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -412,7 +426,9 @@ def main_from_args(args: argparse.Namespace) -> int:
     for stack in {*stacks, args.sweep_stack}:
         if LabState.load(stack) is not None:
             raise SystemExit(f"error: a lab for stack {stack!r} is up: run `lab down` first")
-    variants = fast_detection_variants(stacks, args.fast_detection)
+    variants = fast_detection_variants(
+        stacks, args.fast_detection, lambda stack: allows_fast_detection(stack, project_dir)
+    )
     runs: list[RunFigures] = []
     sweep: list[dict[str, Any]] = []
     loads: list[dict[str, Any]] = []

@@ -68,6 +68,18 @@ def test_fast_detection_runs_each_stack_off_and_on_side_by_side() -> None:
     ]
 
 
+def test_a_stack_that_refuses_fast_detection_runs_with_it_off_only() -> None:
+    """The tutorial's preempt is refused with fast detection: its column is measured as is."""
+    assert benchmark.allows_fast_detection("dev")
+    assert not benchmark.allows_fast_detection("tutorial")
+    variants = benchmark.fast_detection_variants(
+        ["dev", "tutorial"], True, benchmark.allows_fast_detection
+    )
+    assert [label for _stack, label, _overrides in variants] == [
+        "dev", "dev +fast detection", "tutorial",
+    ]  # fmt: skip
+
+
 def test_detection_is_bfd_with_fast_detection_else_the_down_timer() -> None:
     fast = scripted_settings(vrrpAdvertIntervalMs=40, vrrpFastDetection=True)
     assert fast.vrrp_detection_s == 0.03
