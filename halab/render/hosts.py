@@ -111,6 +111,14 @@ class RenderedFile:
     secret: bool = False
 
 
+def file_at(files: Iterable[RenderedFile], path: str) -> RenderedFile:
+    """The file at ``path`` among ``files`` (KeyError when none is)."""
+    for f in files:
+        if f.path == path:
+            return f
+    raise KeyError(path)
+
+
 @dataclass(frozen=True)
 class RenderedHost:
     """Everything one host is seeded with."""
@@ -134,10 +142,7 @@ class RenderedHost:
 
     def file(self, path: str) -> RenderedFile:
         """The rendered file at ``path``."""
-        for f in self.files:
-            if f.path == path:
-                return f
-        raise KeyError(path)
+        return file_at(self.files, path)
 
     @property
     def holds_secret(self) -> bool:
@@ -436,10 +441,7 @@ class ConfigDrive:
 
     def file(self, path: str) -> RenderedFile:
         """The file at ``path`` on the drive."""
-        for f in self.files:
-            if f.path == path:
-                return f
-        raise KeyError(path)
+        return file_at(self.files, path)
 
     @property
     def digest(self) -> str:
