@@ -23,8 +23,8 @@ import pulumi_command as command
 import pulumi_libvirt as libvirt
 
 from components.storage import LabStorage
+from components.vm import host_cpu, leg_nics, no_listening_display, serial_console
 from halab.model.roles import ZoneName
-from halab.model.sections import DomainType
 from halab.model.spec import LabSpec
 from halab.plumbing.roots import cache_root
 from halab.render.hosts import (
@@ -130,11 +130,7 @@ class FortiGateVm(pulumi.ComponentResource):
             type=spec.vm.domain_type.value,
             vcpu=host.vcpus,
             memory=host.memory_mib,
-            cpu=(
-                libvirt.DomainCpuArgs(mode="host-passthrough")
-                if spec.vm.domain_type is DomainType.KVM
-                else None
-            ),
+            cpu=host_cpu(spec.vm.domain_type),
             disks=[
                 libvirt.DomainDiskArgs(volume_id=self.root_disk.id),
                 # By its file in the pool, not its volume id: the provider makes a disk whose
@@ -144,19 +140,11 @@ class FortiGateVm(pulumi.ComponentResource):
                     file=pulumi.Output.concat(spec.plan.pool_path, "/", self.drive.name)
                 ),
             ],
-            # The provider's NICs are virtio, which FortiGate-VM on KVM supports; one per leg,
-            # in leg order, so port1 is the WAN (Public) and port2 the DMZ.
-            network_interfaces=[
-                libvirt.DomainNetworkInterfaceArgs(
-                    network_id=args.network_ids[leg.zone], mac=leg.mac
-                )
-                for leg in host.legs
-            ],
-            consoles=[
-                libvirt.DomainConsoleArgs(type="pty", target_port="0", target_type="serial"),
-            ],
-            # As every lab VM: no SPICE (not in every QEMU build), VNC without a listener.
-            graphics=libvirt.DomainGraphicsArgs(type="vnc", listen_type="none"),
+            # The provider's NICs are virtio, which FortiGate-VM on KVM supports; in leg order,
+            # so port1 is the WAN (Public) and port2 the DMZ.
+            network_interfaces=leg_nics(host, args.network_ids),
+            consoles=[serial_console()],
+            graphics=no_listening_display(),
             autostart=True,
             opts=pulumi.ResourceOptions(
                 parent=self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
@@ -98,34 +99,15 @@ class LabVm(pulumi.ComponentResource):
             memory=host.memory_mib,
             # BIOS, not UEFI: UEFI domains with nvram fail to undefine
             # (terraform-provider-libvirt#1203).
-            cpu=(
-                libvirt.DomainCpuArgs(mode="host-passthrough")
-                if vm.domain_type is DomainType.KVM
-                else None
-            ),
+            cpu=host_cpu(vm.domain_type),
             kernel=storage.kernel.id if storage.kernel is not None else None,
             initrd=storage.initrd.id if storage.initrd is not None else None,
             cmdlines=canonical_cmdlines(vm.kernel_cmdline) if direct_boot else None,
             disks=[libvirt.DomainDiskArgs(volume_id=self.root_disk.id)],
             cloudinit=self.seed_disk.id,
-            network_interfaces=[
-                libvirt.DomainNetworkInterfaceArgs(
-                    network_id=args.network_ids[leg.zone],
-                    # Pinned: network-config matches on it, and libvirt must not invent one.
-                    mac=leg.mac,
-                    # No wait_for_lease: it hangs or fails with static addresses
-                    # (terraform-provider-libvirt#1091).
-                )
-                for leg in host.legs
-            ],
-            consoles=[
-                libvirt.DomainConsoleArgs(type="pty", target_port="0", target_type="serial"),
-            ],
-            # The provider's default display is SPICE, which QEMU builds without SPICE (RHEL 9
-            # and its rebuilds) cannot define. VNC with no network listener opens no port; the
-            # console stays reachable through libvirt (`virsh domdisplay`, virt-viewer) and the
-            # serial console.
-            graphics=libvirt.DomainGraphicsArgs(type="vnc", listen_type="none"),
+            network_interfaces=leg_nics(host, args.network_ids),
+            consoles=[serial_console()],
+            graphics=no_listening_display(),
             autostart=True,
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -155,6 +137,42 @@ class LabVm(pulumi.ComponentResource):
         self.register_outputs(
             {"domain_id": self.domain.id, "name": vm_name, "addresses": self.addresses}
         )
+
+
+def host_cpu(domain_type: DomainType) -> libvirt.DomainCpuArgs | None:
+    """The host's own CPU model under KVM; QEMU's default under emulation, which cannot pass one
+    through."""
+    if domain_type is DomainType.KVM:
+        return libvirt.DomainCpuArgs(mode="host-passthrough")
+    return None
+
+
+def leg_nics(
+    host: ResolvedHost, network_ids: Mapping[ZoneName, pulumi.Input[str]]
+) -> list[libvirt.DomainNetworkInterfaceArgs]:
+    """One virtio NIC per leg of ``host``, in leg order, on its zone's network."""
+    return [
+        libvirt.DomainNetworkInterfaceArgs(
+            network_id=network_ids[leg.zone],
+            # Pinned: network-config matches on it, and libvirt must not invent one.
+            mac=leg.mac,
+            # No wait_for_lease: it hangs or fails with static addresses
+            # (terraform-provider-libvirt#1091).
+        )
+        for leg in host.legs
+    ]
+
+
+def serial_console() -> libvirt.DomainConsoleArgs:
+    """The serial console every lab VM has (``virsh console``)."""
+    return libvirt.DomainConsoleArgs(type="pty", target_port="0", target_type="serial")
+
+
+def no_listening_display() -> libvirt.DomainGraphicsArgs:
+    """The provider's default display is SPICE, which QEMU builds without SPICE (RHEL 9 and its
+    rebuilds) cannot define. VNC with no network listener opens no port; the console stays
+    reachable through libvirt (``virsh domdisplay``, virt-viewer) and the serial console."""
+    return libvirt.DomainGraphicsArgs(type="vnc", listen_type="none")
 
 
 def canonical_cmdlines(text: str) -> list[dict[str, str]]:
