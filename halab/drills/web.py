@@ -103,7 +103,7 @@ def all_webs_down(run: DrillRun) -> DrillResult:
     # The slowest answer HAProxy may give: its retries, and the lab's latency with nothing wrong.
     slowest = round(settings.haproxy_refused_request_s + run.normal_latency_s + ANSWER_MARGIN_S, 3)
     # The first 503: the next request after the fault, answered when its retries are spent, or
-    # at once once the checks have marked every node down, whichever comes first.
+    # as soon as the checks have marked every node down, whichever comes first.
     first_503 = round(
         min(settings.haproxy_refused_request_s, settings.haproxy_node_down_s)
         + probe.interval
