@@ -155,7 +155,10 @@ class HaWebLab(pulumi.ComponentResource):
                 raise ValueError("edge 'fortigate' needs the FortiOS provider")
             edge = FortiGateEdge(
                 f"{name}-edge",
-                FortiGateEdgeArgs(spec=spec),
+                # The FortiGate sits on the zones' networks (its API is reached through the
+                # public one), so a destroy deletes its objects before the networks go; in
+                # parallel, the calls that came after the public network's delete found no route.
+                FortiGateEdgeArgs(spec=spec, after=[net.network for net in self.networks.values()]),
                 opts=pulumi.ResourceOptions(parent=self, provider=args.fortigate_provider),
             )
             # The public IP answers only once the FortiGate forwards it: the tier gate waits.
