@@ -778,17 +778,21 @@ class E2eRun:
             row.figures.update(self.fortigate_holds())
 
     def set_list(self, key: str, values: Sequence[int | str]) -> None:
-        """A list value, as JSON text (how the program reads a list key's text)."""
+        """A list value, replacing what the key held: ``key[0]``, ``key[1]``... with ``--path``,
+        which stores a number as a number (Pulumi.yaml types ``edgePorts`` as integers and
+        refuses text)."""
         assert self.stack is not None
-        self.stack.set_config(f"{PROJECT}:{key}", auto.ConfigValue(json.dumps(list(values))))
+        if f"{PROJECT}:{key}" in self.stack.get_all_config():
+            self.stack.remove_config(f"{PROJECT}:{key}")
+        for index, value in enumerate(values):
+            self.set(f"{key}[{index}]", str(value))
 
     def restore(self, key: str, original: auto.ConfigValue | None) -> None:
-        """A key back to what it was (its text, or not set)."""
-        assert self.stack is not None
-        if original is None:
-            self.set_or_remove(key, None)
+        """A key back to what it was: a list (its JSON text), another value, or not set."""
+        if original is not None and original.value.lstrip().startswith("["):
+            self.set_list(key, json.loads(original.value))
         else:
-            self.stack.set_config(f"{PROJECT}:{key}", original)
+            self.set_or_remove(key, original)
 
     def public_answer(self, port: int, timeout: float = 5.0) -> str:
         """What a port of the public IP says to this client: an HTTP status, ``refused`` or
@@ -952,7 +956,7 @@ class E2eRun:
     def cleanup(self) -> None:
         """On any exit: destroy what is still deployed, else remove the lab's objects by name."""
         if self.stack is not None:
-            print("e2e: cleanup: pulumi destroy of the e2e stack", flush=True)
+            print(f"e2e: cleanup: pulumi destroy of the {self.stack_name} stack", flush=True)
             for lock in (self.state / ".pulumi" / "locks").rglob("*.json"):
                 lock.unlink()
             try:

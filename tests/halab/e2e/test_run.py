@@ -216,14 +216,16 @@ def test_the_fortigate_run_s_steps_in_order() -> None:
         _fortigate_run(["scale-out"])
 
 
-def test_a_list_is_set_as_json_and_restored_as_it_was() -> None:
+def test_a_list_is_set_item_by_item_and_restored_as_it_was() -> None:
     e2e = run.E2eRun.__new__(run.E2eRun)
-    stack = _FakeStack({"vip": "10.0.1.100"})
+    stack = _FakeStack({"vip": "10.0.1.100", "edgeAllowedSources": '["0.0.0.0/0"]'})
     e2e.stack = stack  # type: ignore[assignment]
     e2e.set_list("edgePorts", [443])
-    assert stack.config["ha-web-lab:edgePorts"].value == "[443]"
-    e2e.restore("edgePorts", None)  # not set before: not set again
-    assert "ha-web-lab:edgePorts" not in stack.config
-    e2e.set_list("edgeAllowedSources", ["198.51.100.0/24"])
-    e2e.restore("edgeAllowedSources", auto.ConfigValue('["0.0.0.0/0"]'))
-    assert stack.config["ha-web-lab:edgeAllowedSources"].value == '["0.0.0.0/0"]'
+    assert {k: v.value for k, v in stack.config.items() if "edgePorts" in k} == {
+        "ha-web-lab:edgePorts[0]": "443"
+    }
+    original = stack.get_all_config()["ha-web-lab:edgeAllowedSources"]
+    e2e.set_list("edgeAllowedSources", ["198.51.100.0/24", "192.0.2.0/24"])
+    assert "ha-web-lab:edgeAllowedSources" not in stack.config  # the old value went first
+    e2e.restore("edgeAllowedSources", original)
+    assert stack.config["ha-web-lab:edgeAllowedSources[0]"].value == "0.0.0.0/0"
