@@ -858,7 +858,7 @@ class E2eRun:
                 self.set_list("edgeAllowedSources", [NOT_THE_CLIENT])
                 self.up()
                 row.figures["up_without_s"] = round(time.monotonic() - started, 1)
-                row.figures.update(self.fortigate_holds())
+                row.figures["without"] = self.fortigate_holds()
                 answer = self.public_answer(80, timeout=3.0)
                 row.figures["port_80_without"] = answer
                 if answer != "timeout":
@@ -867,7 +867,7 @@ class E2eRun:
                 self.restore("edgeAllowedSources", original)
                 self.up()
                 row.figures["up_back_s"] = round(time.monotonic() - started, 1)
-                row.figures.update(self.fortigate_holds())
+                row.figures["back"] = self.fortigate_holds()
                 row.figures["served_again_after_s"] = self.wait_served(30.0)
             say_probe(label, row.figures["probe"])
 
