@@ -8,7 +8,7 @@ STACK ?=
 DEPLOY_STACK = $(or $(STACK),local)
 LAB_STACK = $(or $(STACK),dev)
 
-.PHONY: help up down test test-fast fresh-test fresh-bench fresh-boot bootstrap bootstrap-tests lint unit render lab lab-down engine libvirtd-start libvirtd-stop preview destroy check e2e bench docs
+.PHONY: help up down test test-fast fresh-test fresh-bench fresh-boot bootstrap bootstrap-tests lint unit render lab lab-down engine libvirtd-start libvirtd-stop preview destroy check e2e e2e-fortigate bench docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ bench: bootstrap-tests ## the failover benchmark in namespaces (tutorial baselin
 
 e2e: bootstrap ## real VMs on the local libvirtd, real plugins: up, no-diff, drill, scale out, replace, drift, interrupt, destroy
 	venv/bin/python -m halab e2e
+
+e2e-fortigate: bootstrap ## the same on the dev stack, its FortiGate played by the FortiOS emulator on the lab's bridges: up, no-diff, drill, edge changes, destroy
+	venv/bin/python -m halab e2e --edge fortigate
 
 docs: bootstrap ## write docs/configuration.md from the config keys Pulumi.yaml declares
 	venv/bin/python -m halab docs

@@ -153,11 +153,16 @@ class HaWebLab(pulumi.ComponentResource):
         if spec.edge.kind is EdgeKind.FORTIGATE:
             if args.fortigate_provider is None:
                 raise ValueError("edge 'fortigate' needs the FortiOS provider")
-            FortiGateEdge(
+            edge = FortiGateEdge(
                 f"{name}-edge",
-                FortiGateEdgeArgs(spec=spec),
+                # The FortiGate sits on the zones' networks (its API is reached through the
+                # public one), so a destroy deletes its objects before the networks go; in
+                # parallel, the calls that came after the public network's delete found no route.
+                FortiGateEdgeArgs(spec=spec, after=[net.network for net in self.networks.values()]),
                 opts=pulumi.ResourceOptions(parent=self, provider=args.fortigate_provider),
             )
+            # The public IP answers only once the FortiGate forwards it: the tier gate waits.
+            edge_done = [edge.policy]
         elif spec.edge.kind is EdgeKind.FORTIGATE_VM:
             if args.fortigate_vm_provider is None or args.fortigate_token is None:
                 raise ValueError("edge 'fortigate-vm' needs the FortiOS provider and the token")

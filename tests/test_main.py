@@ -128,8 +128,12 @@ def test_dev_fortigate_objects(program: Program, graph: Graph) -> None:
         assert vip.inputs["portforward"] == "enable"
     (group,) = graph.of_type("fortios:firewall/vipgrp:Vipgrp")
     assert sorted(m["name"] for m in group.inputs["members"]) == ["hwl-dev-443", "hwl-dev-80"]
-    assert set(group.dependencies) == {v.urn for v in vips.values()}
+    # The members, and the zones' networks (the FortiGate sits on them: deleted after it).
+    networks = {r.urn for r in graph.resources if r.type == "libvirt:index/network:Network"}
+    assert len(networks) == 3
+    assert set(group.dependencies) == {v.urn for v in vips.values()} | networks
     (policy,) = graph.of_type("fortios:firewall/policy:Policy")
+    assert networks <= set(policy.dependencies)
     p = policy.inputs
     assert p["srcintfs"] == [{"name": "port1"}] and p["dstintfs"] == [{"name": "port2"}]
     assert p["dstaddrs"] == [{"name": "hwl-dev-vips"}]

@@ -7,7 +7,11 @@ runs
 A TERM or Ctrl-C goes on to the run, which destroys its stack before it ends. A libvirtd this
 started is stopped afterwards, whatever the run's result; one that already ran is left running.
 
-Reports go to ``reports/e2e/`` (``HA_WEB_LAB_E2E_REPORTS=DIR`` for another folder);
+``--edge fortigate`` runs the dev stack, whose FortiGate the project's FortiOS emulator plays on
+the lab's bridges (:mod:`halab.e2e.standin`), instead of the e2e stack and its Linux edge.
+
+Reports go to ``reports/e2e/`` (``reports/e2e-fortigate/`` with ``--edge fortigate``;
+``HA_WEB_LAB_E2E_REPORTS=DIR`` for another folder);
 ``HA_WEB_LAB_E2E_KEEP=1`` keeps the run's temporary project copy. Arguments after ``e2e`` go to
 the run: ``python -m halab e2e-run --help`` lists them (``--skip``, ``--advert-sweep``...).
 Runs as root: the project's libvirtd runs as root.
@@ -44,22 +48,31 @@ POLL_S = 1.0
 say = teller("e2e")
 
 
-def run_argv(uri: str, paths: Sequence[Path], extra: Sequence[str]) -> list[str]:
-    """The run's command line (inside the namespace), from the image and the environment."""
+#: ``--edge``: the stack each edge's run drives, and its report folder under ``reports/``.
+EDGES = {"linux": ("e2e", "e2e"), "fortigate": ("dev", "e2e-fortigate")}
+
+
+def run_argv(
+    uri: str, paths: Sequence[Path], extra: Sequence[str], *, edge: str = "linux"
+) -> list[str]:
+    """The run's command line (inside the namespace), from the image, the edge and the
+    environment."""
     disk, kernel, initrd = paths
-    reports = os.environ.get("HA_WEB_LAB_E2E_REPORTS") or str(REPO / "reports" / "e2e")
+    stack, folder = EDGES[edge]
+    reports = os.environ.get("HA_WEB_LAB_E2E_REPORTS") or str(REPO / "reports" / folder)
     keep = ["--keep"] if os.environ.get("HA_WEB_LAB_E2E_KEEP") else []
+    which = [] if edge == "linux" else ["--stack", stack]
     return [
         sys.executable, "-m", "halab", "e2e-run", "--uri", uri,
         "--image", str(disk), "--kernel", str(kernel), "--initrd", str(initrd),
-        "--reports", reports, *keep, *extra,
+        "--reports", reports, *which, *keep, *extra,
     ]  # fmt: skip
 
 
-def launch(extra: Sequence[str], *, image_release: str | None = None) -> int:
+def launch(extra: Sequence[str], *, image_release: str | None = None, edge: str = "linux") -> int:
     """Engine, image, libvirtd, then the run; the run's exit status (1 when the set-up failed,
     143 when this was told to stop). ``image_release``: the Debian release of the VMs' image
-    (default: this machine's)."""
+    (default: this machine's); ``edge``: which run (:data:`EDGES`)."""
     try:
         hostdeps.require_root("the project's libvirtd runs as root", RuntimeError)
     except RuntimeError as exc:
@@ -82,7 +95,7 @@ def launch(extra: Sequence[str], *, image_release: str | None = None) -> int:
         else:
             say("the project's libvirtd already runs: using it (and leaving it running)")
             uri = libvirtd.uri(where)
-        argv = libvirtd.netns_argv(where, run_argv(uri, paths, extra))
+        argv = libvirtd.netns_argv(where, run_argv(uri, paths, extra, edge=edge))
         rc = _run_forwarding_signals(argv, {**env, "PYTHONPATH": str(REPO)})
     except (libvirtd.LibvirtdError, OSError) as exc:
         say(str(exc))
@@ -144,7 +157,7 @@ def _run_forwarding_signals(
 
 def _command(args: argparse.Namespace) -> int:
     extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
-    return launch(extra, image_release=args.image_release)
+    return launch(extra, image_release=args.image_release, edge=args.edge)
 
 
 def _e2e_run(args: argparse.Namespace) -> int:
@@ -170,6 +183,13 @@ def add_e2e_command(subparsers: Any) -> None:
         default=None,
         help="the Debian release the VMs run (default: this machine's; either builds here)",
     )
+    parser.add_argument(
+        "--edge",
+        choices=sorted(EDGES),
+        default="linux",
+        help="linux: the e2e stack (the Linux edge VM); fortigate: the dev stack, its FortiGate "
+        "played by the FortiOS emulator on the lab's bridges (reports in reports/e2e-fortigate)",
+    )
     # Every other argument goes to the run as it is (halab.cli.main collects them).
     parser.set_defaults(func=_command, passes_on=True)
 
@@ -187,6 +207,12 @@ def _add_run_command(subparsers: Any) -> None:
     parser.add_argument("--kernel", required=True)
     parser.add_argument("--initrd", required=True)
     parser.add_argument("--reports", default=str(REPO / "reports" / "e2e"))
+    parser.add_argument(
+        "--stack",
+        default="e2e",
+        help="the stack to run: e2e (the Linux edge), or one whose edge is a FortiGate (dev), "
+        "which the FortiOS emulator then plays",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     sweeps = {
         "--advert-sweep": "also measure these VRRP advert intervals "
@@ -221,6 +247,7 @@ def _add_run_command(subparsers: Any) -> None:
         type=lambda text: [v for v in text.split(",") if v],
         default=[],
         metavar="STEP,STEP",
-        help="leave out steps: no-diff, drill, scale-out, replace, drift, interrupt",
+        help="leave out steps: no-diff, drill, scale-out, replace, drift, interrupt (a "
+        "FortiGate stack: no-diff, drill, edge-ports, edge-sources)",
     )
     parser.set_defaults(func=_e2e_run)

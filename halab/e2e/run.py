@@ -22,6 +22,17 @@ reachable. This module is everything after that, on the registry's real plugins:
    :mod:`halab.vmlab.reclaim`);
 8. ``destroy``, then a check that no domain, network, pool, volume or bridge of the lab is left.
 
+``--stack dev`` (``python -m halab e2e --edge fortigate``) runs the dev stack instead, whose edge
+is a FortiGate, on the e2e stack's machine settings (:func:`machine_overrides`). The project's
+FortiOS emulator plays the FortiGate on the lab's bridges (:mod:`halab.e2e.standin`): its
+namespace and emulator first, then ``up``, during which the stand-in's legs join the zones'
+bridges as soon as the networks exist (:meth:`E2eRun.attaching_standin`); then no perpetual
+diff, the drill through the
+public IP (through the emulator's DNAT), ``edgePorts`` without 80 and back and
+``edgeAllowedSources`` without the client and back (each with the probe running), ``destroy``,
+no object of the lab left in the emulator and no DNAT, the stand-in gone, nothing of the lab left
+(:func:`fortigate_steps`).
+
 The checkout is never touched: the run works in a temporary copy of the project with a local
 file backend, a throwaway passphrase and a throwaway SSH key. Every step's time and result go to
 ``timings.json``/``timings.txt`` in the report folder; a failure still destroys the stack (or
@@ -40,6 +51,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -52,17 +64,20 @@ from halab.drills.baseline import BaselineError, measure
 from halab.drills.sweep import Variant, run_sweep, sweep_table
 from halab.e2e.check import check_args, check_deployed_lab, fastest_vm_probe
 from halab.e2e.plan import PlanCheck, check_steps
+from halab.e2e.standin import FortiGateStandIn, StandInError, standin_plan
 from halab.e2e.timings import EventLog, Step, Timings, engine_errors, first_line
 from halab.e2e.watchdog import OperationTimeoutError, OperationWatchdog
 from halab.machine.engine import copy_project
 from halab.model.drill_settings import DrillSettings, TargetKind, drill_settings
 from halab.model.roles import Role
+from halab.model.sections import EdgeKind
 from halab.model.spec import LabSpec
 from halab.model.stackconfig import stack_spec
 from halab.plumbing.process import busy_loops
 from halab.plumbing.roots import PROJECT
+from halab.plumbing.tls import unverified_context
 from halab.plumbing.virsh import Virsh
-from halab.target.probe import ProbeConfig, Sample, write_samples
+from halab.target.probe import OK, ProbeConfig, Sample, write_samples
 from halab.vmlab.lab import VmLab, VmLabError
 from halab.vmlab.reclaim import reclaim
 
@@ -99,13 +114,66 @@ class StepFailedError(RuntimeError):
 def probe_figures(samples: Sequence[Sample]) -> dict[str, Any]:
     """What the client saw during a change: requests, failed ones, the outage, who answered."""
     seen = analysis.metrics(samples)
+    failed = [s for s in samples if s.outcome != OK]
+    start = min((s.t for s in samples), default=0.0)
     return {
         "requests": seen.requests,
         "failed": seen.failed,
         "outage_s": round(seen.outage_s, 3),
         "longest_silence_s": round(analysis.longest_silence(samples), 3),
         "backends": dict(seen.backends),
+        "outcomes": dict(seen.outcomes),
+        # When the failed requests were sent, from the probe's first request (s).
+        "failed_from_s": round(min(s.t for s in failed) - start, 2) if failed else None,
+        "failed_until_s": round(max(s.t for s in failed) - start, 2) if failed else None,
     }
+
+
+def say_probe(label: str, probe: dict[str, Any]) -> None:
+    """One line of what the probe saw during a change."""
+    window = (
+        f", failed ones sent {probe['failed_from_s']}..{probe['failed_until_s']} s into it"
+        if probe.get("failed_from_s") is not None
+        else ""
+    )
+    print(
+        f"e2e: {label}: {probe['failed']} of {probe['requests']} requests failed "
+        f"{probe.get('outcomes', {})}, longest silence {probe['longest_silence_s']} s{window}",
+        flush=True,
+    )
+
+
+#: The keys of the e2e stack's file that give its lab its shape; every other key there is a
+#: setting of this machine's VMs, which another stack's run takes over (:func:`machine_overrides`).
+LAB_SHAPE_KEYS = frozenset({"edge", "zones", "hosts"})
+#: How often the run looks for the zones' bridges while the first ``up`` runs.
+BRIDGE_POLL_S = 0.1
+#: The allowed sources of the change that leaves the client out (a documentation network).
+NOT_THE_CLIENT = "198.51.100.0/24"
+
+
+def config_text(value: Any) -> str:
+    """A YAML scalar as ``pulumi config set`` takes it (``true``, not Python's ``True``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def machine_overrides(stack_file: Path) -> dict[str, str]:
+    """The e2e stack's settings of this machine's VMs (domain type, memory, the image's packages,
+    timers and checks for emulated guests): every key of its file but the lab's shape."""
+    import yaml
+
+    raw = yaml.safe_load(stack_file.read_text(encoding="utf-8")).get("config") or {}
+    out: dict[str, str] = {}
+    for full_key, value in raw.items():
+        namespace, _, key = str(full_key).partition(":")
+        if namespace != PROJECT or key in LAB_SHAPE_KEYS:
+            continue
+        if isinstance(value, (dict, list)):
+            raise ValueError(f"{stack_file.name}: {key} is not a machine setting of one value")
+        out[key] = config_text(value)
+    return out
 
 
 def serving_bound_s(settings: DrillSettings, probe: ProbeConfig) -> float:
@@ -137,7 +205,12 @@ class E2eRun:
         self.virsh = Virsh(self.uri)
         self.stack: auto.Stack | None = None
         self.env: dict[str, str] = {}
-        self.lab_name = f"hwl-{STACK}"
+        #: The stack the run drives: ``e2e`` (the Linux edge), or one with ``edge: fortigate``
+        #: (dev), whose FortiGate the stand-in plays (:mod:`halab.e2e.standin`).
+        self.stack_name: str = getattr(args, "stack", STACK)
+        self.lab_name = f"hwl-{self.stack_name}"
+        #: The FortiGate stand-in, while it exists.
+        self.standin: FortiGateStandIn | None = None
         #: Pulumi operations so far (numbers their logs in the reports).
         self.operations = 0
 
@@ -145,7 +218,7 @@ class E2eRun:
 
     def prepare(self) -> None:
         """A copy of the project, a local backend, a key, the stack with this machine's config."""
-        copy_project(self.project, STACK, REPO_ROOT)
+        copy_project(self.project, self.stack_name, REPO_ROOT)
         self.state.mkdir()
         subprocess.run(
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ha-web-lab-e2e", "-f",
@@ -161,7 +234,7 @@ class E2eRun:
         os.environ.pop("SSH_AUTH_SOCK", None)
         os.environ.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
         self.stack = auto.create_stack(
-            STACK,
+            self.stack_name,
             work_dir=str(self.project),
             opts=auto.LocalWorkspaceOptions(env_vars=self.env),
         )
@@ -171,8 +244,14 @@ class E2eRun:
             **{key: auto.ConfigValue(value) for key, value in self.image.items()},
             "sshPrivateKey": auto.ConfigValue(self.key.read_text(), secret=True),
         }
+        if self.stack_name != STACK:
+            # Another stack's lab on the e2e stack's machine settings (TCG, the image's
+            # packages, memory, timers for emulated guests): its own shape, this machine's VMs.
+            overrides = machine_overrides(REPO_ROOT / f"Pulumi.{STACK}.yaml")
+            config.update({key: auto.ConfigValue(text) for key, text in overrides.items()})
         self.stack.set_all_config({f"{PROJECT}:{k}": v for k, v in config.items()})
         self.set("sshPublicKeys[0]", (self.key.with_suffix(".pub")).read_text().strip())
+        self.lab_name = self.spec().lab_name
 
     def set(self, path: str, value: str) -> None:
         """``pulumi config set --path``."""
@@ -248,7 +327,7 @@ class E2eRun:
             key: {"secret": True} if value.secret else {"value": value.value}
             for key, value in self.stack.get_all_config().items()
         }
-        return stack_spec(STACK, self.project, config)
+        return stack_spec(self.stack_name, self.project, config)
 
     def lab(self) -> VmLab:
         """The drill target for the lab as deployed now."""
@@ -267,8 +346,9 @@ class E2eRun:
             }),
             encoding="utf-8",
         )  # fmt: skip
-        argv = ["--stack", STACK, "--pulumi-config", str(config), "--ssh-key", str(self.key),
-                "--netns", "", "--out", str(self.reports), "--steps", steps,
+        argv = ["--stack", self.stack_name, "--pulumi-config", str(config),
+                "--ssh-key", str(self.key), "--netns", "", "--out", str(self.reports),
+                "--steps", steps,
                 "--seed", "8"]  # fmt: skip
         if tag:
             argv += ["--tag", tag]
@@ -311,10 +391,14 @@ class E2eRun:
             raise StepFailedError("; ".join(check.problems))
         return check
 
-    def first_up(self) -> None:
-        """Step 1: the lab from nothing to every gate passed."""
+    def first_up(
+        self, around: Callable[[Step], contextlib.AbstractContextManager[None]] | None = None
+    ) -> None:
+        """Step 1: the lab from nothing to every gate passed (``around``: what else runs
+        meanwhile)."""
         with self.timings.step("pulumi up (4 VMs, every gate passed)") as row:
-            log = self.up()
+            with around(row) if around is not None else contextlib.nullcontext():
+                log = self.up()
             row.figures["vm_create_to_gate_s"] = {k: round(v, 1) for k, v in log.vm_times().items()}
         for vm, seconds in sorted(log.vm_times().items()):
             self.timings.info(f"  {vm}: domain created -> gate passed", seconds)
@@ -367,20 +451,21 @@ class E2eRun:
             row.figures["steps_finished"] = {
                 u.rsplit("::", 1)[-1]: t for u, t in log.finished.items() if u in log.started
             }
-            probe = row.figures["probe"]
-            print(
-                f"e2e: {label}: {probe['failed']} of {probe['requests']} requests failed, "
-                f"longest silence {probe['longest_silence_s']} s",
-                flush=True,
+            self.judge_serving(label, row, probe_cfg)
+
+    def judge_serving(self, label: str, row: Step, probe_cfg: ProbeConfig) -> None:
+        """Say what the probe saw during a change (:meth:`serving`'s figures in ``row``); fail
+        the step when the lab did not answer for longer than :func:`serving_bound_s`."""
+        probe = row.figures["probe"]
+        say_probe(label, probe)
+        bound = serving_bound_s(drill_settings(self.spec(), TargetKind.VMS), probe_cfg)
+        row.figures["longest_silence_bound_s"] = bound
+        if probe["longest_silence_s"] > bound:
+            raise StepFailedError(
+                f"{label}: no answer through the public IP for "
+                f"{probe['longest_silence_s']} s (more than {bound} s): the change took the "
+                f"whole lab down; see probe-*.jsonl and journal-*.txt in {self.reports}"
             )
-            bound = serving_bound_s(drill_settings(self.spec(), TargetKind.VMS), probe_cfg)
-            row.figures["longest_silence_bound_s"] = bound
-            if probe["longest_silence_s"] > bound:
-                raise StepFailedError(
-                    f"{label}: no answer through the public IP for "
-                    f"{probe['longest_silence_s']} s (more than {bound} s): the change took the "
-                    f"whole lab down; see probe-*.jsonl and journal-*.txt in {self.reports}"
-                )
 
     def keep_lb_journals(self, label: str, seconds: float) -> None:
         """The LBs' journals of the last ``seconds`` (plus a margin), one file per LB."""
@@ -514,7 +599,15 @@ class E2eRun:
         log = self.reports / "interrupted-up.log"
         with log.open("w", encoding="utf-8") as out:
             cli = subprocess.Popen(
-                ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", STACK],
+                [
+                    "pulumi",
+                    "up",
+                    "--yes",
+                    "--skip-preview",
+                    "--non-interactive",
+                    "--stack",
+                    self.stack_name,
+                ],
                 cwd=self.project,
                 env={**os.environ, **self.env},
                 stdout=out,
@@ -584,17 +677,260 @@ class E2eRun:
         )
         return figures
 
+    # --- the FortiGate edge (a stack with edge: fortigate) ----------------------------------
+
+    def start_standin(self) -> None:
+        """The FortiGate's stand-in (:mod:`halab.e2e.standin`): its namespace and legs, the
+        emulator listening on ``fortigateHost``; then the stack verifies the emulator's CA and
+        uses its token."""
+        plan = standin_plan(self.spec(), self.work / "fortigate")
+        with self.timings.step(
+            "FortiGate stand-in: namespace, legs, emulator (--apply-nft)"
+        ) as row:
+            standin = FortiGateStandIn(plan)
+            standin.start()  # undoes what it made when it fails
+            self.standin = standin
+            row.figures.update(
+                netns=plan.netns,
+                listen=plan.hostname,
+                legs={p.fortios: [p.outer, p.bridge, [str(a) for a in p.addresses]]
+                      for p in plan.ports},
+            )  # fmt: skip
+        assert self.stack is not None
+        self.stack.set_all_config({
+            f"{PROJECT}:fortigateHost": auto.ConfigValue(plan.hostname),
+            f"{PROJECT}:fortigateInsecure": auto.ConfigValue("false"),
+            f"{PROJECT}:fortigateCaBundleFile": auto.ConfigValue(str(plan.ca_file)),
+            f"{PROJECT}:fortigateToken": auto.ConfigValue(
+                plan.token_file.read_text(encoding="utf-8").strip(), secret=True
+            ),
+        })  # fmt: skip
+
+    @contextlib.contextmanager
+    def attaching_standin(self, row: Step) -> Iterator[None]:
+        """While the block runs (the first ``up``), the stand-in's legs join the zones' bridges
+        the moment the networks have made them; when, or what went wrong, goes into ``row``.
+
+        The FortiOS provider logs in when it is created, at the start of the ``up``, beside the
+        networks; with no route to ``fortigateHost`` it retries for about a minute (measured
+        here: it gave up after 66 s, the networks having been made in 0.5 s). So the stand-in
+        answers well inside that minute, and the objects are made in the same ``up``.
+        """
+        standin = self.standin
+        assert standin is not None
+        done = threading.Event()
+        seen: dict[str, Any] = {}
+
+        def watch() -> None:
+            start = time.monotonic()
+            while not done.is_set():
+                try:
+                    if not standin.missing_bridges():
+                        standin.attach()
+                        seen["standin_attached_after_s"] = round(time.monotonic() - start, 2)
+                        return
+                except (StandInError, OSError) as exc:
+                    seen["standin_attach_error"] = str(exc)
+                    return
+                done.wait(BRIDGE_POLL_S)
+
+        thread = threading.Thread(target=watch, name="attach-standin", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(10.0)
+            row.figures.update(seen)
+        if "standin_attached_after_s" not in seen:
+            raise StepFailedError(
+                f"the stand-in never joined the bridges: {seen.get('standin_attach_error')}"
+            )
+
+    def fortigate_holds(self, *, ports: Iterable[int] | None = None) -> dict[str, Any]:
+        """The emulator holds exactly the objects the spec names, and translates exactly the
+        spec's ports of the public IP to the VIP (``ports``: what they must be)."""
+        assert self.standin is not None
+        spec = self.spec()
+        names = spec.plan.fortios
+        want = {name for _, name in names.objects}
+        held = self.standin.objects()
+        have = {name for found in held.values() for name in found}
+        dnat = self.standin.dnat_ports()
+        expected_ports = set(spec.edge.ports if ports is None else ports)
+        if have != want:
+            raise StepFailedError(
+                f"the emulator holds {sorted(have)}, the spec names {sorted(want)}"
+            )
+        if dnat != expected_ports:
+            raise StepFailedError(
+                f"the stand-in translates ports {sorted(dnat)} to {spec.vip_address}, not "
+                f"{sorted(expected_ports)}"
+            )
+        return {"objects": held, "dnat_ports": sorted(dnat)}
+
+    def fortigate_up(self) -> None:
+        """Step 1 of the FortiGate variant: the lab up and the FortiOS objects made, the
+        stand-in joining the bridges as soon as they exist (the tier gate passes through the
+        public IP, through the emulator's DNAT)."""
+        self.first_up(around=self.attaching_standin)
+        with self.timings.step("the emulator holds the spec's objects, its DNAT the ports") as row:
+            row.figures.update(self.fortigate_holds())
+
+    def set_list(self, key: str, values: Sequence[int | str]) -> None:
+        """A list value, replacing what the key held: ``key[0]``, ``key[1]``... with ``--path``,
+        which stores a number as a number (Pulumi.yaml types ``edgePorts`` as integers and
+        refuses text)."""
+        assert self.stack is not None
+        if f"{PROJECT}:{key}" in self.stack.get_all_config():
+            self.stack.remove_config(f"{PROJECT}:{key}")
+        for index, value in enumerate(values):
+            self.set(f"{key}[{index}]", str(value))
+
+    def restore(self, key: str, original: auto.ConfigValue | None) -> None:
+        """A key back to what it was: a list (its JSON text), another value, or not set."""
+        if original is not None and original.value.lstrip().startswith("["):
+            self.set_list(key, json.loads(original.value))
+        else:
+            self.set_or_remove(key, original)
+
+    def public_answer(self, port: int, timeout: float = 5.0) -> str:
+        """What a port of the public IP says to this client: an HTTP status, ``refused`` or
+        ``timeout`` (443 speaks TLS, not verified: the lab's certificate is its own)."""
+        import http.client
+
+        host = str(self.spec().public_address)
+        conn = (
+            http.client.HTTPSConnection(host, port, timeout=timeout, context=unverified_context())
+            if port == 443
+            else http.client.HTTPConnection(host, port, timeout=timeout)
+        )
+        try:
+            conn.request("GET", "/")
+            return str(conn.getresponse().status)
+        except ConnectionRefusedError:
+            return "refused"
+        except TimeoutError:
+            return "timeout"
+        except OSError as exc:
+            return f"error: {exc}"
+        finally:
+            conn.close()
+
+    def edge_ports_change(self) -> None:
+        """``edgePorts`` without 80, then back, each ``up`` with the probe on 443 running: the
+        VIP of 80 goes and comes (the group and the policy stop naming it before its delete),
+        HAProxy's bind with it, and 443 keeps answering."""
+        assert self.stack is not None
+        spec = self.spec()
+        original = self.stack.get_all_config().get(f"{PROJECT}:edgePorts")
+        kept = [p for p in spec.edge.ports if p != 80]
+        if len(kept) == len(spec.edge.ports) or 443 not in kept:
+            raise StepFailedError(f"edgePorts {list(spec.edge.ports)}: no 80 to drop beside 443")
+        # (label, the change, the ports then, what port 80 of the public IP may answer then)
+        changes: list[tuple[str, Callable[[], None], Sequence[int], set[str]]] = [
+            ("edgePorts without 80", lambda: self.set_list("edgePorts", kept), kept, {"refused"}),
+            ("edgePorts back", lambda: self.restore("edgePorts", original), spec.edge.ports,
+             {"200", "301"}),
+        ]  # fmt: skip
+        for label, change, ports, port80 in changes:
+            with self.timings.step(f"{label}: pulumi up, probe running") as row:
+                change()
+                with self.serving(row) as probe_cfg:
+                    self.up()
+                    row.figures.update(self.fortigate_holds(ports=ports))
+                    answer = self.public_answer(80)
+                    row.figures["port_80"] = answer
+                self.judge_serving(label, row, probe_cfg)
+                if answer not in port80:
+                    raise StepFailedError(f"{label}: port 80 answered {answer}, not {port80}")
+
+    def allowed_sources_change(self) -> None:
+        """``edgeAllowedSources`` without this client, then back, with the probe running from
+        before the first ``up`` to after the second: the client is dropped (the VIPs still
+        translate; the policy no longer matches), then served again."""
+        assert self.stack is not None
+        original = self.stack.get_all_config().get(f"{PROJECT}:edgeAllowedSources")
+        label = "edgeAllowedSources without the client, then back"
+        with self.timings.step(f"{label}: 2 x pulumi up, probe running") as row:
+            with self.serving(row):
+                started = time.monotonic()
+                self.set_list("edgeAllowedSources", [NOT_THE_CLIENT])
+                self.up()
+                row.figures["up_without_s"] = round(time.monotonic() - started, 1)
+                row.figures["without"] = self.fortigate_holds()
+                answer = self.public_answer(80, timeout=3.0)
+                row.figures["port_80_without"] = answer
+                if answer != "timeout":
+                    raise StepFailedError(f"{label}: a client left out got {answer}, not dropped")
+                started = time.monotonic()
+                self.restore("edgeAllowedSources", original)
+                self.up()
+                row.figures["up_back_s"] = round(time.monotonic() - started, 1)
+                row.figures["back"] = self.fortigate_holds()
+                row.figures["served_again_after_s"] = self.wait_served(30.0)
+            say_probe(label, row.figures["probe"])
+
+    def wait_served(self, timeout: float) -> float:
+        """Seconds until port 443 of the public IP answers 200 again (StepFailedError after
+        ``timeout``)."""
+        start = time.monotonic()
+        answer = ""
+        while time.monotonic() - start < timeout:
+            answer = self.public_answer(443, timeout=3.0)
+            if answer == "200":
+                return round(time.monotonic() - start, 1)
+            time.sleep(0.5)
+        raise StepFailedError(f"the public IP's 443 said {answer}, not 200, for {timeout:.0f} s")
+
+    def destroy_fortigate(self) -> None:
+        """``destroy``, then no object of the lab in the emulator and no DNAT, then the
+        stand-in stopped and nothing of the lab left."""
+        self.destroy()
+        assert self.standin is not None
+        with self.timings.step("the emulator holds none of the lab's objects, no DNAT") as row:
+            held = self.standin.objects()
+            dnat = sorted(self.standin.dnat_ports())
+            row.figures.update(objects=held, dnat_ports=dnat)
+            if held or dnat:
+                raise StepFailedError(f"left in the emulator: {held}, DNAT of ports {dnat}")
+        with self.timings.step("FortiGate stand-in stopped, removed"):
+            self.stop_standin()
+        self.nothing_left()
+
+    def stop_standin(self) -> None:
+        """The stand-in gone (its files kept in the reports); StepFailedError when something
+        of it is left."""
+        if self.standin is None:
+            return
+        standin, self.standin = self.standin, None
+        left = standin.stop()
+        for path in (standin.plan.state_file, standin.plan.log_file,
+                     standin.plan.folder / "fortigate.nft"):  # fmt: skip
+            if path.is_file():
+                shutil.copy(path, self.reports / f"fortigate-{path.name}")
+        if left:
+            raise StepFailedError(f"the stand-in left {left}")
+
     def destroy_and_check(self) -> None:
         """Step 8: destroy, and prove nothing of the lab is left."""
+        self.destroy()
+        self.nothing_left()
+
+    def destroy(self) -> None:
+        """``pulumi destroy``; the stack is gone (the clean-up has nothing to destroy)."""
         assert self.stack is not None
         with self.timings.step("pulumi destroy"):
             self.operation("destroy")
+        self.stack = None
+
+    def nothing_left(self) -> None:
+        """No domain, network, pool, volume file, bridge or tap of the lab is left."""
         with self.timings.step("nothing left (virsh, pool folder, bridges)") as row:
             left = self.left_behind()
             row.figures["left"] = left
             if left:
                 raise StepFailedError(f"left behind: {left}")
-        self.stack = None
 
     def left_behind(self) -> list[str]:
         """Every object, volume file or bridge of the lab that still exists."""
@@ -620,7 +956,7 @@ class E2eRun:
     def cleanup(self) -> None:
         """On any exit: destroy what is still deployed, else remove the lab's objects by name."""
         if self.stack is not None:
-            print("e2e: cleanup: pulumi destroy of the e2e stack", flush=True)
+            print(f"e2e: cleanup: pulumi destroy of the {self.stack_name} stack", flush=True)
             for lock in (self.state / ".pulumi" / "locks").rglob("*.json"):
                 lock.unlink()
             try:
@@ -630,6 +966,10 @@ class E2eRun:
                 print(f"e2e: cleanup: destroy failed ({first_line(exc)}): removing by name")
         for line in reclaim(self.uri, self.lab_name, {}):
             print(f"e2e: cleanup: {line}", flush=True)
+        try:
+            self.stop_standin()  # after the destroy, which needed it
+        except (StepFailedError, StandInError, OSError) as exc:
+            print(f"e2e: cleanup: {exc}", flush=True)
         if self.keep:
             print(f"e2e: kept {self.work}")
         else:
@@ -647,6 +987,69 @@ def run(args: argparse.Namespace) -> int:
     passed = False
     # A TERM (halab.e2e.launch forwards its own) unwinds like Ctrl-C, so the clean-up below runs.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        fortigate = is_fortigate(e2e.stack_name)
+        steps = fortigate_steps(e2e, args) if fortigate else linux_steps(e2e, args)
+        # A slower machine on purpose, beside every step (none by default).
+        with busy_loops(args.cpu_hogs, OPERATION_TIMEOUT_S["up"] * 8, reports / "cpu-hogs.log"):
+            if args.cpu_hogs:
+                e2e.timings.info(f"{args.cpu_hogs} busy loop(s) beside the VMs, all along", 0.0)
+            for step in steps:
+                step()
+        passed = True
+    except (
+        StepFailedError,
+        StandInError,
+        VmLabError,
+        BaselineError,
+        OperationTimeoutError,
+        auto.CommandError,
+        subprocess.CalledProcessError,
+    ) as exc:
+        if isinstance(exc, auto.CommandError):
+            (reports / "failed-command.txt").write_text(str(exc), encoding="utf-8")
+            for line in engine_errors(exc):
+                print(f"e2e: FAILED: {line}", file=sys.stderr, flush=True)
+        else:
+            print(f"e2e: FAILED: {exc}", file=sys.stderr, flush=True)
+    finally:
+        e2e.cleanup()
+        e2e.timings.write(reports, e2e.stack_name, passed)
+        print(e2e.timings.table(), flush=True)
+    print(f"e2e: {'PASSED' if passed else 'FAILED'}; reports in {reports}", flush=True)
+    return 0 if passed else 1
+
+
+def is_fortigate(stack: str, project_dir: Path = REPO_ROOT) -> bool:
+    """Whether the stack's edge is a FortiGate (the run then brings its stand-in)."""
+    return stack_spec(stack, project_dir).edge.kind is EdgeKind.FORTIGATE
+
+
+def fortigate_steps(e2e: E2eRun, args: argparse.Namespace) -> list[Callable[[], None]]:
+    """The run of a stack with ``edge: fortigate`` (dev): the stand-in, the networks, ``up``,
+    no perpetual diff, the drill, a change of ``edgePorts`` and of ``edgeAllowedSources``, each
+    and back, ``destroy`` with nothing left in the emulator, then nothing of the lab."""
+    optional: list[tuple[str, Callable[[], None]]] = [
+        ("no-diff", e2e.no_perpetual_diff),
+        ("drill", lambda: _timed(e2e, "drill (round robin, virsh destroy of the master, restore)",
+                                 lambda: e2e.check("round-robin,lb-hard-failure,restore"))),
+        ("edge-ports", e2e.edge_ports_change),
+        ("edge-sources", e2e.allowed_sources_change),
+    ]  # fmt: skip
+    unknown = set(args.skip) - {name for name, _ in optional}
+    if unknown:
+        raise SystemExit(f"e2e: --skip {','.join(sorted(unknown))}: not a step of this run")
+    return [
+        e2e.prepare,
+        e2e.start_standin,
+        e2e.fortigate_up,
+        *(step for name, step in optional if name not in args.skip),
+        e2e.destroy_fortigate,
+    ]
+
+
+def linux_steps(e2e: E2eRun, args: argparse.Namespace) -> list[Callable[[], None]]:
+    """The run of the e2e stack (the Linux edge): every step of the module's docstring."""
     web1 = "hosts[2]"  # Pulumi.e2e.yaml: lb-1, lb-2, web-1
     optional: list[tuple[str, Callable[[], None]]] = [
         ("no-diff", e2e.no_perpetual_diff),
@@ -666,40 +1069,12 @@ def run(args: argparse.Namespace) -> int:
     # The sweeps run only when asked for (their values are the list of what to measure).
     sweeps = {"advert-sweep": args.advert_sweep, "fast-detection-sweep": args.fast_detection_sweep}
     skip = set(args.skip) | {name for name, values in sweeps.items() if not values}
-    steps: list[Callable[[], None]] = [
+    return [
         e2e.prepare,
         e2e.first_up,
         *(step for name, step in optional if name not in skip),
         e2e.destroy_and_check,
     ]
-    try:
-        # A slower machine on purpose, beside every step (none by default).
-        with busy_loops(args.cpu_hogs, OPERATION_TIMEOUT_S["up"] * 8, reports / "cpu-hogs.log"):
-            if args.cpu_hogs:
-                e2e.timings.info(f"{args.cpu_hogs} busy loop(s) beside the VMs, all along", 0.0)
-            for step in steps:
-                step()
-        passed = True
-    except (
-        StepFailedError,
-        VmLabError,
-        BaselineError,
-        OperationTimeoutError,
-        auto.CommandError,
-        subprocess.CalledProcessError,
-    ) as exc:
-        if isinstance(exc, auto.CommandError):
-            (reports / "failed-command.txt").write_text(str(exc), encoding="utf-8")
-            for line in engine_errors(exc):
-                print(f"e2e: FAILED: {line}", file=sys.stderr, flush=True)
-        else:
-            print(f"e2e: FAILED: {exc}", file=sys.stderr, flush=True)
-    finally:
-        e2e.cleanup()
-        e2e.timings.write(reports, STACK, passed)
-        print(e2e.timings.table(), flush=True)
-    print(f"e2e: {'PASSED' if passed else 'FAILED'}; reports in {reports}", flush=True)
-    return 0 if passed else 1
 
 
 def _timed(e2e: E2eRun, name: str, action: Callable[[], None]) -> None:

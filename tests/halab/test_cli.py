@@ -66,9 +66,11 @@ def test_pulumi_and_e2e_pass_every_argument_on(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(up, "exec_pulumi", record)
     releases: list[str | None] = []
+    edges: list[str] = []
 
-    def record_e2e(args: Sequence[str], *, image_release: str | None) -> int:
+    def record_e2e(args: Sequence[str], *, image_release: str | None, edge: str) -> int:
         releases.append(image_release)
+        edges.append(edge)
         return record("e2e", args)
 
     monkeypatch.setattr(launch, "launch", record_e2e)
@@ -76,12 +78,16 @@ def test_pulumi_and_e2e_pass_every_argument_on(monkeypatch: pytest.MonkeyPatch) 
     assert main(["e2e", "--skip", "drift,interrupt", "--advert-sweep", "250"]) == 0
     # The image's release is the launcher's own option; the rest still goes on to the run.
     assert main(["e2e", "--image-release", "trixie", "--skip", "drift"]) == 0
+    # So is the edge (which stack the run drives).
+    assert main(["e2e", "--edge", "fortigate", "--skip", "drill"]) == 0
     assert seen == [
         ("local", ["preview", "--diff", "--", "-x"]),
         ("e2e", ["--skip", "drift,interrupt", "--advert-sweep", "250"]),
         ("e2e", ["--skip", "drift"]),
+        ("e2e", ["--skip", "drill"]),
     ]
-    assert releases == [None, "trixie"]
+    assert releases == [None, "trixie", None]
+    assert edges == ["linux", "linux", "fortigate"]
     with pytest.raises(SystemExit):
         main(["e2e", "--image-release", "buster"])
     # Any other command still refuses an argument it does not know.

@@ -94,3 +94,23 @@ def test_a_run_past_its_limit_is_told_to_stop_then_killed(monkeypatch: pytest.Mo
     rc = launch._run_forwarding_signals([sys.executable, "-c", child], dict(os.environ), 0.3)
     assert rc == 128 + signal.SIGTERM
     assert time.monotonic() - t0 < 10.0
+
+
+def test_the_fortigate_edge_runs_the_dev_stack_into_its_own_reports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from halab.cli import build_parser
+
+    monkeypatch.delenv("HA_WEB_LAB_E2E_REPORTS", raising=False)
+    monkeypatch.delenv("HA_WEB_LAB_E2E_KEEP", raising=False)
+    argv = launch.run_argv("qemu:///x", [Path("d"), Path("k"), Path("i")], [], edge="fortigate")
+    assert argv[argv.index("--reports") + 1] == str(launch.REPO / "reports" / "e2e-fortigate")
+    args = build_parser().parse_args(argv[3:])
+    assert (args.command, args.stack) == ("e2e-run", "dev")
+    plain = build_parser().parse_args(launch.run_argv("qemu:///x", [Path("d")] * 3, [])[3:])
+    assert plain.stack == "e2e"
+    launcher, extra = build_parser().parse_known_args(
+        ["e2e", "--edge", "fortigate", "--skip", "drill"]
+    )
+    assert (launcher.edge, extra) == ("fortigate", ["--skip", "drill"])
+    assert build_parser().parse_args(["e2e"]).edge == "linux"

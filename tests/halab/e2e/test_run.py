@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -157,3 +158,74 @@ def test_a_refresh_that_read_a_seed_iso_cut_short_runs_once_more_and_says_so() -
     with pytest.raises(auto.CommandError):
         e2e.refresh()
     assert ran == ["refresh"] and not e2e.timings.steps
+
+
+def test_probe_figures_say_when_the_failed_requests_were_sent() -> None:
+    samples = [
+        Sample(seq=i, t=10.0 + i * 0.5, latency=0.01, outcome=TIMEOUT if i in {2, 5} else OK)
+        for i in range(8)
+    ]
+    figures = run.probe_figures(samples)
+    assert (figures["failed_from_s"], figures["failed_until_s"]) == (1.0, 2.5)
+    assert figures["outcomes"] == {OK: 6, TIMEOUT: 2}
+    assert run.probe_figures(samples[:2])["failed_from_s"] is None
+
+
+def test_another_stack_runs_on_the_e2e_stack_s_machine_settings() -> None:
+    overrides = run.machine_overrides(Path(run.REPO_ROOT) / "Pulumi.e2e.yaml")
+    # The e2e stack's VMs, as this machine runs them; not its lab's shape.
+    assert overrides["domainType"] == "qemu"
+    assert overrides["installPackages"] == "false"
+    assert overrides["defaultMemoryMib"] == "512"
+    assert not {"edge", "zones", "hosts"} & set(overrides)
+
+
+def test_a_machine_setting_is_one_value(tmp_path: Path) -> None:
+    stack = tmp_path / "Pulumi.x.yaml"
+    stack.write_text("config:\n  ha-web-lab:vrrpRealtime: true\n  libvirt:uri: qemu:///x\n")
+    assert run.machine_overrides(stack) == {"vrrpRealtime": "true"}
+    stack.write_text("config:\n  ha-web-lab:sshPublicKeys: [a]\n")
+    with pytest.raises(ValueError, match="sshPublicKeys"):
+        run.machine_overrides(stack)
+
+
+def test_the_dev_stack_brings_the_fortigate_stand_in() -> None:
+    assert run.is_fortigate("dev")
+    assert not run.is_fortigate("e2e")
+
+
+def _fortigate_run(skip: list[str]) -> tuple[run.E2eRun, list[Any]]:
+    e2e = run.E2eRun.__new__(run.E2eRun)
+    args = argparse.Namespace(skip=skip)
+    return e2e, run.fortigate_steps(e2e, args)
+
+
+def test_the_fortigate_run_s_steps_in_order() -> None:
+    _e2e, steps = _fortigate_run([])
+    names = [getattr(s, "__name__", "lambda") for s in steps]
+    assert names == [
+        "prepare", "start_standin", "fortigate_up", "no_perpetual_diff", "<lambda>",
+        "edge_ports_change", "allowed_sources_change", "destroy_fortigate",
+    ]  # fmt: skip
+    _e2e, fewer = _fortigate_run(["drill", "edge-sources"])
+    assert [getattr(s, "__name__", "lambda") for s in fewer] == [
+        "prepare", "start_standin", "fortigate_up", "no_perpetual_diff", "edge_ports_change",
+        "destroy_fortigate",
+    ]  # fmt: skip
+    with pytest.raises(SystemExit, match="scale-out"):
+        _fortigate_run(["scale-out"])
+
+
+def test_a_list_is_set_item_by_item_and_restored_as_it_was() -> None:
+    e2e = run.E2eRun.__new__(run.E2eRun)
+    stack = _FakeStack({"vip": "10.0.1.100", "edgeAllowedSources": '["0.0.0.0/0"]'})
+    e2e.stack = stack  # type: ignore[assignment]
+    e2e.set_list("edgePorts", [443])
+    assert {k: v.value for k, v in stack.config.items() if "edgePorts" in k} == {
+        "ha-web-lab:edgePorts[0]": "443"
+    }
+    original = stack.get_all_config()["ha-web-lab:edgeAllowedSources"]
+    e2e.set_list("edgeAllowedSources", ["198.51.100.0/24", "192.0.2.0/24"])
+    assert "ha-web-lab:edgeAllowedSources" not in stack.config  # the old value went first
+    e2e.restore("edgeAllowedSources", original)
+    assert stack.config["ha-web-lab:edgeAllowedSources[0]"].value == "0.0.0.0/0"
