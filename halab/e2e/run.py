@@ -27,8 +27,8 @@ is a FortiGate, on the e2e stack's machine settings (:func:`machine_overrides`).
 FortiOS emulator plays the FortiGate on the lab's bridges (:mod:`halab.e2e.standin`): its
 namespace and emulator first, then ``up``, during which the stand-in's legs join the zones'
 bridges as soon as the networks exist (:meth:`E2eRun.attaching_standin`); then no perpetual
-diff, the drill through the
-public IP (through the emulator's DNAT), ``edgePorts`` without 80 and back and
+diff, the drill through the public IP (through the emulator's DNAT), ``edgePorts`` without 80
+and back and
 ``edgeAllowedSources`` without the client and back (each with the probe running), ``destroy``,
 no object of the lab left in the emulator and no DNAT, the stand-in gone, nothing of the lab left
 (:func:`fortigate_steps`).
@@ -57,6 +57,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pulumi import automation as auto
 
 from halab.drills import analysis
@@ -162,8 +163,6 @@ def config_text(value: Any) -> str:
 def machine_overrides(stack_file: Path) -> dict[str, str]:
     """The e2e stack's settings of this machine's VMs (domain type, memory, the image's packages,
     timers and checks for emulated guests): every key of its file but the lab's shape."""
-    import yaml
-
     raw = yaml.safe_load(stack_file.read_text(encoding="utf-8")).get("config") or {}
     out: dict[str, str] = {}
     for full_key, value in raw.items():
