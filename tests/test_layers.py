@@ -42,11 +42,11 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "machine": BASE,
     "fortigate": BASE,
     "components": BASE | {"render"},
-    "nslab": BASE | {"render", "target"},
+    "nslab": BASE | {"render", "target", "fortigate"},
     "vmlab": BASE | {"target", "machine"},
     "drills": BASE | {"target"},
     "bench": BASE | {"render", "target", "nslab", "drills"},
-    "e2e": BASE | {"target", "machine", "vmlab", "drills"},
+    "e2e": BASE | {"target", "machine", "vmlab", "drills", "fortigate"},
     "entry": frozenset(
         {"plumbing", "model", "render", "target", "machine", "fortigate", "nslab", "vmlab"}
         | {"drills", "bench", "e2e"}

@@ -9,5 +9,5 @@ replace, drift, interrupt, destroy), ``watchdog.py`` (every operation bounded), 
 command line. The lab it deploys and drills is :mod:`halab.vmlab`.
 
 May import: halab.plumbing, halab.model, halab.target, halab.machine, halab.vmlab,
-halab.drills.
+halab.drills, halab.fortigate (its stand-in runs the emulator: :mod:`halab.fortigate.site`).
 """

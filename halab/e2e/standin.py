@@ -23,7 +23,6 @@ import json
 import re
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
@@ -32,14 +31,13 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
+from halab.fortigate.site import FORTIGATE_API_PORT, EmulatorSite
 from halab.model.roles import ZoneName
 from halab.model.sections import EdgeKind
 from halab.model.spec import LabSpec
 from halab.plumbing import netns, procs
 
 REPO = Path(__file__).resolve().parents[2]
-#: The port of a FortiGate's HTTPS admin access, when ``fortigateHost`` names none.
-FORTIGATE_API_PORT = 443
 #: Linux's longest interface name.
 IFNAME_MAX = 15
 #: How long the emulator may take to listen (its CA is made at its first start).
@@ -66,17 +64,13 @@ class StandInPort:
 
 
 @dataclass(frozen=True)
-class StandInPlan:
-    """Everything the stand-in makes, from the spec (no I/O)."""
+class StandInPlan(EmulatorSite):
+    """Everything the stand-in makes, from the spec (no I/O): the emulator's site (where it
+    listens, its folder of state, CA and token), its namespace and legs."""
 
     netns: str
     wan: StandInPort
     dmz: StandInPort
-    #: Where the emulator listens (``fortigateHost``).
-    listen: IPv4Address
-    port: int
-    #: The emulator's state, CA and token.
-    folder: Path
     #: What its VIPs translate to (the LBs' VIP), and how the lab's FortiOS objects' names
     #: begin (``fortigateNamePrefix`` or the lab's name, and a ``-``).
     vip: IPv4Address
@@ -86,41 +80,6 @@ class StandInPlan:
     def ports(self) -> tuple[StandInPort, StandInPort]:
         """Both legs, WAN first."""
         return (self.wan, self.dmz)
-
-    @property
-    def hostname(self) -> str:
-        """What the provider's ``hostname`` gets (``fortigateHost``)."""
-        ip = str(self.listen)
-        return ip if self.port == FORTIGATE_API_PORT else f"{ip}:{self.port}"
-
-    @property
-    def state_file(self) -> Path:
-        """The emulator's configuration (what the provider made)."""
-        return self.folder / "fortigate.json"
-
-    @property
-    def ca_file(self) -> Path:
-        """The throwaway CA that signs the emulator's certificate (``fortigateCaBundleFile``)."""
-        return self.folder / "fortigate-tls" / "ca.pem"
-
-    @property
-    def token_file(self) -> Path:
-        """The API token the emulator makes at its first start (``fortigateToken``)."""
-        return self.folder / "fortigate-tls" / "token"
-
-    @property
-    def log_file(self) -> Path:
-        """The emulator's output."""
-        return self.folder / "fortigate-emulator.log"
-
-    def emulator_argv(self) -> list[str]:
-        """The emulator's command line (run inside the stand-in's namespace)."""
-        ports = [f"--interface={p.fortios}={p.fortios}" for p in self.ports]
-        return [
-            sys.executable, "-m", "halab", "fortigate-emulator",
-            "--listen", f"{self.listen}:{self.port}", "--state", str(self.state_file),
-            "--interface=any", *ports, "--apply-nft",
-        ]  # fmt: skip
 
 
 def _ifname_ok(name: str) -> bool:
@@ -189,6 +148,8 @@ def standin_plan(spec: LabSpec, folder: Path) -> StandInPlan:
         dmz=dmz_port,
         listen=listen,
         port=int(port) if port else FORTIGATE_API_PORT,
+        # Each FortiOS port is the namespace's interface of the same name.
+        interfaces=tuple((p.fortios, p.fortios) for p in (wan, dmz_port)),
         folder=folder,
         vip=spec.vip_address,
         object_prefix=f"{spec.plan.fortios.prefix}-",
@@ -253,9 +214,7 @@ class FortiGateStandIn:
                     inner.link("set", index=index, state="up")
             self._in_netns(["/usr/sbin/sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
             plan.folder.mkdir(parents=True, exist_ok=True)
-            argv = procs.nsexec_argv(
-                plan.emulator_argv(), net=plan.netns, env={"PYTHONPATH": str(REPO)}
-            )
+            argv = procs.nsexec_argv(plan.argv(), net=plan.netns, env={"PYTHONPATH": str(REPO)})
             pid = procs.spawn(argv, plan.log_file)
             self.emulator = (pid, procs.starttime(pid))
             self._wait_listening(LISTEN_TIMEOUT_S)

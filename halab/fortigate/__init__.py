@@ -14,8 +14,11 @@ Owns:
 - :mod:`halab.fortigate.tls`: a throwaway CA and a server certificate signed by it.
 - :mod:`halab.fortigate.nft`: with ``--apply-nft``, its VIPs and policies as nftables rules,
   loaded after every change (``fortigate.nft.j2``).
+- :mod:`halab.fortigate.site`: one emulator where a lab runs it (its address, files and command
+  line), for the namespace lab's edge and the e2e's stand-in.
 
-It runs where a FortiGate would (the lab's edge), beside the labs, never inside them.
+It runs where a FortiGate would (the lab's edge), beside the labs, never inside them; the labs
+start it as a process, and may read :mod:`halab.fortigate.site` to know where it is.
 
 May import: halab.plumbing, halab.model.
 """

@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from halab.fortigate import EMULATOR_NOTICE, schema
 from halab.fortigate.errors import FortiOSError, unproven
 from halab.fortigate.nft import Forwarding, NftApplier, parse_interface
+from halab.fortigate.site import TLS_DIR
 from halab.fortigate.store import DEFAULT_INTERFACES, Store
 from halab.fortigate.tls import make_ca_and_server_cert
 
@@ -323,7 +324,7 @@ def _interface(text: str) -> tuple[str, str | None]:
 def _run(args: argparse.Namespace) -> int:
     state = Path(args.state) if args.state else None
     host, port = args.listen
-    tls_dir = Path(args.tls_dir or (state.parent if state else Path.cwd()) / "fortigate-tls")
+    tls_dir = Path(args.tls_dir or (state.parent if state else Path.cwd()) / TLS_DIR)
     tls_dir.mkdir(parents=True, exist_ok=True)
     ca, cert, key = (tls_dir / n for n in ("ca.pem", "server.pem", "server.key"))
     if not (ca.exists() and cert.exists() and key.exists()):
@@ -393,7 +394,7 @@ def add_fortigate_command(sub: Any) -> None:
         "--tls-dir",
         default=None,
         metavar="DIR",
-        help="CA, certificate and token (default: fortigate-tls/ beside the state)",
+        help=f"CA, certificate and token (default: {TLS_DIR}/ beside the state)",
     )
     command.add_argument(
         "--token-file",

@@ -16,5 +16,6 @@ Owns:
 
 Nothing here imports Pulumi or the drills.
 
-May import: halab.plumbing, halab.model, halab.render, halab.target.
+May import: halab.plumbing, halab.model, halab.render, halab.target, halab.fortigate (where the
+emulator it runs on a FortiGate stack's edge keeps its files: :mod:`halab.fortigate.site`).
 """

@@ -27,7 +27,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
+from halab.fortigate.site import EMULATOR_COMMAND, FORTIGATE_API_PORT, EmulatorSite
 from halab.model.drill_settings import TargetKind
 from halab.model.plan import ResolvedHost
 from halab.model.roles import PATHS, Role, ZoneName, lab_binaries
@@ -74,50 +74,12 @@ class LabError(RuntimeError):
     """The lab cannot do what was asked; the message says why and what to do."""
 
 
-#: The port of a FortiGate's HTTPS admin access, when ``fortigateHost`` names none.
-FORTIGATE_API_PORT = 443
-EMULATOR = "fortigate-emulator"
-
-
 @dataclass(frozen=True)
-class EmulatedFortiGate:
-    """The FortiGate emulator the edge namespace runs: where it listens, which Linux interface
-    each FortiOS port stands for, and the folder of its state, CA and token."""
+class EmulatedFortiGate(EmulatorSite):
+    """The FortiGate emulator the edge namespace runs (:class:`EmulatorSite`), and the address it
+    listens on as the edge's public leg holds it."""
 
     address: IPv4Interface
-    port: int
-    #: (FortiOS port, Linux interface of the edge namespace)
-    interfaces: tuple[tuple[str, str], ...]
-    folder: Path
-
-    @property
-    def hostname(self) -> str:
-        """What the provider's ``hostname`` gets (FortiOS's own port needs no ``:443``)."""
-        ip = str(self.address.ip)
-        return ip if self.port == FORTIGATE_API_PORT else f"{ip}:{self.port}"
-
-    @property
-    def state_file(self) -> Path:
-        """The emulator's configuration, kept across its restarts (a drill may kill the edge)."""
-        return self.folder / "fortigate.json"
-
-    @property
-    def ca_file(self) -> Path:
-        """The throwaway CA that signs the emulator's certificate (the provider's CA bundle)."""
-        return self.folder / "fortigate-tls" / "ca.pem"
-
-    @property
-    def token_file(self) -> Path:
-        """The API token the emulator makes at its first start."""
-        return self.folder / "fortigate-tls" / "token"
-
-    def argv(self) -> list[str]:
-        """The emulator's command line (run inside the edge namespace)."""
-        ports = [f"--interface={name}={ifname}" for name, ifname in self.interfaces]
-        return [
-            sys.executable, "-m", "halab", EMULATOR, "--listen", f"{self.address.ip}:{self.port}",
-            "--state", str(self.state_file), "--interface=any", *ports, "--apply-nft",
-        ]  # fmt: skip
 
 
 def emulated_fortigate(spec: LabSpec, folder: Path) -> EmulatedFortiGate:
@@ -147,6 +109,7 @@ def emulated_fortigate(spec: LabSpec, folder: Path) -> EmulatedFortiGate:
     if settings.wan_interface == settings.dmz_interface:
         raise LabError("fortigateWanInterface and fortigateDmzInterface must differ")
     return EmulatedFortiGate(
+        listen=address,
         address=IPv4Interface(f"{address}/{public.network.prefixlen}"),
         port=int(port) if port else FORTIGATE_API_PORT,
         interfaces=((settings.wan_interface, public.ifname), (settings.dmz_interface, dmz.ifname)),
@@ -315,7 +278,12 @@ class NamespaceLab(SpecDrillTarget):
                 self.fortigate.argv(), net=place.netns, env={"PYTHONPATH": str(REPO_ROOT)}
             )
             found.append(
-                Recipe(host.name, EMULATOR, tuple(argv), str(place.logs / f"{EMULATOR}.log"))
+                Recipe(
+                    host.name,
+                    EMULATOR_COMMAND,
+                    tuple(argv),
+                    str(place.logs / f"{EMULATOR_COMMAND}.log"),
+                )
             )
         return found
 
@@ -469,8 +437,8 @@ class NamespaceLab(SpecDrillTarget):
             commands.append(procs.nsexec_argv(["/usr/sbin/nft", "-f", nft], net=ns))
         procs.run_all(commands)
         if self.fortigate is not None:
-            step(f"edge: {EMULATOR} on https://{self.fortigate.hostname} (--apply-nft)")
-            self.start(self.daemon("edge", EMULATOR))
+            step(f"edge: {EMULATOR_COMMAND} on https://{self.fortigate.hostname} (--apply-nft)")
+            self.start(self.daemon("edge", EMULATOR_COMMAND))
         step("web nodes: uvicorn + nginx; LBs: haproxy")
         for host in (*self.webs, *self.lbs):
             for d in self.daemons(host):
@@ -493,7 +461,7 @@ class NamespaceLab(SpecDrillTarget):
         for backup in backups:
             self.start(self.daemon(backup.name, "keepalived"))
         if self.fortigate is not None:
-            self._wait(self.fortigate_listens, timeout, f"{EMULATOR} to listen", "edge")
+            self._wait(self.fortigate_listens, timeout, f"{EMULATOR_COMMAND} to listen", "edge")
         gets = "the VIP answers the edge" if self.fortigate else "client gets 200"
         step(f"waiting for readiness: every backend UP in every HAProxy, {gets}")
         self.wait_ready(timeout)
@@ -521,7 +489,7 @@ class NamespaceLab(SpecDrillTarget):
 
     def _check_daemons(self) -> None:
         """Fail fast, with the daemon's log, when one exits while the lab starts."""
-        daemons = {"devlog", "haproxy", "keepalived", "nginx", "uvicorn", EMULATOR}
+        daemons = {"devlog", "haproxy", "keepalived", "nginx", "uvicorn", EMULATOR_COMMAND}
         latest: dict[tuple[str, str], ProcRecord] = {}
         for p in self.state.processes:
             if p.name in daemons:

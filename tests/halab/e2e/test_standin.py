@@ -66,7 +66,7 @@ def test_the_dev_stack_s_stand_in_plays_its_fortigate_on_its_bridges() -> None:
 
 
 def test_the_emulator_forwards_by_what_it_was_told_on_the_stand_in_s_ports() -> None:
-    argv = standin_plan(stack_spec("dev"), Path("/f")).emulator_argv()
+    argv = standin_plan(stack_spec("dev"), Path("/f")).argv()
     assert argv[1:4] == ["-m", "halab", "fortigate-emulator"]
     assert argv[argv.index("--listen") + 1] == "203.0.113.2:443"
     assert argv[argv.index("--state") + 1] == "/f/fortigate.json"

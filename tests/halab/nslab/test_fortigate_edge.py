@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from halab.fortigate.site import EMULATOR_COMMAND
 from halab.model.spec import LabSpec
 from halab.model.stackconfig import read_stack
-from halab.nslab.lab import EMULATOR, LabError, NamespaceLab, emulated_fortigate, lab_spec
+from halab.nslab.lab import LabError, NamespaceLab, emulated_fortigate, lab_spec
 
 
 def _spec(**overrides: object) -> LabSpec:
@@ -22,7 +23,7 @@ def test_the_dev_edge_emulates_its_fortigate_on_fortigate_host() -> None:
     assert lab.fortigate.hostname == "203.0.113.2"
     assert lab.fortigate.interfaces == (("port1", "public"), ("port2", "dmz"))
     (edge_daemon,) = lab.daemons(lab.spec.plan.host("edge"))
-    assert edge_daemon.name == EMULATOR
+    assert edge_daemon.name == EMULATOR_COMMAND
     argv = list(edge_daemon.argv)
     assert argv[argv.index("--net") + 1] == "/run/netns/hwl-dev-edge"
     assert "--apply-nft" in argv and "--listen" in argv
