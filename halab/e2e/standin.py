@@ -31,7 +31,7 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
-from halab.fortigate.site import FORTIGATE_API_PORT, EmulatorSite
+from halab.fortigate.site import EmulatorSite, listen_address
 from halab.model.roles import ZoneName
 from halab.model.sections import EdgeKind
 from halab.model.spec import LabSpec
@@ -93,9 +93,8 @@ def standin_plan(spec: LabSpec, folder: Path) -> StandInPlan:
         raise StandInError(f"stack {spec.stack!r}: edge is {spec.edge.kind.value!r}, not fortigate")
     settings = spec.edge.fortigate
     public, dmz = spec.zones[ZoneName.PUBLIC], spec.zones[ZoneName.DMZ]
-    text, _, port = settings.host.partition(":")
     try:
-        listen = IPv4Address(text)
+        listen, port = listen_address(settings.host)
     except ValueError:
         raise StandInError(
             f"fortigateHost {settings.host!r}: the stand-in needs an IPv4 address of the public "
@@ -147,7 +146,7 @@ def standin_plan(spec: LabSpec, folder: Path) -> StandInPlan:
         wan=wan,
         dmz=dmz_port,
         listen=listen,
-        port=int(port) if port else FORTIGATE_API_PORT,
+        port=port,
         # Each FortiOS port is the namespace's interface of the same name.
         interfaces=tuple((p.fortios, p.fortios) for p in (wan, dmz_port)),
         folder=folder,

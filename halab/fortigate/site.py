@@ -21,6 +21,13 @@ EMULATOR_COMMAND = "fortigate-emulator"
 TLS_DIR = "fortigate-tls"
 
 
+def listen_address(host: str) -> tuple[IPv4Address, int]:
+    """``fortigateHost`` as the address and port an emulator listens on (FortiOS's own HTTPS
+    port when it names none). ValueError when it names no IPv4 address."""
+    text, _, port = host.partition(":")
+    return IPv4Address(text), int(port) if port else FORTIGATE_API_PORT
+
+
 @dataclass(frozen=True)
 class EmulatorSite:
     """Where one emulator listens and keeps its files, and what its ports stand for."""

@@ -30,13 +30,13 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import Any
 
 from pyroute2 import IPRoute
 
-from halab.fortigate.site import EMULATOR_COMMAND, FORTIGATE_API_PORT, EmulatorSite
+from halab.fortigate.site import EMULATOR_COMMAND, EmulatorSite, listen_address
 from halab.model.drill_settings import TargetKind
 from halab.model.plan import ResolvedHost
 from halab.model.roles import PATHS, Role, ZoneName, lab_binaries
@@ -89,9 +89,8 @@ def emulated_fortigate(spec: LabSpec, folder: Path) -> EmulatedFortiGate:
     settings = spec.edge.fortigate
     edge = spec.plan.host("edge")
     public, dmz = edge.leg(ZoneName.PUBLIC), edge.leg(ZoneName.DMZ)
-    text, _, port = settings.host.partition(":")
     try:
-        address = IPv4Address(text)
+        address, port = listen_address(settings.host)
     except ValueError:
         raise LabError(
             f"fortigateHost {settings.host!r}: the emulator needs an IPv4 address of the public "
@@ -111,7 +110,7 @@ def emulated_fortigate(spec: LabSpec, folder: Path) -> EmulatedFortiGate:
     return EmulatedFortiGate(
         listen=address,
         address=IPv4Interface(f"{address}/{public.network.prefixlen}"),
-        port=int(port) if port else FORTIGATE_API_PORT,
+        port=port,
         interfaces=((settings.wan_interface, public.ifname), (settings.dmz_interface, dmz.ifname)),
         folder=folder,
     )
